@@ -1,0 +1,110 @@
+"""Settings for quizbot, read once from the environment (and an optional `.env` file).
+
+Every variable is documented in the README. An invalid value stops the program at
+start with a message that names the variable (see `load_settings`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Return `url` with the asyncpg driver: `postgres://` and `postgresql://` are accepted.
+
+    Raises:
+        ValueError: the URL is not a PostgreSQL URL.
+    """
+    url = url.strip()
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError(
+        "must be a PostgreSQL URL starting with postgresql+asyncpg://, postgresql:// or postgres://"
+    )
+
+
+class Settings(BaseSettings):
+    """quizbot's configuration; field names map to upper-case environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Unset means: start the embedded PostgreSQL (see quizbot.embedded_pg).
+    database_url: str | None = None
+    redis_url: str | None = None
+    discord_token: SecretStr | None = None
+    # Guild where slash commands are synced on start (fast); global sync is `quizbot sync`.
+    discord_dev_guild_id: int | None = None
+
+    db_pool_size: int = Field(default=10, ge=1, le=500)
+    db_max_overflow: int = Field(default=10, ge=0, le=500)
+    db_pool_timeout: float = Field(default=10.0, gt=0)
+    db_pool_recycle: int = Field(default=1800, ge=-1)
+    db_echo: bool = False
+    # asyncpg prepares every statement and keeps this many per connection.
+    # Behind PgBouncer in transaction mode set DB_PGBOUNCER=true: it turns the
+    # statement caches off, because a prepared statement lives on one server
+    # connection and PgBouncer may hand the next transaction another.
+    db_statement_cache_size: int = Field(default=500, ge=0, le=100_000)
+    db_pgbouncer: bool = False
+    db_application_name: str = "quizbot"
+    # Where the embedded PostgreSQL keeps its data; default: the user data directory.
+    embedded_pg_dir: str | None = None
+
+    log_level: LogLevel = "INFO"
+
+    @field_validator("database_url", "redis_url", "embedded_pg_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_url(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_database_url(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+def load_settings() -> Settings:
+    """Read the settings, turning pydantic's errors into one message per bad variable.
+
+    Raises:
+        ConfigError: a variable has an invalid value.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]).upper()
+            lines.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return load_settings()

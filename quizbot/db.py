@@ -1,0 +1,72 @@
+"""The engine and session factory: one engine per process, one session per unit of work."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from quizbot.config import Settings
+from quizbot.embedded_pg import start_embedded_postgres
+
+
+def database_url(settings: Settings) -> str:
+    """DATABASE_URL when set; otherwise start the embedded PostgreSQL and return its URL.
+
+    Blocking when it starts the embedded server.
+    """
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded_postgres(settings)
+
+
+def connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg connection arguments: application name and the prepared-statement caches."""
+    args: dict[str, Any] = {
+        "server_settings": {"application_name": settings.db_application_name},
+        # asyncpg's own cache of prepared statements, per connection.
+        "statement_cache_size": settings.db_statement_cache_size,
+        # SQLAlchemy's adapter keeps a second cache of prepared statements.
+        "prepared_statement_cache_size": settings.db_statement_cache_size,
+    }
+    if settings.db_pgbouncer:
+        # PgBouncer in transaction mode may run each transaction on another server
+        # connection, where a named prepared statement does not exist: no caches,
+        # and unique names so two clients never collide on "__asyncpg_stmt_1__".
+        args["statement_cache_size"] = 0
+        args["prepared_statement_cache_size"] = 0
+        args["prepared_statement_name_func"] = lambda: f"__asyncpg_{uuid.uuid4()}__"
+    return args
+
+
+def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+    """Create the process's engine with the configured pool.
+
+    Args:
+        settings: pool sizes, timeouts and statement cache come from here.
+        url: the database URL; default `database_url(settings)`.
+
+    Returns:
+        An AsyncEngine over asyncpg.
+    """
+    return create_async_engine(
+        url or database_url(settings),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_recycle=settings.db_pool_recycle,
+        pool_pre_ping=True,
+        echo=settings.db_echo,
+        connect_args=connect_args(settings),
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """The session factory every service receives; objects stay usable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,301 @@
+"""Guild members: registration, atomic score changes, batch awards and one-statement stats."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, bindparam, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from quizbot.errors import NotFoundError
+from quizbot.levels import XP_PER_LEVEL_UNIT, level_sql
+from quizbot.models import GuildMember
+from quizbot.repositories.base import Repository
+
+# SQL spelling of quizbot.levels.level_for_xp, for statements written as text.
+_LEVEL = f"floor(sqrt(greatest({{xp}}, 0) / {XP_PER_LEVEL_UNIT}))::int + 1"
+
+
+@dataclass(frozen=True, slots=True)
+class MemberDelta:
+    """What to add to one member's totals; a batch may name the same member several times."""
+
+    user_id: int
+    points: int = 0
+    xp: int = 0
+    answered: int = 0
+    correct: int = 0
+    quizzes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TopicStat:
+    """A member's answers in one topic."""
+
+    topic: str
+    answered: int
+    correct: int
+
+    @property
+    def accuracy(self) -> float:
+        """Share of correct answers, 0.0 when nothing was answered."""
+        return self.correct / self.answered if self.answered else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RecentAchievement:
+    """An achievement shown in stats."""
+
+    code: str
+    name: str
+    icon: str
+    earned_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemberStats:
+    """Everything /stats shows about a member, read in one statement."""
+
+    guild_id: int
+    user_id: int
+    is_member: bool
+    display_name: str | None
+    points: int
+    xp: int
+    level: int
+    answered: int
+    correct: int
+    quizzes_taken: int
+    answer_streak: int
+    best_streak: int
+    daily_streak: int
+    best_daily_streak: int
+    rank: int | None
+    members: int
+    global_points: int
+    global_level: int
+    topics: list[TopicStat] = field(default_factory=list)
+    recent_achievements: list[RecentAchievement] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        """Share of correct answers, 0.0 for a member who has not answered yet."""
+        return self.correct / self.answered if self.answered else 0.0
+
+
+def aggregate_deltas(deltas: Iterable[MemberDelta]) -> list[MemberDelta]:
+    """One delta per member, summing repeats.
+
+    `UPDATE ... FROM` applies a single source row per target row: with a member
+    twice in the batch, PostgreSQL would silently keep one delta and drop the other.
+    """
+    totals: dict[int, list[int]] = {}
+    for d in deltas:
+        t = totals.setdefault(d.user_id, [0, 0, 0, 0, 0])
+        t[0] += d.points
+        t[1] += d.xp
+        t[2] += d.answered
+        t[3] += d.correct
+        t[4] += d.quizzes
+    return [MemberDelta(user_id, *values) for user_id, values in totals.items()]
+
+
+_ENSURE_MEMBER = text(
+    """
+    WITH g AS (
+        INSERT INTO guilds (guild_id, name) VALUES (:guild_id, :guild_name)
+        ON CONFLICT (guild_id) DO NOTHING
+    ), u AS (
+        INSERT INTO users (user_id, name) VALUES (:user_id, :display_name)
+        ON CONFLICT (user_id) DO UPDATE SET name = excluded.name
+        WHERE users.name IS DISTINCT FROM excluded.name
+    )
+    INSERT INTO guild_members (guild_id, user_id, display_name)
+    VALUES (:guild_id, :user_id, :display_name)
+    ON CONFLICT (guild_id, user_id) DO UPDATE SET display_name = excluded.display_name
+    WHERE guild_members.display_name IS DISTINCT FROM excluded.display_name
+    """
+)
+
+# Member and global totals move together, in one statement, per aggregated member.
+_BATCH_AWARD = text(
+    f"""
+    WITH v AS (
+        SELECT * FROM unnest(
+            CAST(:user_ids AS bigint[]), CAST(:points AS bigint[]), CAST(:xp AS bigint[]),
+            CAST(:answered AS int[]), CAST(:correct AS int[]), CAST(:quizzes AS int[])
+        ) AS v(user_id, points, xp, answered, correct, quizzes)
+    ), m AS (
+        UPDATE guild_members gm SET
+            points = gm.points + v.points,
+            xp = gm.xp + v.xp,
+            level = {_LEVEL.format(xp="gm.xp + v.xp")},
+            answered = gm.answered + v.answered,
+            correct = gm.correct + v.correct,
+            quizzes_taken = gm.quizzes_taken + v.quizzes,
+            last_active = now()
+        FROM v
+        WHERE gm.guild_id = :guild_id AND gm.user_id = v.user_id
+        RETURNING gm.user_id
+    ), u AS (
+        UPDATE users SET
+            points = users.points + v.points,
+            xp = users.xp + v.xp,
+            level = {_LEVEL.format(xp="users.xp + v.xp")},
+            last_active = now()
+        FROM v
+        WHERE users.user_id = v.user_id
+        RETURNING users.user_id
+    )
+    SELECT (SELECT count(*) FROM m) AS members, (SELECT count(*) FROM u) AS users
+    """
+).bindparams(
+    bindparam("user_ids", type_=ARRAY(BigInteger)),
+    bindparam("points", type_=ARRAY(BigInteger)),
+    bindparam("xp", type_=ARRAY(BigInteger)),
+    bindparam("answered", type_=ARRAY(Integer)),
+    bindparam("correct", type_=ARRAY(Integer)),
+    bindparam("quizzes", type_=ARRAY(Integer)),
+)
+
+# Stats in one statement. Every part that may be empty is a scalar sub-select or a
+# LEFT JOIN, so a brand-new member still gets one row (the plan's CROSS JOIN on
+# recent achievements returned none).
+_STATS = text(
+    """
+    SELECT
+        gm.user_id IS NOT NULL AS is_member,
+        gm.display_name, gm.points, gm.xp, gm.level, gm.answered, gm.correct,
+        gm.quizzes_taken, gm.answer_streak, gm.best_streak, gm.daily_streak,
+        gm.best_daily_streak,
+        CASE WHEN gm.user_id IS NULL THEN NULL ELSE (
+            SELECT count(*) + 1 FROM guild_members o
+            WHERE o.guild_id = k.guild_id
+              AND (o.points > gm.points OR (o.points = gm.points AND o.user_id < gm.user_id))
+        ) END AS rank,
+        (SELECT count(*) FROM guild_members o WHERE o.guild_id = k.guild_id) AS members,
+        coalesce(u.points, 0) AS global_points,
+        coalesce(u.level, 1) AS global_level,
+        (SELECT coalesce(json_agg(t ORDER BY t.answered DESC, t.topic), '[]'::json) FROM (
+            SELECT a.topic, count(*) AS answered, count(*) FILTER (WHERE a.correct) AS correct
+            FROM answers a WHERE a.user_id = k.user_id AND a.guild_id = k.guild_id
+            GROUP BY a.topic
+        ) t) AS topics,
+        (SELECT coalesce(json_agg(r ORDER BY r.earned_at DESC), '[]'::json) FROM (
+            SELECT ua.code, ac.name, ac.icon, ua.earned_at
+            FROM user_achievements ua JOIN achievements ac ON ac.code = ua.code
+            WHERE ua.user_id = k.user_id AND ua.guild_id = k.guild_id
+            ORDER BY ua.earned_at DESC LIMIT :recent
+        ) r) AS recent_achievements
+    FROM (SELECT CAST(:guild_id AS bigint) AS guild_id, CAST(:user_id AS bigint) AS user_id) k
+    LEFT JOIN guild_members gm ON gm.guild_id = k.guild_id AND gm.user_id = k.user_id
+    LEFT JOIN users u ON u.user_id = k.user_id
+    """
+)
+
+
+class MemberRepository(Repository[GuildMember]):
+    """Per-guild progress of members."""
+
+    model_type = GuildMember
+
+    async def ensure(
+        self, *, guild_id: int, user_id: int, display_name: str, guild_name: str = ""
+    ) -> None:
+        """Create the guild, user and member rows if missing and refresh the display name.
+
+        One statement; a no-op write when nothing changed.
+        """
+        await self.session.execute(
+            _ENSURE_MEMBER,
+            {
+                "guild_id": guild_id,
+                "guild_name": guild_name or str(guild_id),
+                "user_id": user_id,
+                "display_name": display_name[:100],
+            },
+        )
+
+    async def add_points(self, *, guild_id: int, user_id: int, points: int, xp: int = 0) -> int:
+        """Atomically add to a member's points and XP (and level); returns the new points.
+
+        `points = points + :delta` in SQL, so concurrent transactions never lose an update.
+
+        Raises:
+            NotFoundError: the member does not exist.
+        """
+        stmt = (
+            update(GuildMember)
+            .where(GuildMember.guild_id == guild_id, GuildMember.user_id == user_id)
+            .values(
+                points=GuildMember.points + points,
+                xp=GuildMember.xp + xp,
+                level=level_sql(GuildMember.xp + xp),
+            )
+            .returning(GuildMember.points)
+        )
+        new_points = (await self.session.execute(stmt)).scalar_one_or_none()
+        if new_points is None:
+            raise NotFoundError(f"member {user_id} of guild {guild_id} not found")
+        return new_points
+
+    async def award_batch(self, *, guild_id: int, deltas: Iterable[MemberDelta]) -> int:
+        """Apply many members' deltas to guild and global totals in one statement.
+
+        Repeats of a member are summed first (see `aggregate_deltas`).
+
+        Returns:
+            The number of members updated (members that do not exist are skipped).
+        """
+        rows = aggregate_deltas(deltas)
+        if not rows:
+            return 0
+        params: dict[str, Any] = {
+            "guild_id": guild_id,
+            "user_ids": [r.user_id for r in rows],
+            "points": [r.points for r in rows],
+            "xp": [r.xp for r in rows],
+            "answered": [r.answered for r in rows],
+            "correct": [r.correct for r in rows],
+            "quizzes": [r.quizzes for r in rows],
+        }
+        result = await self.session.execute(_BATCH_AWARD, params)
+        return int(result.one().members)
+
+    async def stats(self, *, guild_id: int, user_id: int, recent: int = 5) -> MemberStats:
+        """A member's comprehensive stats in one statement; zeros for a stranger."""
+        row = (
+            await self.session.execute(
+                _STATS, {"guild_id": guild_id, "user_id": user_id, "recent": recent}
+            )
+        ).one()
+        return MemberStats(
+            guild_id=guild_id,
+            user_id=user_id,
+            is_member=row.is_member,
+            display_name=row.display_name,
+            points=row.points or 0,
+            xp=row.xp or 0,
+            level=row.level or 1,
+            answered=row.answered or 0,
+            correct=row.correct or 0,
+            quizzes_taken=row.quizzes_taken or 0,
+            answer_streak=row.answer_streak or 0,
+            best_streak=row.best_streak or 0,
+            daily_streak=row.daily_streak or 0,
+            best_daily_streak=row.best_daily_streak or 0,
+            rank=row.rank,
+            members=row.members,
+            global_points=row.global_points,
+            global_level=row.global_level,
+            topics=[TopicStat(t["topic"], t["answered"], t["correct"]) for t in row.topics],
+            recent_achievements=[
+                RecentAchievement(
+                    a["code"], a["name"], a["icon"], dt.datetime.fromisoformat(a["earned_at"])
+                )
+                for a in row.recent_achievements
+            ],
+        )

@@ -1,0 +1,129 @@
+"""The question bank."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from quizbot.errors import NotFoundError
+from quizbot.models import Difficulty, Question
+from quizbot.repositories.base import Repository
+
+# Every row of a multi-row INSERT must name the same columns (SQLAlchemy takes
+# the column list from the first row), so missing optional values are filled here.
+_OPTIONAL_COLUMNS: dict[str, Any] = {
+    "guild_id": None,
+    "choices": [],
+    "accepted": [],
+    "tolerance": None,
+    "explanation": "",
+    "source": "admin",
+    "enabled": True,
+    "created_by": None,
+}
+
+# asyncpg allows 32,767 bind parameters per statement; a question row uses 15.
+_INSERT_CHUNK = 1000
+
+
+def question_hash(topic: str, prompt: str) -> str:
+    """Identity of a question for de-duplication: topic and prompt, case and spacing folded."""
+    folded = " ".join(unicodedata.normalize("NFKC", f"{topic}\n{prompt}").casefold().split())
+    return hashlib.sha256(folded.encode()).hexdigest()
+
+
+class QuestionRepository(Repository[Question]):
+    """Questions visible to a guild are the shared bank (guild_id NULL) plus its own."""
+
+    model_type = Question
+
+    @staticmethod
+    def _visible_to(guild_id: int | None) -> Any:
+        if guild_id is None:
+            return Question.guild_id.is_(None)
+        return or_(Question.guild_id.is_(None), Question.guild_id == guild_id)
+
+    async def add_many(self, rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
+        """Insert questions, skipping those whose scope already holds the same question.
+
+        Each row holds Question column values; `content_hash` is computed when absent.
+
+        Returns:
+            (inserted, skipped as duplicates).
+        """
+        inserted = 0
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            chunk = [
+                {
+                    **_OPTIONAL_COLUMNS,
+                    "content_hash": question_hash(r["topic"], r["prompt"]),
+                    **r,
+                }
+                for r in rows[start : start + _INSERT_CHUNK]
+            ]
+            stmt = insert(Question).values(chunk).on_conflict_do_nothing().returning(Question.id)
+            inserted += len((await self.session.scalars(stmt)).all())
+        return inserted, len(rows) - inserted
+
+    async def pool_ids(
+        self,
+        *,
+        guild_id: int | None,
+        topic: str | None = None,
+        category: str | None = None,
+        difficulty: Difficulty | None = None,
+    ) -> list[int]:
+        """Ids of the enabled questions a guild may draw with these filters (None = any)."""
+        stmt = select(Question.id).where(Question.enabled, self._visible_to(guild_id))
+        if topic:
+            stmt = stmt.where(func.lower(Question.topic) == topic.lower())
+        if category:
+            stmt = stmt.where(func.lower(Question.category) == category.lower())
+        if difficulty:
+            stmt = stmt.where(Question.difficulty == difficulty)
+        return list((await self.session.scalars(stmt.order_by(Question.id))).all())
+
+    async def get_many(self, ids: Sequence[int]) -> list[Question]:
+        """The questions with these ids, in the order given (missing ids are left out)."""
+        if not ids:
+            return []
+        rows = (await self.session.scalars(select(Question).where(Question.id.in_(ids)))).all()
+        by_id = {q.id: q for q in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    async def topics(self, *, guild_id: int | None) -> list[tuple[str, str, int]]:
+        """(topic, category, number of enabled questions) visible to a guild."""
+        stmt = (
+            select(Question.topic, Question.category, func.count())
+            .where(Question.enabled, self._visible_to(guild_id))
+            .group_by(Question.topic, Question.category)
+            .order_by(Question.topic, Question.category)
+        )
+        return [(t, c, n) for t, c, n in (await self.session.execute(stmt))]
+
+    async def set_enabled(self, *, guild_id: int, question_id: int, enabled: bool) -> None:
+        """Enable or disable one of the guild's own questions.
+
+        Raises:
+            NotFoundError: no such question in this guild (the shared bank is read-only).
+        """
+        stmt = (
+            update(Question)
+            .where(Question.id == question_id, Question.guild_id == guild_id)
+            .values(enabled=enabled)
+            .returning(Question.id)
+        )
+        if (await self.session.execute(stmt)).scalar_one_or_none() is None:
+            raise NotFoundError(f"question {question_id} is not one of this server's questions")
+
+    async def for_export(self, *, guild_id: int | None) -> list[Question]:
+        """A scope's own questions (the shared bank when guild_id is None), by id."""
+        stmt = select(Question).where(
+            Question.guild_id.is_(None) if guild_id is None else Question.guild_id == guild_id
+        )
+        return list((await self.session.scalars(stmt.order_by(Question.id))).all())

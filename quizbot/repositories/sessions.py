@@ -1,0 +1,165 @@
+"""Quiz sessions and answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from quizbot.errors import ActiveSessionError, NotFoundError
+from quizbot.models import Answer, QuizSession, SessionStatus
+from quizbot.repositories.base import Repository, translate_integrity_errors
+
+_ACTIVE_CONFLICTS: dict[str, tuple[type[ActiveSessionError], str]] = {
+    "uq_quiz_sessions_active_channel": (
+        ActiveSessionError,
+        "a channel quiz is already running in this channel",
+    ),
+    "uq_quiz_sessions_active_solo": (
+        ActiveSessionError,
+        "you already have a quiz running in this channel",
+    ),
+}
+
+
+class SessionRepository(Repository[QuizSession]):
+    """Sessions: one running quiz per channel (or per player and channel in solo mode)."""
+
+    model_type = QuizSession
+
+    async def create(self, session_row: QuizSession) -> QuizSession:
+        """Insert a new session.
+
+        Raises:
+            ActiveSessionError: a quiz is already running there.
+        """
+        self.session.add(session_row)
+        with translate_integrity_errors(dict(_ACTIVE_CONFLICTS)):
+            await self.session.flush()
+        return session_row
+
+    async def active_in_channel(self, *, channel_id: int) -> list[QuizSession]:
+        """Running sessions in a channel."""
+        stmt = select(QuizSession).where(
+            QuizSession.channel_id == channel_id, QuizSession.status == SessionStatus.ACTIVE
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def all_active(self) -> list[QuizSession]:
+        """Every running session (restart recovery)."""
+        stmt = select(QuizSession).where(QuizSession.status == SessionStatus.ACTIVE)
+        return list((await self.session.scalars(stmt.order_by(QuizSession.id))).all())
+
+    async def advance(self, *, session_id: int, from_position: int) -> int | None:
+        """Move to the next question if the session is still at `from_position`.
+
+        The position guard makes two concurrent "next question" calls move once.
+
+        Returns:
+            The new position, or None when another caller already moved it.
+        """
+        stmt = (
+            update(QuizSession)
+            .where(
+                QuizSession.id == session_id,
+                QuizSession.position == from_position,
+                QuizSession.status == SessionStatus.ACTIVE,
+            )
+            .values(position=QuizSession.position + 1, question_started_at=func.now())
+            .returning(QuizSession.position)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def finish(
+        self, *, session_id: int, status: SessionStatus = SessionStatus.FINISHED
+    ) -> bool:
+        """End a running session. Returns False when it had already ended."""
+        stmt = (
+            update(QuizSession)
+            .where(QuizSession.id == session_id, QuizSession.status == SessionStatus.ACTIVE)
+            .values(status=status, finished_at=func.now())
+            .returning(QuizSession.id)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none() is not None
+
+    async def set_message(self, *, session_id: int, message_id: int | None) -> None:
+        """Remember the Discord message that shows the current question."""
+        await self.session.execute(
+            update(QuizSession).where(QuizSession.id == session_id).values(message_id=message_id)
+        )
+
+    async def require(self, session_id: int) -> QuizSession:
+        """The session, freshly read.
+
+        Raises:
+            NotFoundError: no such session.
+        """
+        row = await self.session.scalar(
+            select(QuizSession)
+            .where(QuizSession.id == session_id)
+            .execution_options(populate_existing=True)
+        )
+        if row is None:
+            raise NotFoundError(f"quiz session {session_id} not found")
+        return row
+
+
+class AnswerRepository(Repository[Answer]):
+    """Answers; the unique (session, question, user) key makes a repeat a no-op."""
+
+    model_type = Answer
+
+    async def record(
+        self,
+        *,
+        session_id: int,
+        question_id: int,
+        user_id: int,
+        guild_id: int,
+        topic: str,
+        given: str,
+        correct: bool,
+        response_ms: int,
+        points: int,
+        answered_at: dt.datetime | None = None,
+    ) -> int | None:
+        """Insert an answer unless this member already answered this question.
+
+        Returns:
+            The new answer's id, or None for a repeat (nothing written).
+        """
+        values = {
+            "session_id": session_id,
+            "question_id": question_id,
+            "user_id": user_id,
+            "guild_id": guild_id,
+            "topic": topic,
+            "given": given[:200],
+            "correct": correct,
+            "response_ms": response_ms,
+            "points": points,
+        }
+        if answered_at is not None:
+            values["answered_at"] = answered_at
+        stmt = insert(Answer).values(values).on_conflict_do_nothing().returning(Answer.id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def seen_recently(self, *, user_id: int, guild_id: int, limit: int = 500) -> list[int]:
+        """Ids of the questions this member answered most recently (no-repeat selection)."""
+        stmt = (
+            select(Answer.question_id)
+            .where(Answer.user_id == user_id, Answer.guild_id == guild_id)
+            .order_by(Answer.answered_at.desc())
+            .limit(limit)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def for_question(self, *, session_id: int, question_id: int) -> list[Answer]:
+        """Everyone's answers to one question of a session, fastest first (the reveal)."""
+        stmt = (
+            select(Answer)
+            .where(Answer.session_id == session_id, Answer.question_id == question_id)
+            .order_by(Answer.response_ms, Answer.id)
+        )
+        return list((await self.session.scalars(stmt)).all())

@@ -1,0 +1,314 @@
+"""Repositories against the real database: results, round trips, error translation."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from quizbot import models
+from quizbot.errors import ActiveSessionError, NotFoundError
+from quizbot.levels import level_for_xp
+from quizbot.observability import count_statements
+from quizbot.repositories import (
+    AchievementRepository,
+    AnswerRepository,
+    GuildRepository,
+    MemberDelta,
+    MemberRepository,
+    QuestionRepository,
+    ReviewRepository,
+    SessionRepository,
+    aggregate_deltas,
+)
+from tests.factories import (
+    AchievementFactory,
+    AnswerFactory,
+    GuildFactory,
+    GuildMemberFactory,
+    QuestionFactory,
+    QuizSessionFactory,
+    ReviewCardFactory,
+    UserAchievementFactory,
+    UserFactory,
+)
+
+
+async def test_stats_of_a_brand_new_member_is_one_statement_with_zeros(
+    session: AsyncSession, connection: AsyncConnection
+) -> None:
+    guild = GuildFactory()
+    await session.flush()
+    with count_statements(connection) as log:
+        stats = await MemberRepository(session=session).stats(
+            guild_id=guild.guild_id, user_id=424242
+        )
+    assert log.count == 1
+    assert not stats.is_member
+    assert (stats.points, stats.answered, stats.accuracy, stats.rank) == (0, 0, 0.0, None)
+    assert stats.topics == [] and stats.recent_achievements == []
+
+
+async def test_stats_of_a_member_without_achievements_still_has_a_row(
+    session: AsyncSession, connection: AsyncConnection
+) -> None:
+    member = GuildMemberFactory(points=30, answered=4, correct=3)
+    await session.flush()
+    with count_statements(connection) as log:
+        stats = await MemberRepository(session=session).stats(
+            guild_id=member.guild_id, user_id=member.user_id
+        )
+    assert log.count == 1
+    assert stats.is_member and stats.points == 30 and stats.accuracy == 0.75
+    assert stats.rank == 1 and stats.members == 1
+    assert stats.recent_achievements == []
+
+
+async def test_stats_full_picture_in_one_statement(
+    session: AsyncSession, connection: AsyncConnection
+) -> None:
+    guild = GuildFactory()
+    me = GuildMemberFactory(guild=guild, points=50, answered=3, correct=2)
+    GuildMemberFactory(guild=guild, points=80)  # ahead of me
+    GuildMemberFactory(guild=guild, points=50, user=UserFactory(user_id=1))  # tie, lower id
+    GuildMemberFactory(guild=guild, points=10)
+    quiz = QuizSessionFactory(guild=guild, user=me.user)
+    physics = QuestionFactory(topic="Physics")
+    history = QuestionFactory(topic="History")
+    AnswerFactory(session=quiz, question=physics, correct=True)
+    AnswerFactory(session=quiz, question=QuestionFactory(topic="Physics"), correct=False)
+    AnswerFactory(session=quiz, question=history, correct=True)
+    now = dt.datetime.now(dt.UTC)
+    for i in range(7):
+        UserAchievementFactory(
+            user=me.user,
+            guild=guild,
+            earned_at=now - dt.timedelta(minutes=i),
+        )
+    await session.flush()
+
+    with count_statements(connection) as log:
+        stats = await MemberRepository(session=session).stats(
+            guild_id=guild.guild_id, user_id=me.user.user_id
+        )
+    assert log.count == 1
+    assert stats.rank == 3 and stats.members == 4
+    assert [(t.topic, t.answered, t.correct) for t in stats.topics] == [
+        ("Physics", 2, 1),
+        ("History", 1, 1),
+    ]
+    assert len(stats.recent_achievements) == 5
+    earned = [a.earned_at for a in stats.recent_achievements]
+    assert earned == sorted(earned, reverse=True)
+
+
+def test_aggregate_deltas_sums_repeated_members() -> None:
+    rows = aggregate_deltas(
+        [
+            MemberDelta(1, points=10, xp=5, answered=1, correct=1, quizzes=1),
+            MemberDelta(2, points=3),
+            MemberDelta(1, points=7, xp=2, answered=1, quizzes=1),
+        ]
+    )
+    assert sorted(rows, key=lambda r: r.user_id) == [
+        MemberDelta(1, points=17, xp=7, answered=2, correct=1, quizzes=2),
+        MemberDelta(2, points=3),
+    ]
+
+
+async def test_batch_award_with_a_member_twice_loses_nothing(
+    session: AsyncSession, connection: AsyncConnection
+) -> None:
+    guild = GuildFactory()
+    alice = GuildMemberFactory(guild=guild, points=5)
+    bob = GuildMemberFactory(guild=guild)
+    await session.flush()
+    repo = MemberRepository(session=session)
+    with count_statements(connection) as log:
+        updated = await repo.award_batch(
+            guild_id=guild.guild_id,
+            deltas=[
+                MemberDelta(alice.user_id, points=10, xp=30, answered=1, correct=1, quizzes=1),
+                MemberDelta(bob.user_id, points=4, xp=4, answered=1),
+                MemberDelta(alice.user_id, points=20, xp=30, answered=1, correct=1, quizzes=1),
+                MemberDelta(999, points=1),  # not a member: skipped, not an error
+            ],
+        )
+    assert log.count == 1
+    assert updated == 2
+    rows = {
+        m.user_id: m
+        for m in (
+            await session.scalars(
+                select(models.GuildMember)
+                .where(models.GuildMember.guild_id == guild.guild_id)
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    }
+    assert rows[alice.user_id].points == 35
+    assert rows[alice.user_id].quizzes_taken == 2
+    assert rows[alice.user_id].answered == 2 and rows[alice.user_id].correct == 2
+    assert rows[alice.user_id].level == level_for_xp(60)
+    assert rows[bob.user_id].points == 4
+    user = await session.get(models.User, alice.user_id, populate_existing=True)
+    assert user is not None and user.points == 30 and user.xp == 60
+
+
+async def test_add_points_is_sql_arithmetic_and_unknown_member_is_not_found(
+    session: AsyncSession,
+) -> None:
+    member = GuildMemberFactory(points=7, xp=45)
+    await session.flush()
+    repo = MemberRepository(session=session)
+    assert (
+        await repo.add_points(guild_id=member.guild_id, user_id=member.user_id, points=5, xp=5)
+        == 12
+    )
+    refreshed = await session.get(
+        models.GuildMember, (member.guild_id, member.user_id), populate_existing=True
+    )
+    assert refreshed is not None and refreshed.level == 2
+    with pytest.raises(NotFoundError):
+        await repo.add_points(guild_id=member.guild_id, user_id=1, points=1)
+
+
+async def test_ensure_member_creates_guild_user_and_member_in_one_statement(
+    session: AsyncSession, connection: AsyncConnection
+) -> None:
+    repo = MemberRepository(session=session)
+    with count_statements(connection) as log:
+        await repo.ensure(guild_id=77, user_id=88, display_name="Ada", guild_name="Lab")
+    assert log.count == 1
+    await repo.ensure(guild_id=77, user_id=88, display_name="Ada L.")
+    member = await session.get(models.GuildMember, (77, 88), populate_existing=True)
+    assert member is not None and member.display_name == "Ada L."
+    guild = await session.get(models.Guild, 77)
+    assert guild is not None and guild.name == "Lab"
+
+
+async def test_achievement_award_reports_only_new_awards(session: AsyncSession) -> None:
+    member = GuildMemberFactory()
+    first, second = AchievementFactory(), AchievementFactory()
+    await session.flush()
+    repo = AchievementRepository(session=session)
+    args = {"user_id": member.user_id, "guild_id": member.guild_id}
+    assert await repo.award(**args, codes=[first.code]) == [first.code]
+    assert sorted(await repo.award(**args, codes=[first.code, second.code])) == [second.code]
+    assert await repo.award(**args, codes=[first.code, second.code]) == []
+    assert len(await repo.earned(**args)) == 2
+
+
+async def test_question_import_skips_duplicates_and_filters_pools(session: AsyncSession) -> None:
+    guild = GuildFactory()
+    await session.flush()
+    repo = QuestionRepository(session=session)
+    base = {
+        "category": "Mechanics",
+        "kind": models.QuestionKind.FREE_TEXT,
+        "answer": "newton",
+        "explanation": "SI unit of force.",
+    }
+    rows = [
+        {**base, "topic": "Physics", "prompt": "Unit of force?", "difficulty": "easy"},
+        {**base, "topic": "Physics", "prompt": "unit  of FORCE?", "difficulty": "easy"},
+        {**base, "topic": "Physics", "prompt": "Unit of work?", "difficulty": "hard"},
+        {
+            **base,
+            "topic": "Physics",
+            "prompt": "Own one",
+            "difficulty": "easy",
+            "guild_id": guild.guild_id,
+        },
+    ]
+    assert await repo.add_many(rows) == (3, 1)
+    assert len(await repo.pool_ids(guild_id=None, topic="physics")) == 2
+    assert len(await repo.pool_ids(guild_id=guild.guild_id, topic="Physics")) == 3
+    hard = await repo.pool_ids(
+        guild_id=guild.guild_id, topic="Physics", difficulty=models.Difficulty.HARD
+    )
+    assert len(hard) == 1
+    own = await repo.for_export(guild_id=guild.guild_id)
+    await repo.set_enabled(guild_id=guild.guild_id, question_id=own[0].id, enabled=False)
+    assert len(await repo.pool_ids(guild_id=guild.guild_id, topic="Physics")) == 2
+    shared = await repo.for_export(guild_id=None)
+    with pytest.raises(NotFoundError):
+        # The shared bank is not a guild's to switch off.
+        await repo.set_enabled(guild_id=guild.guild_id, question_id=shared[0].id, enabled=False)
+
+
+async def test_second_channel_quiz_raises_active_session_error(session: AsyncSession) -> None:
+    running = QuizSessionFactory(mode=models.SessionMode.CHANNEL)
+    await session.flush()
+    repo = SessionRepository(session=session)
+    with pytest.raises(ActiveSessionError, match="already running"):
+        await repo.create(
+            models.QuizSession(
+                guild_id=running.guild_id,
+                channel_id=running.channel_id,
+                user_id=running.user_id,
+                mode=models.SessionMode.CHANNEL,
+                question_ids=[],
+            )
+        )
+
+
+async def test_advance_moves_once_for_two_callers(session: AsyncSession) -> None:
+    quiz = QuizSessionFactory()
+    await session.flush()
+    repo = SessionRepository(session=session)
+    assert await repo.advance(session_id=quiz.id, from_position=0) == 1
+    assert await repo.advance(session_id=quiz.id, from_position=0) is None
+    assert await repo.finish(session_id=quiz.id)
+    assert not await repo.finish(session_id=quiz.id)
+    assert (await repo.require(quiz.id)).status == models.SessionStatus.FINISHED
+    with pytest.raises(NotFoundError):
+        await repo.require(-1)
+
+
+async def test_answer_record_is_idempotent(session: AsyncSession) -> None:
+    quiz = QuizSessionFactory()
+    question = QuestionFactory()
+    await session.flush()
+    repo = AnswerRepository(session=session)
+    args = {
+        "session_id": quiz.id,
+        "question_id": question.id,
+        "user_id": quiz.user_id,
+        "guild_id": quiz.guild_id,
+        "topic": question.topic,
+        "given": "Alpha",
+        "correct": True,
+        "response_ms": 900,
+        "points": 100,
+    }
+    assert await repo.record(**args) is not None
+    assert await repo.record(**args) is None
+    assert await repo.seen_recently(user_id=quiz.user_id, guild_id=quiz.guild_id) == [question.id]
+
+
+async def test_guild_settings_merge(session: AsyncSession) -> None:
+    guild = GuildFactory(settings={"timer": 20})
+    await session.flush()
+    repo = GuildRepository(session=session)
+    merged = await repo.merge_settings(guild_id=guild.guild_id, changes={"timezone": "UTC"})
+    assert merged == {"timer": 20, "timezone": "UTC"}
+    assert await repo.settings(guild_id=guild.guild_id) == merged
+    with pytest.raises(NotFoundError):
+        await repo.merge_settings(guild_id=1, changes={})
+
+
+async def test_due_review_cards(session: AsyncSession) -> None:
+    now = dt.datetime.now(dt.UTC)
+    user = UserFactory()
+    late = ReviewCardFactory(user=user, due=now - dt.timedelta(days=2))
+    ReviewCardFactory(user=user, due=now + dt.timedelta(days=2))
+    soon = ReviewCardFactory(user=user, due=now - dt.timedelta(hours=1))
+    await session.flush()
+    repo = ReviewRepository(session=session)
+    due = await repo.due(user_id=user.user_id, now=now)
+    assert [c.question_id for c in due] == [late.question_id, soon.question_id]
+    late.reps = 3
+    await repo.upsert(late)
