@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -19,6 +22,30 @@ console = Console(stderr=True)
 log = logging.getLogger("quizbot")
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+T = TypeVar("T")
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on uvloop where available (Linux, macOS), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
+async def _with_app(
+    settings: Settings, url: str, work: Callable[[Any], Coroutine[Any, Any, T]]
+) -> T:
+    from quizbot.app import App
+
+    app = App.create(settings, url)
+    try:
+        await app.bootstrap()
+        return await work(app)
+    finally:
+        await app.close()
 
 
 def _setup_logging(level: str) -> None:
@@ -43,6 +70,134 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _filters(args: argparse.Namespace) -> Any:
+    from quizbot.services.quiz import QuizFilters
+
+    return QuizFilters(
+        topic=args.topic, category=args.category, difficulty=args.difficulty, count=args.questions
+    )
+
+
+def cmd_play(args: argparse.Namespace, settings: Settings) -> int:
+    """Play a quiz in the terminal."""
+    from quizbot.app import prepare_database
+    from quizbot.terminal import play
+
+    filters = _filters(args)
+    url = prepare_database(settings)
+
+    async def work(app: Any) -> int:
+        await play(app.quiz, app.stats, filters)
+        return 0
+
+    return run_async(_with_app(settings, url, work))
+
+
+def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
+    """What `make run` does: the bot when DISCORD_TOKEN is set, else a terminal quiz."""
+    if settings.discord_token is None:
+        console.print(
+            "[dim]DISCORD_TOKEN is not set: starting a quiz in the terminal "
+            "(set it to run the Discord bot).[/dim]"
+        )
+        return cmd_play(args, settings)
+    return cmd_run(args, settings)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the Discord bot."""
+    if settings.discord_token is None:
+        console.print("[red]DISCORD_TOKEN is not set[/red]: see the README's Discord section.")
+        return 2
+    from quizbot.app import prepare_database
+    from quizbot.bot.runner import run_bot
+
+    url = prepare_database(settings)
+    return run_async(run_bot(settings, url))
+
+
+def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
+    """Load the bundled question bank (idempotent)."""
+    from rich.progress import Progress
+
+    from quizbot.app import prepare_database
+
+    url = prepare_database(settings)
+
+    async def work(app: Any) -> int:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("seeding", total=None)
+            report = await app.bank.seed_bundled(
+                progress=lambda done, total: progress.update(task, completed=done, total=total)
+            )
+        await app.cache.invalidate("q", None)
+        console.print(
+            f"[green]{report.inserted} questions added[/green], "
+            f"{report.skipped_duplicates} already present"
+        )
+        return 0
+
+    return run_async(_with_app(settings, url, work))
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Import questions from a file (all or nothing)."""
+    from rich.progress import Progress
+
+    from quizbot.app import prepare_database
+    from quizbot.services.question_formats import MAX_IMPORT_BYTES
+
+    path = Path(args.file)
+    if not path.is_file():
+        console.print(f"[red]error:[/red] no such file: {path}")
+        return 1
+    if path.stat().st_size > MAX_IMPORT_BYTES:
+        console.print(
+            f"[red]error:[/red] {path} is larger than {MAX_IMPORT_BYTES // 1024 // 1024} MiB"
+        )
+        return 1
+    data = path.read_bytes()
+    url = prepare_database(settings)
+
+    async def work(app: Any) -> int:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"importing {path.name}", total=None)
+            report = await app.bank.import_file(
+                data,
+                filename=path.name,
+                guild_id=args.guild,
+                fmt=args.format,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        await app.cache.invalidate("q", args.guild)
+        console.print(
+            f"[green]imported {report.inserted} questions[/green] from {path.name} "
+            f"({report.fmt}); {report.skipped_duplicates} duplicates skipped"
+        )
+        return 0
+
+    return run_async(_with_app(settings, url, work))
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    """Export a question bank."""
+    from quizbot.app import prepare_database
+
+    url = prepare_database(settings)
+
+    async def work(app: Any) -> bytes:
+        data: bytes = await app.bank.export(guild_id=args.guild, fmt=args.format)
+        return data
+
+    data = run_async(_with_app(settings, url, work))
+    if args.output == "-":
+        sys.stdout.buffer.write(data)
+    else:
+        Path(args.output).write_bytes(data)
+        console.print(f"[green]wrote {args.output}[/green]")
+    return 0
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     """The argument parser and the handler of each subcommand."""
     parser = argparse.ArgumentParser(
@@ -55,6 +210,46 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     migrate = sub.add_parser("migrate", help="upgrade the database schema (alembic upgrade)")
     migrate.add_argument("revision", nargs="?", default="head", help="target (default: head)")
     handlers["migrate"] = cmd_migrate
+
+    def quiz_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--topic", help="e.g. Physics (default: any)")
+        p.add_argument("--category", help="e.g. Mechanics (default: any)")
+        p.add_argument("--difficulty", default="mixed", choices=["easy", "medium", "hard", "mixed"])
+        p.add_argument("--questions", type=int, default=10, help="1 to 50 (default 10)")
+
+    play_p = sub.add_parser("play", help="play a quiz in the terminal (answers may be piped)")
+    quiz_options(play_p)
+    handlers["play"] = cmd_play
+
+    start_p = sub.add_parser(
+        "start", help="migrate, seed on first use, then the bot (DISCORD_TOKEN) or `play`"
+    )
+    quiz_options(start_p)
+    handlers["start"] = cmd_start
+
+    sub.add_parser("run", help="run the Discord bot (needs DISCORD_TOKEN)")
+    handlers["run"] = cmd_run
+
+    sub.add_parser("seed", help="load the bundled question bank (idempotent)")
+    handlers["seed"] = cmd_seed
+
+    import_p = sub.add_parser("import", help="import questions: our JSON/YAML/CSV, OpenTDB, Red")
+    import_p.add_argument("file")
+    import_p.add_argument("--guild", type=int, help="a server's own bank (default: shared)")
+    import_p.add_argument(
+        "--format",
+        choices=["quizbot-json", "quizbot-yaml", "quizbot-csv", "opentdb", "red-trivia"],
+        help="default: detected from the file",
+    )
+    handlers["import"] = cmd_import
+
+    export_p = sub.add_parser("export", help="export a question bank")
+    export_p.add_argument("--guild", type=int, help="a server's own bank (default: shared)")
+    export_p.add_argument(
+        "--format", default="quizbot-json", choices=["quizbot-json", "quizbot-yaml", "quizbot-csv"]
+    )
+    export_p.add_argument("-o", "--output", default="-", help="file (default: stdout)")
+    handlers["export"] = cmd_export
     return parser, handlers
 
 

@@ -10,6 +10,10 @@ from sqlalchemy import ColumnElement, Integer, cast, func
 XP_PER_LEVEL_UNIT = 50
 
 
+# `level_for_xp` spelled in SQL for statements written as text; format with xp=<expression>.
+LEVEL_SQL = f"(floor(sqrt(greatest({{xp}}, 0) / {XP_PER_LEVEL_UNIT}))::int + 1)"
+
+
 def level_for_xp(xp: int) -> int:
     """The level reached with `xp` experience points (1 at 0 XP)."""
     return math.isqrt(max(xp, 0) // XP_PER_LEVEL_UNIT) + 1

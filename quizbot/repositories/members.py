@@ -11,12 +11,9 @@ from sqlalchemy import BigInteger, Integer, bindparam, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from quizbot.errors import NotFoundError
-from quizbot.levels import XP_PER_LEVEL_UNIT, level_sql
+from quizbot.levels import LEVEL_SQL, level_sql
 from quizbot.models import GuildMember
 from quizbot.repositories.base import Repository
-
-# SQL spelling of quizbot.levels.level_for_xp, for statements written as text.
-_LEVEL = f"floor(sqrt(greatest({{xp}}, 0) / {XP_PER_LEVEL_UNIT}))::int + 1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +129,7 @@ _BATCH_AWARD = text(
         UPDATE guild_members gm SET
             points = gm.points + v.points,
             xp = gm.xp + v.xp,
-            level = {_LEVEL.format(xp="gm.xp + v.xp")},
+            level = {LEVEL_SQL.format(xp="gm.xp + v.xp")},
             answered = gm.answered + v.answered,
             correct = gm.correct + v.correct,
             quizzes_taken = gm.quizzes_taken + v.quizzes,
@@ -144,7 +141,7 @@ _BATCH_AWARD = text(
         UPDATE users SET
             points = users.points + v.points,
             xp = users.xp + v.xp,
-            level = {_LEVEL.format(xp="users.xp + v.xp")},
+            level = {LEVEL_SQL.format(xp="users.xp + v.xp")},
             last_active = now()
         FROM v
         WHERE users.user_id = v.user_id

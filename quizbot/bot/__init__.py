@@ -1,0 +1,1 @@
+"""The Discord bot: a thin layer that parses interactions, calls services, renders results."""

@@ -1,0 +1,133 @@
+"""The bot: receives its resources from `runner.run_bot`, loads cogs in `setup_hook`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from quizbot.app import App
+from quizbot.bot.components import DYNAMIC_ITEMS, page_components
+from quizbot.bot.embeds import NO_PINGS, leaderboard_embed
+from quizbot.bot.game import Game, reply, respond_in_time
+from quizbot.config import Settings
+from quizbot.errors import QuizbotError
+from quizbot.services.members import MemberService
+from quizbot.services.stats import Cursor, Period
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = (
+    "quizbot.bot.cogs.quiz",
+    "quizbot.bot.cogs.stats",
+    "quizbot.bot.cogs.admin",
+    "quizbot.bot.cogs.privacy",
+)
+
+
+def intents() -> discord.Intents:
+    """Only the guilds intent: slash commands and buttons need no privileged intent
+    (no message content, no member list, no presences)."""
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    return wanted
+
+
+class QuizBot(commands.Bot):
+    """quizbot on Discord."""
+
+    def __init__(self, app: App, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents(),
+            allowed_mentions=NO_PINGS,
+            **kwargs,
+        )
+        self.app = app
+        self.settings = settings
+        self.game = Game(self)
+        self.members = MemberService(app.sessionmaker, app.cache)
+        self._resumed = False
+
+    async def setup_hook(self) -> None:
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        self.tree.error(self.on_app_command_error)
+        guild_id = self.settings.discord_dev_guild_id
+        if guild_id:
+            # A guild sync is instant; global sync is `quizbot sync` (it is rate limited).
+            guild = discord.Object(id=guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to guild %s", len(synced), guild_id)
+
+    async def on_ready(self) -> None:
+        if self._resumed:
+            return
+        self._resumed = True
+        resumed = await self.game.resume_all()
+        log.info("ready as %s; resumed %d running quizzes", self.user, resumed)
+
+    async def close(self) -> None:
+        await self.game.close()
+        await super().close()
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
+        """Errors reach the user as one short line, and the log with a traceback."""
+        original = getattr(error, "original", error)
+        if isinstance(original, QuizbotError):
+            message = str(original)
+        elif isinstance(error, app_commands.CommandOnCooldown):
+            message = f"Slow down: try again in {error.retry_after:.0f} s."
+        elif isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
+            message = "You need the Manage Server permission for that."
+        elif isinstance(error, app_commands.NoPrivateMessage):
+            message = "This command only works in a server."
+        else:
+            log.error("command %s failed", interaction.command, exc_info=original)
+            message = "Something went wrong on our side; it has been logged."
+        try:
+            await reply(interaction, f"⚠️ {message}", ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not tell the user about an error", exc_info=True)
+
+    async def show_leaderboard(
+        self,
+        interaction: discord.Interaction[Any],
+        *,
+        scope: str,
+        period: Period,
+        after: Cursor | None = None,
+        topic: str | None = None,
+        edit: bool = False,
+    ) -> None:
+        """Render a leaderboard page (a new message, or the same message for page buttons)."""
+        guild_id = interaction.guild_id if scope == "g" else None
+        page = await respond_in_time(
+            interaction,
+            self.app.stats.leaderboard(
+                guild_id=guild_id,
+                caller_id=interaction.user.id,
+                period=period,
+                topic=topic,
+                after=after,
+            ),
+            ephemeral=False,
+        )
+        where = interaction.guild.name if scope == "g" and interaction.guild else "Global"
+        title = f"🏆 {where} · {period.value}" + (f" · {topic}" if topic else "")
+        embed = leaderboard_embed(page, title)
+        # Topic boards are not paged: the topic would not fit in a button's custom id.
+        components = page_components(
+            scope, period, page.next_cursor if topic is None else None, first=after is None
+        )
+        if edit and not interaction.response.is_done():
+            await interaction.response.edit_message(embed=embed, view=components)
+        else:
+            await reply(interaction, embed=embed, view=components)

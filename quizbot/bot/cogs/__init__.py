@@ -1,0 +1,1 @@
+"""Slash-command cogs; each module ends with `async def setup(bot)`."""

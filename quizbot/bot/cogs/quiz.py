@@ -1,0 +1,88 @@
+"""/quiz start and /quiz stop."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from quizbot.bot.client import QuizBot
+from quizbot.bot.cogs.autocomplete import category_autocomplete, topic_autocomplete
+from quizbot.bot.embeds import summary_embed
+from quizbot.bot.game import reply, respond_in_time
+from quizbot.models import SessionMode
+from quizbot.services.quiz import QuizFilters
+
+# One start per member every few seconds: stops accidental double starts and spam.
+START_COOLDOWN_SECONDS = 10.0
+
+
+class QuizCog(commands.Cog):
+    """Playing quizzes."""
+
+    quiz = app_commands.Group(name="quiz", description="Play a quiz", guild_only=True)
+
+    def __init__(self, bot: QuizBot) -> None:
+        self.bot = bot
+
+    @quiz.command(name="start", description="Start a quiz in this channel")
+    @app_commands.describe(
+        topic="Subject, e.g. Physics (default: any)",
+        category="Part of the topic, e.g. Mechanics (default: any)",
+        difficulty="How hard (default: mixed)",
+        questions="How many questions, 1 to 50 (default 10)",
+        mode="solo: just you · channel: everyone here may answer (default solo)",
+    )
+    @app_commands.autocomplete(topic=topic_autocomplete, category=category_autocomplete)
+    @app_commands.checks.cooldown(1, START_COOLDOWN_SECONDS, key=lambda i: i.user.id)
+    async def start(
+        self,
+        interaction: discord.Interaction[Any],
+        topic: str | None = None,
+        category: str | None = None,
+        difficulty: Literal["easy", "medium", "hard", "mixed"] = "mixed",
+        questions: app_commands.Range[int, 1, 50] = 10,
+        mode: Literal["solo", "channel"] = "solo",
+    ) -> None:
+        assert interaction.guild is not None and interaction.channel_id is not None
+        filters = QuizFilters(
+            topic=topic, category=category, difficulty=difficulty, count=questions
+        )
+        view = await respond_in_time(
+            interaction,
+            self.bot.app.quiz.start(
+                guild_id=interaction.guild.id,
+                guild_name=interaction.guild.name,
+                channel_id=interaction.channel_id,
+                user_id=interaction.user.id,
+                display_name=interaction.user.display_name,
+                mode=SessionMode(mode),
+                filters=filters,
+            ),
+            ephemeral=False,
+        )
+        who = "everyone here can answer" if mode == "channel" else "solo"
+        await reply(
+            interaction,
+            f"🎯 **{interaction.user.display_name}** started a quiz: {view.total} questions"
+            f" · {topic or 'any topic'} · {difficulty} · {who}.",
+        )
+        self.bot.game.launch(interaction.channel_id, view)
+
+    @quiz.command(name="stop", description="Stop your quiz (or the channel quiz) here")
+    async def stop(self, interaction: discord.Interaction[Any]) -> None:
+        assert interaction.channel_id is not None
+        summary = await self.bot.app.quiz.stop(
+            channel_id=interaction.channel_id, user_id=interaction.user.id
+        )
+        if summary is None:
+            await reply(interaction, "No quiz of yours is running here.", ephemeral=True)
+            return
+        self.bot.game.cancel(summary.session_id)
+        await reply(interaction, embed=summary_embed(summary))
+
+
+async def setup(bot: QuizBot) -> None:
+    await bot.add_cog(QuizCog(bot))

@@ -1,0 +1,198 @@
+"""Buttons and modals. Custom ids carry everything a click needs, so they keep
+working after a restart (discord.py `DynamicItem`s are matched by pattern)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, cast
+
+import discord
+
+from quizbot.bot.embeds import BUTTON_LABEL_MAX, LETTERS, clip
+from quizbot.models import QuestionKind
+from quizbot.services.quiz import QuestionView
+from quizbot.services.stats import Cursor, Period
+
+if TYPE_CHECKING:
+    from quizbot.bot.client import QuizBot
+
+CUSTOM_ID_MAX = 100
+
+
+def _bot(interaction: discord.Interaction[Any]) -> QuizBot:
+    return cast("QuizBot", interaction.client)
+
+
+class ChoiceButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"qb:a:(?P<session>\d+):(?P<question>\d+):(?P<index>\d)",
+):
+    """One answer option (A–D, True/False) of one question of one session."""
+
+    def __init__(self, session_id: int, question_id: int, index: int, label: str = "?") -> None:
+        self.session_id, self.question_id, self.index = session_id, question_id, index
+        super().__init__(
+            discord.ui.Button(
+                label=clip(label, BUTTON_LABEL_MAX),
+                style=discord.ButtonStyle.primary,
+                custom_id=f"qb:a:{session_id}:{question_id}:{index}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> ChoiceButton:
+        return cls(int(match["session"]), int(match["question"]), int(match["index"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await _bot(interaction).game.answer_choice(
+            interaction, self.session_id, self.question_id, self.index
+        )
+
+
+class FreeTextButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"qb:t:(?P<session>\d+):(?P<question>\d+)",
+):
+    """Opens the modal where a free-text answer is typed."""
+
+    def __init__(self, session_id: int, question_id: int) -> None:
+        self.session_id, self.question_id = session_id, question_id
+        super().__init__(
+            discord.ui.Button(
+                label="Answer",
+                emoji="✏️",
+                style=discord.ButtonStyle.primary,
+                custom_id=f"qb:t:{session_id}:{question_id}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> FreeTextButton:
+        return cls(int(match["session"]), int(match["question"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.send_modal(AnswerModal(self.session_id, self.question_id))
+
+
+class AnswerModal(discord.ui.Modal):
+    """A one-field form for a free-text answer."""
+
+    answer: discord.ui.TextInput[AnswerModal] = discord.ui.TextInput(
+        label="Your answer", max_length=200, placeholder="Type your answer"
+    )
+
+    def __init__(self, session_id: int, question_id: int) -> None:
+        super().__init__(title="Your answer", custom_id=f"qb:m:{session_id}:{question_id}")
+        self.session_id, self.question_id = session_id, question_id
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        await _bot(interaction).game.answer_text(
+            interaction, self.session_id, self.question_id, self.answer.value
+        )
+
+
+def question_components(view: QuestionView) -> discord.ui.View:
+    """The buttons under a question (persistent: no timeout)."""
+    components = discord.ui.View(timeout=None)
+    if view.kind is QuestionKind.MULTIPLE_CHOICE:
+        for i, choice in enumerate(view.choices[: len(LETTERS)]):
+            components.add_item(
+                ChoiceButton(view.session_id, view.question_id, i, f"{LETTERS[i]}: {choice}")
+            )
+    elif view.kind is QuestionKind.TRUE_FALSE:
+        components.add_item(ChoiceButton(view.session_id, view.question_id, 0, "True"))
+        components.add_item(ChoiceButton(view.session_id, view.question_id, 1, "False"))
+    else:
+        components.add_item(FreeTextButton(view.session_id, view.question_id))
+    return components
+
+
+class PageButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"qb:lb:(?P<scope>[gx]):(?P<period>all|day|week|month):(?P<cursor>[0-9.-]*)",
+):
+    """Next / first page of a leaderboard; the cursor travels in the custom id."""
+
+    def __init__(self, scope: str, period: Period, cursor: Cursor | None, label: str) -> None:
+        self.scope, self.period, self.cursor = scope, period, cursor
+        encoded = cursor.encode() if cursor else ""
+        super().__init__(
+            discord.ui.Button(
+                label=label,
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"qb:lb:{scope}:{period.value}:{encoded}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> PageButton:
+        cursor = Cursor.decode(match["cursor"]) if match["cursor"] else None
+        label = getattr(item, "label", None) or ("Next ▶" if cursor else "⏮ Top")
+        return cls(match["scope"], Period(match["period"]), cursor, label)
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await _bot(interaction).show_leaderboard(
+            interaction, scope=self.scope, period=self.period, after=self.cursor, edit=True
+        )
+
+
+def page_components(
+    scope: str, period: Period, next_cursor: Cursor | None, first: bool
+) -> discord.ui.View:
+    """First-page and next-page buttons of a leaderboard message."""
+    components = discord.ui.View(timeout=None)
+    if not first:
+        components.add_item(PageButton(scope, period, None, "⏮ Top"))
+    if next_cursor is not None:
+        components.add_item(PageButton(scope, period, next_cursor, "Next ▶"))
+    return components
+
+
+class Confirm(discord.ui.View):
+    """Yes / cancel for destructive commands; only the person asked may answer."""
+
+    def __init__(self, owner_id: int, *, timeout: float = 60) -> None:
+        super().__init__(timeout=timeout)
+        self.owner_id = owner_id
+        self.confirmed: bool | None = None
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message(
+                "Only the person who asked can answer this.", ephemeral=True
+            )
+            return False
+        return True
+
+    @discord.ui.button(label="Yes, do it", style=discord.ButtonStyle.danger)
+    async def yes(self, interaction: discord.Interaction[Any], _: discord.ui.Button[Any]) -> None:
+        self.confirmed = True
+        await interaction.response.edit_message(content="Working on it…", view=None)
+        self.stop()
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def no(self, interaction: discord.Interaction[Any], _: discord.ui.Button[Any]) -> None:
+        self.confirmed = False
+        await interaction.response.edit_message(content="Cancelled: nothing changed.", view=None)
+        self.stop()
+
+
+DYNAMIC_ITEMS = (ChoiceButton, FreeTextButton, PageButton)

@@ -1,0 +1,116 @@
+"""aiocache wiring: one cache per process, key builders, and invalidation after commit.
+
+Reads that are hot and change rarely (question pools, questions, guild settings)
+and reads that are hot and change often (leaderboards, stats) are memoized with
+aiocache's `cached` decorator. Invalidation is by *generation*: every key embeds
+a per-guild counter that a committed write bumps. A reader that raced a writer
+stores its (old) result under the old generation, where nobody looks again, so a
+stale value can never outlive the commit that made it stale. TTLs only bound memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiocache
+from aiocache.serializers import PickleSerializer
+
+from quizbot.config import Settings
+
+T = TypeVar("T")
+
+# What a generation counter is about.
+QUESTIONS = "q"  # a guild's question pool (or the shared bank: guild 0)
+SCORES = "s"  # points, streaks, achievements: leaderboards and stats
+SETTINGS = "cfg"  # a guild's settings
+
+SHARED_BANK = 0
+
+
+def create_cache(settings: Settings, namespace: str = "quizbot") -> Any:
+    """Redis when REDIS_URL is set (shared by every bot process), else in-process memory."""
+    if settings.redis_url:
+        cache = aiocache.Cache.from_url(settings.redis_url)
+        cache.serializer = PickleSerializer()
+        cache.namespace = namespace
+        return cache
+    return aiocache.Cache(aiocache.Cache.MEMORY, namespace=namespace)
+
+
+class _cached_on(aiocache.cached):  # type: ignore[misc]
+    """aiocache's `cached` decorator, bound to a cache instance we own (for invalidation)."""
+
+    def __init__(self, cache: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._instance = cache
+
+    def __call__(self, f: Any) -> Any:
+        wrapper = super().__call__(f)
+        self.cache = self._instance
+        wrapper.cache = self._instance
+        return wrapper
+
+
+def _key_from_args(prefix: str) -> Callable[..., str]:
+    def build(_f: Any, *args: Any, **kwargs: Any) -> str:
+        parts = [str(a) for a in args] + [f"{k}={v}" for k, v in sorted(kwargs.items())]
+        return prefix + ":" + ":".join(parts)
+
+    return build
+
+
+class QuizCache:
+    """The process's cache and its invalidation rules."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+
+    @staticmethod
+    def memory_backend() -> Any:
+        """A fresh in-process backend (tests, the terminal game)."""
+        return aiocache.Cache(aiocache.Cache.MEMORY, namespace="quizbot")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QuizCache:
+        """Build the cache the settings ask for."""
+        return cls(create_cache(settings))
+
+    def memoize(
+        self, prefix: str, fn: Callable[..., Awaitable[T]], *, ttl: int
+    ) -> Callable[..., Awaitable[T]]:
+        """Memoize `fn` with aiocache; the key is `prefix` plus the call's arguments.
+
+        Callers put a generation (see `generation`) among the arguments. `None`
+        results are not stored.
+        """
+        decorator = _cached_on(
+            self.backend,
+            ttl=ttl,
+            key_builder=_key_from_args(prefix),
+            skip_cache_func=lambda result: result is None,
+        )
+        wrapped: Callable[..., Awaitable[T]] = decorator(fn)
+        return wrapped
+
+    async def generation(self, kind: str, guild_id: int | None) -> int:
+        """The current generation of what `kind` covers in this guild (0 when never bumped)."""
+        value = await self.backend.get(f"gen:{kind}:{guild_id or SHARED_BANK}")
+        return int(value or 0)
+
+    async def generations(self, kind: str, guild_ids: list[int]) -> list[int]:
+        """Several generations in one cache round trip."""
+        keys = [f"gen:{kind}:{g}" for g in guild_ids]
+        return [int(v or 0) for v in await self.backend.multi_get(keys)]
+
+    async def invalidate(self, kind: str, guild_id: int | None) -> None:
+        """Call after the commit that changed what `kind` covers in this guild."""
+        await self.backend.increment(f"gen:{kind}:{guild_id or SHARED_BANK}", 1)
+
+    async def clear(self) -> None:
+        """Drop everything (tests, `quizbot seed`)."""
+        await self.backend.clear()
+
+    async def close(self) -> None:
+        """Release the backend's connections."""
+        await self.backend.close()

@@ -1,0 +1,1 @@
+"""Use cases: the quiz engine, scoring, progress, stats, leaderboards; they own the unit of work."""

@@ -1,0 +1,88 @@
+"""Member-level administration: leaderboard resets, deleting a user's data, achievements."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from quizbot.cache import SCORES, QuizCache
+from quizbot.models import GuildMember
+from quizbot.repositories import AchievementRepository, UserRepository
+from quizbot.services.achievements import CATALOGUE, AchievementDef
+
+
+@dataclass(frozen=True)
+class AchievementStatus:
+    """A catalogue entry and when the member earned it (None: not yet)."""
+
+    achievement: AchievementDef
+    earned_at: dt.datetime | None
+
+
+class MemberService:
+    """Use cases about members that are not part of playing."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], cache: QuizCache) -> None:
+        self._sessions = sessionmaker
+        self._cache = cache
+
+    async def reset_leaderboard(self, guild_id: int) -> int:
+        """Set every member's points in a guild back to zero (XP, levels and history stay).
+
+        Args:
+            guild_id: the guild whose all-time board is reset.
+
+        Returns:
+            How many members had points.
+        """
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(GuildMember)
+                .where(GuildMember.guild_id == guild_id, GuildMember.points != 0)
+                .values(points=0)
+                .returning(GuildMember.user_id)
+            )
+            count = len(result.all())
+        await self._cache.invalidate(SCORES, guild_id)
+        return count
+
+    async def delete_user_data(self, user_id: int) -> bool:
+        """Delete everything quizbot stores about a user, in every guild.
+
+        Args:
+            user_id: the Discord user.
+
+        Returns:
+            True when there was something to delete.
+        """
+        async with self._sessions() as session, session.begin():
+            deleted = await UserRepository(session=session).delete(user_id=user_id)
+        # Their rows left every guild's boards; which guilds is no longer known.
+        await self._cache.clear()
+        return deleted
+
+    async def achievements(self, *, guild_id: int, user_id: int) -> list[AchievementStatus]:
+        """The whole catalogue with what the member has earned, earned first (newest first).
+
+        Args:
+            guild_id: the guild.
+            user_id: the member.
+
+        Returns:
+            One status per catalogue entry.
+        """
+        async with self._sessions() as session:
+            earned = await AchievementRepository(session=session).earned(
+                user_id=user_id, guild_id=guild_id
+            )
+        when = {a.code: ua.earned_at for a, ua in earned}
+        done = sorted(
+            (AchievementStatus(d, when[d.code]) for d in CATALOGUE if d.code in when),
+            key=lambda s: s.earned_at or dt.datetime.min.replace(tzinfo=dt.UTC),
+            reverse=True,
+        )
+        todo = [AchievementStatus(d, None) for d in CATALOGUE if d.code not in when]
+        return done + todo

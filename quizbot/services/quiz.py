@@ -1,0 +1,826 @@
+"""The quiz engine: start a quiz, present questions, take answers, finish with a summary.
+
+Services take plain values (ids, strings), never discord.py objects, so the same
+engine runs the Discord bot, `quizbot play` and the benchmark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Date, Integer, String, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from quizbot.cache import QUESTIONS, SCORES, QuizCache
+from quizbot.errors import InvalidInputError, NotFoundError
+from quizbot.levels import LEVEL_SQL, level_for_xp
+from quizbot.models import Difficulty, QuestionKind, QuizSession, SessionMode, SessionStatus
+from quizbot.repositories import (
+    AchievementRepository,
+    AnswerRepository,
+    MemberDelta,
+    MemberRepository,
+    QuestionRepository,
+    SessionRepository,
+)
+from quizbot.services import achievements as catalogue
+from quizbot.services.guild_settings import GuildSettingsService
+from quizbot.services.matching import check_answer
+from quizbot.services.scoring import score_answer
+
+MIN_QUESTIONS, MAX_QUESTIONS = 1, 50
+DIFFICULTIES = ("easy", "medium", "hard", "mixed")
+# How many recent answers count as "seen recently" when choosing questions.
+RECENT_WINDOW = 300
+
+
+@dataclass(frozen=True)
+class QuizFilters:
+    """What a player asked for; validated on construction."""
+
+    topic: str | None = None
+    category: str | None = None
+    difficulty: str = "mixed"
+    count: int = 10
+
+    def __post_init__(self) -> None:
+        if self.difficulty not in DIFFICULTIES:
+            raise InvalidInputError(
+                f"difficulty must be one of {', '.join(DIFFICULTIES)} (got {self.difficulty!r})"
+            )
+        if not MIN_QUESTIONS <= self.count <= MAX_QUESTIONS:
+            raise InvalidInputError(
+                f"number of questions must be from {MIN_QUESTIONS} to {MAX_QUESTIONS}"
+            )
+
+
+@dataclass(frozen=True)
+class QuestionData:
+    """What the engine needs of a question; cached, so checking an answer reads nothing."""
+
+    id: int
+    topic: str
+    category: str
+    difficulty: Difficulty
+    kind: QuestionKind
+    prompt: str
+    choices: tuple[str, ...]
+    answer: str
+    accepted: tuple[str, ...]
+    tolerance: float | None
+    explanation: str
+
+
+@dataclass(frozen=True)
+class QuestionView:
+    """A question as shown to players."""
+
+    session_id: int
+    position: int  # 0-based
+    total: int
+    question_id: int
+    topic: str
+    category: str
+    difficulty: Difficulty
+    kind: QuestionKind
+    prompt: str
+    choices: tuple[str, ...]  # display order, stable for the session
+    time_limit: int
+    started_at: dt.datetime | None
+    mode: SessionMode
+
+    @property
+    def number(self) -> int:
+        """1-based position for display."""
+        return self.position + 1
+
+
+@dataclass(frozen=True)
+class AnswerOutcome:
+    """What happened to one answer; `recorded` is False for repeats and late clicks."""
+
+    recorded: bool
+    reason: str | None  # why not recorded: "duplicate", "not_current", "finished"
+    correct: bool
+    points: int
+    xp: int
+    streak: int
+    canonical_answer: str
+    explanation: str
+    level: int
+    level_up: bool
+    achievements: tuple[catalogue.AchievementDef, ...] = ()
+    total_points: int = 0
+
+
+@dataclass(frozen=True)
+class PlayerResult:
+    """One player's result in a finished quiz."""
+
+    user_id: int
+    display_name: str
+    answered: int
+    correct: int
+    points: int
+
+
+@dataclass(frozen=True)
+class QuizSummary:
+    """The end of a quiz."""
+
+    session_id: int
+    status: SessionStatus
+    total_questions: int
+    asked: int
+    players: tuple[PlayerResult, ...]
+    achievements: dict[int, tuple[catalogue.AchievementDef, ...]] = field(default_factory=dict)
+
+    @property
+    def correct(self) -> int:
+        """Correct answers of all players."""
+        return sum(p.correct for p in self.players)
+
+    @property
+    def answered(self) -> int:
+        """Answers of all players."""
+        return sum(p.answered for p in self.players)
+
+    @property
+    def points(self) -> int:
+        """Points of all players."""
+        return sum(p.points for p in self.players)
+
+    @property
+    def accuracy(self) -> float:
+        """Share of correct answers (0.0 when nobody answered)."""
+        return self.correct / self.answered if self.answered else 0.0
+
+
+def display_order(session_id: int, question: QuestionData) -> tuple[str, ...]:
+    """The choices in a shuffled order that is the same every time for this session."""
+    if question.kind is not QuestionKind.MULTIPLE_CHOICE:
+        return question.choices
+    order = list(question.choices)
+    random.Random(f"{session_id}:{question.id}").shuffle(order)
+    return tuple(order)
+
+
+# Before an answer: where the session stands and the member's streak, in one statement.
+_ANSWER_CONTEXT = text(
+    """
+    SELECT s.status, s.guild_id, s.mode, s.user_id AS owner_id, s.time_limit,
+           s.question_ids[s.position + 1] AS current_question,
+           s.question_started_at,
+           coalesce(gm.answer_streak, 0) AS answer_streak,
+           coalesce((SELECT array_agg(ua.code) FROM user_achievements ua
+                     WHERE ua.user_id = :user_id AND ua.guild_id = s.guild_id), '{}') AS held
+    FROM quiz_sessions s
+    LEFT JOIN guild_members gm ON gm.guild_id = s.guild_id AND gm.user_id = :user_id
+    WHERE s.id = :session_id
+    """
+)
+
+# The answer's whole write in one statement: the answer row (a repeat inserts
+# nothing, and then nothing else changes), member and global totals as upserts (a
+# first-time player in a channel quiz gets rows), and the session's counters.
+_RECORD_ANSWER = text(
+    f"""
+    WITH ins AS (
+        INSERT INTO answers (session_id, question_id, user_id, guild_id, topic, given,
+                             correct, response_ms, points)
+        VALUES (:session_id, :question_id, :user_id, :guild_id, :topic, :given,
+                :correct, :response_ms, :points)
+        ON CONFLICT (session_id, question_id, user_id) DO NOTHING
+        RETURNING id
+    ), u AS (
+        INSERT INTO users AS t (user_id, name, points, xp, level, last_active)
+        SELECT :user_id, :name, :points, :xp, {LEVEL_SQL.format(xp="CAST(:xp AS bigint)")}, now()
+        FROM ins
+        ON CONFLICT (user_id) DO UPDATE SET
+            points = t.points + excluded.points,
+            xp = t.xp + excluded.xp,
+            level = {LEVEL_SQL.format(xp="t.xp + excluded.xp")},
+            name = excluded.name,
+            last_active = now()
+        RETURNING t.level
+    ), m AS (
+        INSERT INTO guild_members AS t (guild_id, user_id, display_name, points, xp, level,
+                                        answered, correct, answer_streak, best_streak,
+                                        daily_streak, best_daily_streak, last_active_day,
+                                        last_active)
+        SELECT :guild_id, :user_id, :name, :points, :xp,
+               {LEVEL_SQL.format(xp="CAST(:xp AS bigint)")}, 1, CAST(:correct AS int),
+               CAST(:correct AS int), CAST(:correct AS int), 1, 1, :today, now()
+        FROM ins
+        ON CONFLICT (guild_id, user_id) DO UPDATE SET
+            points = t.points + excluded.points,
+            xp = t.xp + excluded.xp,
+            level = {LEVEL_SQL.format(xp="t.xp + excluded.xp")},
+            answered = t.answered + 1,
+            correct = t.correct + excluded.correct,
+            answer_streak = CASE WHEN :correct THEN t.answer_streak + 1 ELSE 0 END,
+            best_streak = greatest(t.best_streak,
+                                   CASE WHEN :correct THEN t.answer_streak + 1 ELSE 0 END),
+            daily_streak = CASE
+                WHEN t.last_active_day = :today THEN t.daily_streak
+                WHEN t.last_active_day = :today - 1 THEN t.daily_streak + 1
+                ELSE 1 END,
+            best_daily_streak = greatest(t.best_daily_streak, CASE
+                WHEN t.last_active_day = :today THEN t.daily_streak
+                WHEN t.last_active_day = :today - 1 THEN t.daily_streak + 1
+                ELSE 1 END),
+            last_active_day = :today,
+            display_name = excluded.display_name,
+            last_active = now()
+        RETURNING t.points, t.xp, t.level, t.answered, t.correct, t.quizzes_taken,
+                  t.answer_streak, t.best_streak, t.daily_streak
+    ), s AS (
+        UPDATE quiz_sessions SET
+            answered_count = answered_count + 1,
+            correct_count = correct_count + CAST(:correct AS int),
+            points_earned = points_earned + :points
+        FROM ins
+        WHERE quiz_sessions.id = :session_id
+    )
+    SELECT m.* FROM m
+    """
+).bindparams(
+    bindparam("session_id", type_=BigInteger),
+    bindparam("question_id", type_=BigInteger),
+    bindparam("user_id", type_=BigInteger),
+    bindparam("guild_id", type_=BigInteger),
+    bindparam("topic", type_=String),
+    bindparam("given", type_=String),
+    bindparam("name", type_=String),
+    bindparam("correct", type_=Boolean),
+    bindparam("response_ms", type_=Integer),
+    bindparam("points", type_=Integer),
+    bindparam("xp", type_=BigInteger),
+    bindparam("today", type_=Date),
+)
+
+_PLAYER_RESULTS = text(
+    """
+    SELECT a.user_id, coalesce(gm.display_name, u.name, '') AS display_name,
+           count(*) AS answered, count(*) FILTER (WHERE a.correct) AS correct,
+           coalesce(sum(a.points), 0) AS points
+    FROM answers a
+    LEFT JOIN guild_members gm ON gm.guild_id = a.guild_id AND gm.user_id = a.user_id
+    LEFT JOIN users u ON u.user_id = a.user_id
+    WHERE a.session_id = :session_id
+    GROUP BY a.user_id, gm.display_name, u.name
+    ORDER BY points DESC, correct DESC, a.user_id
+    """
+)
+
+# What the end-of-quiz achievements need about each player, in one statement.
+_FINISH_PROGRESS = text(
+    """
+    SELECT gm.user_id, gm.answered, gm.correct, gm.quizzes_taken, gm.answer_streak,
+           gm.best_streak, gm.daily_streak, gm.level,
+           (SELECT count(*) FROM quiz_sessions q
+             WHERE q.user_id = gm.user_id AND q.guild_id = gm.guild_id
+               AND q.status = 'finished' AND q.mode = 'solo'
+               AND cardinality(q.question_ids) >= :perfect_min
+               AND q.correct_count = cardinality(q.question_ids)) AS perfect_quizzes,
+           (SELECT count(DISTINCT a.topic) FROM answers a
+             WHERE a.user_id = gm.user_id AND a.guild_id = gm.guild_id AND a.correct)
+             AS topics_with_correct,
+           (SELECT coalesce(max(t.n), 0) FROM (
+                SELECT count(*) AS n FROM answers a
+                WHERE a.user_id = gm.user_id AND a.guild_id = gm.guild_id
+                GROUP BY a.topic
+                HAVING count(*) FILTER (WHERE a.correct) >= 0.9 * count(*)
+           ) t) AS mastered_topic_answers,
+           coalesce((SELECT array_agg(ua.code) FROM user_achievements ua
+                     WHERE ua.user_id = gm.user_id AND ua.guild_id = gm.guild_id), '{}') AS held
+    FROM guild_members gm
+    WHERE gm.guild_id = :guild_id AND gm.user_id = ANY(:user_ids)
+    """
+).bindparams(bindparam("user_ids", type_=ARRAY(BigInteger)))
+
+
+_REVEAL = text(
+    """
+    SELECT a.user_id, coalesce(gm.display_name, '') AS display_name, a.correct, a.points
+    FROM answers a
+    LEFT JOIN guild_members gm ON gm.guild_id = a.guild_id AND gm.user_id = a.user_id
+    WHERE a.session_id = :session_id AND a.question_id = :question_id
+    ORDER BY a.response_ms, a.id
+    """
+)
+
+
+def _question_data(q: Any) -> QuestionData:
+    return QuestionData(
+        id=q.id,
+        topic=q.topic,
+        category=q.category,
+        difficulty=Difficulty(q.difficulty),
+        kind=QuestionKind(q.kind),
+        prompt=q.prompt,
+        choices=tuple(q.choices or ()),
+        answer=q.answer,
+        accepted=tuple(q.accepted or ()),
+        tolerance=q.tolerance,
+        explanation=q.explanation,
+    )
+
+
+class QuizService:
+    """Runs quizzes. Every public method is one unit of work (one transaction)."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        cache: QuizCache,
+        settings: GuildSettingsService | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._sessions = sessionmaker
+        self._cache = cache
+        self.settings = settings or GuildSettingsService(sessionmaker, cache)
+        self._rng = rng or random.Random()
+        self._pool = cache.memoize("pool", self._load_pool, ttl=300)
+        self._question = cache.memoize("question", self._load_question, ttl=3600)
+        self._topics = cache.memoize("topics", self._load_topics, ttl=300)
+
+    # -- cached reads -------------------------------------------------------
+
+    async def _load_pool(
+        self,
+        guild_id: int,
+        topic: str | None,
+        category: str | None,
+        difficulty: str,
+        _shared_gen: int,
+        _guild_gen: int,
+    ) -> tuple[int, ...]:
+        async with self._sessions() as session:
+            ids = await QuestionRepository(session=session).pool_ids(
+                guild_id=guild_id,
+                topic=topic,
+                category=category,
+                difficulty=None if difficulty == "mixed" else Difficulty(difficulty),
+            )
+        return tuple(ids)
+
+    async def question_pool(
+        self, guild_id: int, topic: str | None, category: str | None, difficulty: str
+    ) -> tuple[int, ...]:
+        """Ids of the enabled questions matching the filters (cached per guild and filters)."""
+        shared_gen, guild_gen = await self._cache.generations(QUESTIONS, [0, guild_id])
+        return await self._pool(
+            guild_id,
+            (topic or "").lower() or None,
+            (category or "").lower() or None,
+            difficulty,
+            shared_gen,
+            guild_gen,
+        )
+
+    async def _load_topics(
+        self, guild_id: int, _shared_gen: int, _guild_gen: int
+    ) -> tuple[tuple[str, str, int], ...]:
+        async with self._sessions() as session:
+            rows = await QuestionRepository(session=session).topics(guild_id=guild_id)
+        return tuple(rows)
+
+    async def topics(self, guild_id: int) -> tuple[tuple[str, str, int], ...]:
+        """(topic, category, enabled questions) a guild can play, cached like the pools."""
+        shared_gen, guild_gen = await self._cache.generations(QUESTIONS, [0, guild_id])
+        return await self._topics(guild_id, shared_gen, guild_gen)
+
+    async def _load_question(self, question_id: int) -> QuestionData | None:
+        async with self._sessions() as session:
+            rows = await QuestionRepository(session=session).get_many([question_id])
+        return _question_data(rows[0]) if rows else None
+
+    async def question(self, question_id: int) -> QuestionData:
+        """A question's data, cached (questions are immutable once written but for `enabled`).
+
+        Raises:
+            NotFoundError: no such question.
+        """
+        data = await self._question(question_id)
+        if data is None:
+            raise NotFoundError(f"question {question_id} not found")
+        return data
+
+    # -- the game -----------------------------------------------------------
+
+    async def start(
+        self,
+        *,
+        guild_id: int,
+        guild_name: str,
+        channel_id: int,
+        user_id: int,
+        display_name: str,
+        mode: SessionMode = SessionMode.SOLO,
+        filters: QuizFilters | None = None,
+    ) -> QuestionView:
+        """Start a quiz and present its first question.
+
+        Args:
+            guild_id: the guild (server) the quiz runs in.
+            guild_name: kept for the guild row.
+            channel_id: the channel; one channel quiz per channel, one solo quiz per
+                player and channel.
+            user_id: who starts it.
+            display_name: the starter's name, kept for leaderboards.
+            mode: solo (only the starter answers) or channel (everyone may).
+            filters: topic, category, difficulty and number of questions.
+
+        Returns:
+            The first question.
+
+        Raises:
+            InvalidInputError: no question matches the filters, or quizzes are not
+                allowed in this channel.
+            ActiveSessionError: a quiz is already running there.
+        """
+        filters = filters or QuizFilters()
+        guild_settings = await self.settings.get(guild_id)
+        if guild_settings.channels and channel_id not in guild_settings.channels:
+            raise InvalidInputError("quizzes are not enabled in this channel")
+        pool = await self.question_pool(
+            guild_id, filters.topic, filters.category, filters.difficulty
+        )
+        if not pool:
+            wanted = ", ".join(
+                v for v in (filters.topic, filters.category, filters.difficulty) if v
+            )
+            raise InvalidInputError(f"no questions match {wanted}; try /topics")
+        async with self._sessions() as session, session.begin():
+            await MemberRepository(session=session).ensure(
+                guild_id=guild_id,
+                user_id=user_id,
+                display_name=display_name,
+                guild_name=guild_name,
+            )
+            seen = set(
+                await AnswerRepository(session=session).seen_recently(
+                    user_id=user_id, guild_id=guild_id, limit=RECENT_WINDOW
+                )
+            )
+            chosen = self._choose(pool, seen, filters.count)
+            row = await SessionRepository(session=session).create(
+                QuizSession(
+                    guild_id=guild_id,
+                    channel_id=channel_id,
+                    user_id=user_id,
+                    mode=mode,
+                    topic=filters.topic,
+                    category=filters.category,
+                    difficulty=filters.difficulty,
+                    question_ids=chosen,
+                    time_limit=guild_settings.timer,
+                    question_started_at=dt.datetime.now(dt.UTC),
+                )
+            )
+        return await self._view(row)
+
+    def _choose(self, pool: Sequence[int], seen: set[int], count: int) -> list[int]:
+        """Unseen questions first (random order), then the least recently seen."""
+        fresh = [q for q in pool if q not in seen]
+        stale = [q for q in pool if q in seen]
+        self._rng.shuffle(fresh)
+        self._rng.shuffle(stale)
+        return (fresh + stale)[:count]
+
+    async def _view(self, row: QuizSession) -> QuestionView:
+        question = await self.question(row.question_ids[row.position])
+        return QuestionView(
+            session_id=row.id,
+            position=row.position,
+            total=len(row.question_ids),
+            question_id=question.id,
+            topic=question.topic,
+            category=question.category,
+            difficulty=question.difficulty,
+            kind=question.kind,
+            prompt=question.prompt,
+            choices=display_order(row.id, question),
+            time_limit=row.time_limit,
+            started_at=row.question_started_at,
+            mode=row.mode,
+        )
+
+    async def current(self, session_id: int) -> QuestionView | None:
+        """The question being asked, or None when the quiz is over.
+
+        Raises:
+            NotFoundError: no such session.
+        """
+        async with self._sessions() as session:
+            row = await SessionRepository(session=session).require(session_id)
+        if row.status is not SessionStatus.ACTIVE or row.position >= len(row.question_ids):
+            return None
+        return await self._view(row)
+
+    async def answer(
+        self,
+        *,
+        session_id: int,
+        question_id: int,
+        user_id: int,
+        display_name: str,
+        given: str,
+        now: dt.datetime | None = None,
+    ) -> AnswerOutcome:
+        """Take one member's answer to the current question.
+
+        A repeat (double click, retried request) records nothing and says so; so
+        does a click on a question that is no longer current.
+
+        Args:
+            session_id: the quiz.
+            question_id: the question the member answered (a stale button names an old one).
+            user_id: who answered.
+            display_name: their current name, kept for leaderboards.
+            given: the answer text, or the chosen option.
+            now: when the answer arrived (default: now).
+
+        Returns:
+            Whether it counted, correctness, points, streak, level and new achievements,
+            plus the canonical answer and explanation to show.
+
+        Raises:
+            NotFoundError: no such session or question.
+        """
+        now = now or dt.datetime.now(dt.UTC)
+        question = await self.question(question_id)
+        checked = check_answer(
+            question.kind,
+            given,
+            question.answer,
+            question.accepted,
+            question.tolerance,
+            question.choices,
+        )
+        async with self._sessions() as session, session.begin():
+            ctx = (
+                await session.execute(
+                    _ANSWER_CONTEXT, {"session_id": session_id, "user_id": user_id}
+                )
+            ).one_or_none()
+            if ctx is None:
+                raise NotFoundError(f"quiz session {session_id} not found")
+            reason = None
+            if ctx.status != SessionStatus.ACTIVE.value:
+                reason = "finished"
+            elif ctx.current_question != question_id:
+                reason = "not_current"
+            elif ctx.mode == SessionMode.SOLO.value and ctx.owner_id != user_id:
+                reason = "not_player"
+            if reason is not None:
+                return self._not_recorded(question, reason, checked.correct)
+            guild_settings = await self.settings.get(ctx.guild_id)
+            started = ctx.question_started_at or now
+            response_ms = max(0, int((now - started).total_seconds() * 1000))
+            score = score_answer(
+                guild_settings.scoring,
+                difficulty=question.difficulty,
+                correct=checked.correct,
+                response_ms=response_ms,
+                time_limit_s=ctx.time_limit,
+                streak_before=ctx.answer_streak,
+            )
+            member = (
+                await session.execute(
+                    _RECORD_ANSWER,
+                    {
+                        "session_id": session_id,
+                        "question_id": question_id,
+                        "user_id": user_id,
+                        "guild_id": ctx.guild_id,
+                        "topic": question.topic,
+                        "given": given[:200],
+                        "name": display_name[:100],
+                        "correct": checked.correct,
+                        "response_ms": response_ms,
+                        "points": score.points,
+                        "xp": score.xp,
+                        "today": guild_settings.today(now),
+                    },
+                )
+            ).one_or_none()
+            if member is None:
+                return self._not_recorded(question, "duplicate", checked.correct)
+            snapshot = catalogue.ProgressSnapshot(
+                answered=member.answered,
+                correct=member.correct,
+                quizzes_taken=member.quizzes_taken,
+                answer_streak=member.answer_streak,
+                best_streak=member.best_streak,
+                daily_streak=member.daily_streak,
+                level=member.level,
+                last_response_ms=response_ms,
+                last_correct=checked.correct,
+                quiz_finished=False,
+                quiz_size=0,
+                quiz_correct=0,
+                perfect_quizzes=0,
+                topic_answered=0,
+                topic_correct=0,
+                topics_with_correct=0,
+            )
+            new = await self._award(
+                session, user_id, ctx.guild_id, catalogue.earned(snapshot), set(ctx.held)
+            )
+        await self._cache.invalidate(SCORES, ctx.guild_id)
+        old_level = level_for_xp(member.xp - score.xp)
+        return AnswerOutcome(
+            recorded=True,
+            reason=None,
+            correct=checked.correct,
+            points=score.points,
+            xp=score.xp,
+            streak=member.answer_streak,
+            canonical_answer=question.answer,
+            explanation=question.explanation,
+            level=member.level,
+            level_up=member.level > old_level,
+            achievements=new,
+            total_points=member.points,
+        )
+
+    @staticmethod
+    def _not_recorded(question: QuestionData, reason: str, correct: bool) -> AnswerOutcome:
+        return AnswerOutcome(
+            recorded=False,
+            reason=reason,
+            correct=correct,
+            points=0,
+            xp=0,
+            streak=0,
+            canonical_answer=question.answer,
+            explanation=question.explanation,
+            level=0,
+            level_up=False,
+        )
+
+    async def _award(
+        self,
+        session: AsyncSession,
+        user_id: int,
+        guild_id: int,
+        candidates: Sequence[str],
+        held: set[str],
+    ) -> tuple[catalogue.AchievementDef, ...]:
+        """Award what is newly earned; only touches the database when something is."""
+        wanted = [c for c in candidates if c not in held]
+        if not wanted:
+            return ()
+        codes = await AchievementRepository(session=session).award(
+            user_id=user_id, guild_id=guild_id, codes=wanted
+        )
+        defs = tuple(catalogue.CATALOGUE_BY_CODE[c] for c in codes)
+        reward = sum(d.xp_reward for d in defs)
+        if reward:
+            await MemberRepository(session=session).award_batch(
+                guild_id=guild_id, deltas=[MemberDelta(user_id, xp=reward)]
+            )
+        return defs
+
+    async def advance(self, session_id: int, from_position: int) -> QuestionView | None:
+        """Move to the next question; None when the quiz has no more (then call `finish`).
+
+        Two callers advancing from the same position move the quiz once; the
+        second gets the question the first moved to.
+        """
+        async with self._sessions() as session, session.begin():
+            repo = SessionRepository(session=session)
+            row = await repo.require(session_id)
+            if row.status is not SessionStatus.ACTIVE:
+                return None
+            if row.position == from_position:
+                if from_position + 1 >= len(row.question_ids):
+                    return None
+                await repo.advance(session_id=session_id, from_position=from_position)
+                row = await repo.require(session_id)
+        if row.position >= len(row.question_ids):
+            return None
+        return await self._view(row)
+
+    async def set_message(self, session_id: int, message_id: int | None) -> None:
+        """Remember which message shows the current question (restart recovery)."""
+        async with self._sessions() as session, session.begin():
+            await SessionRepository(session=session).set_message(
+                session_id=session_id, message_id=message_id
+            )
+
+    async def finish(
+        self, session_id: int, status: SessionStatus = SessionStatus.FINISHED
+    ) -> QuizSummary:
+        """End a quiz (idempotent) and return its summary.
+
+        Quiz counts and end-of-quiz achievements are applied by the call that
+        actually ends it; a repeat call just reads the summary.
+
+        Raises:
+            NotFoundError: no such session.
+        """
+        awarded: dict[int, tuple[catalogue.AchievementDef, ...]] = {}
+        async with self._sessions() as session, session.begin():
+            repo = SessionRepository(session=session)
+            ended_now = await repo.finish(session_id=session_id, status=status)
+            row = await repo.require(session_id)
+            results = tuple(
+                PlayerResult(r.user_id, r.display_name, r.answered, r.correct, r.points)
+                for r in await session.execute(_PLAYER_RESULTS, {"session_id": session_id})
+            )
+            if ended_now and results:
+                await MemberRepository(session=session).award_batch(
+                    guild_id=row.guild_id,
+                    deltas=[MemberDelta(p.user_id, quizzes=1) for p in results],
+                )
+                awarded = await self._finish_achievements(session, row, results)
+        if ended_now:
+            await self._cache.invalidate(SCORES, row.guild_id)
+        asked = min(row.position + 1, len(row.question_ids)) if results else row.position
+        return QuizSummary(
+            session_id=session_id,
+            status=row.status,
+            total_questions=len(row.question_ids),
+            asked=asked,
+            players=results,
+            achievements=awarded,
+        )
+
+    async def _finish_achievements(
+        self, session: AsyncSession, row: QuizSession, results: tuple[PlayerResult, ...]
+    ) -> dict[int, tuple[catalogue.AchievementDef, ...]]:
+        by_user = {p.user_id: p for p in results}
+        progress = await session.execute(
+            _FINISH_PROGRESS,
+            {
+                "guild_id": row.guild_id,
+                "user_ids": list(by_user),
+                "perfect_min": catalogue.PERFECT_QUIZ_MIN_QUESTIONS,
+            },
+        )
+        awarded: dict[int, tuple[catalogue.AchievementDef, ...]] = {}
+        for p in progress:
+            mine = by_user[p.user_id]
+            snapshot = catalogue.ProgressSnapshot(
+                answered=p.answered,
+                correct=p.correct,
+                quizzes_taken=p.quizzes_taken,
+                answer_streak=p.answer_streak,
+                best_streak=p.best_streak,
+                daily_streak=p.daily_streak,
+                level=p.level,
+                last_response_ms=None,
+                last_correct=None,
+                quiz_finished=True,
+                quiz_size=len(row.question_ids),
+                quiz_correct=mine.correct,
+                perfect_quizzes=p.perfect_quizzes,
+                topic_answered=p.mastered_topic_answers,
+                topic_correct=p.mastered_topic_answers,
+                topics_with_correct=p.topics_with_correct,
+            )
+            new = await self._award(
+                session, p.user_id, row.guild_id, catalogue.earned(snapshot), set(p.held)
+            )
+            if new:
+                awarded[p.user_id] = new
+        return awarded
+
+    async def stop(self, *, channel_id: int, user_id: int) -> QuizSummary | None:
+        """Stop the caller's running quiz in a channel (theirs in solo, the channel's otherwise).
+
+        Returns:
+            The summary, or None when nothing was running.
+        """
+        async with self._sessions() as session:
+            running = await SessionRepository(session=session).active_in_channel(
+                channel_id=channel_id
+            )
+        mine = [s for s in running if s.mode is SessionMode.CHANNEL or s.user_id == user_id]
+        if not mine:
+            return None
+        return await self.finish(mine[0].id, SessionStatus.CANCELLED)
+
+    async def running_sessions(self) -> list[QuizSession]:
+        """Every running quiz (used at start-up to resume them)."""
+        async with self._sessions() as session:
+            return await SessionRepository(session=session).all_active()
+
+    async def reveal(self, session_id: int, question_id: int) -> list[PlayerResult]:
+        """Who answered a question, fastest first (for the channel reveal)."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                _REVEAL, {"session_id": session_id, "question_id": question_id}
+            )
+            return [
+                PlayerResult(r.user_id, r.display_name, 1, int(r.correct), r.points) for r in rows
+            ]

@@ -1,0 +1,332 @@
+"""Points, XP and the answer-streak bonus, Kahoot-style; pure, so every rule is unit-tested.
+
+Points reward winning (correctness, speed, streaks) and feed the leaderboards;
+XP rewards taking part and learning (every answer, more for harder questions) and
+feeds levels (`quizbot.levels.level_for_xp`). Speed and streaks never change XP,
+so a slow, careful learner levels up as fast as a quick one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from fractions import Fraction
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from quizbot.errors import InvalidInputError
+from quizbot.models.enums import Difficulty
+
+__all__ = [
+    "DEFAULT_BASE_POINTS",
+    "DEFAULT_XP_MULTIPLIER",
+    "ScoreResult",
+    "ScoringConfig",
+    "round_half_up",
+    "score_answer",
+    "speed_factor",
+    "streak_multiplier",
+]
+
+DEFAULT_BASE_POINTS: Mapping[Difficulty, int] = MappingProxyType(
+    {Difficulty.EASY: 100, Difficulty.MEDIUM: 200, Difficulty.HARD: 300}
+)
+DEFAULT_XP_MULTIPLIER: Mapping[Difficulty, float] = MappingProxyType(
+    {Difficulty.EASY: 1.0, Difficulty.MEDIUM: 1.5, Difficulty.HARD: 2.0}
+)
+
+# Upper bounds keep one answer's points and XP far inside the INTEGER columns
+# (answers.points) even at the largest streak multiplier: 100,000 x 1 x 6 = 600,000.
+MAX_BASE_POINTS = 100_000
+MAX_XP = 10_000
+MAX_XP_MULTIPLIER = 100.0
+MAX_STREAK_BONUS_PER_ANSWER = 1.0
+MAX_STREAK_BONUS_CAP = 5.0
+
+# A correct answer at (or after) the time limit keeps this share of the points.
+SLOWEST_SPEED_FACTOR = Fraction(1, 2)
+
+_SECTION = "scoring"
+_V = TypeVar("_V", int, float)
+
+
+def _exact(value: float) -> Fraction:
+    # repr() is the shortest decimal that round-trips, so 0.1 becomes exactly 1/10
+    # and 200 x 1.1 is 220, not 220.00000000000003 rounded the wrong way.
+    return Fraction(repr(float(value)))
+
+
+def round_half_up(value: Fraction) -> int:
+    """Round to the nearest integer, halves up.
+
+    Args:
+        value: an exact amount of points or XP.
+
+    Returns:
+        The rounded integer (2.5 -> 3, 2.4999 -> 2).
+    """
+    return math.floor(value + Fraction(1, 2))
+
+
+def _check_int(name: str, value: object, maximum: int) -> int:
+    # bool is an int subclass, but `true` in JSON is not a number of points.
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise InvalidInputError(f"{_SECTION}.{name}: must be a whole number from 0 to {maximum:,}")
+    return value
+
+
+def _check_number(name: str, value: object, maximum: float) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= maximum
+    ):
+        raise InvalidInputError(f"{_SECTION}.{name}: must be a number from 0 to {maximum:g}")
+    return float(value)
+
+
+def _difficulty_map(
+    name: str,
+    value: object,
+    defaults: Mapping[Difficulty, _V],
+    check: Callable[[str, object], _V],
+) -> Mapping[Difficulty, _V]:
+    """Validate a per-difficulty mapping; missing difficulties keep their defaults."""
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(
+            f"{_SECTION}.{name}: must map difficulties ({', '.join(defaults)}) to values"
+        )
+    merged = dict(defaults)
+    for raw_key, raw_value in value.items():
+        try:
+            difficulty = Difficulty(raw_key)
+        except ValueError:
+            raise InvalidInputError(
+                f"{_SECTION}.{name}.{raw_key}: unknown difficulty "
+                f"(expected one of {', '.join(defaults)})"
+            ) from None
+        merged[difficulty] = check(f"{name}.{difficulty}", raw_value)
+    return MappingProxyType(merged)
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """How a guild scores answers; stored under the `scoring` key of its settings."""
+
+    base_points: Mapping[Difficulty, int] = field(default_factory=lambda: DEFAULT_BASE_POINTS)
+    # Full points for an instant answer, falling linearly to half at the time limit.
+    speed_bonus: bool = True
+    # +10% per consecutive correct answer beyond the first ...
+    streak_bonus_per_answer: float = 0.1
+    # ... up to +50% in all.
+    streak_bonus_cap: float = 0.5
+    xp_per_correct: int = 10
+    # Participation: every recorded answer earns this, right or wrong.
+    xp_per_answer: int = 2
+    # Scales `xp_per_correct` (not participation XP) by difficulty.
+    xp_difficulty_multiplier: Mapping[Difficulty, float] = field(
+        default_factory=lambda: DEFAULT_XP_MULTIPLIER
+    )
+
+    def __post_init__(self) -> None:
+        """Validate every field and freeze the mappings (missing difficulties get defaults).
+
+        Raises:
+            InvalidInputError: a value has the wrong type or is out of range; the
+                message names it as a settings key, e.g. ``scoring.base_points.hard``.
+        """
+        # Frozen dataclass: object.__setattr__ is the documented way to normalise.
+        object.__setattr__(
+            self,
+            "base_points",
+            _difficulty_map(
+                "base_points",
+                self.base_points,
+                DEFAULT_BASE_POINTS,
+                lambda n, v: _check_int(n, v, MAX_BASE_POINTS),
+            ),
+        )
+        object.__setattr__(
+            self,
+            "xp_difficulty_multiplier",
+            _difficulty_map(
+                "xp_difficulty_multiplier",
+                self.xp_difficulty_multiplier,
+                DEFAULT_XP_MULTIPLIER,
+                lambda n, v: _check_number(n, v, MAX_XP_MULTIPLIER),
+            ),
+        )
+        if not isinstance(self.speed_bonus, bool):
+            raise InvalidInputError(f"{_SECTION}.speed_bonus: must be true or false")
+        object.__setattr__(
+            self,
+            "streak_bonus_per_answer",
+            _check_number(
+                "streak_bonus_per_answer", self.streak_bonus_per_answer, MAX_STREAK_BONUS_PER_ANSWER
+            ),
+        )
+        object.__setattr__(
+            self,
+            "streak_bonus_cap",
+            _check_number("streak_bonus_cap", self.streak_bonus_cap, MAX_STREAK_BONUS_CAP),
+        )
+        _check_int("xp_per_correct", self.xp_per_correct, MAX_XP)
+        _check_int("xp_per_answer", self.xp_per_answer, MAX_XP)
+
+    def __hash__(self) -> int:
+        # The generated hash would fail on the mapping fields; hash their items instead.
+        return hash(
+            (
+                tuple(self.base_points.items()),
+                self.speed_bonus,
+                self.streak_bonus_per_answer,
+                self.streak_bonus_cap,
+                self.xp_per_correct,
+                self.xp_per_answer,
+                tuple(self.xp_difficulty_multiplier.items()),
+            )
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> ScoringConfig:
+        """Build a config from the `scoring` section of a guild's settings JSON.
+
+        Args:
+            settings: the section's contents (what `to_settings` returns); keys
+                left out keep their defaults, and so do difficulties left out of
+                `base_points` or `xp_difficulty_multiplier`.
+
+        Returns:
+            The validated config.
+
+        Raises:
+            InvalidInputError: an unknown key, a wrong type or an out-of-range value;
+                the message names the key, e.g. ``scoring.streak_bonus_cap``.
+        """
+        if not isinstance(settings, Mapping):
+            raise InvalidInputError(f"{_SECTION}: must be an object of scoring settings")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(str(k) for k in settings if k not in known)
+        if unknown:
+            raise InvalidInputError(
+                f"{_SECTION}.{unknown[0]}: unknown setting (expected one of "
+                f"{', '.join(sorted(known))})"
+            )
+        return cls(**settings)
+
+    def to_settings(self) -> dict[str, Any]:
+        """The JSON-ready `scoring` section; `from_settings` reads it back to an equal config.
+
+        Returns:
+            Every field, with difficulties as their string values.
+        """
+        return {
+            "base_points": {str(d): p for d, p in self.base_points.items()},
+            "speed_bonus": self.speed_bonus,
+            "streak_bonus_per_answer": self.streak_bonus_per_answer,
+            "streak_bonus_cap": self.streak_bonus_cap,
+            "xp_per_correct": self.xp_per_correct,
+            "xp_per_answer": self.xp_per_answer,
+            "xp_difficulty_multiplier": {
+                str(d): m for d, m in self.xp_difficulty_multiplier.items()
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    """What one answer is worth: points, XP, the streak it leaves and the factors applied."""
+
+    points: int
+    xp: int
+    streak_after: int
+    # Share of the base points kept for speed: 1.0 instant ... 0.5 at the limit; 0.0 when wrong.
+    speed_factor: float
+    # 1.0 without a streak bonus, up to 1 + streak_bonus_cap.
+    streak_multiplier: float
+
+
+def speed_factor(config: ScoringConfig, *, response_ms: int, time_limit_s: int) -> Fraction:
+    """The share of the base points a correct answer keeps for its speed.
+
+    Args:
+        config: the guild's scoring config.
+        response_ms: time from the question being shown to the answer; clamped to
+            [0, limit] so a negative clock skew is instant and a late click is the slowest.
+        time_limit_s: the question's time limit; 0 or less means untimed (no speed component).
+
+    Returns:
+        1 for an instant answer, falling linearly to 1/2 at the limit (exact).
+    """
+    if not config.speed_bonus or time_limit_s <= 0:
+        return Fraction(1)
+    limit_ms = time_limit_s * 1000
+    elapsed = min(max(response_ms, 0), limit_ms)
+    return 1 - (1 - SLOWEST_SPEED_FACTOR) * Fraction(elapsed, limit_ms)
+
+
+def streak_multiplier(config: ScoringConfig, *, streak: int) -> Fraction:
+    """The bonus multiplier for a run of `streak` consecutive correct answers.
+
+    Args:
+        config: the guild's scoring config.
+        streak: consecutive correct answers including this one (1 = no bonus yet).
+
+    Returns:
+        1 + per_answer x (streak - 1), the bonus capped at `streak_bonus_cap` (exact).
+    """
+    bonus = _exact(config.streak_bonus_per_answer) * max(streak - 1, 0)
+    return 1 + min(bonus, _exact(config.streak_bonus_cap))
+
+
+def score_answer(
+    config: ScoringConfig,
+    *,
+    difficulty: Difficulty,
+    correct: bool,
+    response_ms: int,
+    time_limit_s: int,
+    streak_before: int,
+) -> ScoreResult:
+    """Score one answer.
+
+    A correct answer earns base points x speed factor x streak multiplier, rounded
+    half up, and never less than half the base points; a wrong one earns nothing
+    and ends the streak. Every answer earns participation XP; a correct one adds
+    `xp_per_correct` scaled by the difficulty multiplier (rounded half up).
+
+    Args:
+        config: the guild's scoring config.
+        difficulty: the question's difficulty.
+        correct: whether the answer was right.
+        response_ms: time taken to answer, in milliseconds (clamped to [0, limit]).
+        time_limit_s: the question's time limit in seconds (0: untimed).
+        streak_before: the member's answer streak before this answer (negative counts as 0).
+
+    Returns:
+        Points, XP, the streak after this answer and the factors that were applied.
+    """
+    if not correct:
+        return ScoreResult(
+            points=0,
+            xp=config.xp_per_answer,
+            streak_after=0,
+            speed_factor=0.0,
+            streak_multiplier=1.0,
+        )
+    streak_after = max(streak_before, 0) + 1
+    speed = speed_factor(config, response_ms=response_ms, time_limit_s=time_limit_s)
+    streak = streak_multiplier(config, streak=streak_after)
+    points = round_half_up(config.base_points[difficulty] * speed * streak)
+    bonus_xp = round_half_up(
+        config.xp_per_correct * _exact(config.xp_difficulty_multiplier[difficulty])
+    )
+    return ScoreResult(
+        points=points,
+        xp=config.xp_per_answer + bonus_xp,
+        streak_after=streak_after,
+        speed_factor=float(speed),
+        streak_multiplier=float(streak),
+    )

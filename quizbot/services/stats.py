@@ -1,0 +1,245 @@
+"""Member stats and leaderboards: per guild or global, all time or by day/week/month.
+
+Pages use keyset pagination (never OFFSET): a cursor carries the last row's
+(points, user_id) and its rank, so page 50 costs what page 1 costs. Ranks are
+competition ranks (1, 2, 2, 4). Display names are stored, never looked up in Discord.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+from sqlalchemy import TextClause, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from quizbot.cache import SCORES, QuizCache
+from quizbot.errors import InvalidInputError
+from quizbot.repositories import MemberRepository, MemberStats
+
+MAX_PAGE = 25
+
+
+class Period(enum.StrEnum):
+    """The time window of a leaderboard."""
+
+    ALL = "all"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the next page starts: after this row."""
+
+    points: int
+    user_id: int
+    rank: int
+    position: int
+
+    def encode(self) -> str:
+        """A compact string that fits in a Discord custom id."""
+        return f"{self.points}.{self.user_id}.{self.rank}.{self.position}"
+
+    @classmethod
+    def decode(cls, value: str) -> Cursor:
+        """Parse `encode`'s output.
+
+        Raises:
+            InvalidInputError: not a cursor.
+        """
+        try:
+            points, user_id, rank, position = (int(p) for p in value.split("."))
+        except ValueError:
+            raise InvalidInputError("invalid leaderboard page") from None
+        return cls(points, user_id, rank, position)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One leaderboard row."""
+
+    rank: int
+    user_id: int
+    name: str
+    points: int
+
+
+@dataclass(frozen=True)
+class LeaderboardPage:
+    """A page of a leaderboard, plus the caller's own standing."""
+
+    entries: tuple[Entry, ...]
+    next_cursor: Cursor | None
+    me: Entry | None
+    period: Period
+    guild_id: int | None
+    topic: str | None
+
+
+def period_start(period: Period, now: dt.datetime) -> dt.datetime | None:
+    """Start of the window (UTC): today, this ISO week, this month; None for all time."""
+    day = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period is Period.DAY:
+        return day
+    if period is Period.WEEK:
+        return day - dt.timedelta(days=day.weekday())
+    if period is Period.MONTH:
+        return day.replace(day=1)
+    return None
+
+
+# Each source yields (user_id, name, points) for one scope; the page and rank
+# queries below are built on it. All-time boards read the ranked index of
+# guild_members / users; period and topic boards sum answers in the window.
+_SOURCES: dict[tuple[bool, bool], str] = {
+    # (guild scope, from answers)
+    (True, False): "SELECT user_id, display_name AS name, points FROM guild_members "
+    "WHERE guild_id = :guild_id",
+    (False, False): "SELECT user_id, name, points FROM users",
+    (True, True): "SELECT a.user_id, max(gm.display_name) AS name, sum(a.points) AS points "
+    "FROM answers a LEFT JOIN guild_members gm "
+    "ON gm.guild_id = a.guild_id AND gm.user_id = a.user_id "
+    "WHERE a.guild_id = :guild_id AND a.answered_at >= :since "
+    "AND (CAST(:topic AS text) IS NULL OR a.topic = :topic) GROUP BY a.user_id",
+    (False, True): "SELECT a.user_id, max(u.name) AS name, sum(a.points) AS points "
+    "FROM answers a JOIN users u ON u.user_id = a.user_id "
+    "WHERE a.answered_at >= :since "
+    "AND (CAST(:topic AS text) IS NULL OR a.topic = :topic) GROUP BY a.user_id",
+}
+
+
+def _page_sql(source: str) -> TextClause:
+    return text(
+        f"SELECT user_id, coalesce(name, '') AS name, points FROM ({source}) b "
+        "WHERE points > 0 AND (CAST(:after_points AS bigint) IS NULL "
+        "OR points < :after_points OR (points = :after_points AND user_id > :after_user)) "
+        "ORDER BY points DESC, user_id LIMIT :limit"
+    )
+
+
+def _me_sql(source: str) -> TextClause:
+    return text(
+        f"WITH b AS ({source}), me AS (SELECT * FROM b WHERE user_id = :me) "
+        "SELECT me.user_id, coalesce(me.name, '') AS name, me.points, "
+        "(SELECT count(*) + 1 FROM b WHERE b.points > me.points) AS rank "
+        "FROM me WHERE me.points > 0"
+    )
+
+
+class StatsService:
+    """Reads for /stats and /leaderboard, memoized until the next score change."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], cache: QuizCache) -> None:
+        self._sessions = sessionmaker
+        self._cache = cache
+        self._cached_stats = cache.memoize("stats", self._load_stats, ttl=60)
+        self._cached_page = cache.memoize("board", self._load_page, ttl=60)
+
+    async def _load_stats(self, guild_id: int, user_id: int, _gen: int) -> MemberStats:
+        async with self._sessions() as session:
+            return await MemberRepository(session=session).stats(guild_id=guild_id, user_id=user_id)
+
+    async def member_stats(self, *, guild_id: int, user_id: int) -> MemberStats:
+        """A member's comprehensive stats (one statement; zeros for a newcomer).
+
+        Args:
+            guild_id: the guild.
+            user_id: the member.
+
+        Returns:
+            Totals, accuracy, per-topic accuracy, streaks, level, rank and recent achievements.
+        """
+        gen = await self._cache.generation(SCORES, guild_id)
+        return await self._cached_stats(guild_id, user_id, gen)
+
+    async def _load_page(
+        self,
+        guild_id: int | None,
+        period: Period,
+        topic: str | None,
+        since: dt.datetime | None,
+        after: Cursor | None,
+        limit: int,
+        _gen: int,
+    ) -> tuple[Entry, ...]:
+        from_answers = since is not None or topic is not None
+        source = _SOURCES[(guild_id is not None, from_answers)]
+        params = {
+            "guild_id": guild_id,
+            "topic": topic,
+            "since": since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+            "after_points": after.points if after else None,
+            "after_user": after.user_id if after else None,
+            "limit": limit,
+        }
+        async with self._sessions() as session:
+            rows = (await session.execute(_page_sql(source), params)).all()
+        entries: list[Entry] = []
+        prev_points, prev_rank = (after.points, after.rank) if after else (None, 0)
+        position = after.position if after else 0
+        for r in rows:
+            position += 1
+            rank = prev_rank if r.points == prev_points else position
+            entries.append(Entry(rank, r.user_id, r.name, int(r.points)))
+            prev_points, prev_rank = r.points, rank
+        return tuple(entries)
+
+    async def leaderboard(
+        self,
+        *,
+        guild_id: int | None,
+        caller_id: int | None = None,
+        period: Period = Period.ALL,
+        topic: str | None = None,
+        after: Cursor | None = None,
+        limit: int = 10,
+        now: dt.datetime | None = None,
+    ) -> LeaderboardPage:
+        """A page of a leaderboard and the caller's own rank.
+
+        Args:
+            guild_id: the guild, or None for the global board.
+            caller_id: whose own rank to include.
+            period: all time, or today / this week / this month (UTC).
+            topic: only points earned in this topic.
+            after: the cursor of the previous page (None for the first page).
+            limit: rows per page, at most 25.
+            now: the current time (tests).
+
+        Returns:
+            The rows, the next page's cursor (None on the last page) and the caller's entry.
+        """
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInputError(f"a leaderboard page holds 1 to {MAX_PAGE} rows")
+        since = period_start(period, now or dt.datetime.now(dt.UTC))
+        gen = await self._cache.generation(SCORES, guild_id)
+        # One more row than shown tells whether there is a next page.
+        rows = await self._cached_page(guild_id, period, topic, since, after, limit + 1, gen)
+        entries = rows[:limit]
+        next_cursor = None
+        if len(rows) > limit:
+            last = entries[-1]
+            position = (after.position if after else 0) + len(entries)
+            next_cursor = Cursor(last.points, last.user_id, last.rank, position)
+        me = None
+        if caller_id is not None:
+            me = await self._my_entry(guild_id, caller_id, topic, since)
+        return LeaderboardPage(entries, next_cursor, me, period, guild_id, topic)
+
+    async def _my_entry(
+        self, guild_id: int | None, user_id: int, topic: str | None, since: dt.datetime | None
+    ) -> Entry | None:
+        from_answers = since is not None or topic is not None
+        source = _SOURCES[(guild_id is not None, from_answers)]
+        params = {
+            "guild_id": guild_id,
+            "topic": topic,
+            "since": since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+            "me": user_id,
+        }
+        async with self._sessions() as session:
+            row = (await session.execute(_me_sql(source), params)).one_or_none()
+        return None if row is None else Entry(int(row.rank), row.user_id, row.name, int(row.points))

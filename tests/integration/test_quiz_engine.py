@@ -1,0 +1,352 @@
+"""The quiz engine end to end on the real database, without Discord."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from quizbot import models
+from quizbot.cache import QuizCache
+from quizbot.errors import ActiveSessionError, InvalidInputError
+from quizbot.observability import count_statements
+from quizbot.repositories import AchievementRepository
+from quizbot.services.achievements import catalogue_rows
+from quizbot.services.quiz import QuizFilters, QuizService
+from tests.factories import GuildFactory, QuestionFactory
+
+GUILD = 3_000_000_000_000_001
+CHANNEL = 3_000_000_000_000_002
+ALICE, BOB, CAROL = 3_000_000_000_000_010, 3_000_000_000_000_011, 3_000_000_000_000_012
+
+
+@pytest.fixture
+def cache() -> QuizCache:
+    return QuizCache(QuizCache.memory_backend())
+
+
+@pytest.fixture
+async def quiz(
+    sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession, cache: QuizCache
+) -> QuizService:
+    await AchievementRepository(session=session).sync_catalogue(catalogue_rows())
+    GuildFactory(guild_id=GUILD, name="School")
+    for i in range(6):
+        QuestionFactory(
+            topic="Physics",
+            category="Mechanics",
+            prompt=f"Physics {i}?",
+            difficulty=models.Difficulty.EASY if i < 4 else models.Difficulty.HARD,
+        )
+    for i in range(3):
+        QuestionFactory(topic="History", category="Ancient", prompt=f"History {i}?")
+    await session.commit()
+    return QuizService(sessionmaker, cache, rng=random.Random(3))
+
+
+async def _start(quiz: QuizService, user: int = ALICE, **filters: object) -> object:
+    return await quiz.start(
+        guild_id=GUILD,
+        guild_name="School",
+        channel_id=CHANNEL,
+        user_id=user,
+        display_name=f"user{user % 100}",
+        filters=QuizFilters(**filters),  # type: ignore[arg-type]
+    )
+
+
+async def test_filters_choose_matching_questions(quiz: QuizService) -> None:
+    view = await _start(quiz, topic="physics", difficulty="hard", count=5)
+    assert view.topic == "Physics" and view.difficulty == models.Difficulty.HARD
+    assert view.total == 2  # only two hard physics questions exist
+    with pytest.raises(InvalidInputError, match="no questions match"):
+        await _start(quiz, user=BOB, topic="Alchemy")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("difficulty", "extreme"), ("count", 0), ("count", 51)]
+)
+def test_invalid_filters_are_refused(field: str, value: object) -> None:
+    with pytest.raises(InvalidInputError):
+        QuizFilters(**{field: value})  # type: ignore[arg-type]
+
+
+async def test_one_solo_quiz_per_player_and_channel(quiz: QuizService) -> None:
+    await _start(quiz, topic="History")
+    with pytest.raises(ActiveSessionError):
+        await _start(quiz, topic="History")
+    await _start(quiz, user=BOB, topic="History")  # another player may
+
+
+async def test_unseen_questions_come_first(quiz: QuizService) -> None:
+    first = await _start(quiz, topic="Physics", count=4)
+    seen = set()
+    view = first
+    while view is not None:
+        seen.add(view.question_id)
+        await quiz.answer(
+            session_id=first.session_id,
+            question_id=view.question_id,
+            user_id=ALICE,
+            display_name="alice",
+            given="Alpha",
+        )
+        view = await quiz.advance(first.session_id, view.position)
+    await quiz.finish(first.session_id)
+    second = await _start(quiz, topic="Physics", count=2)
+    row_ids = await _question_ids(quiz, second.session_id)
+    assert not set(row_ids) & seen  # 6 physics questions: the 2 unseen ones
+
+
+async def _question_ids(quiz: QuizService, session_id: int) -> list[int]:
+    async with quiz._sessions() as s:
+        row = await s.get(models.QuizSession, session_id)
+        assert row is not None
+        return list(row.question_ids)
+
+
+async def test_answer_scores_explains_and_counts_once(quiz: QuizService) -> None:
+    view = await _start(quiz, topic="History", count=1)
+    right = await quiz.answer(
+        session_id=view.session_id,
+        question_id=view.question_id,
+        user_id=ALICE,
+        display_name="alice",
+        given="alpha",
+    )
+    assert right.recorded and right.correct and right.points >= 50
+    assert right.canonical_answer == "Alpha" and right.explanation
+    assert {a.code for a in right.achievements} >= {"first_correct"}
+    again = await quiz.answer(
+        session_id=view.session_id,
+        question_id=view.question_id,
+        user_id=ALICE,
+        display_name="alice",
+        given="alpha",
+    )
+    assert not again.recorded and again.reason == "duplicate" and again.points == 0
+    intruder = await quiz.answer(
+        session_id=view.session_id,
+        question_id=view.question_id,
+        user_id=BOB,
+        display_name="bob",
+        given="alpha",
+    )
+    assert intruder.reason == "not_player"
+    summary = await quiz.finish(view.session_id)
+    assert [(p.user_id, p.answered, p.correct) for p in summary.players] == [(ALICE, 1, 1)]
+    late = await quiz.answer(
+        session_id=view.session_id,
+        question_id=view.question_id,
+        user_id=ALICE,
+        display_name="alice",
+        given="alpha",
+    )
+    assert late.reason == "finished"
+
+
+async def test_a_stale_button_does_not_answer_the_next_question(quiz: QuizService) -> None:
+    view = await _start(quiz, topic="History", count=2)
+    nxt = await quiz.advance(view.session_id, view.position)
+    assert nxt is not None and nxt.position == 1
+    stale = await quiz.answer(
+        session_id=view.session_id,
+        question_id=view.question_id,
+        user_id=ALICE,
+        display_name="alice",
+        given="Alpha",
+    )
+    assert stale.reason == "not_current"
+    # Advancing again from the old position does not skip a question.
+    again = await quiz.advance(view.session_id, view.position)
+    assert again is not None and again.position == 1
+    assert await quiz.advance(view.session_id, 1) is None
+
+
+async def test_wrong_answer_breaks_the_streak(quiz: QuizService) -> None:
+    view = await _start(quiz, topic="Physics", count=3)
+    outcomes = []
+    for given in ("Alpha", "Alpha", "Gamma"):
+        outcomes.append(
+            await quiz.answer(
+                session_id=view.session_id,
+                question_id=view.question_id,
+                user_id=ALICE,
+                display_name="alice",
+                given=given,
+            )
+        )
+        view = await quiz.advance(view.session_id, view.position) or view
+    assert [o.streak for o in outcomes] == [1, 2, 0]
+    assert outcomes[1].points > outcomes[0].points * 0.9  # the streak bonus offsets slowness
+    assert outcomes[2].points == 0
+
+
+async def test_choices_keep_one_order_per_session(quiz: QuizService) -> None:
+    view = await _start(quiz, topic="History", count=1)
+    again = await quiz.current(view.session_id)
+    assert again is not None and again.choices == view.choices
+    assert sorted(view.choices) == ["Alpha", "Beta", "Delta", "Gamma"]
+
+
+async def test_finish_is_idempotent_and_counts_the_quiz_once(
+    quiz: QuizService, session: AsyncSession
+) -> None:
+    view = await _start(quiz, topic="History", count=1)
+    await quiz.answer(
+        session_id=view.session_id,
+        question_id=view.question_id,
+        user_id=ALICE,
+        display_name="alice",
+        given="Alpha",
+    )
+    first = await quiz.finish(view.session_id)
+    second = await quiz.finish(view.session_id)
+    assert first.players == second.players
+    member = await session.get(models.GuildMember, (GUILD, ALICE), populate_existing=True)
+    assert member is not None and member.quizzes_taken == 1
+    assert "first_quiz" in {a.code for a in first.achievements.get(ALICE, ())}
+
+
+async def test_stop_cancels_the_callers_quiz(quiz: QuizService) -> None:
+    await _start(quiz, topic="History")
+    assert await quiz.stop(channel_id=CHANNEL, user_id=BOB) is None
+    summary = await quiz.stop(channel_id=CHANNEL, user_id=ALICE)
+    assert summary is not None and summary.status == models.SessionStatus.CANCELLED
+
+
+async def test_quiz_not_allowed_outside_configured_channels(quiz: QuizService) -> None:
+    await quiz.settings.update(GUILD, "School", {"channels": [42]})
+    with pytest.raises(InvalidInputError, match="not enabled in this channel"):
+        await _start(quiz, topic="History")
+
+
+async def test_question_pool_is_cached_until_questions_change(
+    quiz: QuizService, connection: AsyncConnection, session: AsyncSession, cache: QuizCache
+) -> None:
+    await quiz.question_pool(GUILD, "History", None, "mixed")
+    with count_statements(connection) as log:
+        pool = await quiz.question_pool(GUILD, "History", None, "mixed")
+    assert log.count == 0 and len(pool) == 3
+    QuestionFactory(topic="History", prompt="A new one?")
+    await session.commit()
+    await cache.invalidate("q", None)
+    assert len(await quiz.question_pool(GUILD, "History", None, "mixed")) == 4
+
+
+# -- concurrency: real, committed transactions on separate connections -------
+
+
+@pytest.fixture
+async def live_quiz(
+    committed: Callable[[], AsyncSession], engine: object
+) -> AsyncIterator[QuizService]:
+    guild, users = GUILD + 100, [ALICE, BOB, CAROL]
+    async with committed() as s, s.begin():
+        await AchievementRepository(session=s).sync_catalogue(catalogue_rows())
+        s.add(models.Guild(guild_id=guild, name="Live"))
+        s.add(
+            models.Question(
+                topic="LiveTopic",
+                category="c",
+                difficulty=models.Difficulty.EASY,
+                kind=models.QuestionKind.MULTIPLE_CHOICE,
+                prompt="Live?",
+                choices=["Yes", "No", "Maybe", "Never"],
+                answer="Yes",
+                explanation="Because.",
+                content_hash="live-question-hash",
+            )
+        )
+    service = QuizService(committed, QuizCache(QuizCache.memory_backend()))  # type: ignore[arg-type]
+    yield service
+    async with committed() as s, s.begin():
+        await s.execute(delete(models.Question).where(models.Question.topic == "LiveTopic"))
+        await s.execute(delete(models.User).where(models.User.user_id.in_(users)))
+        await s.execute(delete(models.Guild).where(models.Guild.guild_id == guild))
+
+
+async def test_channel_quiz_with_simultaneous_double_clicks_counts_each_member_once(
+    live_quiz: QuizService, committed: Callable[[], AsyncSession]
+) -> None:
+    guild = GUILD + 100
+    view = await live_quiz.start(
+        guild_id=guild,
+        guild_name="Live",
+        channel_id=CHANNEL + 100,
+        user_id=ALICE,
+        display_name="alice",
+        mode=models.SessionMode.CHANNEL,
+        filters=QuizFilters(topic="LiveTopic", count=1),
+    )
+    clicks = [
+        live_quiz.answer(
+            session_id=view.session_id,
+            question_id=view.question_id,
+            user_id=user,
+            display_name=f"u{user % 100}",
+            given="Yes",
+        )
+        for user in (ALICE, BOB, CAROL)
+        for _ in range(3)  # everyone clicks three times at once
+    ]
+    outcomes = await asyncio.gather(*clicks)
+    assert sum(o.recorded for o in outcomes) == 3
+    assert sum(o.reason == "duplicate" for o in outcomes) == 6
+    # Everyone's first correct answer earned "first_correct" exactly once.
+    assert sum(a.code == "first_correct" for o in outcomes for a in o.achievements) == 3
+    async with committed() as s:
+        answers = await s.scalar(
+            select(func.count())
+            .select_from(models.Answer)
+            .where(models.Answer.session_id == view.session_id)
+        )
+        totals = await s.scalar(
+            select(func.sum(models.GuildMember.points)).where(models.GuildMember.guild_id == guild)
+        )
+        awards = await s.scalar(
+            select(func.count())
+            .select_from(models.UserAchievement)
+            .where(
+                models.UserAchievement.guild_id == guild,
+                models.UserAchievement.code == "first_correct",
+            )
+        )
+        session_row = await s.get(models.QuizSession, view.session_id)
+    assert answers == 3 and awards == 3
+    assert session_row is not None and session_row.answered_count == 3
+    assert totals == sum(o.points for o in outcomes if o.recorded)
+    finished = await asyncio.gather(
+        live_quiz.finish(view.session_id), live_quiz.finish(view.session_id)
+    )
+    assert finished[0].players == finished[1].players
+    async with committed() as s:
+        quizzes = await s.scalar(
+            select(func.sum(models.GuildMember.quizzes_taken)).where(
+                models.GuildMember.guild_id == guild
+            )
+        )
+    assert quizzes == 3  # each participant counted once, however many finish calls
+
+
+async def test_answer_write_is_two_statements(
+    quiz: QuizService, connection: AsyncConnection
+) -> None:
+    view = await _start(quiz, topic="History", count=1)
+    await quiz.settings.get(GUILD)  # warm the settings cache like a running bot has
+    with count_statements(connection) as log:
+        await quiz.answer(
+            session_id=view.session_id,
+            question_id=view.question_id,
+            user_id=ALICE,
+            display_name="alice",
+            given="Beta",
+            now=dt.datetime.now(dt.UTC),
+        )
+    # context read + the one-statement write (a wrong answer earns no achievement)
+    assert log.count == 2, log.statements

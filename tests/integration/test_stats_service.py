@@ -1,0 +1,147 @@
+"""Leaderboards and stats: ties, keyset pages, periods, own rank, cache invalidation."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from quizbot.cache import SCORES, QuizCache
+from quizbot.errors import InvalidInputError
+from quizbot.observability import count_statements
+from quizbot.repositories import MemberRepository
+from quizbot.services.stats import Cursor, Period, StatsService
+from tests.factories import (
+    AnswerFactory,
+    GuildFactory,
+    GuildMemberFactory,
+    QuizSessionFactory,
+    UserFactory,
+)
+
+POINTS = [50, 80, 50, 50, 10, 0, 30, 80]
+
+
+@pytest.fixture
+def cache() -> QuizCache:
+    return QuizCache(QuizCache.memory_backend())
+
+
+@pytest.fixture
+async def board(session: AsyncSession) -> int:
+    guild = GuildFactory()
+    for i, points in enumerate(POINTS):
+        GuildMemberFactory(
+            guild=guild,
+            user=UserFactory(user_id=1000 + i, name=f"m{i}", points=points),
+            points=points,
+        )
+    await session.commit()
+    return guild.guild_id
+
+
+def stats_service(sessionmaker: async_sessionmaker[AsyncSession], cache: QuizCache) -> StatsService:
+    return StatsService(sessionmaker, cache)
+
+
+async def test_top_n_with_ties_and_keyset_pages(
+    board: int, sessionmaker: async_sessionmaker[AsyncSession], cache: QuizCache
+) -> None:
+    stats = stats_service(sessionmaker, cache)
+    seen = []
+    after = None
+    for _ in range(5):
+        page = await stats.leaderboard(guild_id=board, limit=3, after=after)
+        seen += [(e.rank, e.user_id, e.points) for e in page.entries]
+        if page.next_cursor is None:
+            break
+        after = Cursor.decode(page.next_cursor.encode())
+    # Competition ranking, ties broken by id, members with no points left out.
+    assert seen == [
+        (1, 1001, 80),
+        (1, 1007, 80),
+        (3, 1000, 50),
+        (3, 1002, 50),
+        (3, 1003, 50),
+        (6, 1006, 30),
+        (7, 1004, 10),
+    ]
+
+
+async def test_own_rank_wherever_the_caller_stands(
+    board: int, sessionmaker: async_sessionmaker[AsyncSession], cache: QuizCache
+) -> None:
+    stats = stats_service(sessionmaker, cache)
+    page = await stats.leaderboard(guild_id=board, caller_id=1003, limit=2)
+    assert page.me is not None and (page.me.rank, page.me.points) == (3, 50)
+    nobody = await stats.leaderboard(guild_id=board, caller_id=1005, limit=2)
+    assert nobody.me is None  # no points yet: not on the board
+
+
+async def test_global_board_reads_users(
+    board: int, sessionmaker: async_sessionmaker[AsyncSession], cache: QuizCache
+) -> None:
+    page = await stats_service(sessionmaker, cache).leaderboard(guild_id=None, limit=2)
+    assert [e.points for e in page.entries] == [80, 80]
+
+
+async def test_period_and_topic_boards_sum_answers_in_the_window(
+    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], cache: QuizCache
+) -> None:
+    now = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)  # a Wednesday
+    guild = GuildFactory()
+    a, b = UserFactory(name="ann"), UserFactory(name="ben")
+    GuildMemberFactory(guild=guild, user=a)
+    GuildMemberFactory(guild=guild, user=b)
+    qa, qb = QuizSessionFactory(guild=guild, user=a), QuizSessionFactory(guild=guild, user=b)
+    AnswerFactory(session=qa, points=100, answered_at=now - dt.timedelta(hours=1))
+    AnswerFactory(session=qa, points=500, answered_at=now - dt.timedelta(days=20))
+    AnswerFactory(session=qb, points=70, answered_at=now - dt.timedelta(days=1))
+    await session.commit()
+    stats = stats_service(sessionmaker, cache)
+
+    async def board(period: Period, topic: str | None = None) -> list[tuple[str, int]]:
+        page = await stats.leaderboard(guild_id=guild.guild_id, period=period, topic=topic, now=now)
+        return [(e.name, e.points) for e in page.entries]
+
+    assert await board(Period.DAY) == [("ann", 100)]
+    assert await board(Period.WEEK) == [("ann", 100), ("ben", 70)]
+    assert await board(Period.MONTH) == [("ann", 600), ("ben", 70)]
+    assert await board(Period.MONTH, topic="Nothing") == []
+
+
+async def test_leaderboard_is_cached_until_a_score_changes(
+    board: int,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
+    connection: AsyncConnection,
+    cache: QuizCache,
+) -> None:
+    stats = stats_service(sessionmaker, cache)
+    await stats.leaderboard(guild_id=board)
+    with count_statements(connection) as log:
+        cached = await stats.leaderboard(guild_id=board)
+    assert log.count == 0
+    await MemberRepository(session=session).add_points(guild_id=board, user_id=1004, points=500)
+    await session.commit()
+    await cache.invalidate(SCORES, board)
+    fresh = await stats.leaderboard(guild_id=board)
+    assert cached.entries[0].user_id == 1001
+    assert (fresh.entries[0].user_id, fresh.entries[0].points) == (1004, 510)
+
+
+async def test_stats_for_a_newcomer(
+    board: int, sessionmaker: async_sessionmaker[AsyncSession], cache: QuizCache
+) -> None:
+    stats = await stats_service(sessionmaker, cache).member_stats(guild_id=board, user_id=1)
+    assert stats.points == 0 and stats.rank is None and stats.topics == []
+
+
+async def test_page_size_is_bounded(
+    sessionmaker: async_sessionmaker[AsyncSession], cache: QuizCache
+) -> None:
+    with pytest.raises(InvalidInputError):
+        await stats_service(sessionmaker, cache).leaderboard(guild_id=1, limit=100)
+    with pytest.raises(InvalidInputError):
+        Cursor.decode("not-a-cursor")
