@@ -116,6 +116,18 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return run_async(run_bot(settings, url))
 
 
+def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    """Publish slash commands globally (or to one guild with --guild)."""
+    if settings.discord_token is None:
+        console.print("[red]DISCORD_TOKEN is not set[/red]: see the README's Discord section.")
+        return 2
+    from quizbot.app import prepare_database
+    from quizbot.bot.runner import sync_commands
+
+    url = prepare_database(settings)
+    return run_async(sync_commands(settings, url, args.guild))
+
+
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
     """Load the bundled question bank (idempotent)."""
     from rich.progress import Progress
@@ -130,7 +142,6 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
             report = await app.bank.seed_bundled(
                 progress=lambda done, total: progress.update(task, completed=done, total=total)
             )
-        await app.cache.invalidate("q", None)
         console.print(
             f"[green]{report.inserted} questions added[/green], "
             f"{report.skipped_duplicates} already present"
@@ -169,7 +180,6 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 fmt=args.format,
                 progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
-        await app.cache.invalidate("q", args.guild)
         console.print(
             f"[green]imported {report.inserted} questions[/green] from {path.name} "
             f"({report.fmt}); {report.skipped_duplicates} duplicates skipped"
@@ -229,6 +239,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
     sub.add_parser("run", help="run the Discord bot (needs DISCORD_TOKEN)")
     handlers["run"] = cmd_run
+
+    sync_p = sub.add_parser("sync", help="publish the slash commands (globally, or --guild ID)")
+    sync_p.add_argument("--guild", type=int, help="one guild only (instant)")
+    handlers["sync"] = cmd_sync
 
     sub.add_parser("seed", help="load the bundled question bank (idempotent)")
     handlers["seed"] = cmd_seed
