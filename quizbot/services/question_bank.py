@@ -128,6 +128,24 @@ class QuestionBankService:
         inserted, skipped = await self._insert(records, None, None)
         return ImportReport(BUNDLED_FORMAT, len(records), inserted, skipped)
 
+    async def set_enabled(self, *, guild_id: int, question_id: int, enabled: bool) -> None:
+        """Stop or resume asking one of a guild's own questions.
+
+        Args:
+            guild_id: the guild that owns the question.
+            question_id: the question's id.
+            enabled: False to stop asking it, True to ask it again.
+
+        Raises:
+            NotFoundError: not one of this guild's questions (the shared bank is read-only).
+        """
+        async with self._sessionmaker() as session, session.begin():
+            await QuestionRepository(session=session).set_enabled(
+                guild_id=guild_id, question_id=question_id, enabled=enabled
+            )
+        if self._cache is not None:
+            await self._cache.invalidate(QUESTIONS, guild_id)
+
     async def _insert(
         self, records: list[QuestionRecord], guild_id: int | None, created_by: int | None
     ) -> tuple[int, int]:

@@ -316,6 +316,31 @@ _REVEAL = text(
 )
 
 
+def _snapshot(counters: Any, **context: Any) -> catalogue.ProgressSnapshot:
+    """A member's counters (a row with the guild_members columns) plus what just happened."""
+    defaults: dict[str, Any] = {
+        "last_response_ms": None,
+        "last_correct": None,
+        "quiz_finished": False,
+        "quiz_size": 0,
+        "quiz_correct": 0,
+        "perfect_quizzes": 0,
+        "topic_answered": 0,
+        "topic_correct": 0,
+        "topics_with_correct": 0,
+    }
+    return catalogue.ProgressSnapshot(
+        answered=counters.answered,
+        correct=counters.correct,
+        quizzes_taken=counters.quizzes_taken,
+        answer_streak=counters.answer_streak,
+        best_streak=counters.best_streak,
+        daily_streak=counters.daily_streak,
+        level=counters.level,
+        **{**defaults, **context},
+    )
+
+
 def _question_data(q: Any) -> QuestionData:
     return QuestionData(
         id=q.id,
@@ -614,24 +639,7 @@ class QuizService:
             ).one_or_none()
             if member is None:
                 return self._not_recorded(question, "duplicate", checked.correct)
-            snapshot = catalogue.ProgressSnapshot(
-                answered=member.answered,
-                correct=member.correct,
-                quizzes_taken=member.quizzes_taken,
-                answer_streak=member.answer_streak,
-                best_streak=member.best_streak,
-                daily_streak=member.daily_streak,
-                level=member.level,
-                last_response_ms=response_ms,
-                last_correct=checked.correct,
-                quiz_finished=False,
-                quiz_size=0,
-                quiz_correct=0,
-                perfect_quizzes=0,
-                topic_answered=0,
-                topic_correct=0,
-                topics_with_correct=0,
-            )
+            snapshot = _snapshot(member, last_response_ms=response_ms, last_correct=checked.correct)
             new = await self._award(
                 session, user_id, ctx.guild_id, catalogue.earned(snapshot), set(ctx.held)
             )
@@ -770,20 +778,13 @@ class QuizService:
         awarded: dict[int, tuple[catalogue.AchievementDef, ...]] = {}
         for p in progress:
             mine = by_user[p.user_id]
-            snapshot = catalogue.ProgressSnapshot(
-                answered=p.answered,
-                correct=p.correct,
-                quizzes_taken=p.quizzes_taken,
-                answer_streak=p.answer_streak,
-                best_streak=p.best_streak,
-                daily_streak=p.daily_streak,
-                level=p.level,
-                last_response_ms=None,
-                last_correct=None,
+            snapshot = _snapshot(
+                p,
                 quiz_finished=True,
                 quiz_size=len(row.question_ids),
                 quiz_correct=mine.correct,
                 perfect_quizzes=p.perfect_quizzes,
+                # Only topics at >= 90% accuracy are counted, so answered = correct here.
                 topic_answered=p.mastered_topic_answers,
                 topic_correct=p.mastered_topic_answers,
                 topics_with_correct=p.topics_with_correct,

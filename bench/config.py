@@ -1,0 +1,101 @@
+"""Benchmark scales and options: what one `quizbot bench` run does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+VARIANTS = ("quizbot", "raw", "legacy", "pgbench")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The dataset size and the default load of one scale."""
+
+    name: str
+    guilds: int
+    members: int
+    questions: int
+    past_answers: int
+    players: tuple[int, ...]
+    stage_seconds: float
+    think_ms: float
+    questions_per_quiz: int = 5
+    # Players per channel quiz (the burst: they all answer each question within a second).
+    burst_size: int = 20
+
+
+SCALES: dict[str, Scale] = {
+    "smoke": Scale(
+        name="smoke",
+        guilds=2,
+        members=200,
+        questions=300,
+        past_answers=2_000,
+        players=(5, 20),
+        stage_seconds=2.0,
+        think_ms=50,
+        questions_per_quiz=3,
+        burst_size=5,
+    ),
+    "standard": Scale(
+        name="standard",
+        guilds=50,
+        members=20_000,
+        questions=2_000,
+        past_answers=200_000,
+        players=(10, 100, 300, 1000),
+        stage_seconds=12.0,
+        think_ms=1000,
+    ),
+    # Optional: seeding works, but the full ramp takes long; see docs/performance.md.
+    "large": Scale(
+        name="large",
+        guilds=1,
+        members=1_000_000,
+        questions=100_000,
+        past_answers=10_000_000,
+        players=(10, 100, 1000, 2000),
+        stage_seconds=15.0,
+        think_ms=1000,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Everything a run needs; built from the command line or by the smoke test."""
+
+    scale: Scale
+    variants: tuple[str, ...] = VARIANTS
+    out_dir: Path = Path("bench/results")
+    # Server to create the throwaway databases on (a URL of any database there).
+    server_url: str | None = None
+    # Stop ramping a variant once a stage's worst command p95 exceeds this many seconds.
+    give_up_p95_s: float = 2.0
+    keep_databases: bool = False
+    progress: bool = True
+    seed: int = 42
+    # Pool of the quizbot variant (same default as the bot's settings) and of raw asyncpg.
+    pool_size: int = 10
+    max_overflow: int = 10
+    pgbench_seconds: int = 5
+    explain: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def with_overrides(
+        self,
+        *,
+        players: tuple[int, ...] | None = None,
+        duration: float | None = None,
+        think_ms: float | None = None,
+    ) -> BenchConfig:
+        """A copy with the scale's load replaced where an option was given."""
+        scale = self.scale
+        if players:
+            scale = replace(scale, players=players)
+        if duration is not None:
+            scale = replace(scale, stage_seconds=duration)
+        if think_ms is not None:
+            scale = replace(scale, think_ms=think_ms)
+        return replace(self, scale=scale)
