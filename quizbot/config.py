@@ -65,7 +65,15 @@ class Settings(BaseSettings):
 
     log_level: LogLevel = "INFO"
 
-    @field_validator("database_url", "redis_url", "embedded_pg_dir", mode="before")
+    # `DISCORD_TOKEN=` in a .env file or a shell means "not set", not an empty token.
+    @field_validator(
+        "database_url",
+        "redis_url",
+        "embedded_pg_dir",
+        "discord_token",
+        "discord_dev_guild_id",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

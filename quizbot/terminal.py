@@ -88,6 +88,8 @@ def render_leaderboard(page: LeaderboardPage) -> Table:
     table.add_column("points", justify="right")
     for e in page.entries:
         table.add_row(str(e.rank), e.name, str(e.points))
+    if not page.entries:
+        table.caption = "No points scored yet: a right answer puts you on the board."
     if page.me and all(e.user_id != page.me.user_id for e in page.entries):
         table.add_row("…", "", "")
         table.add_row(str(page.me.rank), page.me.name + " (you)", str(page.me.points))

@@ -48,3 +48,11 @@ def test_pgbouncer_mode_turns_statement_caches_off(monkeypatch: pytest.MonkeyPat
     assert args["statement_cache_size"] == 0 and args["prepared_statement_cache_size"] == 0
     names = {args["prepared_statement_name_func"]() for _ in range(3)}
     assert len(names) == 3
+
+
+def test_empty_discord_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "")
+    monkeypatch.setenv("DISCORD_DEV_GUILD_ID", " ")
+    settings = load_settings()
+    assert settings.discord_token is None
+    assert settings.discord_dev_guild_id is None
