@@ -10,6 +10,7 @@ stale value can never outlive the commit that made it stale. TTLs only bound mem
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -26,16 +27,33 @@ SCORES = "s"  # points, streaks, achievements: leaderboards and stats
 SETTINGS = "cfg"  # a guild's settings
 
 SHARED_BANK = 0
+NAMESPACE = "quizbot"
 
 
-def create_cache(settings: Settings, namespace: str = "quizbot") -> Any:
+def create_cache(settings: Settings, namespace: str = NAMESPACE) -> Any:
     """Redis when REDIS_URL is set (shared by every bot process), else in-process memory."""
     if settings.redis_url:
-        cache = aiocache.Cache.from_url(settings.redis_url)
-        cache.serializer = PickleSerializer()
-        cache.namespace = namespace
-        return cache
+        url = urllib.parse.urlparse(settings.redis_url)
+        # Built by hand rather than with Cache.from_url: that knows neither rediss:// (TLS)
+        # nor a password in the URL.
+        return aiocache.RedisCache(
+            serializer=PickleSerializer(),
+            namespace=namespace,
+            endpoint=url.hostname or "127.0.0.1",
+            port=url.port or 6379,
+            db=int(url.path.strip("/") or 0),
+            password=urllib.parse.unquote(url.password) if url.password else None,
+            ssl=url.scheme == "rediss",
+        )
     return aiocache.Cache(aiocache.Cache.MEMORY, namespace=namespace)
+
+
+def _counter(value: Any) -> int:
+    """A generation counter as stored by INCR: raw bytes in Redis, an int in memory.
+
+    Read without the pickle serializer, which cannot load what INCR wrote.
+    """
+    return 0 if value is None else int(value)
 
 
 class _cached_on(aiocache.cached):  # type: ignore[misc]
@@ -69,7 +87,7 @@ class QuizCache:
     @staticmethod
     def memory_backend() -> Any:
         """A fresh in-process backend (tests, the terminal game)."""
-        return aiocache.Cache(aiocache.Cache.MEMORY, namespace="quizbot")
+        return aiocache.Cache(aiocache.Cache.MEMORY, namespace=NAMESPACE)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QuizCache:
@@ -95,21 +113,22 @@ class QuizCache:
 
     async def generation(self, kind: str, guild_id: int | None) -> int:
         """The current generation of what `kind` covers in this guild (0 when never bumped)."""
-        value = await self.backend.get(f"gen:{kind}:{guild_id or SHARED_BANK}")
-        return int(value or 0)
+        return _counter(
+            await self.backend.get(f"gen:{kind}:{guild_id or SHARED_BANK}", loads_fn=_counter)
+        )
 
     async def generations(self, kind: str, guild_ids: list[int]) -> list[int]:
         """Several generations in one cache round trip."""
         keys = [f"gen:{kind}:{g}" for g in guild_ids]
-        return [int(v or 0) for v in await self.backend.multi_get(keys)]
+        return [_counter(v) for v in await self.backend.multi_get(keys, loads_fn=_counter)]
 
     async def invalidate(self, kind: str, guild_id: int | None) -> None:
         """Call after the commit that changed what `kind` covers in this guild."""
         await self.backend.increment(f"gen:{kind}:{guild_id or SHARED_BANK}", 1)
 
     async def clear(self) -> None:
-        """Drop everything (tests, `quizbot seed`)."""
-        await self.backend.clear()
+        """Drop quizbot's keys (tests, `quizbot seed`); a shared Redis keeps everyone else's."""
+        await self.backend.clear(namespace=self.backend.namespace)
 
     async def close(self) -> None:
         """Release the backend's connections."""

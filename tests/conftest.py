@@ -4,9 +4,13 @@ through savepoints, everything rolled back at the end."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+import redis.asyncio
+import redis.exceptions
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -15,9 +19,11 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from quizbot.cache import QuizCache, create_cache
+from quizbot.config import Settings
 from quizbot.migrations import upgrade_on
 from tests import factories
-from tests.database import create_database, drop_database, server_url
+from tests.database import IN_CI, create_database, drop_database, server_url
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +85,34 @@ async def session(
 def committed(engine: AsyncEngine) -> Callable[[], AsyncSession]:
     """Sessions that really commit, for tests of concurrent transactions; they clean up."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@pytest.fixture(scope="session")
+async def redis_url() -> str:
+    """A Redis for the cache tests (QUIZBOT_TEST_REDIS_URL, else 127.0.0.1:6379 db 15).
+
+    Missing Redis skips those tests on a developer's machine and fails them with CI=true.
+    """
+    url = os.environ.get("QUIZBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        await client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        if IN_CI:
+            raise RuntimeError(f"CI=true but Redis does not answer at {url}") from exc
+        pytest.skip(f"no Redis at {url}")
+    finally:
+        await client.aclose()
+    return url
+
+
+@pytest.fixture
+async def redis_cache(redis_url: str) -> AsyncIterator[QuizCache]:
+    """A QuizCache on Redis in a namespace of its own, emptied afterwards."""
+    namespace = f"quizbot-test-{uuid.uuid4().hex[:8]}"
+    cache = QuizCache(create_cache(Settings(redis_url=redis_url), namespace=namespace))
+    try:
+        yield cache
+    finally:
+        await cache.clear()
+        await cache.close()

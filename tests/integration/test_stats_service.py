@@ -23,8 +23,12 @@ from tests.factories import (
 POINTS = [50, 80, 50, 50, 10, 0, 30, 80]
 
 
-@pytest.fixture
-def cache() -> QuizCache:
+@pytest.fixture(params=["memory", "redis"])
+def cache(request: pytest.FixtureRequest) -> QuizCache:
+    """Every stats test runs on both backends: in-process memory and a shared Redis."""
+    if request.param == "redis":
+        redis_cache: QuizCache = request.getfixturevalue("redis_cache")
+        return redis_cache
     return QuizCache(QuizCache.memory_backend())
 
 
