@@ -18,6 +18,7 @@ from quizbot.services.achievements import catalogue_rows
 from quizbot.services.guild_settings import GuildSettingsService
 from quizbot.services.question_bank import QuestionBankService
 from quizbot.services.quiz import QuizService
+from quizbot.services.review import ReviewService
 from quizbot.services.stats import StatsService
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class App:
     quiz: QuizService
     stats: StatsService
     bank: QuestionBankService
+    review: ReviewService
 
     @classmethod
     def create(cls, settings: Settings, url: str, cache: QuizCache | None = None) -> App:
@@ -52,14 +54,16 @@ class App:
         sessions = create_sessionmaker(engine)
         cache = cache or QuizCache.from_settings(settings)
         guild_settings = GuildSettingsService(sessions, cache)
+        quiz = QuizService(sessions, cache, guild_settings)
         return cls(
             engine=engine,
             sessionmaker=sessions,
             cache=cache,
             guild_settings=guild_settings,
-            quiz=QuizService(sessions, cache, guild_settings),
+            quiz=quiz,
             stats=StatsService(sessions, cache),
             bank=QuestionBankService(sessions, cache),
+            review=ReviewService(sessions, quiz),
         )
 
     async def bootstrap(self, *, seed: bool = True) -> None:

@@ -93,6 +93,21 @@ def cmd_play(args: argparse.Namespace, settings: Settings) -> int:
     return run_async(_with_app(settings, url, work))
 
 
+def cmd_review(args: argparse.Namespace, settings: Settings) -> int:
+    """Play the questions due for review (spaced repetition) in the terminal."""
+    from quizbot.app import prepare_database
+    from quizbot.services.quiz import QuizFilters
+    from quizbot.terminal import play
+
+    url = prepare_database(settings)
+
+    async def work(app: Any) -> int:
+        await play(app.quiz, app.stats, QuizFilters(count=args.questions), review=app.review)
+        return 0
+
+    return run_async(_with_app(settings, url, work))
+
+
 def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
     """What `make run` does: the bot when DISCORD_TOKEN is set, else a terminal quiz."""
     if settings.discord_token is None:
@@ -230,6 +245,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     play_p = sub.add_parser("play", help="play a quiz in the terminal (answers may be piped)")
     quiz_options(play_p)
     handlers["play"] = cmd_play
+
+    review_p = sub.add_parser(
+        "review", help="play the questions due for review (spaced repetition) in the terminal"
+    )
+    review_p.add_argument("--questions", type=int, default=10, help="at most, 1 to 50 (default 10)")
+    handlers["review"] = cmd_review
 
     start_p = sub.add_parser(
         "start", help="migrate, seed on first use, then the bot (DISCORD_TOKEN) or `play`"

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from quizbot.models import QuestionKind, SessionMode
 from quizbot.services.quiz import AnswerOutcome, QuestionView, QuizFilters, QuizService, QuizSummary
+from quizbot.services.review import ReviewService
 from quizbot.services.stats import LeaderboardPage, StatsService
 
 # The terminal plays in a guild of its own, so its scores never mix with a server's.
@@ -120,16 +121,18 @@ async def play(
     console: Console | None = None,
     stdin: TextIO | None = None,
     channel_id: int | None = None,
+    review: ReviewService | None = None,
 ) -> QuizSummary:
     """Play one quiz in the terminal, then show stats and the leaderboard.
 
     Args:
         quiz: the quiz engine.
         stats: stats and leaderboards.
-        filters: what to play.
+        filters: what to play (a review uses only the number of questions).
         console: where to print (default stdout).
         stdin: where answers come from (default sys.stdin).
         channel_id: the pseudo-channel (default: one per player).
+        review: given, play the questions due for review instead of new ones.
 
     Returns:
         The quiz summary.
@@ -137,15 +140,27 @@ async def play(
     out = console or Console()
     source = stdin or sys.stdin
     user_id, name = terminal_user()
-    view: QuestionView | None = await quiz.start(
-        guild_id=TERMINAL_GUILD_ID,
-        guild_name=TERMINAL_GUILD_NAME,
-        channel_id=channel_id or user_id,
-        user_id=user_id,
-        display_name=name,
-        mode=SessionMode.SOLO,
-        filters=filters,
-    )
+    channel = channel_id or user_id
+    view: QuestionView | None
+    if review is not None:
+        view = await review.start(
+            guild_id=TERMINAL_GUILD_ID,
+            guild_name=TERMINAL_GUILD_NAME,
+            channel_id=channel,
+            user_id=user_id,
+            display_name=name,
+            count=filters.count,
+        )
+    else:
+        view = await quiz.start(
+            guild_id=TERMINAL_GUILD_ID,
+            guild_name=TERMINAL_GUILD_NAME,
+            channel_id=channel,
+            user_id=user_id,
+            display_name=name,
+            mode=SessionMode.SOLO,
+            filters=filters,
+        )
     assert view is not None
     session_id = view.session_id
     out.print(

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 EXTENSIONS = (
     "quizbot.bot.cogs.quiz",
+    "quizbot.bot.cogs.review",
     "quizbot.bot.cogs.stats",
     "quizbot.bot.cogs.admin",
     "quizbot.bot.cogs.privacy",

@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 
-from quizbot.models import ReviewCard
+from quizbot.models import Answer, Question, QuizSession, ReviewCard
 from quizbot.repositories.base import Repository
+
+_STATE_COLUMNS = ("due", "stability", "difficulty", "reps", "lapses", "last_review")
+
+
+@dataclass(frozen=True)
+class CardState:
+    """Where a member stands with one question; `reps == 0` means never reviewed."""
+
+    due: dt.datetime
+    stability: float
+    difficulty: float
+    reps: int
+    lapses: int
+    last_review: dt.datetime | None
 
 
 class ReviewRepository(Repository[ReviewCard]):
@@ -17,23 +34,96 @@ class ReviewRepository(Repository[ReviewCard]):
     model_type = ReviewCard
 
     async def upsert(self, card: ReviewCard) -> None:
-        """Insert or replace a card's scheduling state."""
-        values = {
-            "user_id": card.user_id,
-            "question_id": card.question_id,
-            "due": card.due,
-            "stability": card.stability,
-            "difficulty": card.difficulty,
-            "reps": card.reps,
-            "lapses": card.lapses,
-            "last_review": card.last_review,
-        }
+        """Insert or replace one card's scheduling state."""
+        state = CardState(
+            card.due, card.stability, card.difficulty, card.reps, card.lapses, card.last_review
+        )
+        await self.upsert_many([(card.user_id, card.question_id, state)])
+
+    async def upsert_many(self, cards: Sequence[tuple[int, int, CardState]]) -> None:
+        """Insert or replace many cards in one statement (each (user, question) once)."""
+        if not cards:
+            return
+        values: list[dict[str, Any]] = [
+            {
+                "user_id": user_id,
+                "question_id": question_id,
+                **{name: getattr(state, name) for name in _STATE_COLUMNS},
+            }
+            for user_id, question_id, state in cards
+        ]
         stmt = insert(ReviewCard).values(values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[ReviewCard.user_id, ReviewCard.question_id],
-            set_={k: stmt.excluded[k] for k in values if k not in ("user_id", "question_id")},
+            set_={name: stmt.excluded[name] for name in _STATE_COLUMNS},
         )
         await self.session.execute(stmt)
+
+    async def answers_with_cards(self, *, session_id: int) -> Sequence[Row[Any]]:
+        """A quiz's answers with the quiz's time limit and each member's card (if any)."""
+        stmt = (
+            select(
+                Answer.user_id,
+                Answer.question_id,
+                Answer.correct,
+                Answer.response_ms,
+                Answer.answered_at,
+                QuizSession.time_limit,
+                *(getattr(ReviewCard, name) for name in _STATE_COLUMNS),
+            )
+            .join(QuizSession, QuizSession.id == Answer.session_id)
+            .outerjoin(
+                ReviewCard,
+                and_(
+                    ReviewCard.user_id == Answer.user_id,
+                    ReviewCard.question_id == Answer.question_id,
+                ),
+            )
+            .where(Answer.session_id == session_id)
+        )
+        return (await self.session.execute(stmt)).all()
+
+    def _visible_due(self, user_id: int, guild_id: int, now: dt.datetime) -> Any:
+        # Cards of questions this guild can ask: the shared bank and its own, enabled.
+        return (
+            select(ReviewCard.question_id)
+            .join(Question, Question.id == ReviewCard.question_id)
+            .where(
+                ReviewCard.user_id == user_id,
+                ReviewCard.due <= now,
+                Question.enabled,
+                or_(Question.guild_id.is_(None), Question.guild_id == guild_id),
+            )
+        )
+
+    async def due_question_ids(
+        self, *, user_id: int, guild_id: int, now: dt.datetime, limit: int
+    ) -> list[int]:
+        """Questions due for a member in a guild, most overdue first."""
+        stmt = self._visible_due(user_id, guild_id, now).order_by(ReviewCard.due).limit(limit)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def due_summary(
+        self, *, user_id: int, guild_id: int, now: dt.datetime
+    ) -> tuple[int, dt.datetime | None]:
+        """How many cards are due now, and when the next one falls due (None: no cards)."""
+        due_now = (
+            select(func.count())
+            .select_from(self._visible_due(user_id, guild_id, now).subquery())
+            .scalar_subquery()
+        )
+        next_due = (
+            select(func.min(ReviewCard.due))
+            .join(Question, Question.id == ReviewCard.question_id)
+            .where(
+                ReviewCard.user_id == user_id,
+                Question.enabled,
+                or_(Question.guild_id.is_(None), Question.guild_id == guild_id),
+            )
+            .scalar_subquery()
+        )
+        row = (await self.session.execute(select(due_now, next_due))).one()
+        return int(row[0]), row[1]
 
     async def due(self, *, user_id: int, now: dt.datetime, limit: int = 20) -> list[ReviewCard]:
         """A member's cards due by `now`, most overdue first."""

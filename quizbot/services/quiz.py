@@ -32,6 +32,7 @@ from quizbot.services import achievements as catalogue
 from quizbot.services.guild_settings import GuildSettingsService
 from quizbot.services.matching import check_answer
 from quizbot.services.scoring import score_answer
+from quizbot.services.spaced_repetition import ReviewScheduler, schedule_quiz_reviews
 
 MIN_QUESTIONS, MAX_QUESTIONS = 1, 50
 DIFFICULTIES = ("easy", "medium", "hard", "mixed")
@@ -367,8 +368,10 @@ class QuizService:
         settings: GuildSettingsService | None = None,
         *,
         rng: random.Random | None = None,
+        reviews: ReviewScheduler | None = None,
     ) -> None:
         self._sessions = sessionmaker
+        self._reviews = reviews or ReviewScheduler()
         self._cache = cache
         self.settings = settings or GuildSettingsService(sessionmaker, cache)
         self._rng = rng or random.Random()
@@ -751,6 +754,7 @@ class QuizService:
                     deltas=[MemberDelta(p.user_id, quizzes=1) for p in results],
                 )
                 awarded = await self._finish_achievements(session, row, results)
+                await schedule_quiz_reviews(session, session_id, self._reviews)
         if ended_now:
             await self._cache.invalidate(SCORES, row.guild_id)
         asked = min(row.position + 1, len(row.question_ids)) if results else row.position

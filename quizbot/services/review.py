@@ -1,0 +1,124 @@
+"""Review quizzes: `/review` and `quizbot review` ask the questions due for a member
+(scheduled by `spaced_repetition` when their quizzes ended)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from quizbot.errors import InvalidInputError
+from quizbot.models import QuizSession, SessionMode
+from quizbot.repositories import MemberRepository, SessionRepository
+from quizbot.repositories.reviews import ReviewRepository
+from quizbot.services.quiz import QuestionView, QuizService
+
+REVIEW_TOPIC = "Review"
+MAX_REVIEW_QUESTIONS = 50
+
+
+class ReviewService:
+    """Review quizzes made of the questions due for a member."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], quiz: QuizService) -> None:
+        self._sessions = sessionmaker
+        self._quiz = quiz
+
+    async def due(
+        self, *, guild_id: int, user_id: int, now: dt.datetime | None = None
+    ) -> tuple[int, dt.datetime | None]:
+        """How many reviews are due for a member here, and when the next one is due.
+
+        Args:
+            guild_id: the guild (its own questions and the shared bank count).
+            user_id: the member.
+            now: the current time (tests).
+
+        Returns:
+            (cards due now, the earliest due time of any card, or None without cards).
+        """
+        async with self._sessions() as session:
+            return await ReviewRepository(session=session).due_summary(
+                user_id=user_id, guild_id=guild_id, now=now or dt.datetime.now(dt.UTC)
+            )
+
+    async def start(
+        self,
+        *,
+        guild_id: int,
+        guild_name: str,
+        channel_id: int,
+        user_id: int,
+        display_name: str,
+        count: int = 10,
+        now: dt.datetime | None = None,
+    ) -> QuestionView:
+        """Start a solo quiz of the member's due reviews, most overdue first.
+
+        Args:
+            guild_id: the guild the quiz runs in.
+            guild_name: kept for the guild row.
+            channel_id: the channel (one solo quiz per player and channel).
+            user_id: who reviews.
+            display_name: their name, kept for leaderboards.
+            count: at most this many questions (1 to 50).
+            now: the current time (tests).
+
+        Returns:
+            The first question.
+
+        Raises:
+            InvalidInputError: nothing is due (the message says when something will be),
+                or `count` is out of range.
+            ActiveSessionError: the member already has a quiz running in this channel.
+        """
+        if not 1 <= count <= MAX_REVIEW_QUESTIONS:
+            raise InvalidInputError(f"a review has 1 to {MAX_REVIEW_QUESTIONS} questions")
+        now = now or dt.datetime.now(dt.UTC)
+        settings = await self._quiz.settings.get(guild_id)
+        if settings.channels and channel_id not in settings.channels:
+            raise InvalidInputError("quizzes are not enabled in this channel")
+        async with self._sessions() as session, session.begin():
+            reviews = ReviewRepository(session=session)
+            question_ids = await reviews.due_question_ids(
+                user_id=user_id, guild_id=guild_id, now=now, limit=count
+            )
+            if not question_ids:
+                _, next_due = await reviews.due_summary(user_id=user_id, guild_id=guild_id, now=now)
+                raise InvalidInputError(_nothing_due(next_due, now))
+            await MemberRepository(session=session).ensure(
+                guild_id=guild_id,
+                user_id=user_id,
+                display_name=display_name,
+                guild_name=guild_name,
+            )
+            row = await SessionRepository(session=session).create(
+                QuizSession(
+                    guild_id=guild_id,
+                    channel_id=channel_id,
+                    user_id=user_id,
+                    mode=SessionMode.SOLO,
+                    topic=REVIEW_TOPIC,
+                    question_ids=list(question_ids),
+                    time_limit=settings.timer,
+                    question_started_at=now,
+                )
+            )
+        view = await self._quiz.current(row.id)
+        assert view is not None  # just created, with at least one question
+        return view
+
+
+def _nothing_due(next_due: dt.datetime | None, now: dt.datetime) -> str:
+    if next_due is None:
+        return "nothing to review yet: play a quiz first, and its questions come back here"
+    return f"nothing is due for review; the next review is due {_in(next_due - now)}"
+
+
+def _in(delta: dt.timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    if hours < 1:
+        return "within the hour"
+    if hours < 48:
+        return f"in about {round(hours)} hours"
+    return f"in about {round(hours / 24)} days"

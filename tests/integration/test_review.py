@@ -1,0 +1,215 @@
+"""Review quizzes: a finished quiz schedules its answers, `ReviewService` asks what is due."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from quizbot import models
+from quizbot.cache import QuizCache
+from quizbot.errors import ActiveSessionError, InvalidInputError
+from quizbot.observability import count_statements
+from quizbot.repositories import AchievementRepository
+from quizbot.services.achievements import catalogue_rows
+from quizbot.services.quiz import QuestionView, QuizFilters, QuizService
+from quizbot.services.review import REVIEW_TOPIC, ReviewService
+from quizbot.services.spaced_repetition import ReviewScheduler
+from tests.factories import GuildFactory, QuestionFactory
+
+GUILD, OTHER_GUILD = 4_000_000_000_000_001, 4_000_000_000_000_002
+CHANNEL = 4_000_000_000_000_003
+ALICE = 4_000_000_000_000_010
+
+
+@pytest.fixture
+async def services(
+    sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession
+) -> tuple[QuizService, ReviewService]:
+    await AchievementRepository(session=session).sync_catalogue(catalogue_rows())
+    GuildFactory(guild_id=GUILD, name="School")
+    GuildFactory(guild_id=OTHER_GUILD, name="Elsewhere")
+    for i in range(3):
+        QuestionFactory(topic="Chemistry", category="Elements", prompt=f"Chemistry {i}?")
+    await session.commit()
+    cache = QuizCache(QuizCache.memory_backend())
+    quiz = QuizService(sessionmaker, cache, reviews=ReviewScheduler(fuzz=False))
+    return quiz, ReviewService(sessionmaker, quiz)
+
+
+async def _play(quiz: QuizService, answers: list[str], *, topic: str = "Chemistry") -> int:
+    """Play a solo quiz, answering in order; returns the session id (finished)."""
+    view: QuestionView | None = await quiz.start(
+        guild_id=GUILD,
+        guild_name="School",
+        channel_id=CHANNEL,
+        user_id=ALICE,
+        display_name="alice",
+        filters=QuizFilters(topic=topic, count=len(answers)),
+    )
+    assert view is not None
+    session_id = view.session_id
+    for given in answers:
+        assert view is not None
+        await quiz.answer(
+            session_id=session_id,
+            question_id=view.question_id,
+            user_id=ALICE,
+            display_name="alice",
+            given=given,
+        )
+        view = await quiz.advance(session_id, view.position)
+    return session_id
+
+
+async def _cards(session: AsyncSession) -> list[models.ReviewCard]:
+    rows = await session.scalars(
+        select(models.ReviewCard)
+        .where(models.ReviewCard.user_id == ALICE)
+        .order_by(models.ReviewCard.due)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows)
+
+
+async def test_ending_a_quiz_schedules_every_answer(
+    services: tuple[QuizService, ReviewService], session: AsyncSession
+) -> None:
+    quiz, _ = services
+    session_id = await _play(quiz, ["Alpha", "Beta", "Alpha"])
+    assert await _cards(session) == []  # answering writes no card: the answer path stays lean
+    await quiz.finish(session_id)
+    cards = await _cards(session)
+    assert len(cards) == 3
+    assert all(c.reps == 1 and c.last_review is not None for c in cards)
+    # The wrong answer ("Beta") comes back first, with the lowest stability.
+    assert cards[0].stability == min(c.stability for c in cards)
+    assert cards[0].stability < cards[-1].stability
+
+
+async def test_finish_statement_count_grows_by_two_for_reviews(
+    services: tuple[QuizService, ReviewService], connection: AsyncConnection
+) -> None:
+    quiz, _ = services
+    session_id = await _play(quiz, ["Alpha", "Beta", "Alpha"])
+    with count_statements(connection) as log:
+        await quiz.finish(session_id)
+    review_statements = [s for s in log.statements if "review_cards" in s]
+    assert len(review_statements) == 2  # one read with the answers, one upsert
+
+
+async def test_a_repeated_finish_schedules_nothing_again(
+    services: tuple[QuizService, ReviewService], session: AsyncSession
+) -> None:
+    quiz, _ = services
+    session_id = await _play(quiz, ["Alpha"])
+    await quiz.finish(session_id)
+    await quiz.finish(session_id)
+    assert [c.reps for c in await _cards(session)] == [1]
+
+
+async def test_nothing_to_review_says_why(services: tuple[QuizService, ReviewService]) -> None:
+    quiz, review = services
+    with pytest.raises(InvalidInputError, match="play a quiz first"):
+        await review.start(
+            guild_id=GUILD,
+            guild_name="School",
+            channel_id=CHANNEL,
+            user_id=ALICE,
+            display_name="alice",
+        )
+    await quiz.finish(await _play(quiz, ["Alpha"]))
+    with pytest.raises(InvalidInputError, match="next review is due in about"):
+        await review.start(
+            guild_id=GUILD,
+            guild_name="School",
+            channel_id=CHANNEL,
+            user_id=ALICE,
+            display_name="alice",
+        )
+
+
+async def test_a_review_asks_the_due_questions_most_overdue_first(
+    services: tuple[QuizService, ReviewService], session: AsyncSession
+) -> None:
+    quiz, review = services
+    await quiz.finish(await _play(quiz, ["Alpha", "Beta", "Alpha"]))
+    cards = await _cards(session)
+    later = max(c.due for c in cards) + dt.timedelta(minutes=1)
+    assert await review.due(guild_id=GUILD, user_id=ALICE, now=later) == (3, cards[0].due)
+    view = await review.start(
+        guild_id=GUILD,
+        guild_name="School",
+        channel_id=CHANNEL,
+        user_id=ALICE,
+        display_name="alice",
+        count=2,
+        now=later,
+    )
+    assert view.total == 2
+    assert view.question_id == cards[0].question_id
+    row = await session.get(models.QuizSession, view.session_id, populate_existing=True)
+    assert row is not None and row.topic == REVIEW_TOPIC
+    assert row.question_ids == [cards[0].question_id, cards[1].question_id]
+    # One quiz at a time per player and channel, reviews included.
+    with pytest.raises(ActiveSessionError):
+        await review.start(
+            guild_id=GUILD,
+            guild_name="School",
+            channel_id=CHANNEL,
+            user_id=ALICE,
+            display_name="alice",
+            now=later,
+        )
+
+
+async def test_answering_a_review_reschedules_its_cards(
+    services: tuple[QuizService, ReviewService], session: AsyncSession
+) -> None:
+    quiz, review = services
+    await quiz.finish(await _play(quiz, ["Alpha"]))
+    (card,) = await _cards(session)
+    first_due = card.due
+    view = await review.start(
+        guild_id=GUILD,
+        guild_name="School",
+        channel_id=CHANNEL,
+        user_id=ALICE,
+        display_name="alice",
+        now=first_due + dt.timedelta(minutes=1),
+    )
+    await quiz.answer(
+        session_id=view.session_id,
+        question_id=view.question_id,
+        user_id=ALICE,
+        display_name="alice",
+        given="Alpha",
+    )
+    await quiz.finish(view.session_id)
+    (again,) = await _cards(session)
+    assert again.reps == 2
+    assert again.due > first_due
+
+
+async def test_another_guilds_own_questions_are_not_reviewed_here(
+    services: tuple[QuizService, ReviewService], session: AsyncSession
+) -> None:
+    quiz, review = services
+    private = QuestionFactory(guild_id=OTHER_GUILD, topic="Secret", prompt="Other guild only?")
+    await session.commit()
+    await quiz.finish(await _play(quiz, ["Alpha"]))
+    session.add(
+        models.ReviewCard(
+            user_id=ALICE,
+            question_id=private.id,
+            due=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+            reps=1,
+        )
+    )
+    await session.commit()
+    far = dt.datetime.now(dt.UTC) + dt.timedelta(days=3650)
+    due_here, _ = await review.due(guild_id=GUILD, user_id=ALICE, now=far)
+    due_there, _ = await review.due(guild_id=OTHER_GUILD, user_id=ALICE, now=far)
+    assert (due_here, due_there) == (1, 2)
