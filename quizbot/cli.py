@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 from rich.console import Console
 from rich.logging import RichHandler
+from sqlalchemy.exc import DBAPIError
 
 from quizbot.config import ConfigError, Settings, get_settings
 from quizbot.db import database_url
@@ -46,6 +49,30 @@ async def _with_app(
         return await work(app)
     finally:
         await app.close()
+
+
+# asyncpg's errors that mean "could not connect as configured", not a bug of ours.
+_CONNECT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InvalidPasswordError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
+)
+
+
+def connection_problem(exc: BaseException) -> str | None:
+    """One line on why the database could not be reached, or None if `exc` is another error."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _CONNECT_ERRORS):
+            hint = "check DATABASE_URL (or unset it to use the embedded PostgreSQL)"
+            return f"{seen} — {hint}"
+        seen = seen.__cause__ or getattr(seen, "orig", None)
+    return None
 
 
 def _setup_logging(level: str) -> None:
@@ -305,6 +332,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handlers[args.command](args, settings)
     except (QuizbotError, EmbeddedPostgresError) as exc:
         console.print(f"[red]error:[/red] {exc}")
+        return 1
+    except (DBAPIError, OSError) as exc:
+        problem = connection_problem(exc)
+        if problem is None:
+            raise
+        log.debug("database connection failed", exc_info=exc)
+        console.print(f"[red]error:[/red] cannot use the database: {problem}")
         return 1
     except KeyboardInterrupt:
         return 130

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import aiohttp
 import discord
 
 from quizbot.app import App
@@ -24,6 +25,10 @@ async def run_bot(settings: Settings, url: str) -> int:
             await bot.start(settings.discord_token.get_secret_value())
     except discord.LoginFailure:
         log.error("Discord refused the token: check DISCORD_TOKEN")
+        return 1
+    except (aiohttp.ClientConnectionError, OSError) as exc:
+        # No traceback: this is the network, not a bug (offline, DNS, firewall).
+        log.error("cannot reach Discord (%s): check the network and try again", exc)
         return 1
     finally:
         await app.close()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from quizbot.config import ConfigError, load_settings, normalise_database_url
+from quizbot.cli import main
+from quizbot.config import ConfigError, get_settings, load_settings, normalise_database_url
 from quizbot.db import connect_args
 
 
@@ -56,3 +57,26 @@ def test_empty_discord_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> 
     settings = load_settings()
     assert settings.discord_token is None
     assert settings.discord_dev_guild_id is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres@127.0.0.1:1/quizbot",  # nothing listens on port 1
+        "postgresql://postgres@127.0.0.1:5432/quizbot_no_such_database",
+        "postgresql://postgres@no-such-host.invalid/quizbot",
+    ],
+)
+def test_connection_failures_become_one_line(
+    url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong DATABASE_URL is a message naming the problem, not a traceback."""
+    monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        assert main(["migrate"]) == 1
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert "cannot use the database" in err and "DATABASE_URL" in err
+    assert "Traceback" not in err
