@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -64,6 +65,17 @@ async def _play(quiz: QuizService, answers: list[str], *, topic: str = "Chemistr
     return session_id
 
 
+async def _start_review(review: ReviewService, **options: Any) -> QuestionView:
+    return await review.start(
+        guild_id=GUILD,
+        guild_name="School",
+        channel_id=CHANNEL,
+        user_id=ALICE,
+        display_name="alice",
+        **options,
+    )
+
+
 async def _cards(session: AsyncSession) -> list[models.ReviewCard]:
     rows = await session.scalars(
         select(models.ReviewCard)
@@ -113,22 +125,10 @@ async def test_a_repeated_finish_schedules_nothing_again(
 async def test_nothing_to_review_says_why(services: tuple[QuizService, ReviewService]) -> None:
     quiz, review = services
     with pytest.raises(InvalidInputError, match="play a quiz first"):
-        await review.start(
-            guild_id=GUILD,
-            guild_name="School",
-            channel_id=CHANNEL,
-            user_id=ALICE,
-            display_name="alice",
-        )
+        await _start_review(review)
     await quiz.finish(await _play(quiz, ["Alpha"]))
     with pytest.raises(InvalidInputError, match="next review is due in about"):
-        await review.start(
-            guild_id=GUILD,
-            guild_name="School",
-            channel_id=CHANNEL,
-            user_id=ALICE,
-            display_name="alice",
-        )
+        await _start_review(review)
 
 
 async def test_a_review_asks_the_due_questions_most_overdue_first(
@@ -139,15 +139,7 @@ async def test_a_review_asks_the_due_questions_most_overdue_first(
     cards = await _cards(session)
     later = max(c.due for c in cards) + dt.timedelta(minutes=1)
     assert await review.due(guild_id=GUILD, user_id=ALICE, now=later) == (3, cards[0].due)
-    view = await review.start(
-        guild_id=GUILD,
-        guild_name="School",
-        channel_id=CHANNEL,
-        user_id=ALICE,
-        display_name="alice",
-        count=2,
-        now=later,
-    )
+    view = await _start_review(review, count=2, now=later)
     assert view.total == 2
     assert view.question_id == cards[0].question_id
     row = await session.get(models.QuizSession, view.session_id, populate_existing=True)
@@ -155,14 +147,7 @@ async def test_a_review_asks_the_due_questions_most_overdue_first(
     assert row.question_ids == [cards[0].question_id, cards[1].question_id]
     # One quiz at a time per player and channel, reviews included.
     with pytest.raises(ActiveSessionError):
-        await review.start(
-            guild_id=GUILD,
-            guild_name="School",
-            channel_id=CHANNEL,
-            user_id=ALICE,
-            display_name="alice",
-            now=later,
-        )
+        await _start_review(review, now=later)
 
 
 async def test_answering_a_review_reschedules_its_cards(
@@ -172,14 +157,7 @@ async def test_answering_a_review_reschedules_its_cards(
     await quiz.finish(await _play(quiz, ["Alpha"]))
     (card,) = await _cards(session)
     first_due = card.due
-    view = await review.start(
-        guild_id=GUILD,
-        guild_name="School",
-        channel_id=CHANNEL,
-        user_id=ALICE,
-        display_name="alice",
-        now=first_due + dt.timedelta(minutes=1),
-    )
+    view = await _start_review(review, now=first_due + dt.timedelta(minutes=1))
     await quiz.answer(
         session_id=view.session_id,
         question_id=view.question_id,
