@@ -194,6 +194,41 @@ _STATS = text(
 )
 
 
+# The same stats, one part per statement: the STATS_SINGLE_STATEMENT=false path,
+# kept for comparison (the benchmark's ablation) and as a fallback during rollout.
+_PART_MEMBER = text(
+    """
+    SELECT display_name, points, xp, level, answered, correct, quizzes_taken, answer_streak,
+           best_streak, daily_streak, best_daily_streak
+    FROM guild_members WHERE guild_id = :guild_id AND user_id = :user_id
+    """
+)
+_PART_RANK = text(
+    """
+    SELECT count(*) + 1 FROM guild_members o
+    WHERE o.guild_id = :guild_id
+      AND (o.points > :points OR (o.points = :points AND o.user_id < :user_id))
+    """
+)
+_PART_MEMBERS = text("SELECT count(*) FROM guild_members WHERE guild_id = :guild_id")
+_PART_USER = text("SELECT points, level FROM users WHERE user_id = :user_id")
+_PART_TOPICS = text(
+    """
+    SELECT topic, count(*) AS answered, count(*) FILTER (WHERE correct) AS correct
+    FROM answers WHERE user_id = :user_id AND guild_id = :guild_id
+    GROUP BY topic ORDER BY answered DESC, topic
+    """
+)
+_PART_ACHIEVEMENTS = text(
+    """
+    SELECT ua.code, ac.name, ac.icon, ua.earned_at
+    FROM user_achievements ua JOIN achievements ac ON ac.code = ua.code
+    WHERE ua.user_id = :user_id AND ua.guild_id = :guild_id
+    ORDER BY ua.earned_at DESC LIMIT :recent
+    """
+)
+
+
 class MemberRepository(Repository[GuildMember]):
     """Per-guild progress of members."""
 
@@ -294,5 +329,42 @@ class MemberRepository(Repository[GuildMember]):
                     a["code"], a["name"], a["icon"], dt.datetime.fromisoformat(a["earned_at"])
                 )
                 for a in row.recent_achievements
+            ],
+        )
+
+    async def stats_by_parts(self, *, guild_id: int, user_id: int, recent: int = 5) -> MemberStats:
+        """`stats` with one statement per part (six round trips): same result, for comparison."""
+        keys = {"guild_id": guild_id, "user_id": user_id}
+        run = self.session.execute
+        member = (await run(_PART_MEMBER, keys)).one_or_none()
+        rank = None
+        if member is not None:
+            rank = (await run(_PART_RANK, {**keys, "points": member.points})).scalar_one()
+        members = (await run(_PART_MEMBERS, keys)).scalar_one()
+        user = (await run(_PART_USER, keys)).one_or_none()
+        topics = (await run(_PART_TOPICS, keys)).all()
+        achievements = (await run(_PART_ACHIEVEMENTS, {**keys, "recent": recent})).all()
+        return MemberStats(
+            guild_id=guild_id,
+            user_id=user_id,
+            is_member=member is not None,
+            display_name=member.display_name if member else None,
+            points=member.points if member else 0,
+            xp=member.xp if member else 0,
+            level=member.level if member else 1,
+            answered=member.answered if member else 0,
+            correct=member.correct if member else 0,
+            quizzes_taken=member.quizzes_taken if member else 0,
+            answer_streak=member.answer_streak if member else 0,
+            best_streak=member.best_streak if member else 0,
+            daily_streak=member.daily_streak if member else 0,
+            best_daily_streak=member.best_daily_streak if member else 0,
+            rank=rank,
+            members=members,
+            global_points=user.points if user else 0,
+            global_level=user.level if user else 1,
+            topics=[TopicStat(t.topic, t.answered, t.correct) for t in topics],
+            recent_achievements=[
+                RecentAchievement(a.code, a.name, a.icon, a.earned_at) for a in achievements
             ],
         )

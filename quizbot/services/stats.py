@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from quizbot.cache import SCORES, QuizCache
 from quizbot.errors import InvalidInputError
 from quizbot.repositories import MemberRepository, MemberStats
+from quizbot.resilience import retry_transient
 
 MAX_PAGE = 25
 
@@ -132,15 +133,34 @@ def _me_sql(source: str) -> TextClause:
 class StatsService:
     """Reads for /stats and /leaderboard, memoized until the next score change."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], cache: QuizCache) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        cache: QuizCache,
+        *,
+        stats_single_statement: bool = True,
+    ) -> None:
+        """Args:
+        sessionmaker: one session per read.
+        cache: memoized reads and their invalidation.
+        stats_single_statement: /stats in one statement (STATS_SINGLE_STATEMENT);
+            off, one statement per part.
+        """
         self._sessions = sessionmaker
         self._cache = cache
+        self.stats_single_statement = stats_single_statement
         self._cached_stats = cache.memoize("stats", self._load_stats, ttl=60)
         self._cached_page = cache.memoize("board", self._load_page, ttl=60)
 
     async def _load_stats(self, guild_id: int, user_id: int, _gen: int) -> MemberStats:
-        async with self._sessions() as session:
-            return await MemberRepository(session=session).stats(guild_id=guild_id, user_id=user_id)
+        async def load() -> MemberStats:
+            async with self._sessions() as session:
+                repo = MemberRepository(session=session)
+                if self.stats_single_statement:
+                    return await repo.stats(guild_id=guild_id, user_id=user_id)
+                return await repo.stats_by_parts(guild_id=guild_id, user_id=user_id)
+
+        return await retry_transient(load)
 
     async def member_stats(self, *, guild_id: int, user_id: int) -> MemberStats:
         """A member's comprehensive stats (one statement; zeros for a newcomer).
