@@ -37,6 +37,7 @@ class PoolMetrics:
     max_wait_seconds: float = 0.0
     timeouts: int = 0
     peak_checked_out: int = 0
+    waiting: int = 0  # checkouts blocked right now
     # Since the last `PoolMonitor.check`.
     window_waits: int = 0
     window_wait_seconds: float = 0.0
@@ -85,11 +86,14 @@ class MonitoredPool(AsyncAdaptedQueuePool):
         if not exhausted:
             return super()._do_get()
         started = time.perf_counter()
+        self.metrics.waiting += 1
         try:
             entry = super()._do_get()
         except sa_exc.TimeoutError:
             self.metrics.record_wait(time.perf_counter() - started, timed_out=True)
             raise
+        finally:
+            self.metrics.waiting -= 1
         self.metrics.record_wait(time.perf_counter() - started, timed_out=False)
         return entry
 
@@ -112,7 +116,8 @@ class PoolStatus:
         mean_ms = m.wait_seconds / m.waits * 1000 if m.waits else 0.0
         return (
             f"{self.checked_out}/{self.size}+{self.max_overflow} checked out "
-            f"({self.utilisation:.0%}), {self.checked_in} idle, overflow {self.overflow}; "
+            f"({self.utilisation:.0%}), {self.checked_in} idle, overflow {self.overflow}, "
+            f"{m.waiting} waiting now; "
             f"{m.checkouts} checkouts, {m.connects} connects, {m.waits} waits "
             f"(mean {mean_ms:.1f} ms, max {m.max_wait_seconds * 1000:.1f} ms), "
             f"{m.timeouts} timeouts, peak {m.peak_checked_out}"

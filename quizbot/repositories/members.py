@@ -97,7 +97,8 @@ def aggregate_deltas(deltas: Iterable[MemberDelta]) -> list[MemberDelta]:
         t[2] += d.answered
         t[3] += d.correct
         t[4] += d.quizzes
-    return [MemberDelta(user_id, *values) for user_id, values in totals.items()]
+    # Sorted: concurrent batches then lock the same rows in the same order.
+    return [MemberDelta(user_id, *totals[user_id]) for user_id in sorted(totals)]
 
 
 _ENSURE_MEMBER = text(
@@ -125,6 +126,14 @@ _BATCH_AWARD = text(
             CAST(:user_ids AS bigint[]), CAST(:points AS bigint[]), CAST(:xp AS bigint[]),
             CAST(:answered AS int[]), CAST(:correct AS int[]), CAST(:quizzes AS int[])
         ) AS v(user_id, points, xp, answered, correct, quizzes)
+    ), lm AS (
+        -- Rows are locked in key order before they are updated, so two batches that
+        -- share members wait for each other instead of deadlocking.
+        SELECT gm.user_id FROM guild_members gm JOIN v ON v.user_id = gm.user_id
+        WHERE gm.guild_id = :guild_id ORDER BY gm.user_id FOR UPDATE OF gm
+    ), lu AS (
+        SELECT users.user_id FROM users JOIN v ON v.user_id = users.user_id
+        ORDER BY users.user_id FOR UPDATE OF users
     ), m AS (
         UPDATE guild_members gm SET
             points = gm.points + v.points,
@@ -134,7 +143,7 @@ _BATCH_AWARD = text(
             correct = gm.correct + v.correct,
             quizzes_taken = gm.quizzes_taken + v.quizzes,
             last_active = now()
-        FROM v
+        FROM v JOIN lm USING (user_id)
         WHERE gm.guild_id = :guild_id AND gm.user_id = v.user_id
         RETURNING gm.user_id
     ), u AS (
@@ -143,7 +152,7 @@ _BATCH_AWARD = text(
             xp = users.xp + v.xp,
             level = {LEVEL_SQL.format(xp="users.xp + v.xp")},
             last_active = now()
-        FROM v
+        FROM v JOIN lu USING (user_id)
         WHERE users.user_id = v.user_id
         RETURNING users.user_id
     )

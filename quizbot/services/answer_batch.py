@@ -315,6 +315,11 @@ _BATCH_RECORD = text(
                    coalesce(max(run) FILTER (WHERE grp > 0), 0) AS inner_best
             FROM runs GROUP BY guild_id, user_id
         ) r USING (guild_id, user_id)
+    ), lm AS (
+        -- Lock in key order before updating: two batches (two bot processes) that
+        -- share members then wait for each other instead of deadlocking.
+        SELECT t.guild_id, t.user_id FROM guild_members t JOIN p USING (guild_id, user_id)
+        ORDER BY t.guild_id, t.user_id FOR UPDATE OF t
     ), m AS (
         UPDATE guild_members t SET
             points = t.points + p.points,
@@ -330,7 +335,7 @@ _BATCH_RECORD = text(
             last_active_day = p.today,
             display_name = p.name,
             last_active = now()
-        FROM p
+        FROM p JOIN lm USING (guild_id, user_id)
         WHERE t.guild_id = p.guild_id AND t.user_id = p.user_id
         RETURNING t.guild_id, t.user_id, t.points, t.xp, t.level, t.answered, t.correct,
                   t.quizzes_taken, t.answer_streak, t.best_streak, t.daily_streak
@@ -338,6 +343,8 @@ _BATCH_RECORD = text(
         SELECT user_id, sum(points) AS points, sum(xp) AS xp,
                (array_agg(name ORDER BY ord DESC))[1] AS name
         FROM got GROUP BY user_id
+    ), lu AS (
+        SELECT t.user_id FROM users t JOIN pu USING (user_id) ORDER BY t.user_id FOR UPDATE OF t
     ), u AS (
         UPDATE users t SET
             points = t.points + pu.points,
@@ -345,17 +352,20 @@ _BATCH_RECORD = text(
             level = {LEVEL_SQL.format(xp="t.xp + pu.xp")},
             name = pu.name,
             last_active = now()
-        FROM pu WHERE t.user_id = pu.user_id
+        FROM pu JOIN lu USING (user_id) WHERE t.user_id = pu.user_id
     ), ps AS (
         SELECT session_id, count(*) AS answered, count(*) FILTER (WHERE correct) AS correct,
                sum(points) AS points
         FROM got GROUP BY session_id
+    ), ls AS (
+        SELECT q.id FROM quiz_sessions q JOIN ps ON ps.session_id = q.id
+        ORDER BY q.id FOR UPDATE OF q
     ), s AS (
         UPDATE quiz_sessions q SET
             answered_count = q.answered_count + ps.answered,
             correct_count = q.correct_count + ps.correct,
             points_earned = q.points_earned + ps.points
-        FROM ps WHERE q.id = ps.session_id
+        FROM ps JOIN ls ON ls.id = ps.session_id WHERE q.id = ps.session_id
     )
     SELECT got.ord, m.points, m.xp, m.level, m.answered, m.correct, m.quizzes_taken,
            m.answer_streak, m.best_streak, m.daily_streak
