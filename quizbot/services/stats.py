@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quizbot.cache import SCORES, QuizCache
@@ -195,8 +197,12 @@ class StatsService:
             "after_user": after.user_id if after else None,
             "limit": limit,
         }
-        async with self._sessions() as session:
-            rows = (await session.execute(_page_sql(source), params)).all()
+
+        async def read() -> Sequence[Row[Any]]:
+            async with self._sessions() as session:
+                return (await session.execute(_page_sql(source), params)).all()
+
+        rows = await retry_transient(read)
         entries: list[Entry] = []
         prev_points, prev_rank = (after.points, after.rank) if after else (None, 0)
         position = after.position if after else 0
@@ -260,6 +266,10 @@ class StatsService:
             "since": since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
             "me": user_id,
         }
-        async with self._sessions() as session:
-            row = (await session.execute(_me_sql(source), params)).one_or_none()
+
+        async def read() -> Row[Any] | None:
+            async with self._sessions() as session:
+                return (await session.execute(_me_sql(source), params)).one_or_none()
+
+        row = await retry_transient(read)
         return None if row is None else Entry(int(row.rank), row.user_id, row.name, int(row.points))
