@@ -60,6 +60,9 @@ class PoolMetrics:
 class MonitoredPool(AsyncAdaptedQueuePool):
     """AsyncAdaptedQueuePool that times checkouts which had to wait."""
 
+    # Log under SQLAlchemy's pool logger (quiet unless echo_pool), not under "quizbot".
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
+
     def __init__(self, *args: Any, metrics: PoolMetrics | None = None, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.metrics = metrics or PoolMetrics()
