@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
-from quizbot.db import create_engine, create_sessionmaker, database_url
+from quizbot.db import create_breaker, create_engine, create_sessionmaker, database_url
 from quizbot.migrations import upgrade
 from quizbot.models import Question
+from quizbot.pool_monitor import PoolMonitor
 from quizbot.repositories import AchievementRepository
+from quizbot.resilience import CircuitBreaker
 from quizbot.services.achievements import catalogue_rows
 from quizbot.services.guild_settings import GuildSettingsService
 from quizbot.services.question_bank import QuestionBankService
@@ -46,28 +50,61 @@ class App:
     stats: StatsService
     bank: QuestionBankService
     review: ReviewService
+    breaker: CircuitBreaker
+    pool_monitor: PoolMonitor
+    settings: Settings = field(default_factory=Settings)
+    _monitor_task: asyncio.Task[None] | None = None
 
     @classmethod
     def create(cls, settings: Settings, url: str, cache: QuizCache | None = None) -> App:
         """Build the services over one engine and one cache."""
         engine = create_engine(settings, url)
-        sessions = create_sessionmaker(engine)
+        breaker = create_breaker(settings)
+        sessions = create_sessionmaker(engine, breaker)
         cache = cache or QuizCache.from_settings(settings)
         guild_settings = GuildSettingsService(sessions, cache)
-        quiz = QuizService(sessions, cache, guild_settings)
+        quiz = QuizService(
+            sessions,
+            cache,
+            guild_settings,
+            answer_group_commit=settings.answer_group_commit,
+            answer_group_commit_ms=settings.answer_group_commit_ms,
+            answer_batch_max=settings.answer_batch_max,
+        )
         return cls(
             engine=engine,
             sessionmaker=sessions,
             cache=cache,
             guild_settings=guild_settings,
             quiz=quiz,
-            stats=StatsService(sessions, cache),
+            stats=StatsService(
+                sessions, cache, stats_single_statement=settings.stats_single_statement
+            ),
             bank=QuestionBankService(sessions, cache),
             review=ReviewService(sessions, quiz),
+            breaker=breaker,
+            pool_monitor=PoolMonitor(
+                engine,
+                alert_utilisation=settings.db_pool_alert_utilisation,
+                alert_wait_ms=settings.db_pool_alert_wait_ms,
+            ),
+            settings=settings,
         )
 
+    def start_monitoring(self) -> None:
+        """Start the periodic pool check (DB_POOL_MONITOR_INTERVAL; 0 turns it off)."""
+        interval = self.settings.db_pool_monitor_interval
+        if interval > 0 and self._monitor_task is None:
+            self._monitor_task = asyncio.get_running_loop().create_task(
+                self.pool_monitor.run(interval), name="pool-monitor"
+            )
+
     async def bootstrap(self, *, seed: bool = True) -> None:
-        """Upsert the achievements catalogue; load the bundled bank when no question exists."""
+        """Upsert the achievements catalogue; load the bundled bank when no question exists.
+
+        Also starts the pool monitor (see `start_monitoring`).
+        """
+        self.start_monitoring()
         async with self.sessionmaker() as session, session.begin():
             await AchievementRepository(session=session).sync_catalogue(catalogue_rows())
             empty = (await session.scalar(select(func.count()).select_from(Question))) == 0
@@ -77,6 +114,13 @@ class App:
             log.info("loaded %d questions", report.inserted)
 
     async def close(self) -> None:
-        """Release the cache and the pool."""
+        """Write queued answers, then release the monitor, the cache and the pool."""
+        await self.quiz.close()
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor_task
+            self._monitor_task = None
+        self.pool_monitor.remove()
         await self.cache.close()
         await self.engine.dispose()

@@ -81,8 +81,12 @@ def _key_from_args(prefix: str) -> Callable[..., str]:
 class QuizCache:
     """The process's cache and its invalidation rules."""
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: Any, *, enabled: bool = True) -> None:
         self.backend = backend
+        # Disabled (CACHE_ENABLED=false): memoized reads call straight through to the
+        # database; `invalidate` still bumps generations, so other processes sharing
+        # a Redis backend with the cache on never serve what this one made stale.
+        self.enabled = enabled
 
     @staticmethod
     def memory_backend() -> Any:
@@ -92,7 +96,7 @@ class QuizCache:
     @classmethod
     def from_settings(cls, settings: Settings) -> QuizCache:
         """Build the cache the settings ask for."""
-        return cls(create_cache(settings))
+        return cls(create_cache(settings), enabled=settings.cache_enabled)
 
     def memoize(
         self, prefix: str, fn: Callable[..., Awaitable[T]], *, ttl: int
@@ -100,8 +104,10 @@ class QuizCache:
         """Memoize `fn` with aiocache; the key is `prefix` plus the call's arguments.
 
         Callers put a generation (see `generation`) among the arguments. `None`
-        results are not stored.
+        results are not stored. With the cache disabled, `fn` itself is returned.
         """
+        if not self.enabled:
+            return fn
         decorator = _cached_on(
             self.backend,
             ttl=ttl,
@@ -113,12 +119,16 @@ class QuizCache:
 
     async def generation(self, kind: str, guild_id: int | None) -> int:
         """The current generation of what `kind` covers in this guild (0 when never bumped)."""
+        if not self.enabled:
+            return 0  # nothing is memoized, so no key needs it
         return _counter(
             await self.backend.get(f"gen:{kind}:{guild_id or SHARED_BANK}", loads_fn=_counter)
         )
 
     async def generations(self, kind: str, guild_ids: list[int]) -> list[int]:
         """Several generations in one cache round trip."""
+        if not self.enabled:
+            return [0] * len(guild_ids)
         keys = [f"gen:{kind}:{g}" for g in guild_ids]
         return [_counter(v) for v in await self.backend.multi_get(keys, loads_fn=_counter)]
 

@@ -250,6 +250,25 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_db_report(args: argparse.Namespace, settings: Settings) -> int:
+    """Pool settings, server connections and the top statements (pg_stat_statements)."""
+    from quizbot.db import create_engine
+    from quizbot.db_report import collect, render
+
+    url = database_url(settings)
+
+    async def work() -> None:
+        engine = create_engine(settings, url)
+        try:
+            async with engine.connect() as conn:
+                render(await collect(conn, settings, top=args.top), console)
+        finally:
+            await engine.dispose()
+
+    run_async(work())
+    return 0
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     """The argument parser and the handler of each subcommand."""
     parser = argparse.ArgumentParser(
@@ -312,6 +331,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     )
     export_p.add_argument("-o", "--output", default="-", help="file (default: stdout)")
     handlers["export"] = cmd_export
+
+    report_p = sub.add_parser(
+        "db-report", help="pool settings, connections and top statements (pg_stat_statements)"
+    )
+    report_p.add_argument("--top", type=int, default=10, help="statements per table (default 10)")
+    handlers["db-report"] = cmd_db_report
     return parser, handlers
 
 

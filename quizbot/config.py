@@ -60,6 +60,28 @@ class Settings(BaseSettings):
     db_statement_cache_size: int = Field(default=500, ge=0, le=100_000)
     db_pgbouncer: bool = False
     db_application_name: str = "quizbot"
+    # Pool monitoring: a warning is logged every interval while the pool is busier
+    # than this share of size + overflow, or a checkout waited longer than the
+    # threshold, or one timed out. Interval 0 turns the periodic check off.
+    db_pool_monitor_interval: float = Field(default=30.0, ge=0)
+    db_pool_alert_utilisation: float = Field(default=0.9, gt=0, le=1)
+    db_pool_alert_wait_ms: float = Field(default=100.0, ge=0)
+    # Circuit breaker: after this many consecutive connection failures or pool
+    # timeouts, database calls fail fast for the cool-down, then one probe goes through.
+    db_breaker_failures: int = Field(default=5, ge=1, le=1000)
+    db_breaker_cooldown: float = Field(default=5.0, gt=0)
+
+    # Feature flags (the benchmark's ablation switches them by these field names).
+    # Answers arriving within `answer_group_commit_ms` of each other are written
+    # together in one transaction (at most `answer_batch_max` of them).
+    answer_group_commit: bool = True
+    answer_group_commit_ms: float = Field(default=3.0, ge=0, le=1000)
+    answer_batch_max: int = Field(default=256, ge=1, le=10_000)
+    # Off: the memoized reads (question pools, settings, stats, leaderboards) go to
+    # the database every time; writes still bump the invalidation generations.
+    cache_enabled: bool = True
+    # Off: /stats reads each part with its own query (for comparison and rollout).
+    stats_single_statement: bool = True
     # Where the embedded PostgreSQL keeps its data; default: the user data directory.
     embedded_pg_dir: str | None = None
 

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
 
 from quizbot.config import Settings
 from quizbot.embedded_pg import start_embedded_postgres
+from quizbot.pool_monitor import MonitoredPool
+from quizbot.resilience import CircuitBreaker, GuardedSession
 
 
 def database_url(settings: Settings) -> str:
@@ -27,7 +29,18 @@ def database_url(settings: Settings) -> str:
 
 
 def connect_args(settings: Settings) -> dict[str, Any]:
-    """asyncpg connection arguments: application name and the prepared-statement caches."""
+    """asyncpg connection arguments: application name and the prepared-statement caches.
+
+    Two caches are involved. SQLAlchemy's asyncpg adapter prepares every statement
+    itself (`connection.prepare()`, which bypasses asyncpg's cache) and keeps the
+    prepared statements in its own per-connection LRU, `prepared_statement_cache_size`:
+    that is the cache that saves a Parse/Describe round trip on every execute.
+    asyncpg's `statement_cache_size` then only serves what asyncpg runs on its own
+    (`executemany`, type introspection). Both are sized by DB_STATEMENT_CACHE_SIZE.
+    After DDL from another process a cached statement may be stale: the adapter
+    clears both caches when PostgreSQL says so, and `resilience.retry_transient`
+    runs the aborted unit of work again.
+    """
     args: dict[str, Any] = {
         "server_settings": {"application_name": settings.db_application_name},
         # asyncpg's own cache of prepared statements, per connection.
@@ -64,9 +77,26 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         pool_pre_ping=True,
         echo=settings.db_echo,
         connect_args=connect_args(settings),
+        # The asyncio queue pool, with waits and timeouts counted (quizbot.pool_monitor).
+        poolclass=MonitoredPool,
     )
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """The session factory every service receives; objects stay usable after commit."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+def create_breaker(settings: Settings) -> CircuitBreaker:
+    """The circuit breaker the settings ask for (DB_BREAKER_FAILURES, DB_BREAKER_COOLDOWN)."""
+    return CircuitBreaker(
+        failure_threshold=settings.db_breaker_failures, cooldown=settings.db_breaker_cooldown
+    )
+
+
+def create_sessionmaker(
+    engine: AsyncEngine, breaker: CircuitBreaker | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """The session factory every service receives; objects stay usable after commit.
+
+    Each `async with sessionmaker() as session:` block is a unit of work guarded by
+    `breaker` (see `quizbot.resilience.GuardedSession`).
+    """
+    return async_sessionmaker(
+        engine, expire_on_commit=False, class_=GuardedSession, breaker=breaker
+    )

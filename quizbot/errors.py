@@ -21,3 +21,12 @@ class ActiveSessionError(ConflictError):
 
 class InvalidInputError(QuizbotError):
     """Input from a user or a file is malformed; the message says where and why."""
+
+
+class DatabaseUnavailableError(QuizbotError):
+    """The database cannot be reached (or the pool is exhausted); try again shortly."""
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        wait = f" in {max(1, round(retry_after))} seconds" if retry_after else " in a few seconds"
+        super().__init__(message or f"the database is unavailable, try again{wait}")
+        self.retry_after = retry_after

@@ -97,7 +97,8 @@ def aggregate_deltas(deltas: Iterable[MemberDelta]) -> list[MemberDelta]:
         t[2] += d.answered
         t[3] += d.correct
         t[4] += d.quizzes
-    return [MemberDelta(user_id, *values) for user_id, values in totals.items()]
+    # Sorted: concurrent batches then lock the same rows in the same order.
+    return [MemberDelta(user_id, *totals[user_id]) for user_id in sorted(totals)]
 
 
 _ENSURE_MEMBER = text(
@@ -125,6 +126,14 @@ _BATCH_AWARD = text(
             CAST(:user_ids AS bigint[]), CAST(:points AS bigint[]), CAST(:xp AS bigint[]),
             CAST(:answered AS int[]), CAST(:correct AS int[]), CAST(:quizzes AS int[])
         ) AS v(user_id, points, xp, answered, correct, quizzes)
+    ), lm AS (
+        -- Rows are locked in key order before they are updated, so two batches that
+        -- share members wait for each other instead of deadlocking.
+        SELECT gm.user_id FROM guild_members gm JOIN v ON v.user_id = gm.user_id
+        WHERE gm.guild_id = :guild_id ORDER BY gm.user_id FOR UPDATE OF gm
+    ), lu AS (
+        SELECT users.user_id FROM users JOIN v ON v.user_id = users.user_id
+        ORDER BY users.user_id FOR UPDATE OF users
     ), m AS (
         UPDATE guild_members gm SET
             points = gm.points + v.points,
@@ -134,7 +143,7 @@ _BATCH_AWARD = text(
             correct = gm.correct + v.correct,
             quizzes_taken = gm.quizzes_taken + v.quizzes,
             last_active = now()
-        FROM v
+        FROM v JOIN lm USING (user_id)
         WHERE gm.guild_id = :guild_id AND gm.user_id = v.user_id
         RETURNING gm.user_id
     ), u AS (
@@ -143,7 +152,7 @@ _BATCH_AWARD = text(
             xp = users.xp + v.xp,
             level = {LEVEL_SQL.format(xp="users.xp + v.xp")},
             last_active = now()
-        FROM v
+        FROM v JOIN lu USING (user_id)
         WHERE users.user_id = v.user_id
         RETURNING users.user_id
     )
@@ -190,6 +199,41 @@ _STATS = text(
     FROM (SELECT CAST(:guild_id AS bigint) AS guild_id, CAST(:user_id AS bigint) AS user_id) k
     LEFT JOIN guild_members gm ON gm.guild_id = k.guild_id AND gm.user_id = k.user_id
     LEFT JOIN users u ON u.user_id = k.user_id
+    """
+)
+
+
+# The same stats, one part per statement: the STATS_SINGLE_STATEMENT=false path,
+# kept for comparison (the benchmark's ablation) and as a fallback during rollout.
+_PART_MEMBER = text(
+    """
+    SELECT display_name, points, xp, level, answered, correct, quizzes_taken, answer_streak,
+           best_streak, daily_streak, best_daily_streak
+    FROM guild_members WHERE guild_id = :guild_id AND user_id = :user_id
+    """
+)
+_PART_RANK = text(
+    """
+    SELECT count(*) + 1 FROM guild_members o
+    WHERE o.guild_id = :guild_id
+      AND (o.points > :points OR (o.points = :points AND o.user_id < :user_id))
+    """
+)
+_PART_MEMBERS = text("SELECT count(*) FROM guild_members WHERE guild_id = :guild_id")
+_PART_USER = text("SELECT points, level FROM users WHERE user_id = :user_id")
+_PART_TOPICS = text(
+    """
+    SELECT topic, count(*) AS answered, count(*) FILTER (WHERE correct) AS correct
+    FROM answers WHERE user_id = :user_id AND guild_id = :guild_id
+    GROUP BY topic ORDER BY answered DESC, topic
+    """
+)
+_PART_ACHIEVEMENTS = text(
+    """
+    SELECT ua.code, ac.name, ac.icon, ua.earned_at
+    FROM user_achievements ua JOIN achievements ac ON ac.code = ua.code
+    WHERE ua.user_id = :user_id AND ua.guild_id = :guild_id
+    ORDER BY ua.earned_at DESC LIMIT :recent
     """
 )
 
@@ -294,5 +338,42 @@ class MemberRepository(Repository[GuildMember]):
                     a["code"], a["name"], a["icon"], dt.datetime.fromisoformat(a["earned_at"])
                 )
                 for a in row.recent_achievements
+            ],
+        )
+
+    async def stats_by_parts(self, *, guild_id: int, user_id: int, recent: int = 5) -> MemberStats:
+        """`stats` with one statement per part (six round trips): same result, for comparison."""
+        keys = {"guild_id": guild_id, "user_id": user_id}
+        run = self.session.execute
+        member = (await run(_PART_MEMBER, keys)).one_or_none()
+        rank = None
+        if member is not None:
+            rank = (await run(_PART_RANK, {**keys, "points": member.points})).scalar_one()
+        members = (await run(_PART_MEMBERS, keys)).scalar_one()
+        user = (await run(_PART_USER, keys)).one_or_none()
+        topics = (await run(_PART_TOPICS, keys)).all()
+        achievements = (await run(_PART_ACHIEVEMENTS, {**keys, "recent": recent})).all()
+        return MemberStats(
+            guild_id=guild_id,
+            user_id=user_id,
+            is_member=member is not None,
+            display_name=member.display_name if member else None,
+            points=member.points if member else 0,
+            xp=member.xp if member else 0,
+            level=member.level if member else 1,
+            answered=member.answered if member else 0,
+            correct=member.correct if member else 0,
+            quizzes_taken=member.quizzes_taken if member else 0,
+            answer_streak=member.answer_streak if member else 0,
+            best_streak=member.best_streak if member else 0,
+            daily_streak=member.daily_streak if member else 0,
+            best_daily_streak=member.best_daily_streak if member else 0,
+            rank=rank,
+            members=members,
+            global_points=user.points if user else 0,
+            global_level=user.level if user else 1,
+            topics=[TopicStat(t.topic, t.answered, t.correct) for t in topics],
+            recent_achievements=[
+                RecentAchievement(a.code, a.name, a.icon, a.earned_at) for a in achievements
             ],
         )

@@ -7,6 +7,8 @@ engine runs the Discord bot, `quizbot play` and the benchmark.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,11 +30,22 @@ from quizbot.repositories import (
     QuestionRepository,
     SessionRepository,
 )
+from quizbot.resilience import is_connection_failure, retry_transient
 from quizbot.services import achievements as catalogue
+from quizbot.services.answer_batch import (
+    AnswerBatchWriter,
+    GroupCommitter,
+    PendingAnswer,
+    Recorded,
+    progress_snapshot,
+    rejection,
+)
 from quizbot.services.guild_settings import GuildSettingsService
 from quizbot.services.matching import check_answer
 from quizbot.services.scoring import score_answer
 from quizbot.services.spaced_repetition import ReviewScheduler, schedule_quiz_reviews
+
+log = logging.getLogger(__name__)
 
 MIN_QUESTIONS, MAX_QUESTIONS = 1, 50
 DIFFICULTIES = ("easy", "medium", "hard", "mixed")
@@ -317,29 +330,8 @@ _REVEAL = text(
 )
 
 
-def _snapshot(counters: Any, **context: Any) -> catalogue.ProgressSnapshot:
-    """A member's counters (a row with the guild_members columns) plus what just happened."""
-    defaults: dict[str, Any] = {
-        "last_response_ms": None,
-        "last_correct": None,
-        "quiz_finished": False,
-        "quiz_size": 0,
-        "quiz_correct": 0,
-        "perfect_quizzes": 0,
-        "topic_answered": 0,
-        "topic_correct": 0,
-        "topics_with_correct": 0,
-    }
-    return catalogue.ProgressSnapshot(
-        answered=counters.answered,
-        correct=counters.correct,
-        quizzes_taken=counters.quizzes_taken,
-        answer_streak=counters.answer_streak,
-        best_streak=counters.best_streak,
-        daily_streak=counters.daily_streak,
-        level=counters.level,
-        **{**defaults, **context},
-    )
+# A member's counters plus what just happened (shared with the batch writer).
+_snapshot = progress_snapshot
 
 
 def _question_data(q: Any) -> QuestionData:
@@ -369,12 +361,34 @@ class QuizService:
         *,
         rng: random.Random | None = None,
         reviews: ReviewScheduler | None = None,
+        answer_group_commit: bool = True,
+        answer_group_commit_ms: float = 3.0,
+        answer_batch_max: int = 256,
     ) -> None:
+        """Args:
+        sessionmaker: one session per unit of work.
+        cache: memoized reads and their invalidation.
+        settings: guild settings (default: a service over the same sessionmaker and cache).
+        rng: question order (tests pass a seeded one).
+        reviews: schedules review cards when a quiz ends (tests turn fuzzing off).
+        answer_group_commit: write answers arriving close together in one transaction
+            (ANSWER_GROUP_COMMIT); off, each answer is its own transaction.
+        answer_group_commit_ms: how long the first answer of a batch waits for others.
+        answer_batch_max: most answers per batch.
+        """
         self._sessions = sessionmaker
         self._reviews = reviews or ReviewScheduler()
         self._cache = cache
         self.settings = settings or GuildSettingsService(sessionmaker, cache)
         self._rng = rng or random.Random()
+        self._writer = AnswerBatchWriter(sessionmaker, cache, self.settings)
+        self.answer_batcher: GroupCommitter[PendingAnswer, Recorded] | None = None
+        if answer_group_commit:
+            self.answer_batcher = GroupCommitter(
+                self._write_batch,
+                window=answer_group_commit_ms / 1000,
+                max_batch=answer_batch_max,
+            )
         self._pool = cache.memoize("pool", self._load_pool, ttl=300)
         self._question = cache.memoize("question", self._load_question, ttl=3600)
         self._topics = cache.memoize("topics", self._load_topics, ttl=300)
@@ -593,30 +607,84 @@ class QuizService:
             question.tolerance,
             question.choices,
         )
+        pending = PendingAnswer(
+            session_id=session_id,
+            question_id=question_id,
+            user_id=user_id,
+            name=display_name[:100],
+            given=given[:200],
+            correct=checked.correct,
+            now=now,
+            topic=question.topic,
+            difficulty=question.difficulty,
+        )
+        if self.answer_batcher is not None:
+            result = await self.answer_batcher.submit(pending)
+        else:
+            result = await retry_transient(lambda: self._record_one(pending))
+        if not result.recorded:
+            return self._not_recorded(question, result.reason or "duplicate", checked.correct)
+        return AnswerOutcome(
+            recorded=True,
+            reason=None,
+            correct=checked.correct,
+            points=result.points,
+            xp=result.xp,
+            streak=result.streak,
+            canonical_answer=question.answer,
+            explanation=question.explanation,
+            level=result.level,
+            level_up=result.level_up,
+            achievements=result.achievements,
+            total_points=result.total_points,
+        )
+
+    async def _write_batch(self, items: Sequence[PendingAnswer]) -> list[Recorded | BaseException]:
+        """The group commit's flush: one transaction for the batch.
+
+        Deadlocks and stale cached statements roll the batch back whole and are
+        retried. When the batch fails otherwise (one bad answer must not sink the
+        others), each answer is tried on its own; a connection failure fails them
+        all at once, because one by one would only fail slower.
+        """
+        try:
+            return await retry_transient(lambda: self._writer.write(items))
+        except Exception as error:
+            if len(items) == 1 or is_connection_failure(error):
+                raise
+            log.warning(
+                "a batch of %d answers failed (%s): recording them one by one",
+                len(items),
+                error,
+            )
+        results: list[Recorded | BaseException] = []
+        for item in items:
+            try:
+                results.append(await retry_transient(functools.partial(self._record_one, item)))
+            except Exception as error:
+                results.append(error)
+        return results
+
+    async def _record_one(self, it: PendingAnswer) -> Recorded:
+        """One answer in its own transaction: context read, one-statement write (+ awards)."""
         async with self._sessions() as session, session.begin():
             ctx = (
                 await session.execute(
-                    _ANSWER_CONTEXT, {"session_id": session_id, "user_id": user_id}
+                    _ANSWER_CONTEXT, {"session_id": it.session_id, "user_id": it.user_id}
                 )
             ).one_or_none()
             if ctx is None:
-                raise NotFoundError(f"quiz session {session_id} not found")
-            reason = None
-            if ctx.status != SessionStatus.ACTIVE.value:
-                reason = "finished"
-            elif ctx.current_question != question_id:
-                reason = "not_current"
-            elif ctx.mode == SessionMode.SOLO.value and ctx.owner_id != user_id:
-                reason = "not_player"
+                raise NotFoundError(f"quiz session {it.session_id} not found")
+            reason = rejection(ctx, it.question_id, it.user_id)
             if reason is not None:
-                return self._not_recorded(question, reason, checked.correct)
+                return Recorded.rejected(reason)
             guild_settings = await self.settings.get(ctx.guild_id)
-            started = ctx.question_started_at or now
-            response_ms = max(0, int((now - started).total_seconds() * 1000))
+            started = ctx.question_started_at or it.now
+            response_ms = max(0, int((it.now - started).total_seconds() * 1000))
             score = score_answer(
                 guild_settings.scoring,
-                difficulty=question.difficulty,
-                correct=checked.correct,
+                difficulty=it.difficulty,
+                correct=it.correct,
                 response_ms=response_ms,
                 time_limit_s=ctx.time_limit,
                 streak_before=ctx.answer_streak,
@@ -625,43 +693,44 @@ class QuizService:
                 await session.execute(
                     _RECORD_ANSWER,
                     {
-                        "session_id": session_id,
-                        "question_id": question_id,
-                        "user_id": user_id,
+                        "session_id": it.session_id,
+                        "question_id": it.question_id,
+                        "user_id": it.user_id,
                         "guild_id": ctx.guild_id,
-                        "topic": question.topic,
-                        "given": given[:200],
-                        "name": display_name[:100],
-                        "correct": checked.correct,
+                        "topic": it.topic,
+                        "given": it.given,
+                        "name": it.name,
+                        "correct": it.correct,
                         "response_ms": response_ms,
                         "points": score.points,
                         "xp": score.xp,
-                        "today": guild_settings.today(now),
+                        "today": guild_settings.today(it.now),
                     },
                 )
             ).one_or_none()
             if member is None:
-                return self._not_recorded(question, "duplicate", checked.correct)
-            snapshot = _snapshot(member, last_response_ms=response_ms, last_correct=checked.correct)
+                return Recorded.rejected("duplicate")
+            snapshot = _snapshot(member, last_response_ms=response_ms, last_correct=it.correct)
             new = await self._award(
-                session, user_id, ctx.guild_id, catalogue.earned(snapshot), set(ctx.held)
+                session, it.user_id, ctx.guild_id, catalogue.earned(snapshot), set(ctx.held)
             )
         await self._cache.invalidate(SCORES, ctx.guild_id)
         old_level = level_for_xp(member.xp - score.xp)
-        return AnswerOutcome(
+        return Recorded(
             recorded=True,
-            reason=None,
-            correct=checked.correct,
             points=score.points,
             xp=score.xp,
             streak=member.answer_streak,
-            canonical_answer=question.answer,
-            explanation=question.explanation,
             level=member.level,
             level_up=member.level > old_level,
-            achievements=new,
             total_points=member.points,
+            achievements=new,
         )
+
+    async def close(self) -> None:
+        """Write the answers still queued (call before the engine is disposed)."""
+        if self.answer_batcher is not None:
+            await self.answer_batcher.close()
 
     @staticmethod
     def _not_recorded(question: QuestionData, reason: str, correct: bool) -> AnswerOutcome:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quizbot.cache import SCORES, QuizCache
 from quizbot.errors import InvalidInputError
 from quizbot.repositories import MemberRepository, MemberStats
+from quizbot.resilience import retry_transient
 
 MAX_PAGE = 25
 
@@ -132,15 +135,34 @@ def _me_sql(source: str) -> TextClause:
 class StatsService:
     """Reads for /stats and /leaderboard, memoized until the next score change."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], cache: QuizCache) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        cache: QuizCache,
+        *,
+        stats_single_statement: bool = True,
+    ) -> None:
+        """Args:
+        sessionmaker: one session per read.
+        cache: memoized reads and their invalidation.
+        stats_single_statement: /stats in one statement (STATS_SINGLE_STATEMENT);
+            off, one statement per part.
+        """
         self._sessions = sessionmaker
         self._cache = cache
+        self.stats_single_statement = stats_single_statement
         self._cached_stats = cache.memoize("stats", self._load_stats, ttl=60)
         self._cached_page = cache.memoize("board", self._load_page, ttl=60)
 
     async def _load_stats(self, guild_id: int, user_id: int, _gen: int) -> MemberStats:
-        async with self._sessions() as session:
-            return await MemberRepository(session=session).stats(guild_id=guild_id, user_id=user_id)
+        async def load() -> MemberStats:
+            async with self._sessions() as session:
+                repo = MemberRepository(session=session)
+                if self.stats_single_statement:
+                    return await repo.stats(guild_id=guild_id, user_id=user_id)
+                return await repo.stats_by_parts(guild_id=guild_id, user_id=user_id)
+
+        return await retry_transient(load)
 
     async def member_stats(self, *, guild_id: int, user_id: int) -> MemberStats:
         """A member's comprehensive stats (one statement; zeros for a newcomer).
@@ -175,8 +197,12 @@ class StatsService:
             "after_user": after.user_id if after else None,
             "limit": limit,
         }
-        async with self._sessions() as session:
-            rows = (await session.execute(_page_sql(source), params)).all()
+
+        async def read() -> Sequence[Row[Any]]:
+            async with self._sessions() as session:
+                return (await session.execute(_page_sql(source), params)).all()
+
+        rows = await retry_transient(read)
         entries: list[Entry] = []
         prev_points, prev_rank = (after.points, after.rank) if after else (None, 0)
         position = after.position if after else 0
@@ -240,6 +266,10 @@ class StatsService:
             "since": since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
             "me": user_id,
         }
-        async with self._sessions() as session:
-            row = (await session.execute(_me_sql(source), params)).one_or_none()
+
+        async def read() -> Row[Any] | None:
+            async with self._sessions() as session:
+                return (await session.execute(_me_sql(source), params)).one_or_none()
+
+        row = await retry_transient(read)
         return None if row is None else Entry(int(row.rank), row.user_id, row.name, int(row.points))

@@ -1,0 +1,663 @@
+"""Group-committed answers (DESIGN §5): answers that arrive within a few milliseconds
+of each other are written together, in one transaction of two or three statements.
+
+`GroupCommitter` is the mechanism: callers `submit` an item and await its result;
+a single runner task collects what arrives within the window (or until the batch
+is full), hands the batch to a flush function, and resolves every caller's future
+with exactly its own result, after the commit. If the flush raises, every caller
+of that batch gets the exception: nobody is left waiting.
+
+`AnswerBatchWriter` is the flush for answers:
+
+1. `_BATCH_CONTEXT`: where every session stands, each member's streak and held
+   achievements, whether the answer already exists; and the user and member rows
+   of first-time players are created (so step 2 can update rows that exist).
+2. Scores are computed in Python (scoring is pure Python), member by member in
+   arrival order, so a member with two answers in the batch (two sessions) gets
+   the streak bonus the second answer earns.
+3. `_BATCH_RECORD`: one data-modifying statement inserts the answers (a repeat
+   inserts nothing: unique constraint), aggregates what was actually inserted per
+   member, per user and per session, and updates each row once. `UPDATE ... FROM`
+   applies only one source row per target row, hence the aggregation; streaks are
+   computed from the runs of correct answers in arrival order.
+4. `_BATCH_AWARD` (only when someone earned something): every new achievement of
+   the batch and its XP reward in one statement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from quizbot.cache import SCORES, QuizCache
+from quizbot.errors import NotFoundError
+from quizbot.levels import LEVEL_SQL, level_for_xp
+from quizbot.models import Difficulty, SessionMode, SessionStatus
+from quizbot.services import achievements as catalogue
+from quizbot.services.guild_settings import GuildSettingsService
+from quizbot.services.scoring import score_answer
+
+log = logging.getLogger(__name__)
+
+I = TypeVar("I")  # noqa: E741 - the conventional name of an item type
+R = TypeVar("R")
+
+
+@dataclass
+class BatchStats:
+    """What the committer has done (the benchmark and tests read it)."""
+
+    batches: int = 0
+    items: int = 0
+    largest: int = 0
+    failures: int = 0
+
+
+class GroupCommitter(Generic[I, R]):
+    """Collects items for up to `window` seconds (or `max_batch` items) and flushes them.
+
+    One flush runs at a time, so batches never contend with each other for the
+    same rows; items arriving during a flush form the next batch.
+    """
+
+    def __init__(
+        self,
+        flush: Callable[[Sequence[I]], Awaitable[Sequence[R | BaseException]]],
+        *,
+        window: float,
+        max_batch: int,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._flush = flush
+        self.window = max(window, 0.0)
+        self.max_batch = max_batch
+        self._queue: list[tuple[I, asyncio.Future[R], float]] = []
+        self._full = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self.stats = BatchStats()
+
+    async def submit(self, item: I) -> R:
+        """Queue `item`; returns its result once its batch is committed.
+
+        Raises:
+            Exception: whatever the flush raised for this item or its whole batch.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._queue.append((item, future, time.monotonic()))
+        if len(self._queue) >= self.max_batch:
+            self._full.set()
+        if self._runner is None or self._runner.done():
+            self._runner = loop.create_task(self._run(), name="answer-group-commit")
+        return await future
+
+    async def _run(self) -> None:
+        try:
+            while self._queue:
+                deadline = self._queue[0][2] + self.window
+                remaining = deadline - time.monotonic()
+                if len(self._queue) < self.max_batch and remaining > 0:
+                    self._full.clear()
+                    try:
+                        async with asyncio.timeout(remaining):
+                            await self._full.wait()
+                    except TimeoutError:
+                        pass
+                batch = self._queue[: self.max_batch]
+                del self._queue[: self.max_batch]
+                await self._flush_batch(batch)
+        finally:
+            # Cancelled (shutdown) or a bug: nobody may wait forever.
+            for _item, future, _t in self._queue:
+                if not future.done():
+                    future.set_exception(RuntimeError("the answer queue stopped"))
+            self._queue.clear()
+
+    async def _flush_batch(self, batch: list[tuple[I, asyncio.Future[R], float]]) -> None:
+        self.stats.batches += 1
+        self.stats.items += len(batch)
+        self.stats.largest = max(self.stats.largest, len(batch))
+        try:
+            results = await self._flush([item for item, _f, _t in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"flush returned {len(results)} results for {len(batch)}")
+        except BaseException as error:
+            self.stats.failures += 1
+            for _item, future, _t in batch:
+                if not future.done():
+                    future.set_exception(error)
+            if isinstance(error, asyncio.CancelledError):
+                raise
+            return
+        for (_item, future, _t), result in zip(batch, results, strict=True):
+            if future.done():  # the caller gave up (cancelled); its answer still counts
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def close(self) -> None:
+        """Flush what is queued and wait for the runner to finish."""
+        self._full.set()
+        if self._runner is not None:
+            await asyncio.gather(self._runner, return_exceptions=True)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAnswer:
+    """An answer checked for correctness (from cached question data), not yet written."""
+
+    session_id: int
+    question_id: int
+    user_id: int
+    name: str
+    given: str
+    correct: bool
+    now: dt.datetime
+    topic: str
+    difficulty: Difficulty
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """The outcome of one answer's write, before the question's texts are added."""
+
+    recorded: bool
+    reason: str | None = None
+    points: int = 0
+    xp: int = 0
+    streak: int = 0
+    level: int = 0
+    level_up: bool = False
+    total_points: int = 0
+    achievements: tuple[catalogue.AchievementDef, ...] = ()
+
+    @classmethod
+    def rejected(cls, reason: str) -> Recorded:
+        """Not counted: "duplicate", "not_current", "finished" or "not_player"."""
+        return cls(recorded=False, reason=reason)
+
+
+def progress_snapshot(counters: Any, **context: Any) -> catalogue.ProgressSnapshot:
+    """A member's counters (anything with the guild_members columns) plus what just happened."""
+    defaults: dict[str, Any] = {
+        "last_response_ms": None,
+        "last_correct": None,
+        "quiz_finished": False,
+        "quiz_size": 0,
+        "quiz_correct": 0,
+        "perfect_quizzes": 0,
+        "topic_answered": 0,
+        "topic_correct": 0,
+        "topics_with_correct": 0,
+    }
+    return catalogue.ProgressSnapshot(
+        answered=counters.answered,
+        correct=counters.correct,
+        quizzes_taken=counters.quizzes_taken,
+        answer_streak=counters.answer_streak,
+        best_streak=counters.best_streak,
+        daily_streak=counters.daily_streak,
+        level=counters.level,
+        **{**defaults, **context},
+    )
+
+
+def rejection(ctx: Any, question_id: int, user_id: int) -> str | None:
+    """Why an answer cannot count, from its session's state; None when it can."""
+    if ctx.status != SessionStatus.ACTIVE.value:
+        return "finished"
+    if ctx.current_question != question_id:
+        return "not_current"
+    if ctx.mode == SessionMode.SOLO.value and ctx.owner_id != user_id:
+        return "not_player"
+    return None
+
+
+_BATCH_CONTEXT = text(
+    """
+    WITH v AS (
+        SELECT * FROM unnest(
+            CAST(:ords AS int[]), CAST(:session_ids AS bigint[]), CAST(:question_ids AS bigint[]),
+            CAST(:user_ids AS bigint[]), CAST(:names AS text[])
+        ) AS v(ord, session_id, question_id, user_id, name)
+    ), c AS (
+        SELECT v.ord, v.session_id, v.question_id, v.user_id, v.name,
+               s.status, s.guild_id, s.mode, s.user_id AS owner_id, s.time_limit,
+               s.question_ids[s.position + 1] AS current_question, s.question_started_at,
+               (s.status = 'active' AND s.question_ids[s.position + 1] = v.question_id
+                AND (s.mode <> 'solo' OR s.user_id = v.user_id)) AS ok
+        FROM v JOIN quiz_sessions s ON s.id = v.session_id
+    ), nu AS (
+        INSERT INTO users (user_id, name)
+        SELECT DISTINCT ON (user_id) user_id, name FROM c WHERE ok ORDER BY user_id, ord DESC
+        ON CONFLICT (user_id) DO NOTHING
+    ), nm AS (
+        INSERT INTO guild_members (guild_id, user_id, display_name)
+        SELECT DISTINCT ON (guild_id, user_id) guild_id, user_id, name FROM c WHERE ok
+        ORDER BY guild_id, user_id, ord DESC
+        ON CONFLICT (guild_id, user_id) DO NOTHING
+    )
+    SELECT c.ord, c.status, c.guild_id, c.mode, c.owner_id, c.time_limit, c.current_question,
+           c.question_started_at,
+           coalesce(gm.answer_streak, 0) AS answer_streak,
+           coalesce(gm.best_streak, 0) AS best_streak,
+           coalesce((SELECT array_agg(ua.code) FROM user_achievements ua
+                     WHERE ua.user_id = c.user_id AND ua.guild_id = c.guild_id), '{}') AS held,
+           EXISTS (SELECT 1 FROM answers a
+                   WHERE a.session_id = c.session_id AND a.question_id = c.question_id
+                     AND a.user_id = c.user_id) AS answered
+    FROM c
+    LEFT JOIN guild_members gm ON gm.guild_id = c.guild_id AND gm.user_id = c.user_id
+    """
+)
+
+_DAILY = """CASE WHEN t.last_active_day = p.today THEN t.daily_streak
+                 WHEN t.last_active_day = p.today - 1 THEN t.daily_streak + 1
+                 ELSE 1 END"""
+
+_BATCH_RECORD = text(
+    f"""
+    WITH v AS (
+        SELECT * FROM unnest(
+            CAST(:ords AS int[]), CAST(:session_ids AS bigint[]), CAST(:question_ids AS bigint[]),
+            CAST(:user_ids AS bigint[]), CAST(:guild_ids AS bigint[]), CAST(:topics AS text[]),
+            CAST(:givens AS text[]), CAST(:names AS text[]), CAST(:corrects AS boolean[]),
+            CAST(:response_ms AS int[]), CAST(:points AS int[]), CAST(:xps AS bigint[]),
+            CAST(:days AS date[])
+        ) AS v(ord, session_id, question_id, user_id, guild_id, topic, given, name, correct,
+               response_ms, points, xp, today)
+    ), ins AS (
+        INSERT INTO answers (session_id, question_id, user_id, guild_id, topic, given,
+                             correct, response_ms, points)
+        SELECT session_id, question_id, user_id, guild_id, topic, given,
+               correct, response_ms, points
+        FROM v ORDER BY ord
+        ON CONFLICT (session_id, question_id, user_id) DO NOTHING
+        RETURNING session_id, question_id, user_id
+    ), got AS (
+        -- What was really inserted: a repeat that lost the race changes nothing.
+        SELECT v.* FROM v JOIN ins USING (session_id, question_id, user_id)
+    ), runs AS (
+        -- grp = wrong answers so far (arrival order); a run is the correct answers of
+        -- one grp. Run 0 extends the member's streak; later runs start from zero.
+        SELECT guild_id, user_id, grp, count(*) FILTER (WHERE correct) AS run
+        FROM (
+            SELECT guild_id, user_id, correct,
+                   count(*) FILTER (WHERE NOT correct)
+                       OVER (PARTITION BY guild_id, user_id ORDER BY ord) AS grp
+            FROM got
+        ) w
+        GROUP BY guild_id, user_id, grp
+    ), p AS (
+        -- One row per member: UPDATE ... FROM applies a single source row per target.
+        SELECT g.*, r.has_wrong, r.lead_run, r.tail_run, r.inner_best
+        FROM (
+            SELECT guild_id, user_id, sum(points) AS points, sum(xp) AS xp,
+                   count(*) AS answered, count(*) FILTER (WHERE correct) AS correct,
+                   max(today) AS today, (array_agg(name ORDER BY ord DESC))[1] AS name
+            FROM got GROUP BY guild_id, user_id
+        ) g
+        JOIN (
+            SELECT guild_id, user_id, max(grp) > 0 AS has_wrong,
+                   coalesce(sum(run) FILTER (WHERE grp = 0), 0) AS lead_run,
+                   (array_agg(run ORDER BY grp DESC))[1] AS tail_run,
+                   coalesce(max(run) FILTER (WHERE grp > 0), 0) AS inner_best
+            FROM runs GROUP BY guild_id, user_id
+        ) r USING (guild_id, user_id)
+    ), lm AS (
+        -- Lock in key order before updating: two batches (two bot processes) that
+        -- share members then wait for each other instead of deadlocking.
+        SELECT t.guild_id, t.user_id FROM guild_members t JOIN p USING (guild_id, user_id)
+        ORDER BY t.guild_id, t.user_id FOR UPDATE OF t
+    ), m AS (
+        UPDATE guild_members t SET
+            points = t.points + p.points,
+            xp = t.xp + p.xp,
+            level = {LEVEL_SQL.format(xp="t.xp + p.xp")},
+            answered = t.answered + p.answered,
+            correct = t.correct + p.correct,
+            answer_streak = CASE WHEN p.has_wrong THEN p.tail_run
+                                 ELSE t.answer_streak + p.lead_run END,
+            best_streak = greatest(t.best_streak, t.answer_streak + p.lead_run, p.inner_best),
+            daily_streak = {_DAILY},
+            best_daily_streak = greatest(t.best_daily_streak, {_DAILY}),
+            last_active_day = p.today,
+            display_name = p.name,
+            last_active = now()
+        FROM p JOIN lm USING (guild_id, user_id)
+        WHERE t.guild_id = p.guild_id AND t.user_id = p.user_id
+        RETURNING t.guild_id, t.user_id, t.points, t.xp, t.level, t.answered, t.correct,
+                  t.quizzes_taken, t.answer_streak, t.best_streak, t.daily_streak
+    ), pu AS (
+        SELECT user_id, sum(points) AS points, sum(xp) AS xp,
+               (array_agg(name ORDER BY ord DESC))[1] AS name
+        FROM got GROUP BY user_id
+    ), lu AS (
+        SELECT t.user_id FROM users t JOIN pu USING (user_id) ORDER BY t.user_id FOR UPDATE OF t
+    ), u AS (
+        UPDATE users t SET
+            points = t.points + pu.points,
+            xp = t.xp + pu.xp,
+            level = {LEVEL_SQL.format(xp="t.xp + pu.xp")},
+            name = pu.name,
+            last_active = now()
+        FROM pu JOIN lu USING (user_id) WHERE t.user_id = pu.user_id
+    ), ps AS (
+        SELECT session_id, count(*) AS answered, count(*) FILTER (WHERE correct) AS correct,
+               sum(points) AS points
+        FROM got GROUP BY session_id
+    ), ls AS (
+        SELECT q.id FROM quiz_sessions q JOIN ps ON ps.session_id = q.id
+        ORDER BY q.id FOR UPDATE OF q
+    ), s AS (
+        UPDATE quiz_sessions q SET
+            answered_count = q.answered_count + ps.answered,
+            correct_count = q.correct_count + ps.correct,
+            points_earned = q.points_earned + ps.points
+        FROM ps JOIN ls ON ls.id = ps.session_id WHERE q.id = ps.session_id
+    )
+    SELECT got.ord, m.points, m.xp, m.level, m.answered, m.correct, m.quizzes_taken,
+           m.answer_streak, m.best_streak, m.daily_streak
+    FROM got JOIN m ON m.guild_id = got.guild_id AND m.user_id = got.user_id
+    """
+)
+
+_BATCH_AWARD = text(
+    f"""
+    WITH v AS (
+        SELECT * FROM unnest(
+            CAST(:user_ids AS bigint[]), CAST(:guild_ids AS bigint[]), CAST(:codes AS text[]),
+            CAST(:xps AS bigint[])
+        ) AS v(user_id, guild_id, code, xp)
+    ), ins AS (
+        INSERT INTO user_achievements (user_id, guild_id, code)
+        SELECT user_id, guild_id, code FROM v
+        ON CONFLICT DO NOTHING
+        RETURNING user_id, guild_id, code
+    ), r AS (
+        SELECT v.guild_id, v.user_id, sum(v.xp) AS xp
+        FROM v JOIN ins USING (user_id, guild_id, code)
+        GROUP BY v.guild_id, v.user_id HAVING sum(v.xp) > 0
+    ), m AS (
+        UPDATE guild_members t SET
+            xp = t.xp + r.xp, level = {LEVEL_SQL.format(xp="t.xp + r.xp")}, last_active = now()
+        FROM r WHERE t.guild_id = r.guild_id AND t.user_id = r.user_id
+    ), ru AS (
+        SELECT user_id, sum(xp) AS xp FROM r GROUP BY user_id
+    ), u AS (
+        UPDATE users t SET
+            xp = t.xp + ru.xp, level = {LEVEL_SQL.format(xp="t.xp + ru.xp")}, last_active = now()
+        FROM ru WHERE t.user_id = ru.user_id
+    )
+    SELECT user_id, guild_id, code FROM ins
+    """
+)
+
+
+@dataclass
+class _Accepted:
+    """An answer that passed the checks, with its score."""
+
+    index: int
+    item: PendingAnswer
+    guild_id: int
+    points: int
+    xp: int
+    response_ms: int
+    today: dt.date
+    ctx: Any
+
+
+@dataclass
+class _After:
+    """A member's counters right after one of their answers in the batch."""
+
+    answered: int
+    correct: int
+    quizzes_taken: int
+    answer_streak: int
+    best_streak: int
+    daily_streak: int
+    level: int
+    points: int
+    xp: int
+    wanted: list[str] = field(default_factory=list)
+
+
+class AnswerBatchWriter:
+    """Writes a batch of answers in one transaction (see the module docstring)."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        cache: QuizCache,
+        settings: GuildSettingsService,
+    ) -> None:
+        self._sessions = sessionmaker
+        self._cache = cache
+        self._settings = settings
+
+    async def write(self, items: Sequence[PendingAnswer]) -> list[Recorded | BaseException]:
+        """Record `items` in one transaction; one result (or error) per item, in order."""
+        results: list[Recorded | BaseException | None] = [None] * len(items)
+        first_of: dict[tuple[int, int, int], int] = {}
+        repeats: list[tuple[int, int]] = []
+        for i, it in enumerate(items):
+            key = (it.session_id, it.question_id, it.user_id)
+            if key in first_of:
+                repeats.append((i, first_of[key]))  # a double click within the batch
+            else:
+                first_of[key] = i
+        firsts = list(first_of.values())
+        touched: set[int] = set()
+        async with self._sessions() as session, session.begin():
+            accepted = await self._check(session, items, firsts, results)
+            if accepted:
+                touched = await self._record(session, accepted, results)
+        for guild_id in sorted(touched):
+            await self._cache.invalidate(SCORES, guild_id)
+        for i, first in repeats:
+            original = results[first]
+            counted = isinstance(original, Recorded) and original.reason in (None, "duplicate")
+            if counted:
+                results[i] = Recorded.rejected("duplicate")
+            else:
+                results[i] = original
+        assert all(r is not None for r in results)
+        return [r for r in results if r is not None]
+
+    async def _check(
+        self,
+        session: AsyncSession,
+        items: Sequence[PendingAnswer],
+        firsts: list[int],
+        results: list[Recorded | BaseException | None],
+    ) -> list[_Accepted]:
+        """Statement 1, then validation and scoring in arrival order."""
+        rows = await session.execute(
+            _BATCH_CONTEXT,
+            {
+                "ords": firsts,
+                "session_ids": [items[i].session_id for i in firsts],
+                "question_ids": [items[i].question_id for i in firsts],
+                "user_ids": [items[i].user_id for i in firsts],
+                "names": [items[i].name[:100] for i in firsts],
+            },
+        )
+        ctx_of = {r.ord: r for r in rows}
+        streaks: dict[tuple[int, int], int] = {}
+        accepted: list[_Accepted] = []
+        for i in firsts:
+            it = items[i]
+            ctx = ctx_of.get(i)
+            if ctx is None:
+                results[i] = NotFoundError(f"quiz session {it.session_id} not found")
+                continue
+            reason = rejection(ctx, it.question_id, it.user_id)
+            if reason is None and ctx.answered:
+                reason = "duplicate"
+            if reason is not None:
+                results[i] = Recorded.rejected(reason)
+                continue
+            guild_settings = await self._settings.get(ctx.guild_id)
+            started = ctx.question_started_at or it.now
+            response_ms = max(0, int((it.now - started).total_seconds() * 1000))
+            key = (ctx.guild_id, it.user_id)
+            streak_before = streaks.get(key, ctx.answer_streak)
+            score = score_answer(
+                guild_settings.scoring,
+                difficulty=it.difficulty,
+                correct=it.correct,
+                response_ms=response_ms,
+                time_limit_s=ctx.time_limit,
+                streak_before=streak_before,
+            )
+            streaks[key] = streak_before + 1 if it.correct else 0
+            accepted.append(
+                _Accepted(
+                    i,
+                    it,
+                    ctx.guild_id,
+                    score.points,
+                    score.xp,
+                    response_ms,
+                    guild_settings.today(it.now),
+                    ctx,
+                )
+            )
+        return accepted
+
+    async def _record(
+        self,
+        session: AsyncSession,
+        accepted: list[_Accepted],
+        results: list[Recorded | BaseException | None],
+    ) -> set[int]:
+        """Statements 2 and 3; fills `results` for the accepted answers."""
+        final = {
+            r.ord: r
+            for r in await session.execute(
+                _BATCH_RECORD,
+                {
+                    "ords": [a.index for a in accepted],
+                    "session_ids": [a.item.session_id for a in accepted],
+                    "question_ids": [a.item.question_id for a in accepted],
+                    "user_ids": [a.item.user_id for a in accepted],
+                    "guild_ids": [a.guild_id for a in accepted],
+                    "topics": [a.item.topic for a in accepted],
+                    "givens": [a.item.given[:200] for a in accepted],
+                    "names": [a.item.name[:100] for a in accepted],
+                    "corrects": [a.item.correct for a in accepted],
+                    "response_ms": [a.response_ms for a in accepted],
+                    "points": [a.points for a in accepted],
+                    "xps": [a.xp for a in accepted],
+                    "days": [a.today for a in accepted],
+                },
+            )
+        }
+        by_member: dict[tuple[int, int], list[_Accepted]] = {}
+        for a in accepted:
+            if a.index in final:
+                by_member.setdefault((a.guild_id, a.item.user_id), []).append(a)
+            else:  # inserted concurrently by someone else: a repeat after all
+                results[a.index] = Recorded.rejected("duplicate")
+        after = self._replay(by_member, final)
+        awarded: set[tuple[int, int, str]] = set()
+        wanted = [
+            (a.item.user_id, a.guild_id, code)
+            for answers in by_member.values()
+            for a in answers
+            for code in after[a.index].wanted
+        ]
+        if wanted:
+            rows = await session.execute(
+                _BATCH_AWARD,
+                {
+                    "user_ids": [w[0] for w in wanted],
+                    "guild_ids": [w[1] for w in wanted],
+                    "codes": [w[2] for w in wanted],
+                    "xps": [catalogue.CATALOGUE_BY_CODE[w[2]].xp_reward for w in wanted],
+                },
+            )
+            awarded = {(r.user_id, r.guild_id, r.code) for r in rows}
+        for (guild_id, user_id), answers in by_member.items():
+            for a in answers:
+                state = after[a.index]
+                results[a.index] = Recorded(
+                    recorded=True,
+                    points=a.points,
+                    xp=a.xp,
+                    streak=state.answer_streak,
+                    level=state.level,
+                    level_up=state.level > level_for_xp(state.xp - a.xp),
+                    total_points=state.points,
+                    achievements=tuple(
+                        catalogue.CATALOGUE_BY_CODE[c]
+                        for c in state.wanted
+                        if (user_id, guild_id, c) in awarded
+                    ),
+                )
+        return {guild_id for guild_id, _u in by_member}
+
+    @staticmethod
+    def _replay(
+        by_member: dict[tuple[int, int], list[_Accepted]], final: dict[int, Any]
+    ) -> dict[int, _After]:
+        """Each member's counters after each of their answers, and what each one earned.
+
+        Sums are exact, walked back from the row the update returned. The streak
+        before the batch is exact too when all of the member's answers were correct
+        (final streak minus their number); otherwise it is the one read in step 1.
+        """
+        out: dict[int, _After] = {}
+        for answers in by_member.values():
+            last = final[answers[-1].index]
+            points, xp, answered, correct = last.points, last.xp, last.answered, last.correct
+            sums: list[tuple[int, int, int, int]] = []
+            for a in reversed(answers):
+                sums.append((points, xp, answered, correct))
+                points, xp = points - a.points, xp - a.xp
+                answered, correct = answered - 1, correct - int(a.item.correct)
+            sums.reverse()
+            first_ctx = answers[0].ctx
+            if all(a.item.correct for a in answers):
+                streak = last.answer_streak - len(answers)
+            else:
+                streak = first_ctx.answer_streak
+            best = max(first_ctx.best_streak, streak)
+            held = set(first_ctx.held)
+            for n, (a, (points, xp, answered, correct)) in enumerate(
+                zip(answers, sums, strict=True)
+            ):
+                streak = streak + 1 if a.item.correct else 0
+                best = max(best, streak)
+                is_last = n == len(answers) - 1
+                state = _After(
+                    answered=answered,
+                    correct=correct,
+                    quizzes_taken=last.quizzes_taken,
+                    answer_streak=last.answer_streak if is_last else streak,
+                    best_streak=last.best_streak if is_last else best,
+                    daily_streak=last.daily_streak,
+                    level=last.level if is_last else level_for_xp(xp),
+                    points=points,
+                    xp=xp,
+                )
+                snapshot = progress_snapshot(
+                    state, last_response_ms=a.response_ms, last_correct=a.item.correct
+                )
+                state.wanted = [c for c in catalogue.earned(snapshot) if c not in held]
+                held.update(state.wanted)
+                out[a.index] = state
+        return out

@@ -1,0 +1,385 @@
+"""Group-committed answers: totals, per-caller outcomes, statement counts, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import pytest
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from quizbot import models
+from quizbot.cache import QuizCache
+from quizbot.errors import NotFoundError
+from quizbot.observability import count_statements
+from quizbot.repositories import AchievementRepository
+from quizbot.services.achievements import catalogue_rows
+from quizbot.services.answer_batch import GroupCommitter
+from quizbot.services.quiz import AnswerOutcome, QuestionView, QuizFilters, QuizService
+from tests.factories import GuildFactory, QuestionFactory
+
+GUILD = 5_100_000_000_000_001
+OTHER_GUILD = 5_100_000_000_000_002
+CHANNELS = [5_100_000_000_000_100 + i for i in range(12)]
+PLAYERS = [5_100_000_000_000_200 + i for i in range(8)]
+# Long after every question started: the speed factor is at its floor, so points
+# depend only on correctness, difficulty and streak, and two runs compare exactly.
+LATE = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+
+
+def _service(
+    sessionmaker: async_sessionmaker[AsyncSession], *, batch: int | None, window_ms: float = 1e5
+) -> QuizService:
+    """`batch`: flush exactly when that many answers are queued (the window never ends
+    first, so batching is deterministic); None: group commit off."""
+    return QuizService(
+        sessionmaker,
+        QuizCache(QuizCache.memory_backend()),
+        rng=random.Random(5),
+        answer_group_commit=batch is not None,
+        answer_group_commit_ms=window_ms,
+        answer_batch_max=batch or 1,
+    )
+
+
+@pytest.fixture
+async def bank(session: AsyncSession) -> None:
+    await AchievementRepository(session=session).sync_catalogue(catalogue_rows())
+    GuildFactory(guild_id=GUILD, name="Batch")
+    GuildFactory(guild_id=OTHER_GUILD, name="Other")
+    for i in range(4):
+        QuestionFactory(topic="Batching", category="c", prompt=f"Batch {i}?")
+    await session.commit()
+
+
+async def _channel_quiz(quiz: QuizService, channel: int, guild: int = GUILD) -> QuestionView:
+    return await quiz.start(
+        guild_id=guild,
+        guild_name="Batch",
+        channel_id=channel,
+        user_id=PLAYERS[0],
+        display_name="host",
+        mode=models.SessionMode.CHANNEL,
+        filters=QuizFilters(topic="Batching", count=2),
+    )
+
+
+def _click(
+    quiz: QuizService, view: QuestionView, user: int, given: str
+) -> asyncio.Task[AnswerOutcome]:
+    return asyncio.ensure_future(
+        quiz.answer(
+            session_id=view.session_id,
+            question_id=view.question_id,
+            user_id=user,
+            display_name=f"p{user % 1000}",
+            given=given,
+            now=LATE,
+        )
+    )
+
+
+async def _member_rows(
+    session: AsyncSession, guild: int
+) -> dict[int, tuple[int, int, int, int, int, int]]:
+    rows = await session.execute(
+        select(
+            models.GuildMember.user_id,
+            models.GuildMember.points,
+            models.GuildMember.xp,
+            models.GuildMember.answered,
+            models.GuildMember.correct,
+            models.GuildMember.answer_streak,
+            models.GuildMember.best_streak,
+        ).where(models.GuildMember.guild_id == guild)
+    )
+    return {r[0]: tuple(r[1:]) for r in rows}  # type: ignore[misc]
+
+
+async def _answer_sums(session: AsyncSession, guild: int) -> dict[int, tuple[int, int, int]]:
+    rows = await session.execute(
+        select(
+            models.Answer.user_id,
+            func.sum(models.Answer.points),
+            func.count(),
+            func.count().filter(models.Answer.correct),
+        )
+        .where(models.Answer.guild_id == guild)
+        .group_by(models.Answer.user_id)
+    )
+    return {u: (int(p), n, c) for u, p, n, c in rows}
+
+
+async def test_concurrent_answers_with_double_clicks_and_two_sessions_add_up(
+    bank: None, sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession
+) -> None:
+    quiz = _service(sessionmaker, batch=1000, window_ms=5)
+    views = [await _channel_quiz(quiz, channel) for channel in CHANNELS[:3]]
+    rng = random.Random(11)
+    clicks = []
+    for view in views:  # every player in every session: the same member in three sessions
+        for user in PLAYERS:
+            given = rng.choice(["Alpha", "Beta"])
+            for _ in range(rng.choice([1, 1, 2, 3])):  # double and triple clicks
+                clicks.append(_click(quiz, view, user, given))
+    outcomes = await asyncio.gather(*clicks)
+    recorded = [o for o in outcomes if o.recorded]
+    assert len(recorded) == len(views) * len(PLAYERS)  # one per (session, member)
+    assert all(o.reason == "duplicate" for o in outcomes if not o.recorded)
+    assert quiz.answer_batcher is not None and quiz.answer_batcher.stats.items == len(clicks)
+    members = await _member_rows(session, GUILD)
+    sums = await _answer_sums(session, GUILD)
+    for user in PLAYERS:
+        points, _xp, answered, correct, _streak, _best = members[user]
+        assert (points, answered, correct) == sums[user]
+    assert sum(m[0] for m in members.values()) == sum(o.points for o in recorded)
+    users = {
+        u: p for u, p in await session.execute(select(models.User.user_id, models.User.points))
+    }
+    assert all(users[u] == sums[u][0] for u in PLAYERS)
+    for view in views:
+        row = await session.get(models.QuizSession, view.session_id)
+        assert row is not None and row.answered_count == len(PLAYERS)
+    await quiz.close()
+
+
+async def _scenario(
+    quiz: QuizService, guild: int, channels: Sequence[int], plan: Sequence[tuple[int, int, str]]
+) -> list[AnswerOutcome]:
+    """Answer `plan` (channel index, player, given) in order, all at once."""
+    views = [await _channel_quiz(quiz, channel, guild) for channel in channels]
+    tasks = [_click(quiz, views[c], user, given) for c, user, given in plan]
+    return list(await asyncio.gather(*tasks))
+
+
+# (session, player, answer): one member answers several sessions in one batch, with
+# wrong answers between right ones, so streaks and bonuses depend on the order.
+PLAN = [
+    (0, PLAYERS[1], "Alpha"),
+    (1, PLAYERS[1], "Alpha"),
+    (2, PLAYERS[1], "Beta"),
+    (3, PLAYERS[1], "Alpha"),
+    (4, PLAYERS[1], "Alpha"),
+    (0, PLAYERS[2], "Beta"),
+    (1, PLAYERS[2], "Alpha"),
+    (2, PLAYERS[2], "Alpha"),
+    (0, PLAYERS[3], "Alpha"),
+    (0, PLAYERS[3], "Alpha"),  # double click
+]
+
+
+async def test_one_batch_gives_each_caller_what_one_by_one_would(
+    bank: None, sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession
+) -> None:
+    one_by_one = _service(sessionmaker, batch=None)
+    expected = []
+    views = [await _channel_quiz(one_by_one, c, OTHER_GUILD) for c in CHANNELS[6:11]]
+    for c, user, given in PLAN:
+        expected.append(await _click(one_by_one, views[c], user, given))
+
+    batched = _service(sessionmaker, batch=len(PLAN))
+    # Same sessions' positions in another guild; the streak before is 0 in both.
+    outcomes = await _scenario(batched, GUILD, CHANNELS[:5], PLAN)
+    assert batched.answer_batcher is not None
+    assert batched.answer_batcher.stats.batches == 1
+
+    def essentials(o: AnswerOutcome) -> tuple[object, ...]:
+        codes = tuple(a.code for a in o.achievements)
+        return (o.recorded, o.reason, o.correct, o.points, o.xp, o.streak, o.level, o.level_up,
+                o.total_points, codes)  # fmt: skip
+
+    assert [essentials(o) for o in outcomes] == [essentials(o) for o in expected]
+    assert await _member_rows(session, GUILD) == await _member_rows(session, OTHER_GUILD)
+    member = (await _member_rows(session, GUILD))[PLAYERS[1]]
+    assert member[4:] == (2, 2)  # streak 2 after the wrong third answer; best 2
+
+
+async def test_a_batch_is_two_statements_or_three_with_awards(
+    bank: None, sessionmaker: async_sessionmaker[AsyncSession], connection: AsyncConnection
+) -> None:
+    size = len(PLAYERS)
+    quiz = _service(sessionmaker, batch=size)
+    wrong = await _channel_quiz(quiz, CHANNELS[0])
+    right = await _channel_quiz(quiz, CHANNELS[1])
+    await quiz.settings.get(GUILD)  # a running bot has these cached
+    await quiz.question(wrong.question_id)
+    await quiz.question(right.question_id)
+    with count_statements(connection) as log:
+        await asyncio.gather(*(_click(quiz, wrong, u, "Beta") for u in PLAYERS))
+    assert log.count == 2, log.statements  # context + write, for all eight answers
+    with count_statements(connection) as log:
+        outcomes = await asyncio.gather(*(_click(quiz, right, u, "Alpha") for u in PLAYERS))
+    assert log.count == 3, log.statements  # + every "first correct" award in one statement
+    assert all([a.code for a in o.achievements] == ["first_correct"] for o in outcomes)
+
+
+async def test_without_group_commit_an_answer_is_its_own_two_statements(
+    bank: None, sessionmaker: async_sessionmaker[AsyncSession], connection: AsyncConnection
+) -> None:
+    quiz = _service(sessionmaker, batch=None)
+    assert quiz.answer_batcher is None
+    view = await _channel_quiz(quiz, CHANNELS[0])
+    await quiz.settings.get(GUILD)
+    await quiz.question(view.question_id)
+    with count_statements(connection) as log:
+        for user in PLAYERS[:3]:  # one connection in tests: one transaction at a time
+            await _click(quiz, view, user, "Beta")
+    assert log.count == 2 * 3, log.statements
+
+
+async def test_an_unknown_session_fails_only_its_caller(
+    bank: None, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    quiz = _service(sessionmaker, batch=3)
+    view = await _channel_quiz(quiz, CHANNELS[0])
+    ghost = QuestionView(**{**view.__dict__, "session_id": 999_999_999})
+    results = await asyncio.gather(
+        _click(quiz, view, PLAYERS[1], "Alpha"),
+        _click(quiz, ghost, PLAYERS[2], "Alpha"),
+        _click(quiz, view, PLAYERS[3], "Beta"),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], NotFoundError)
+    assert isinstance(results[0], AnswerOutcome) and results[0].recorded
+    assert isinstance(results[2], AnswerOutcome) and results[2].recorded
+
+
+async def test_one_bad_answer_does_not_sink_its_batch(
+    bank: None, sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession
+) -> None:
+    quiz = _service(sessionmaker, batch=3)
+    view = await _channel_quiz(quiz, CHANNELS[0])
+    results = await asyncio.gather(
+        _click(quiz, view, PLAYERS[1], "Alpha"),
+        _click(quiz, view, 2**63, "Alpha"),  # does not fit a BIGINT: the batch fails
+        _click(quiz, view, PLAYERS[2], "Alpha"),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], DBAPIError)
+    assert all(isinstance(r, AnswerOutcome) and r.recorded for r in (results[0], results[2]))
+    assert (await _answer_sums(session, GUILD)).keys() == {PLAYERS[1], PLAYERS[2]}
+
+
+async def test_a_database_error_reaches_every_caller_and_nothing_is_written(
+    bank: None,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
+    connection: AsyncConnection,
+) -> None:
+    quiz = _service(sessionmaker, batch=4)
+    view = await _channel_quiz(quiz, CHANNELS[0])
+    # DDL is transactional: the test's rollback removes the trigger again.
+    await connection.execute(
+        text(
+            "CREATE FUNCTION pg_temp.refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'answers are read-only today'; END $$"
+        )
+    )
+    await connection.execute(
+        text(
+            "CREATE TRIGGER refuse BEFORE INSERT ON answers "
+            "FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse()"
+        )
+    )
+    results = await asyncio.gather(
+        *(_click(quiz, view, u, "Alpha") for u in PLAYERS[:4]), return_exceptions=True
+    )
+    assert all(isinstance(r, DBAPIError) and "read-only today" in str(r) for r in results)
+    assert await _answer_sums(session, GUILD) == {}
+    members = await _member_rows(session, GUILD)
+    assert all(m[0] == 0 for m in members.values())
+
+
+async def test_a_failed_flush_fails_every_waiting_caller() -> None:
+    async def explode(items: Sequence[int]) -> list[int]:
+        raise ConnectionResetError("gone")
+
+    committer: GroupCommitter[int, int] = GroupCommitter(explode, window=0, max_batch=10)
+    results = await asyncio.gather(
+        *(committer.submit(i) for i in range(25)), return_exceptions=True
+    )
+    assert all(isinstance(r, ConnectionResetError) for r in results)
+    assert committer.stats.items == 25 and committer.stats.largest <= 10
+
+
+async def test_results_go_back_to_their_own_callers() -> None:
+    async def double(items: Sequence[int]) -> list[int | BaseException]:
+        return [ValueError(i) if i % 5 == 0 else i * 2 for i in items]
+
+    committer: GroupCommitter[int, int] = GroupCommitter(double, window=0, max_batch=4)
+    results = await asyncio.gather(
+        *(committer.submit(i) for i in range(1, 13)), return_exceptions=True
+    )
+    for i, r in zip(range(1, 13), results, strict=True):
+        assert (isinstance(r, ValueError) and i % 5 == 0) or r == i * 2
+    await committer.close()
+
+
+# -- two bot processes racing on committed data -------------------------------
+
+
+@pytest.fixture
+async def live(committed: Callable[[], AsyncSession]) -> AsyncIterator[None]:
+    async with committed() as s, s.begin():
+        await AchievementRepository(session=s).sync_catalogue(catalogue_rows())
+        s.add(models.Guild(guild_id=GUILD, name="Live batch"))
+        s.add(
+            models.Question(
+                topic="LiveBatching",
+                category="c",
+                difficulty=models.Difficulty.MEDIUM,
+                kind=models.QuestionKind.MULTIPLE_CHOICE,
+                prompt="Live batch?",
+                choices=["Alpha", "Beta", "Gamma", "Delta"],
+                answer="Alpha",
+                explanation="First.",
+                content_hash="live-batch-question-hash",
+            )
+        )
+    yield
+    async with committed() as s, s.begin():
+        await s.execute(delete(models.Question).where(models.Question.topic == "LiveBatching"))
+        await s.execute(delete(models.User).where(models.User.user_id.in_(PLAYERS)))
+        await s.execute(delete(models.Guild).where(models.Guild.guild_id == GUILD))
+
+
+async def test_two_processes_batching_the_same_clicks_count_each_once(
+    live: None, committed: Callable[[], AsyncSession]
+) -> None:
+    bots = [_service(committed, batch=16, window_ms=2) for _ in range(2)]  # type: ignore[arg-type]
+    views = []
+    for channel in CHANNELS[:3]:
+        view = await bots[0].start(
+            guild_id=GUILD,
+            guild_name="Live batch",
+            channel_id=channel,
+            user_id=PLAYERS[0],
+            display_name="host",
+            mode=models.SessionMode.CHANNEL,
+            filters=QuizFilters(topic="LiveBatching", count=1),
+        )
+        views.append(view)
+    rng = random.Random(3)
+    clicks = [
+        _click(rng.choice(bots), view, user, rng.choice(["Alpha", "Beta"]))
+        for view in views
+        for user in PLAYERS
+        for _ in range(2)  # each member clicks twice, possibly through both processes
+    ]
+    rng.shuffle(clicks)
+    outcomes = await asyncio.gather(*clicks)
+    assert sum(o.recorded for o in outcomes) == len(views) * len(PLAYERS)
+    async with committed() as s:
+        members = await _member_rows(s, GUILD)
+        sums = await _answer_sums(s, GUILD)
+    for user in PLAYERS:
+        points, _xp, answered, correct, streak, best = members[user]
+        assert (points, answered, correct) == sums[user]
+        assert 0 <= streak <= best <= correct
+    assert sum(m[0] for m in members.values()) == sum(o.points for o in outcomes if o.recorded)
+    for bot in bots:
+        await bot.close()

@@ -1,0 +1,320 @@
+"""Pool metrics and alerts, the circuit breaker, and surviving stale prepared statements,
+with real engines (a pool of one, an unreachable port, DDL from another connection)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from quizbot.cache import QuizCache
+from quizbot.config import Settings
+from quizbot.db import connect_args, create_engine, create_sessionmaker
+from quizbot.errors import DatabaseUnavailableError
+from quizbot.models import Difficulty, QuestionKind
+from quizbot.pool_monitor import MonitoredPool, PoolMonitor
+from quizbot.resilience import (
+    BreakerState,
+    CircuitBreaker,
+    is_connection_failure,
+    is_stale_statement,
+    retry_transient,
+)
+from quizbot.services.quiz import QuestionData, QuizService
+
+UNREACHABLE = "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"
+
+
+class FakeClock:
+    """Cool-downs pass when the test says so, not by sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def tiny(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """A pool of exactly one connection that gives up waiting after 0.2 s."""
+    settings = Settings(db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.2)
+    engine = create_engine(settings, database_url)
+    yield engine
+    await engine.dispose()
+
+
+# -- pool metrics and alerts ---------------------------------------------------
+
+
+async def test_waits_and_timeouts_are_counted_and_alerted(tiny: AsyncEngine) -> None:
+    assert isinstance(tiny.sync_engine.pool, MonitoredPool)
+    monitor = PoolMonitor(tiny, alert_utilisation=0.9, alert_wait_ms=0)
+    async with tiny.connect() as held:
+        await held.execute(text("SELECT 1"))
+        # Nothing idle, no overflow: the second checkout waits, then times out.
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            async with create_sessionmaker(tiny, CircuitBreaker())() as s:
+                await s.execute(text("SELECT 1"))
+        assert "busy" in str(caught.value)
+        status = monitor.status()
+        assert (status.checked_out, status.utilisation) == (1, 1.0)
+
+        # A checkout that waits and gets the connection once it is returned.
+        async def second() -> int:
+            async with tiny.connect() as conn:
+                return int((await conn.execute(text("SELECT 2"))).scalar_one())
+
+        waiting = asyncio.create_task(second())
+        for _ in range(1000):  # until the second checkout is blocked on the pool
+            if monitor.metrics.waiting:
+                break
+            await asyncio.sleep(0.005)
+    assert await waiting == 2
+    m = monitor.metrics
+    assert (m.waits, m.timeouts) == (2, 1)
+    assert m.checkouts >= 2 and m.connects == 1 and m.peak_checked_out == 1
+    alerts = monitor.check()
+    assert any("utilisation 1/1" in a for a in alerts)
+    assert any("waited" in a for a in alerts)
+    assert any("timed out" in a for a in alerts)
+    assert monitor.check() == []  # a new window: the pool is idle now
+    assert "1 timeouts" in monitor.status().describe()
+    monitor.remove()
+
+
+async def test_the_periodic_check_logs_a_warning(
+    tiny: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    monitor = PoolMonitor(tiny, alert_utilisation=1.0)
+    caplog.set_level(logging.WARNING, logger="quizbot.pool_monitor")
+    async with tiny.connect() as held:
+        await held.execute(text("SELECT 1"))
+        task = asyncio.create_task(monitor.run(0.01))
+        for _ in range(500):
+            if caplog.records:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+    assert "pool utilisation 1/1" in caplog.records[0].getMessage()
+    monitor.remove()
+
+
+async def test_metrics_survive_engine_dispose(tiny: AsyncEngine) -> None:
+    monitor = PoolMonitor(tiny)
+    async with tiny.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    await tiny.dispose()  # recreates the pool
+    async with tiny.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    assert monitor.metrics is tiny.sync_engine.pool.metrics  # type: ignore[attr-defined]
+    assert monitor.metrics.connects == 2
+    monitor.remove()
+
+
+# -- circuit breaker -------------------------------------------------------------
+
+
+@pytest.fixture
+async def unreachable() -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(Settings(db_pool_timeout=1), UNREACHABLE)
+    yield engine
+    await engine.dispose()
+
+
+def _count_connects(engine: AsyncEngine) -> list[int]:
+    attempts = [0]
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _attempt(*_: object) -> None:
+        attempts[0] += 1
+
+    return attempts
+
+
+async def _select_one(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as s:
+        return int((await s.execute(text("SELECT 1"))).scalar_one())
+
+
+async def test_breaker_opens_fails_fast_probes_and_closes(
+    unreachable: AsyncEngine, engine: AsyncEngine
+) -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=3, cooldown=5, clock=clock)
+    down = create_sessionmaker(unreachable, breaker)
+    up = create_sessionmaker(engine, breaker)  # the same database, once it is back
+    attempts = _count_connects(unreachable)
+
+    for n in range(3):
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            await _select_one(down)
+        assert isinstance(caught.value.__cause__, Exception)
+        assert is_connection_failure(caught.value.__cause__)
+        assert breaker.consecutive_failures == n + 1
+    assert breaker.state is BreakerState.OPEN and attempts[0] == 3
+
+    # Open: fail at once, no connection attempt, a message for users.
+    with pytest.raises(DatabaseUnavailableError, match="unavailable, try again in 5 seconds"):
+        await _select_one(down)
+    assert attempts[0] == 3 and breaker.rejected == 1
+
+    # After the cool-down one probe goes through; it fails: open again.
+    clock.now += 5
+    assert breaker.state is BreakerState.HALF_OPEN
+    with pytest.raises(DatabaseUnavailableError):
+        await _select_one(down)
+    assert attempts[0] == 4 and breaker.state is BreakerState.OPEN and breaker.opened == 2
+
+    # Next cool-down: the probe succeeds and closes the breaker.
+    clock.now += 5
+    assert await _select_one(up) == 1
+    assert breaker.state is BreakerState.CLOSED and breaker.consecutive_failures == 0
+
+
+async def test_half_open_lets_one_probe_through_at_a_time() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, cooldown=2, clock=clock)
+    breaker.failure()
+    clock.now += 2
+    breaker.before()  # the probe
+    with pytest.raises(DatabaseUnavailableError):
+        breaker.before()  # others still fail fast while it is out
+    breaker.success()
+    breaker.before()
+    assert breaker.state is BreakerState.CLOSED
+
+
+async def test_errors_that_are_not_about_connections_do_not_trip_it(engine: AsyncEngine) -> None:
+    breaker = CircuitBreaker(failure_threshold=1)
+    sessions = create_sessionmaker(engine, breaker)
+    for _ in range(3):
+        with pytest.raises(Exception, match="division by zero"):
+            async with sessions() as s:
+                await s.execute(text("SELECT 1 / 0"))
+    assert breaker.state is BreakerState.CLOSED
+
+
+async def test_answers_fail_fast_for_every_caller_when_the_database_is_down(
+    unreachable: AsyncEngine,
+) -> None:
+    breaker = CircuitBreaker(failure_threshold=1, clock=FakeClock())
+    cache = QuizCache(QuizCache.memory_backend())
+    quiz = QuizService(create_sessionmaker(unreachable, breaker), cache, answer_batch_max=5)
+    question = QuestionData(
+        id=1,
+        topic="t",
+        category="c",
+        difficulty=Difficulty.EASY,
+        kind=QuestionKind.TRUE_FALSE,
+        prompt="?",
+        choices=("True", "False"),
+        answer="True",
+        accepted=(),
+        tolerance=None,
+        explanation="",
+    )
+    await cache.backend.set("question:1", question)  # a running bot has it cached
+    results = await asyncio.gather(
+        *(
+            quiz.answer(session_id=1, question_id=1, user_id=u, display_name="x", given="True")
+            for u in range(5)
+        ),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, DatabaseUnavailableError) for r in results), results
+    assert breaker.state is BreakerState.OPEN
+    assert quiz.answer_batcher is not None and quiz.answer_batcher.stats.batches == 1
+    await quiz.close()
+
+
+# -- prepared statements -----------------------------------------------------------
+
+
+def test_pgbouncer_mode_turns_both_caches_off_with_unique_names() -> None:
+    args = connect_args(Settings(db_pgbouncer=True, db_statement_cache_size=500))
+    assert args["statement_cache_size"] == 0 and args["prepared_statement_cache_size"] == 0
+    name = args["prepared_statement_name_func"]
+    assert name() != name() and name().startswith("__asyncpg_")
+    sized = connect_args(Settings(db_statement_cache_size=123))
+    assert sized["statement_cache_size"] == sized["prepared_statement_cache_size"] == 123
+    assert "prepared_statement_name_func" not in sized
+
+
+@pytest.fixture
+async def scratch_table(engine: AsyncEngine) -> AsyncIterator[str]:
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE stale_check (id int PRIMARY KEY, v int)"))
+        await conn.execute(text("INSERT INTO stale_check VALUES (1, 41)"))
+    yield "stale_check"
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TABLE IF EXISTS stale_check"))
+
+
+@pytest.mark.parametrize("pgbouncer", [False, True])
+async def test_a_cached_statement_survives_a_migration_from_another_process(
+    scratch_table: str, database_url: str, pgbouncer: bool
+) -> None:
+    settings = Settings(db_pool_size=1, db_max_overflow=0, db_pgbouncer=pgbouncer)
+    app_engine = create_engine(settings, database_url)
+    migrator = await _other_process(database_url)
+    sessions = create_sessionmaker(app_engine, CircuitBreaker())
+    query = text("SELECT * FROM stale_check WHERE id = 1")
+
+    async def read() -> tuple[int, ...]:
+        async with sessions() as s, s.begin():
+            return tuple((await s.execute(query)).one())
+
+    try:
+        assert await read() == (1, 41)  # prepared and cached on the one pooled connection
+        # Another process migrates: the cached statement's result type changes.
+        await migrator.execute("ALTER TABLE stale_check ALTER COLUMN v TYPE bigint")
+        await migrator.execute("ALTER TABLE stale_check ADD COLUMN w text DEFAULT 'new'")
+        if not pgbouncer:
+            with pytest.raises(Exception) as caught:
+                await read()  # the transaction is aborted: nothing can retry inside it
+            assert is_stale_statement(caught.value)
+            await migrator.execute("ALTER TABLE stale_check DROP COLUMN w")
+        # A unit of work run through retry_transient survives it.
+        assert (await retry_transient(read))[:2] == (1, 41)
+    finally:
+        await migrator.close()
+        await app_engine.dispose()
+
+
+async def test_retry_transient_reruns_a_stale_unit_once(
+    scratch_table: str, database_url: str
+) -> None:
+    app_engine = create_engine(Settings(db_pool_size=1, db_max_overflow=0), database_url)
+    migrator = await _other_process(database_url)
+    sessions = create_sessionmaker(app_engine)
+    runs = [0]
+
+    async def read() -> int:
+        runs[0] += 1
+        async with sessions() as s, s.begin():
+            return int((await s.execute(text("SELECT v FROM stale_check"))).scalar_one())
+
+    try:
+        await read()
+        await migrator.execute("ALTER TABLE stale_check ALTER COLUMN v TYPE bigint")
+        runs[0] = 0
+        assert await retry_transient(read) == 41
+        assert runs[0] == 2  # failed once on the stale statement, then re-prepared
+    finally:
+        await migrator.close()
+        await app_engine.dispose()
+
+
+async def _other_process(database_url: str) -> asyncpg.Connection:
+    """A bare connection, like a migration run from another process."""
+    url = make_url(database_url)
+    return await asyncpg.connect(
+        user=url.username, host=url.host, port=url.port, database=url.database
+    )
