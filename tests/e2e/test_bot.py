@@ -1,0 +1,286 @@
+"""End-to-end tests of quizbot's Discord bot: the real `QuizBot` with its cogs, the real
+discord.py client, the local Discord stand-in and a real PostgreSQL database (see conftest).
+
+The tests act as Discord users (slash commands, button clicks, modal submits) and check what
+they would see in Discord, what the database holds afterwards, and that no request broke one
+of Discord's documented rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.discord_standin import InteractionRecord, InvalidInvocation, StoredMessage
+from tests.e2e.conftest import BotScene, answer_of, button_for, wrong_button_for
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.e2e]
+
+QUALIFIED_COMMANDS = {
+    "quiz start",
+    "quiz stop",
+    "stats",
+    "leaderboard show",
+    "leaderboard reset",
+    "achievements",
+    "topics",
+    "questions add",
+    "questions import",
+    "questions export",
+    "questions disable",
+    "questions enable",
+    "quizconfig",
+    "privacy delete-my-data",
+}
+
+
+def names(commands: list[object]) -> set[str]:
+    found: set[str] = set()
+    for command in commands:
+        found.update(command.qualified_names())  # type: ignore[attr-defined]
+    return found
+
+
+async def ephemeral_reply(interaction: InteractionRecord) -> StoredMessage:
+    """The ephemeral message a click or command got in answer (initial response or follow-up)."""
+    message = await interaction.wait_original_message()
+    assert message.ephemeral and message.visible_to == interaction.user_id
+    return message
+
+
+# --- 1. command sync ------------------------------------------------------------------------
+
+
+async def test_full_command_tree_syncs_to_the_dev_guild_and_globally(scene: BotScene) -> None:
+    standin = scene.standin
+    # setup_hook synced the whole tree to the development guild, and nothing globally.
+    assert names(standin.registered_commands(scene.guild.id)) == QUALIFIED_COMMANDS
+    assert standin.registered_commands(None) == []
+    # `quizbot sync` publishes the same tree globally.
+    synced = await scene.running.tree.sync()
+    assert {c.name for c in synced} == {c.name for c in standin.registered_commands(None)}
+    assert names(standin.registered_commands(None)) == QUALIFIED_COMMANDS
+    # Admin commands are hidden from members without Manage Server.
+    by_name = {c.name: c for c in standin.registered_commands(None)}
+    manage_guild = 1 << 5
+    assert int(by_name["questions"].payload["default_member_permissions"]) == manage_guild
+    assert int(by_name["quizconfig"].payload["default_member_permissions"]) == manage_guild
+    standin.assert_no_violations()
+
+
+# --- 2. a solo quiz -------------------------------------------------------------------------
+
+
+async def test_solo_quiz_played_with_buttons_to_its_summary(scene: BotScene) -> None:
+    standin, alice = scene.standin, scene.alice
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        alice.id,
+        "quiz start",
+        options={"topic": "Physics", "questions": 3, "mode": "solo"},
+    )
+    announced = await start.wait_original_message()
+    assert "started a quiz: 3 questions" in announced.content
+    assert not announced.ephemeral
+
+    answered_right = 0
+    for number in (1, 2, 3):
+        question = await scene.question(number, 3)
+        answer = answer_of(question)
+        # Right on questions 1 and 3, wrong on 2.
+        right = number != 2
+        custom_id = button_for(question, answer) if right else wrong_button_for(question, answer)
+        click = await standin.click(question, custom_id, alice.id)
+        feedback = await ephemeral_reply(click)
+        if right:
+            answered_right += 1
+            assert feedback.content.startswith("✅ **Correct!**")
+        else:
+            assert feedback.content.startswith("❌ **Not quite.**")
+            assert answer in feedback.content
+        # Solo: the answer ends the question at once; the public message reveals it.
+        revealed = await scene.revealed(question)
+        assert answer in revealed.embed_texts
+        assert ("Correct: 1/1" if right else "Correct: 0/1") in revealed.embed_texts
+
+    summary = await scene.summary()
+    assert summary.embeds[0]["title"] == "Quiz over · 3/3 questions"
+    assert "**alice**" in summary.embeds[0]["description"]
+    assert "2/3" in summary.embeds[0]["description"]
+
+    session_id = await scene.session_id()
+    answers = await scene.rows(
+        "SELECT user_id, correct, points FROM answers WHERE session_id = :s ORDER BY id",
+        s=session_id,
+    )
+    assert [(a.user_id, a.correct) for a in answers] == [
+        (alice.id, True),
+        (alice.id, False),
+        (alice.id, True),
+    ]
+    earned = sum(a.points for a in answers)
+    assert earned > 0 and answers[1].points == 0
+    member = (
+        await scene.rows(
+            "SELECT points, answered, correct, quizzes_taken FROM guild_members "
+            "WHERE guild_id = :g AND user_id = :u",
+            g=scene.guild.id,
+            u=alice.id,
+        )
+    )[0]
+    assert (member.points, member.answered, member.correct, member.quizzes_taken) == (
+        earned,
+        3,
+        2,
+        1,
+    )
+    assert f"{earned} pts" in summary.embeds[0]["description"]
+    status = await scene.scalar("SELECT status FROM quiz_sessions WHERE id = :s", s=session_id)
+    assert status == "finished"
+    standin.assert_no_violations()
+
+
+# --- 3. a channel quiz with everyone clicking at once ---------------------------------------
+
+
+async def test_channel_quiz_counts_each_member_once_under_concurrent_and_double_clicks(
+    scene: BotScene,
+) -> None:
+    standin, game = scene.standin, scene.running.game
+    alice, bob, carol = scene.alice, scene.bob, scene.carol
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        alice.id,
+        "quiz start",
+        options={"topic": "Physics", "category": "Mechanics", "questions": 2, "mode": "channel"},
+    )
+    assert "everyone here can answer" in (await start.wait_original_message()).content
+    session_id = await scene.session_id()
+
+    question = await scene.question(1, 2)
+    answer = answer_of(question)
+    right, wrong = button_for(question, answer), wrong_button_for(question, answer)
+    # Everyone at once: alice clicks the right answer twice, bob right and wrong, carol wrong.
+    clicks = await asyncio.gather(
+        standin.click(question, right, alice.id),
+        standin.click(question, right, alice.id),
+        standin.click(question, right, bob.id),
+        standin.click(question, wrong, bob.id),
+        standin.click(question, wrong, carol.id),
+    )
+    replies = await asyncio.gather(*(ephemeral_reply(c) for c in clicks))
+    by_user: dict[int, list[str]] = {}
+    for click, message in zip(clicks, replies, strict=True):
+        by_user.setdefault(click.user_id, []).append(message.content)
+    duplicate = "You already answered this question: only your first answer counts."
+    counted = [t for t in by_user[alice.id] if t != duplicate]
+    assert len(counted) == 1 and counted[0].startswith("✅ **Correct!**")
+    assert sum(t == duplicate for t in by_user[bob.id]) == 1
+    assert by_user[carol.id][0].startswith("❌ **Not quite.**")
+    # Nobody else could see anybody's feedback, and nothing was said publicly yet.
+    assert all(m.visible_to == c.user_id for c, m in zip(clicks, replies, strict=True))
+    assert [m.id for m in scene.public()] == [start.original_message_id, question.id]
+
+    rows = await scene.rows(
+        "SELECT user_id, correct, points FROM answers WHERE session_id = :s", s=session_id
+    )
+    assert sorted(r.user_id for r in rows) == sorted([alice.id, bob.id, carol.id])
+    answers = {r.user_id: r for r in rows}
+    bob_counted = next(t for t in by_user[bob.id] if t != duplicate)
+    assert answers[alice.id].correct and answers[alice.id].points > 0
+    assert answers[bob.id].correct is bob_counted.startswith("✅")
+    assert not answers[carol.id].correct and answers[carol.id].points == 0
+
+    # Time is up: the public message reveals the answer and who got it.
+    game.time_up(session_id)
+    revealed = await scene.revealed(question)
+    texts = revealed.embed_texts
+    assert answer in texts
+    got_it = sorted(n for n, r in (("alice", alice), ("bob", bob)) if answers[r.id].correct)
+    assert f"Correct: {len(got_it)}/3" in texts
+    names_line = texts[texts.index(f"Correct: {len(got_it)}/3") + 1]
+    assert sorted(names_line.split(", ")) == got_it
+    assert "carol" not in names_line
+    assert any(t.startswith("⚡ ") for t in texts)
+
+    # The second question: only carol answers, then time is up and the quiz ends.
+    second = await scene.question(2, 2)
+    with pytest.raises(InvalidInvocation):  # the revealed question has no buttons left
+        await standin.click(question.id, right, bob.id)
+    click = await standin.click(second, button_for(second, answer_of(second)), carol.id)
+    assert (await ephemeral_reply(click)).content.startswith("✅")
+    game.time_up(session_id)
+    summary = await scene.summary()
+    assert summary.embeds[0]["title"] == "Quiz over · 2/2 questions"
+
+    points = {
+        r.user_id: r.points
+        for r in await scene.rows(
+            "SELECT user_id, points FROM guild_members WHERE guild_id = :g", g=scene.guild.id
+        )
+    }
+    totals = await scene.rows(
+        "SELECT user_id, sum(points) AS points, count(*) AS n FROM answers "
+        "WHERE session_id = :s GROUP BY user_id",
+        s=session_id,
+    )
+    assert {t.user_id: (t.points, t.n) for t in totals} == {
+        alice.id: (points[alice.id], 1),
+        bob.id: (points[bob.id], 1),
+        carol.id: (points[carol.id], 2),
+    }
+    for name, member in (("alice", alice), ("bob", bob), ("carol", carol)):
+        assert f"**{name}** {points[member.id]} pts" in summary.embeds[0]["description"]
+    standin.assert_no_violations()
+
+
+# --- 4. a free-text answer through the modal ------------------------------------------------
+
+
+async def test_free_text_answer_through_the_modal(scene: BotScene) -> None:
+    standin, alice = scene.standin, scene.alice
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        alice.id,
+        "quiz start",
+        options={"topic": "Words", "questions": 2},
+    )
+    await start.wait_original_message()
+    session_id = await scene.session_id()
+
+    first = await scene.question(1, 2)
+    assert [b.get("label") for b in first.buttons] == ["Answer"]
+    opened = await standin.click(first, first.custom_ids[0], alice.id)
+    assert (await opened.wait_response()).type_name == "MODAL"
+    assert opened.modal is not None
+    inputs = [c for row in opened.modal["components"] for c in row.get("components", [])]
+    assert len(inputs) == 1 and inputs[0]["max_length"] == 200
+    # Case and surrounding spaces do not matter for a free-text answer.
+    typed = f"  {answer_of(first).upper()} "
+    submitted = await standin.submit_modal(opened, alice.id, {inputs[0]["custom_id"]: typed})
+    assert (await ephemeral_reply(submitted)).content.startswith("✅ **Correct!**")
+    await scene.revealed(first)
+
+    second = await scene.question(2, 2)
+    opened = await standin.click(second, second.custom_ids[0], alice.id)
+    await opened.wait_response()
+    assert opened.modal is not None
+    field_id = opened.modal["components"][0]["components"][0]["custom_id"]
+    submitted = await standin.submit_modal(opened, alice.id, {field_id: "no idea"})
+    wrong = await ephemeral_reply(submitted)
+    assert wrong.content.startswith("❌ **Not quite.**")
+    assert answer_of(second) in wrong.content
+    await scene.summary()
+
+    rows = await scene.rows(
+        "SELECT given, correct FROM answers WHERE session_id = :s ORDER BY id", s=session_id
+    )
+    assert [(r.given.strip().lower(), r.correct) for r in rows] == [
+        (answer_of(first), True),
+        ("no idea", False),
+    ]
+    standin.assert_no_violations()
