@@ -168,12 +168,14 @@ _STATS = text(
         gm.display_name, gm.points, gm.xp, gm.level, gm.answered, gm.correct,
         gm.quizzes_taken, gm.answer_streak, gm.best_streak, gm.daily_streak,
         gm.best_daily_streak,
-        CASE WHEN gm.user_id IS NULL THEN NULL ELSE (
+        -- The same rank and population as the leaderboard's: competition ranking (equal
+        -- points, equal rank) among the members who have points.
+        CASE WHEN gm.user_id IS NULL OR gm.points <= 0 THEN NULL ELSE (
             SELECT count(*) + 1 FROM guild_members o
-            WHERE o.guild_id = k.guild_id
-              AND (o.points > gm.points OR (o.points = gm.points AND o.user_id < gm.user_id))
+            WHERE o.guild_id = k.guild_id AND o.points > gm.points
         ) END AS rank,
-        (SELECT count(*) FROM guild_members o WHERE o.guild_id = k.guild_id) AS members,
+        (SELECT count(*) FROM guild_members o
+         WHERE o.guild_id = k.guild_id AND o.points > 0) AS members,
         coalesce(u.points, 0) AS global_points,
         coalesce(u.level, 1) AS global_level,
         (SELECT coalesce(json_agg(t ORDER BY t.answered DESC, t.topic), '[]'::json) FROM (

@@ -284,3 +284,102 @@ async def test_free_text_answer_through_the_modal(scene: BotScene) -> None:
         ("no idea", False),
     ]
     standin.assert_no_violations()
+
+
+# --- 5. stats and leaderboard paging --------------------------------------------------------
+
+
+async def seed_members(scene: BotScene, count: int) -> None:
+    """`count` ranked members (in pairs of equal points, so paging must break ties by id)."""
+    await scene.execute(
+        "INSERT INTO guilds (guild_id, name) VALUES (:g, 'Quiz Club') ON CONFLICT DO NOTHING",
+        g=scene.guild.id,
+    )
+    await scene.execute(
+        "INSERT INTO users (user_id, name, points) "
+        "SELECT 9000 + n, 'player' || lpad(n::text, 2, '0'), (n / 2) * 10 "
+        "FROM generate_series(1, :count) AS n",
+        count=count,
+    )
+    await scene.execute(
+        "INSERT INTO guild_members (guild_id, user_id, display_name, points, answered, correct) "
+        "SELECT :g, 9000 + n, 'player' || lpad(n::text, 2, '0'), (n / 2) * 10, 10, 5 "
+        "FROM generate_series(1, :count) AS n",
+        g=scene.guild.id,
+        count=count,
+    )
+
+
+def board_lines(message: StoredMessage) -> list[tuple[int, str, int]]:
+    """(rank, name, points) of each line of a leaderboard embed."""
+    lines = []
+    for line in str(message.embeds[0]["description"]).splitlines():
+        rank, rest = line.removeprefix("**").split(".** ", 1)
+        name, points = rest.rsplit(" · ", 1)
+        lines.append((int(rank), name, int(points)))
+    return lines
+
+
+async def test_stats_and_leaderboard_pages(scene: BotScene) -> None:
+    standin, alice = scene.standin, scene.alice
+    # player01 has no points (not ranked); the others pair up on equal points, and alice ties
+    # with player20 and player21 at 100.
+    await seed_members(scene, 25)
+    await scene.execute(
+        "INSERT INTO users (user_id, name, points) VALUES (:u, 'alice', 100)", u=alice.id
+    )
+    await scene.execute(
+        "INSERT INTO guild_members (guild_id, user_id, display_name, points, answered, correct,"
+        " answer_streak, best_streak) VALUES (:g, :u, 'alice', 100, 8, 6, 2, 4)",
+        g=scene.guild.id,
+        u=alice.id,
+    )
+
+    stats = await standin.invoke_command(scene.guild.id, scene.channel.id, alice.id, "stats")
+    mine = await stats.wait_original_message()
+    fields = {f["name"]: f["value"] for f in mine.embeds[0]["fields"]}
+    assert mine.embeds[0]["title"] == "📊 alice"
+    assert fields["Points"] == "100 · #5 of 25"  # behind 120, 120, 110, 110; as on the board
+    assert fields["Accuracy"] == "75% of 8 answers"
+    assert fields["Answer streak"] == "2 (best 4)"
+
+    theirs = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, alice.id, "stats", options={"member": scene.bob.id}
+    )
+    bob = await theirs.wait_original_message()
+    assert bob.embeds[0]["title"] == "📊 bob"
+    assert bob.embeds[0]["description"].startswith("No answers yet")
+
+    shown = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, alice.id, "leaderboard show"
+    )
+    board = await shown.wait_original_message()
+    assert not board.ephemeral
+    pages = [board_lines(board)]
+    assert [b["label"] for b in board.buttons] == ["Next ▶"]
+    assert {f["name"]: f["value"] for f in board.embeds[0]["fields"]} == {"You": "#5 · 100 points"}
+    while any(b["label"] == "Next ▶" for b in board.buttons):
+        next_id = next(b["custom_id"] for b in board.buttons if b["label"] == "Next ▶")
+        click = await standin.click(board, next_id, scene.bob.id)
+        assert (await click.wait_response()).type_name == "UPDATE_MESSAGE"
+        await standin.wait_until(lambda: board_lines(board) != pages[-1])
+        pages.append(board_lines(board))
+        assert board.buttons[0]["label"] == "⏮ Top"
+
+    assert [len(p) for p in pages] == [10, 10, 5]
+    everyone = [line for page in pages for line in page]
+    names_in_order = [name for _, name, _ in everyone]
+    assert len(set(names_in_order)) == 25 and "player01" not in names_in_order
+    points = [p for _, _, p in everyone]
+    assert points == sorted(points, reverse=True)
+    # Competition ranking, also across page breaks: equal points, equal rank.
+    assert [rank for rank, _, _ in everyone] == [1 + sum(q > p for q in points) for p in points]
+    # The tie at 80 is split by the first page break; ids order it.
+    assert names_in_order[9:11] == ["player16", "player17"]
+    assert names_in_order[4:7] == ["player20", "player21", "alice"]
+
+    top = next(b["custom_id"] for b in board.buttons if b["label"] == "⏮ Top")
+    click = await standin.click(board, top, alice.id)
+    await click.wait_response()
+    await standin.wait_until(lambda: board_lines(board) == pages[0])
+    standin.assert_no_violations()
