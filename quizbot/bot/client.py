@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from quizbot.app import App
 from quizbot.bot.components import DYNAMIC_ITEMS, page_components
-from quizbot.bot.embeds import NO_PINGS, leaderboard_embed
+from quizbot.bot.embeds import CONTENT_MAX, NO_PINGS, clip, leaderboard_embed
 from quizbot.bot.game import Game, reply, respond_in_time
 from quizbot.config import Settings
 from quizbot.errors import QuizbotError
@@ -93,7 +93,8 @@ class QuizBot(commands.Bot):
             log.error("command %s failed", interaction.command, exc_info=original)
             message = "Something went wrong on our side; it has been logged."
         try:
-            await reply(interaction, f"⚠️ {message}", ephemeral=True)
+            # An import error lists up to 20 problems: it must still fit in one message.
+            await reply(interaction, clip(f"⚠️ {message}", CONTENT_MAX), ephemeral=True)
         except discord.HTTPException:
             log.warning("could not tell the user about an error", exc_info=True)
 

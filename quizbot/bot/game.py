@@ -92,6 +92,12 @@ class Game:
         if task is not None:
             task.cancel()
 
+    def time_up(self, session_id: int) -> None:
+        """End the current question of a running quiz now, as if its timer had run out."""
+        for (sid, _question_id), event in self._answered.items():
+            if sid == session_id:
+                event.set()
+
     async def resume_all(self) -> int:
         """Pick up every quiz the database says is running (after a restart).
 
@@ -146,9 +152,10 @@ class Game:
                 await self.quiz.finish(session_id, SessionStatus.EXPIRED)
                 return
             while view is not None:
+                # Before the question is shown, so that an answer or `time_up` can't miss it.
+                event = self._answered.setdefault((session_id, view.question_id), asyncio.Event())
                 message = await self._show(channel, view, message_id)
                 message_id = None  # only the first question of a resume reuses its message
-                event = self._answered.setdefault((session_id, view.question_id), asyncio.Event())
                 try:
                     await asyncio.wait_for(event.wait(), timeout=self._seconds_left(view))
                 except TimeoutError:

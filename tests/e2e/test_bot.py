@@ -9,6 +9,7 @@ of Discord's documented rules.
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -383,3 +384,130 @@ async def test_stats_and_leaderboard_pages(scene: BotScene) -> None:
     await click.wait_response()
     await standin.wait_until(lambda: board_lines(board) == pages[0])
     standin.assert_no_violations()
+
+
+# --- 6. admin: importing questions from a file ----------------------------------------------
+
+CHEMISTRY = {
+    "questions": [
+        {
+            "topic": "Chemistry",
+            "category": "Elements",
+            "difficulty": "easy",
+            "kind": "multiple_choice",
+            "prompt": "Which element has the symbol O?",
+            "choices": ["Oxygen", "Gold", "Osmium"],
+            "answer": "Oxygen",
+            "explanation": "O is oxygen; gold is Au.",
+        },
+        {
+            "topic": "Chemistry",
+            "category": "Elements",
+            "difficulty": "easy",
+            "kind": "true_false",
+            "prompt": "Helium is a noble gas.",
+            "answer": "True",
+            "explanation": "Group 18.",
+        },
+    ]
+}
+
+
+async def guild_questions(scene: BotScene) -> list[str]:
+    rows = await scene.rows(
+        "SELECT prompt FROM questions WHERE guild_id = :g ORDER BY id", g=scene.guild.id
+    )
+    return [r.prompt for r in rows]
+
+
+async def test_admin_imports_a_question_file_and_members_cannot(scene: BotScene) -> None:
+    standin, admin = scene.standin, scene.admin
+    good = json.dumps(CHEMISTRY).encode()
+    imported = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        admin.id,
+        "questions import",
+        attachments={"file": ("chemistry.json", good)},
+    )
+    assert (await imported.wait_response()).ephemeral
+    (done,) = await imported.wait_followups(1)
+    assert done.ephemeral
+    assert done.content.startswith("✅ Imported **2** questions from chemistry.json")
+    assert await guild_questions(scene) == [q["prompt"] for q in CHEMISTRY["questions"]]
+    # The new topic is playable here at once (the question cache was invalidated).
+    topics = await standin.invoke_command(scene.guild.id, scene.channel.id, admin.id, "topics")
+    listed = await topics.wait_original_message()
+    assert "Chemistry (2)" in listed.embed_texts
+
+    # A file with one bad question imports nothing and says which question and field.
+    broken = json.loads(good)
+    broken["questions"].append(
+        {
+            "topic": "Chemistry",
+            "category": "Elements",
+            "difficulty": "easy",
+            "kind": "multiple_choice",
+            "prompt": "Which element has the symbol Fe?",
+            "choices": ["Iron", "Fluorine"],
+            "explanation": "Ferrum.",
+        }
+    )
+    broken["questions"][0]["prompt"] = "Which element has the symbol N?"
+    refused = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        admin.id,
+        "questions import",
+        attachments={"file": ("more.json", json.dumps(broken).encode())},
+    )
+    (error,) = await refused.wait_followups(1)
+    assert error.ephemeral and error.content.startswith("⚠️")
+    assert "more.json" in error.content and "question 3" in error.content
+    assert "answer" in error.content
+    assert await guild_questions(scene) == [q["prompt"] for q in CHEMISTRY["questions"]]
+
+    # Members without Manage Server are not offered the command (default permissions) …
+    with pytest.raises(InvalidInvocation, match="default_member_permissions"):
+        await standin.invoke_command(
+            scene.guild.id,
+            scene.channel.id,
+            scene.alice.id,
+            "questions import",
+            attachments={"file": ("chemistry.json", good)},
+        )
+    # … and /leaderboard reset, offered to everyone with /leaderboard, refuses them itself.
+    reset = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, scene.alice.id, "leaderboard reset"
+    )
+    no = await ephemeral_reply(reset)
+    assert no.content == "⚠️ You need the Manage Server permission for that."
+    standin.assert_no_violations()
+
+
+async def test_a_file_with_many_problems_is_refused_in_one_readable_message(
+    scene: BotScene,
+) -> None:
+    bad = [
+        {
+            "topic": "Chemistry",
+            "category": "Elements",
+            "difficulty": "easy",
+            "kind": "multiple_choice",
+            "prompt": f"{'A long question about elements, ' * 25} number {i}?",
+            "choices": ["one"],
+        }
+        for i in range(40)
+    ]
+    refused = await scene.standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        scene.admin.id,
+        "questions import",
+        attachments={"file": (f"{'elements' * 20}.json", json.dumps({"questions": bad}).encode())},
+    )
+    (error,) = await refused.wait_followups(1)
+    assert error.content.startswith("⚠️") and "40 problems, nothing was saved" in error.content
+    assert len(error.content) <= 2000
+    assert await guild_questions(scene) == []
+    scene.standin.assert_no_violations()
