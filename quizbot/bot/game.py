@@ -92,11 +92,14 @@ class Game:
         if task is not None:
             task.cancel()
 
-    def time_up(self, session_id: int) -> None:
-        """End the current question of a running quiz now, as if its timer had run out."""
-        for (sid, _question_id), event in self._answered.items():
-            if sid == session_id:
-                event.set()
+    async def time_up(self, session_id: int) -> None:
+        """End the current question of a running quiz now, as if its timer had run out.
+
+        Works whether or not this process has started waiting on that question yet.
+        """
+        view = await self.quiz.current(session_id)
+        if view is not None:
+            self._answered.setdefault((session_id, view.question_id), asyncio.Event()).set()
 
     async def resume_all(self) -> int:
         """Pick up every quiz the database says is running (after a restart).

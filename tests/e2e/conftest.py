@@ -11,6 +11,7 @@ run with the achievements catalogue and a small, known question bank.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -163,10 +164,14 @@ class BotScene:
         settings = _settings(discord_dev_guild_id=self.guild.id)
         app = App.create(settings, self.database_url, QuizCache(QuizCache.memory_backend()))
         self._stack.push_async_callback(app.close)
-        bot = QuizBot(app, settings)
+        # discord.py waits this long for more GUILD_CREATEs before `on_ready`; the stand-in
+        # sends them all at once.
+        bot = QuizBot(app, settings, guild_ready_timeout=0.05)
         # Before connecting: quizzes resumed in `on_ready` must already use the short wait.
         bot.game.wait_override = wait
         await self._stack.enter_async_context(self.standin.run_client(bot))
+        # Ready as discord.py sees it: `on_ready` (which resumes running quizzes) has begun.
+        await asyncio.wait_for(bot.wait_until_ready(), 10)
         self.bot = bot
         return bot
 

@@ -196,7 +196,7 @@ async def test_channel_quiz_counts_each_member_once_under_concurrent_and_double_
     assert not answers[carol.id].correct and answers[carol.id].points == 0
 
     # Time is up: the public message reveals the answer and who got it.
-    game.time_up(session_id)
+    await game.time_up(session_id)
     revealed = await scene.revealed(question)
     texts = revealed.embed_texts
     assert answer in texts
@@ -213,7 +213,7 @@ async def test_channel_quiz_counts_each_member_once_under_concurrent_and_double_
         await standin.click(question.id, right, bob.id)
     click = await standin.click(second, button_for(second, answer_of(second)), carol.id)
     assert (await ephemeral_reply(click)).content.startswith("✅")
-    game.time_up(session_id)
+    await game.time_up(session_id)
     summary = await scene.summary()
     assert summary.embeds[0]["title"] == "Quiz over · 2/2 questions"
 
@@ -511,3 +511,68 @@ async def test_a_file_with_many_problems_is_refused_in_one_readable_message(
     assert len(error.content) <= 2000
     assert await guild_questions(scene) == []
     scene.standin.assert_no_violations()
+
+
+# --- 7. a restart in the middle of a quiz ---------------------------------------------------
+
+
+async def test_quiz_survives_a_bot_restart_and_old_buttons_still_work(scene: BotScene) -> None:
+    standin, alice, bob, carol = scene.standin, scene.alice, scene.bob, scene.carol
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        alice.id,
+        "quiz start",
+        options={"topic": "Physics", "questions": 3, "mode": "channel"},
+    )
+    await start.wait_original_message()
+    session_id = await scene.session_id()
+
+    first = await scene.question(1, 3)
+    click = await standin.click(first, button_for(first, answer_of(first)), alice.id)
+    await ephemeral_reply(click)
+    await scene.running.game.time_up(session_id)
+    await scene.revealed(first)
+    second = await scene.question(2, 3)
+    click = await standin.click(second, button_for(second, answer_of(second)), bob.id)
+    assert (await ephemeral_reply(click)).content.startswith("✅")
+
+    # The process stops (deploy, crash) while question 2 is open, and a new one starts.
+    await scene.stop_bot()
+    assert await scene.scalar("SELECT status FROM quiz_sessions WHERE id = :s", s=session_id) == (
+        "active"
+    )
+    restarted = await scene.start_bot()
+
+    # The buttons of the message posted by the old process still work, and what happened
+    # before the restart still counts: bob cannot answer twice.
+    again = await standin.click(second, button_for(second, answer_of(second)), bob.id)
+    assert (await ephemeral_reply(again)).content.startswith("You already answered")
+    late = await standin.click(second, wrong_button_for(second, answer_of(second)), carol.id)
+    assert (await ephemeral_reply(late)).content.startswith("❌")
+
+    # The quiz goes on from there: question 2 is revealed on its old message, then question 3.
+    await restarted.game.time_up(session_id)
+    await scene.revealed(second)
+    assert "Correct: 1/2" in second.embed_texts
+    third = await scene.question(3, 3)
+    click = await standin.click(third, button_for(third, answer_of(third)), carol.id)
+    await ephemeral_reply(click)
+    await restarted.game.time_up(session_id)
+    summary = await scene.summary()
+    assert summary.embeds[0]["title"] == "Quiz over · 3/3 questions"
+
+    # One message per question: the restart did not post question 2 again.
+    titles = [str(m.embeds[0]["title"]) for m in scene.public() if m.embeds]
+    assert titles == [
+        "Question 1/3 · answer",
+        "Question 2/3 · answer",
+        "Question 3/3 · answer",
+        "Quiz over · 3/3 questions",
+    ]
+    counts = await scene.rows(
+        "SELECT user_id, count(*) AS n FROM answers WHERE session_id = :s GROUP BY user_id",
+        s=session_id,
+    )
+    assert {r.user_id: r.n for r in counts} == {alice.id: 1, bob.id: 1, carol.id: 2}
+    standin.assert_no_violations()
