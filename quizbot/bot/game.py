@@ -64,6 +64,8 @@ class Game:
         # Set when a solo player has answered the current question: no need to wait.
         self._answered: dict[tuple[int, int], asyncio.Event] = {}
         self._solo: set[int] = set()
+        # The message showing each running quiz's current question.
+        self._showing: dict[int, Any] = {}
         # Tests shorten the wait; players always see the guild's timer.
         self.wait_override: float | None = None
 
@@ -86,11 +88,21 @@ class Game:
         )
         self._tasks[view.session_id] = task
 
-    def cancel(self, session_id: int) -> None:
-        """Stop running a quiz that was ended elsewhere (/quiz stop)."""
+    async def stop(self, session_id: int) -> None:
+        """Stop running a quiz that was ended elsewhere (/quiz stop).
+
+        The question on screen loses its buttons: nobody can answer a stopped quiz.
+        """
+        message = self._showing.get(session_id)
         task = self._tasks.get(session_id)
         if task is not None:
             task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if message is not None:
+            try:
+                await message.edit(view=None)
+            except discord.HTTPException:
+                log.warning("quiz %s: could not remove the buttons", session_id, exc_info=True)
 
     async def time_up(self, session_id: int) -> None:
         """End the current question of a running quiz now, as if its timer had run out.
@@ -158,6 +170,7 @@ class Game:
                 # Before the question is shown, so that an answer or `time_up` can't miss it.
                 event = self._answered.setdefault((session_id, view.question_id), asyncio.Event())
                 message = await self._show(channel, view, message_id)
+                self._showing[session_id] = message
                 message_id = None  # only the first question of a resume reuses its message
                 try:
                     await asyncio.wait_for(event.wait(), timeout=self._seconds_left(view))
@@ -183,6 +196,7 @@ class Game:
         finally:
             self._tasks.pop(session_id, None)
             self._solo.discard(session_id)
+            self._showing.pop(session_id, None)
 
     async def _show(self, channel: Any, view: QuestionView, message_id: int | None) -> Any:
         ends = (view.started_at or dt.datetime.now(dt.UTC)) + dt.timedelta(seconds=view.time_limit)

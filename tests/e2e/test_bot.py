@@ -576,3 +576,129 @@ async def test_quiz_survives_a_bot_restart_and_old_buttons_still_work(scene: Bot
     )
     assert {r.user_id: r.n for r in counts} == {alice.id: 1, bob.id: 1, carol.id: 2}
     standin.assert_no_violations()
+
+
+# --- 8. smaller commands --------------------------------------------------------------------
+
+
+async def play_one_question(scene: BotScene, user_id: int) -> None:
+    """A one-question solo quiz answered correctly, to the end."""
+    start = await scene.standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        user_id,
+        "quiz start",
+        options={"topic": "Physics", "difficulty": "easy", "questions": 1},
+    )
+    await start.wait_original_message()
+    question = await scene.question(1, 1)
+    click = await scene.standin.click(question, button_for(question, answer_of(question)), user_id)
+    await ephemeral_reply(click)
+    await scene.summary()
+
+
+async def test_achievements_then_delete_my_data_with_confirmation(scene: BotScene) -> None:
+    standin, alice = scene.standin, scene.alice
+    await play_one_question(scene, alice.id)
+
+    shown = await standin.invoke_command(scene.guild.id, scene.channel.id, alice.id, "achievements")
+    earned = await shown.wait_original_message()
+    held = await scene.scalar(
+        "SELECT count(*) FROM user_achievements WHERE user_id = :u", u=alice.id
+    )
+    assert str(earned.embeds[0]["title"]).startswith(f"🏅 alice: {held}/")
+    lines = str(earned.embeds[0]["description"]).splitlines()
+    # Earned ones first (a fast answer may have earned one more), then the locked ones.
+    assert {
+        "🎒 **First Steps**: Finish your first quiz.",
+        "✅ **Off the Mark**: Answer a question correctly.",
+    } <= set(lines[:held])
+    assert all(line.startswith("🔒") for line in lines[held:])
+    assert not any(line.startswith("🔒") for line in lines[:held])
+
+    async def ask() -> StoredMessage:
+        asked = await standin.invoke_command(
+            scene.guild.id, scene.channel.id, alice.id, "privacy delete-my-data"
+        )
+        question = await ephemeral_reply(asked)
+        assert "cannot be undone" in question.content
+        assert [b["label"] for b in question.buttons] == ["Yes, do it", "Cancel"]
+        return question
+
+    async def press(message: StoredMessage, label: str) -> None:
+        custom_id = next(b["custom_id"] for b in message.buttons if b["label"] == label)
+        click = await standin.click(message, custom_id, alice.id)
+        assert (await click.wait_response()).type_name == "UPDATE_MESSAGE"
+
+    kept = await ask()
+    await press(kept, "Cancel")
+    assert kept.content == "Cancelled: nothing changed." and kept.buttons == []
+    assert await scene.scalar("SELECT count(*) FROM answers WHERE user_id = :u", u=alice.id) == 1
+
+    confirm = await ask()
+    await press(confirm, "Yes, do it")
+    done = await standin.wait_for_message(
+        scene.channel.id, lambda m: m.content == "Your data is deleted."
+    )
+    assert done.ephemeral and done.visible_to == alice.id
+    for table in ("users", "guild_members", "answers", "user_achievements"):
+        left = await scene.scalar(f"SELECT count(*) FROM {table} WHERE user_id = :u", u=alice.id)
+        assert left == 0, table
+    again = await standin.invoke_command(scene.guild.id, scene.channel.id, alice.id, "achievements")
+    assert str((await again.wait_original_message()).embeds[0]["title"]).startswith("🏅 alice: 0/")
+    standin.assert_no_violations()
+
+
+async def test_quiz_stop_ends_the_quiz_and_its_buttons(scene: BotScene) -> None:
+    standin, alice, bob = scene.standin, scene.alice, scene.bob
+    nothing = await standin.invoke_command(scene.guild.id, scene.channel.id, alice.id, "quiz stop")
+    assert (await ephemeral_reply(nothing)).content == "No quiz of yours is running here."
+
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        alice.id,
+        "quiz start",
+        options={"topic": "Physics", "questions": 3},
+    )
+    await start.wait_original_message()
+    question = await scene.question(1, 3)
+    session_id = await scene.session_id()
+    # A solo quiz is its player's: bob can neither answer nor stop it.
+    click = await standin.click(question, question.custom_ids[0], bob.id)
+    assert "someone else's solo quiz" in (await ephemeral_reply(click)).content
+    not_bob = await standin.invoke_command(scene.guild.id, scene.channel.id, bob.id, "quiz stop")
+    assert (await ephemeral_reply(not_bob)).content == "No quiz of yours is running here."
+
+    stop = await standin.invoke_command(scene.guild.id, scene.channel.id, alice.id, "quiz stop")
+    summary = await stop.wait_original_message()
+    assert not summary.ephemeral
+    assert summary.embeds[0]["title"] == "Quiz stopped · 0/3 questions"
+    await standin.wait_until(lambda: not question.custom_ids)
+    status = await scene.scalar("SELECT status FROM quiz_sessions WHERE id = :s", s=session_id)
+    assert status == "cancelled"
+    assert session_id not in scene.running.game.running()
+    # Nothing else is posted for the stopped quiz.
+    await standin.sync_gateway()
+    assert [m.id for m in scene.public()] == [start.original_message_id, question.id, summary.id]
+    standin.assert_no_violations()
+
+
+async def test_topics_lists_what_can_be_played(scene: BotScene) -> None:
+    shown = await scene.standin.invoke_command(
+        scene.guild.id, scene.channel.id, scene.alice.id, "topics"
+    )
+    listed = await shown.wait_original_message()
+    fields = {f["name"]: f["value"] for f in listed.embeds[0]["fields"]}
+    assert fields == {"Physics (3)": "Mechanics, Optics", "Words (2)": "Spelling"}
+    typed = await scene.standin.autocomplete(
+        scene.guild.id,
+        scene.channel.id,
+        scene.alice.id,
+        "quiz start",
+        focused="topic",
+        options={"topic": "phy"},
+    )
+    await typed.wait_response()
+    assert typed.autocomplete_choices == [{"name": "Physics (3)", "value": "Physics"}]
+    scene.standin.assert_no_violations()

@@ -80,8 +80,8 @@ class QuizCog(commands.Cog):
         if summary is None:
             await reply(interaction, "No quiz of yours is running here.", ephemeral=True)
             return
-        self.bot.game.cancel(summary.session_id)
         await reply(interaction, embed=summary_embed(summary))
+        await self.bot.game.stop(summary.session_id)
 
 
 async def setup(bot: QuizBot) -> None:
