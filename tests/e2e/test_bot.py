@@ -13,7 +13,13 @@ import json
 
 import pytest
 
-from tests.discord_standin import InteractionRecord, InvalidInvocation, StoredMessage
+from tests.discord_standin import (
+    InteractionRecord,
+    InvalidInvocation,
+    Overwrite,
+    Perm,
+    StoredMessage,
+)
 from tests.e2e.conftest import BotScene, answer_of, button_for, wrong_button_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.e2e]
@@ -702,3 +708,51 @@ async def test_topics_lists_what_can_be_played(scene: BotScene) -> None:
     await typed.wait_response()
     assert typed.autocomplete_choices == [{"name": "Physics (3)", "value": "Physics"}]
     scene.standin.assert_no_violations()
+
+
+# --- the permissions the README asks for ----------------------------------------------------
+
+README_PERMISSIONS = Perm.VIEW_CHANNEL | Perm.SEND_MESSAGES | Perm.EMBED_LINKS
+
+
+async def test_the_documented_permissions_are_enough_and_missing_ones_are_explained(
+    scene: BotScene,
+) -> None:
+    """A server that grants exactly what the README lists: a quiz runs through to its end;
+    in a channel where the bot may not post, starting a quiz says why instead of going silent."""
+    standin = scene.standin
+    guild = standin.add_guild(
+        "Strict School",
+        everyone_permissions=int(Perm.VIEW_CHANNEL | Perm.USE_APPLICATION_COMMANDS),
+        bot_permissions=int(README_PERMISSIONS),
+    )
+    quiet = standin.add_channel(
+        guild.id,
+        "announcements",
+        overwrites=[Overwrite(id=standin.bot_user_id, type=1, deny=int(Perm.SEND_MESSAGES))],
+    )
+    room = standin.add_channel(guild.id, "quiz")
+    pupil = standin.add_member(guild.id, name="pupil")
+    teacher = standin.add_member(guild.id, name="teacher")  # (/quiz start has a cooldown)
+    await scene.running.tree.sync()  # the commands everywhere, as `quizbot sync` does
+    await standin.sync_gateway()
+
+    refused = await standin.invoke_command(guild.id, quiet.id, teacher.id, "quiz start")
+    assert (
+        "I need the View Channel, Send Messages and Embed Links"
+        in (await ephemeral_reply(refused)).content
+    )
+    assert await scene.scalar("SELECT count(*) FROM quiz_sessions") == 0
+
+    start = await standin.invoke_command(
+        guild.id, room.id, pupil.id, "quiz start", options={"topic": "Physics", "questions": 1}
+    )
+    await start.wait_original_message()
+    question = await standin.wait_for_message(room.id, lambda m: bool(m.custom_ids), timeout=10)
+    click = await standin.click(question, button_for(question, answer_of(question)), pupil.id)
+    assert (await ephemeral_reply(click)).content.startswith("✅")
+    await standin.wait_for_message(
+        room.id, lambda m: bool(m.embeds) and m.embeds[0]["title"].startswith("Quiz over")
+    )
+    assert str(question.embeds[0]["title"]).endswith("· answer")
+    standin.assert_no_violations()

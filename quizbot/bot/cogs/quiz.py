@@ -47,6 +47,17 @@ class QuizCog(commands.Cog):
         mode: Literal["solo", "channel"] = "solo",
     ) -> None:
         assert interaction.guild is not None and interaction.channel_id is not None
+        # The questions are channel messages (unlike this reply): without these permissions
+        # the quiz would start and then say nothing at all.
+        mine = interaction.app_permissions
+        if not (mine.view_channel and mine.send_messages and mine.embed_links):
+            await reply(
+                interaction,
+                "⚠️ I can't post questions here: I need the View Channel, Send Messages and "
+                "Embed Links permissions in this channel.",
+                ephemeral=True,
+            )
+            return
         filters = QuizFilters(
             topic=topic, category=category, difficulty=difficulty, count=questions
         )
