@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -51,6 +52,8 @@ class QuizBot(commands.Bot):
         self.game = Game(self)
         self.members = MemberService(app.sessionmaker, app.cache)
         self._resumed = False
+        # Set once the quizzes that were running before this process started are resumed.
+        self.quizzes_resumed = asyncio.Event()
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -69,8 +72,11 @@ class QuizBot(commands.Bot):
         if self._resumed:
             return
         self._resumed = True
-        resumed = await self.game.resume_all()
-        log.info("ready as %s; resumed %d running quizzes", self.user, resumed)
+        try:
+            resumed = await self.game.resume_all()
+            log.info("ready as %s; resumed %d running quizzes", self.user, resumed)
+        finally:
+            self.quizzes_resumed.set()
 
     async def close(self) -> None:
         await self.game.close()

@@ -104,6 +104,12 @@ class Game:
             except discord.HTTPException:
                 log.warning("quiz %s: could not remove the buttons", session_id, exc_info=True)
 
+    async def join(self, session_id: int) -> None:
+        """Wait until this process has stopped running a quiz (finished, stopped or failed)."""
+        task = self._tasks.get(session_id)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
     async def time_up(self, session_id: int) -> None:
         """End the current question of a running quiz now, as if its timer had run out.
 

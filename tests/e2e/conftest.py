@@ -170,8 +170,8 @@ class BotScene:
         # Before connecting: quizzes resumed in `on_ready` must already use the short wait.
         bot.game.wait_override = wait
         await self._stack.enter_async_context(self.standin.run_client(bot))
-        # Ready as discord.py sees it: `on_ready` (which resumes running quizzes) has begun.
-        await asyncio.wait_for(bot.wait_until_ready(), 10)
+        # Ready as discord.py sees it, and the quizzes that were running are resumed.
+        await asyncio.wait_for(bot.quizzes_resumed.wait(), 10)
         self.bot = bot
         return bot
 

@@ -756,3 +756,59 @@ async def test_the_documented_permissions_are_enough_and_missing_ones_are_explai
     )
     assert str(question.embeds[0]["title"]).endswith("· answer")
     standin.assert_no_violations()
+
+
+# --- quizzes that can no longer post ----------------------------------------------------------
+
+
+async def test_a_quiz_that_cannot_post_any_more_is_ended_not_left_running(scene: BotScene) -> None:
+    standin, alice = scene.standin, scene.alice
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        alice.id,
+        "quiz start",
+        options={"topic": "Physics", "questions": 2, "mode": "channel"},
+    )
+    await start.wait_original_message()
+    session_id = await scene.session_id()
+    question = await scene.question(1, 2)
+    # A moderator takes the bot's right to post here while question 1 is open.
+    standin.channel(scene.channel.id).overwrites.append(
+        Overwrite(id=standin.bot_user_id, type=1, deny=int(Perm.SEND_MESSAGES))
+    )
+    await scene.running.game.time_up(session_id)
+    await scene.revealed(question)  # editing its own message still works
+    await asyncio.wait_for(scene.running.game.join(session_id), 10)
+    assert session_id not in scene.running.game.running()
+    status = await scene.scalar("SELECT status FROM quiz_sessions WHERE id = :s", s=session_id)
+    assert status == "expired"
+    assert [e.code for e in standin.error_responses] == [50013]  # Missing Permissions, once
+
+
+async def test_a_quiz_whose_channel_vanished_during_a_restart_is_ended(scene: BotScene) -> None:
+    standin, alice = scene.standin, scene.alice
+    start = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, alice.id, "quiz start", options={"topic": "Physics"}
+    )
+    await start.wait_original_message()
+    await scene.question(1, 3)
+    session_id = await scene.session_id()
+    await scene.stop_bot()
+    # The channel is deleted while the bot is away.
+    world = standin.world
+    world.guild(scene.guild.id).channel_ids.remove(scene.channel.id)
+    del world.channels[scene.channel.id]
+
+    restarted = await scene.start_bot()  # returns once running quizzes were resumed
+    assert restarted.game.running() == set()
+    status = await scene.scalar("SELECT status FROM quiz_sessions WHERE id = :s", s=session_id)
+    assert status == "expired"
+    # A new quiz can start in another channel: nothing is stuck.
+    other = standin.add_channel(scene.guild.id, "quiz-2")
+    await standin.sync_gateway()
+    again = await standin.invoke_command(
+        scene.guild.id, other.id, scene.bob.id, "quiz start", options={"topic": "Physics"}
+    )
+    assert "started a quiz" in (await again.wait_original_message()).content
+    standin.assert_no_violations()
