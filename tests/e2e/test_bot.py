@@ -812,3 +812,146 @@ async def test_a_quiz_whose_channel_vanished_during_a_restart_is_ended(scene: Bo
     )
     assert "started a quiz" in (await again.wait_original_message()).content
     standin.assert_no_violations()
+
+
+# --- the other admin commands, and errors users see -------------------------------------------
+
+
+async def test_admin_adds_exports_disables_and_configures(scene: BotScene) -> None:
+    standin, admin = scene.standin, scene.admin
+    opened = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        admin.id,
+        "questions add",
+        options={"difficulty": "medium", "kind": "multiple_choice"},
+    )
+    assert (await opened.wait_response()).type_name == "MODAL"
+    assert opened.modal is not None
+    ids = [c["custom_id"] for row in opened.modal["components"] for c in row["components"]]
+    assert len(ids) == 5
+    values = dict(
+        zip(
+            ids,
+            [
+                "Which planet is known as the red planet?",
+                "Mars",
+                "Venus\nJupiter\n\n@everyone",
+                "Astronomy / Planets",
+                "Iron oxide dust makes it look red.",
+            ],
+            strict=True,
+        )
+    )
+    added = await standin.submit_modal(opened, admin.id, values)
+    assert (await ephemeral_reply(added)).content == "✅ Question added."
+    (row,) = await scene.rows(
+        "SELECT id, topic, category, difficulty, kind, choices, answer FROM questions "
+        "WHERE guild_id = :g",
+        g=scene.guild.id,
+    )
+    assert (row.topic, row.category, row.difficulty, row.kind, row.answer) == (
+        "Astronomy",
+        "Planets",
+        "medium",
+        "multiple_choice",
+        "Mars",
+    )
+    assert row.choices == ["Mars", "Venus", "Jupiter", "@everyone"]
+
+    exported = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, admin.id, "questions export"
+    )
+    (download,) = await exported.wait_followups(1)
+    assert download.ephemeral
+    (attachment,) = download.attachments
+    assert attachment.filename == f"questions-{scene.guild.id}.json"
+    document = json.loads(standin.attachment_bytes(attachment.url))
+    assert [q["prompt"] for q in document["questions"]] == [
+        "Which planet is known as the red planet?"
+    ]
+
+    async def astronomy_listed() -> bool:
+        topics = await standin.invoke_command(scene.guild.id, scene.channel.id, admin.id, "topics")
+        return "Astronomy (1)" in (await topics.wait_original_message()).embed_texts
+
+    assert await astronomy_listed()
+    disabled = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        admin.id,
+        "questions disable",
+        options={"question_id": row.id},
+    )
+    assert (await ephemeral_reply(disabled)).content == f"Question {row.id} disabled."
+    assert not await astronomy_listed()
+    # The shared bank is not this server's to disable.
+    shared = await scene.scalar("SELECT min(id) FROM questions WHERE guild_id IS NULL")
+    refused = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        admin.id,
+        "questions disable",
+        options={"question_id": shared},
+    )
+    assert (await ephemeral_reply(refused)).content.startswith("⚠️")
+    assert await scene.scalar("SELECT enabled FROM questions WHERE id = :q", q=shared) is True
+    enabled = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        admin.id,
+        "questions enable",
+        options={"question_id": row.id},
+    )
+    await ephemeral_reply(enabled)
+    assert await astronomy_listed()
+
+    configured = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        admin.id,
+        "quizconfig",
+        options={"timer": 45, "allow_channel": scene.channel.id, "timezone": "Europe/Paris"},
+    )
+    shown = await ephemeral_reply(configured)
+    fields = {f["name"]: f["value"] for f in shown.embeds[0]["fields"]}
+    assert fields["Timer"] == "45 s"
+    assert fields["Channels"] == f"<#{scene.channel.id}>"
+    assert fields["Time zone"] == "Europe/Paris"
+    # Quizzes now run only in the allowed channel, with the new timer.
+    elsewhere = standin.add_channel(scene.guild.id, "general")
+    await standin.sync_gateway()
+    no = await standin.invoke_command(scene.guild.id, elsewhere.id, scene.alice.id, "quiz start")
+    assert (await ephemeral_reply(no)).content == "⚠️ quizzes are not enabled in this channel"
+    yes = await standin.invoke_command(scene.guild.id, scene.channel.id, scene.bob.id, "quiz start")
+    await yes.wait_original_message()
+    limit = await scene.scalar(
+        "SELECT time_limit FROM quiz_sessions WHERE user_id = :u", u=scene.bob.id
+    )
+    assert limit == 45
+    standin.assert_no_violations()
+
+
+async def test_errors_reach_the_user_as_one_short_private_line(scene: BotScene) -> None:
+    standin, alice = scene.standin, scene.alice
+    unknown = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, alice.id, "quiz start", options={"topic": "Alchemy"}
+    )
+    assert (await ephemeral_reply(unknown)).content == (
+        "⚠️ no questions match Alchemy, mixed; try /topics"
+    )
+    # A channel quiz is running: a second one cannot start here.
+    first = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, scene.bob.id, "quiz start", options={"mode": "channel"}
+    )
+    await first.wait_original_message()
+    second = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, scene.carol.id, "quiz start", options={"mode": "channel"}
+    )
+    busy = await ephemeral_reply(second)
+    assert busy.content == "⚠️ a channel quiz is already running in this channel"
+    assert await scene.scalar("SELECT count(*) FROM quiz_sessions") == 1
+    # The cooldown: alice's refused start still counts as a start.
+    again = await standin.invoke_command(scene.guild.id, scene.channel.id, alice.id, "quiz start")
+    assert (await ephemeral_reply(again)).content.startswith("⚠️ Slow down: try again in ")
+    standin.assert_no_violations()
