@@ -96,7 +96,8 @@ class QuizBot(commands.Bot):
         elif isinstance(error, app_commands.NoPrivateMessage):
             message = "This command only works in a server."
         else:
-            log.error("command %s failed", interaction.command, exc_info=original)
+            name = interaction.command.qualified_name if interaction.command else "?"
+            log.error("command /%s failed", name, exc_info=original)
             message = "Something went wrong on our side; it has been logged."
         try:
             # An import error lists up to 20 problems: it must still fit in one message.
@@ -126,6 +127,7 @@ class QuizBot(commands.Bot):
                 after=after,
             ),
             ephemeral=False,
+            update=edit,
         )
         where = interaction.guild.name if scope == "g" and interaction.guild else "Global"
         title = f"🏆 {where} · {period.value}" + (f" · {topic}" if topic else "")
@@ -136,5 +138,7 @@ class QuizBot(commands.Bot):
         )
         if edit and not interaction.response.is_done():
             await interaction.response.edit_message(embed=embed, view=components)
+        elif edit:
+            await interaction.edit_original_response(embed=embed, view=components)
         else:
             await reply(interaction, embed=embed, view=components)

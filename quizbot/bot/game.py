@@ -32,15 +32,21 @@ async def respond_in_time(
     work: Awaitable[T],
     *,
     ephemeral: bool = True,
+    update: bool = False,
 ) -> T:
     """Run `work`; if it is not done in time, defer the interaction so it stays valid.
 
-    The caller then replies with `reply` below, which picks the right endpoint.
+    The caller then replies with `reply` below, which picks the right endpoint; with
+    `update` (a button that edits its own message) the deferral promises an edit of that
+    message instead of a new one, made with `edit_original_response`.
     """
     task = asyncio.ensure_future(work)
     done, _ = await asyncio.wait({task}, timeout=RESPOND_WITHIN)
     if not done and not interaction.response.is_done():
-        await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        if update:
+            await interaction.response.defer()
+        else:
+            await interaction.response.defer(ephemeral=ephemeral, thinking=True)
     return await task
 
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 
 import pytest
+from sqlalchemy import text
 
 from tests.discord_standin import (
     InteractionRecord,
@@ -954,4 +955,98 @@ async def test_errors_reach_the_user_as_one_short_private_line(scene: BotScene) 
     # The cooldown: alice's refused start still counts as a start.
     again = await standin.invoke_command(scene.guild.id, scene.channel.id, alice.id, "quiz start")
     assert (await ephemeral_reply(again)).content.startswith("⚠️ Slow down: try again in ")
+    standin.assert_no_violations()
+
+
+# --- Discord's 3-second deadline --------------------------------------------------------------
+
+
+async def test_slow_work_is_deferred_within_the_deadline_then_answered(
+    scene: BotScene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the database is blocked, a click is acknowledged in time and answered later."""
+    standin, alice = scene.standin, scene.alice
+    # Scaled down together: the bot defers after 0.2 s, "Discord" allows 1 s.
+    monkeypatch.setattr("quizbot.bot.game.RESPOND_WITHIN", 0.2)
+    standin.response_deadline = 1.0
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        alice.id,
+        "quiz start",
+        options={"topic": "Physics", "questions": 1, "mode": "channel"},
+    )
+    await start.wait_original_message()
+    question = await scene.question(1, 1)
+
+    async with scene.db.connect() as blocker:
+        await blocker.execute(text("LOCK TABLE quiz_sessions IN ACCESS EXCLUSIVE MODE"))
+        click = await standin.click(question, button_for(question, answer_of(question)), alice.id)
+        acknowledged = await click.wait_response()
+        assert acknowledged.type_name == "DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE"
+        assert acknowledged.ephemeral
+        assert await scene.scalar("SELECT count(*) FROM answers") == 0
+        await blocker.rollback()  # the database is back
+    (feedback,) = await click.wait_followups(1)
+    assert feedback.ephemeral and feedback.content.startswith("✅ **Correct!**")
+    assert await scene.scalar("SELECT count(*) FROM answers") == 1
+    standin.assert_no_violations()
+
+
+@pytest.mark.parametrize(
+    ("command", "table"),
+    [
+        ("quiz stop", "quiz_sessions"),
+        ("stats", "guild_members"),
+        ("achievements", "user_achievements"),
+        ("topics", "questions"),
+        ("leaderboard show", "guild_members"),
+        ("questions disable", "questions"),
+        ("quizconfig", "guilds"),
+    ],
+)
+async def test_every_command_is_acknowledged_in_time_when_the_database_is_slow(
+    scene: BotScene, monkeypatch: pytest.MonkeyPatch, command: str, table: str
+) -> None:
+    standin = scene.standin
+    monkeypatch.setattr("quizbot.bot.game.RESPOND_WITHIN", 0.2)
+    standin.response_deadline = 1.0
+    options = {"question_id": 1} if command == "questions disable" else {}
+    async with scene.db.connect() as blocker:
+        await blocker.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        invoked = await standin.invoke_command(
+            scene.guild.id, scene.channel.id, scene.admin.id, command, options=options
+        )
+        acknowledged = await invoked.wait_response(timeout=3)
+        assert acknowledged.type_name == "DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE"
+        await blocker.rollback()
+    (answer,) = await invoked.wait_followups(1)
+    assert answer.content or answer.embeds
+    standin.assert_no_violations()
+
+
+async def test_a_slow_page_click_still_turns_the_page_in_place(
+    scene: BotScene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standin = scene.standin
+    monkeypatch.setattr("quizbot.bot.game.RESPOND_WITHIN", 0.2)
+    standin.response_deadline = 1.0
+    await seed_members(scene, 15)
+    shown = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, scene.alice.id, "leaderboard show"
+    )
+    board = await shown.wait_original_message()
+    first_page = board_lines(board)
+    next_id = board.buttons[0]["custom_id"]
+    async with scene.db.connect() as blocker:
+        await blocker.execute(text("LOCK TABLE guild_members IN ACCESS EXCLUSIVE MODE"))
+        click = await standin.click(board, next_id, scene.bob.id)
+        assert (await click.wait_response()).type_name == "DEFERRED_UPDATE_MESSAGE"
+        await blocker.rollback()
+    await standin.wait_until(lambda: board_lines(board) != first_page)
+    second_page = board_lines(board)
+    assert len(second_page) == 4  # player02..player15 have points: 14 = 10 + 4
+    assert not {name for _, name, _ in second_page} & {name for _, name, _ in first_page}
+    # The page turned in place: no new message in the channel.
+    assert [m.id for m in scene.public()] == [board.id]
     standin.assert_no_violations()

@@ -85,8 +85,10 @@ class QuizCog(commands.Cog):
     @quiz.command(name="stop", description="Stop your quiz (or the channel quiz) here")
     async def stop(self, interaction: discord.Interaction[Any]) -> None:
         assert interaction.channel_id is not None
-        summary = await self.bot.app.quiz.stop(
-            channel_id=interaction.channel_id, user_id=interaction.user.id
+        summary = await respond_in_time(
+            interaction,
+            self.bot.app.quiz.stop(channel_id=interaction.channel_id, user_id=interaction.user.id),
+            ephemeral=False,
         )
         if summary is None:
             await reply(interaction, "No quiz of yours is running here.", ephemeral=True)
