@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -11,7 +12,7 @@ from discord.ext import commands
 
 from quizbot.app import App
 from quizbot.bot.components import DYNAMIC_ITEMS, page_components
-from quizbot.bot.embeds import NO_PINGS, leaderboard_embed
+from quizbot.bot.embeds import CONTENT_MAX, NO_PINGS, clip, leaderboard_embed
 from quizbot.bot.game import Game, reply, respond_in_time
 from quizbot.config import Settings
 from quizbot.errors import QuizbotError
@@ -52,6 +53,8 @@ class QuizBot(commands.Bot):
         self.game = Game(self)
         self.members = MemberService(app.sessionmaker, app.cache)
         self._resumed = False
+        # Set once the quizzes that were running before this process started are resumed.
+        self.quizzes_resumed = asyncio.Event()
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -70,8 +73,11 @@ class QuizBot(commands.Bot):
         if self._resumed:
             return
         self._resumed = True
-        resumed = await self.game.resume_all()
-        log.info("ready as %s; resumed %d running quizzes", self.user, resumed)
+        try:
+            resumed = await self.game.resume_all()
+            log.info("ready as %s; resumed %d running quizzes", self.user, resumed)
+        finally:
+            self.quizzes_resumed.set()
 
     async def close(self) -> None:
         await self.game.close()
@@ -91,10 +97,12 @@ class QuizBot(commands.Bot):
         elif isinstance(error, app_commands.NoPrivateMessage):
             message = "This command only works in a server."
         else:
-            log.error("command %s failed", interaction.command, exc_info=original)
+            name = interaction.command.qualified_name if interaction.command else "?"
+            log.error("command /%s failed", name, exc_info=original)
             message = "Something went wrong on our side; it has been logged."
         try:
-            await reply(interaction, f"⚠️ {message}", ephemeral=True)
+            # An import error lists up to 20 problems: it must still fit in one message.
+            await reply(interaction, clip(f"⚠️ {message}", CONTENT_MAX), ephemeral=True)
         except discord.HTTPException:
             log.warning("could not tell the user about an error", exc_info=True)
 
@@ -120,6 +128,7 @@ class QuizBot(commands.Bot):
                 after=after,
             ),
             ephemeral=False,
+            update=edit,
         )
         where = interaction.guild.name if scope == "g" and interaction.guild else "Global"
         title = f"🏆 {where} · {period.value}" + (f" · {topic}" if topic else "")
@@ -130,5 +139,7 @@ class QuizBot(commands.Bot):
         )
         if edit and not interaction.response.is_done():
             await interaction.response.edit_message(embed=embed, view=components)
+        elif edit:
+            await interaction.edit_original_response(embed=embed, view=components)
         else:
             await reply(interaction, embed=embed, view=components)

@@ -32,15 +32,21 @@ async def respond_in_time(
     work: Awaitable[T],
     *,
     ephemeral: bool = True,
+    update: bool = False,
 ) -> T:
     """Run `work`; if it is not done in time, defer the interaction so it stays valid.
 
-    The caller then replies with `reply` below, which picks the right endpoint.
+    The caller then replies with `reply` below, which picks the right endpoint; with
+    `update` (a button that edits its own message) the deferral promises an edit of that
+    message instead of a new one, made with `edit_original_response`.
     """
     task = asyncio.ensure_future(work)
     done, _ = await asyncio.wait({task}, timeout=RESPOND_WITHIN)
     if not done and not interaction.response.is_done():
-        await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        if update:
+            await interaction.response.defer()
+        else:
+            await interaction.response.defer(ephemeral=ephemeral, thinking=True)
     return await task
 
 
@@ -64,6 +70,8 @@ class Game:
         # Set when a solo player has answered the current question: no need to wait.
         self._answered: dict[tuple[int, int], asyncio.Event] = {}
         self._solo: set[int] = set()
+        # The message showing each running quiz's current question.
+        self._showing: dict[int, Any] = {}
         # Tests shorten the wait; players always see the guild's timer.
         self.wait_override: float | None = None
 
@@ -86,11 +94,36 @@ class Game:
         )
         self._tasks[view.session_id] = task
 
-    def cancel(self, session_id: int) -> None:
-        """Stop running a quiz that was ended elsewhere (/quiz stop)."""
+    async def stop(self, session_id: int) -> None:
+        """Stop running a quiz that was ended elsewhere (/quiz stop).
+
+        The question on screen loses its buttons: nobody can answer a stopped quiz.
+        """
+        message = self._showing.get(session_id)
         task = self._tasks.get(session_id)
         if task is not None:
             task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if message is not None:
+            try:
+                await message.edit(view=None)
+            except discord.HTTPException:
+                log.warning("quiz %s: could not remove the buttons", session_id, exc_info=True)
+
+    async def join(self, session_id: int) -> None:
+        """Wait until this process has stopped running a quiz (finished, stopped or failed)."""
+        task = self._tasks.get(session_id)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def time_up(self, session_id: int) -> None:
+        """End the current question of a running quiz now, as if its timer had run out.
+
+        Works whether or not this process has started waiting on that question yet.
+        """
+        view = await self.quiz.current(session_id)
+        if view is not None:
+            self._answered.setdefault((session_id, view.question_id), asyncio.Event()).set()
 
     async def resume_all(self) -> int:
         """Pick up every quiz the database says is running (after a restart).
@@ -146,9 +179,11 @@ class Game:
                 await self.quiz.finish(session_id, SessionStatus.EXPIRED)
                 return
             while view is not None:
-                message = await self._show(channel, view, message_id)
-                message_id = None  # only the first question of a resume reuses its message
+                # Before the question is shown, so that an answer or `time_up` can't miss it.
                 event = self._answered.setdefault((session_id, view.question_id), asyncio.Event())
+                message = await self._show(channel, view, message_id)
+                self._showing[session_id] = message
+                message_id = None  # only the first question of a resume reuses its message
                 try:
                     await asyncio.wait_for(event.wait(), timeout=self._seconds_left(view))
                 except TimeoutError:
@@ -173,6 +208,7 @@ class Game:
         finally:
             self._tasks.pop(session_id, None)
             self._solo.discard(session_id)
+            self._showing.pop(session_id, None)
 
     async def _show(self, channel: Any, view: QuestionView, message_id: int | None) -> Any:
         ends = (view.started_at or dt.datetime.now(dt.UTC)) + dt.timedelta(seconds=view.time_limit)

@@ -177,12 +177,14 @@ _STATS = text(
         gm.display_name, gm.points, gm.xp, gm.level, gm.answered, gm.correct,
         gm.quizzes_taken, gm.answer_streak, gm.best_streak, gm.daily_streak,
         gm.best_daily_streak,
-        CASE WHEN gm.user_id IS NULL THEN NULL ELSE (
+        -- The same rank and population as the leaderboard's: competition ranking (equal
+        -- points, equal rank) among the members who have points.
+        CASE WHEN gm.user_id IS NULL OR gm.points <= 0 THEN NULL ELSE (
             SELECT count(*) + 1 FROM guild_members o
-            WHERE o.guild_id = k.guild_id
-              AND (o.points > gm.points OR (o.points = gm.points AND o.user_id < gm.user_id))
+            WHERE o.guild_id = k.guild_id AND o.points > gm.points
         ) END AS rank,
-        (SELECT count(*) FROM guild_members o WHERE o.guild_id = k.guild_id) AS members,
+        (SELECT count(*) FROM guild_members o
+         WHERE o.guild_id = k.guild_id AND o.points > 0) AS members,
         coalesce(u.points, 0) AS global_points,
         coalesce(u.level, 1) AS global_level,
         (SELECT coalesce(json_agg(t ORDER BY t.answered DESC, t.topic), '[]'::json) FROM (
@@ -215,11 +217,12 @@ _PART_MEMBER = text(
 _PART_RANK = text(
     """
     SELECT count(*) + 1 FROM guild_members o
-    WHERE o.guild_id = :guild_id
-      AND (o.points > :points OR (o.points = :points AND o.user_id < :user_id))
+    WHERE o.guild_id = :guild_id AND o.points > :points
     """
 )
-_PART_MEMBERS = text("SELECT count(*) FROM guild_members WHERE guild_id = :guild_id")
+_PART_MEMBERS = text(
+    "SELECT count(*) FROM guild_members WHERE guild_id = :guild_id AND points > 0"
+)
 _PART_USER = text("SELECT points, level FROM users WHERE user_id = :user_id")
 _PART_TOPICS = text(
     """
@@ -347,7 +350,7 @@ class MemberRepository(Repository[GuildMember]):
         run = self.session.execute
         member = (await run(_PART_MEMBER, keys)).one_or_none()
         rank = None
-        if member is not None:
+        if member is not None and member.points > 0:  # as `stats`: unranked without points
             rank = (await run(_PART_RANK, {**keys, "points": member.points})).scalar_one()
         members = (await run(_PART_MEMBERS, keys)).scalar_one()
         user = (await run(_PART_USER, keys)).one_or_none()

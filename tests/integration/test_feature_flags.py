@@ -70,7 +70,8 @@ async def test_stats_service_switch(
     with count_statements(connection) as log:
         result = await stats.member_stats(guild_id=guild_id, user_id=user_id)
     assert log.count == (1 if single else 6)
-    assert result.rank == 3 and result.members == 3  # 80 ahead, a tie with a lower id
+    # 80 ahead, a tie at 50 shares rank 2 (competition ranking, as on the leaderboard).
+    assert result.rank == 2 and result.members == 3
 
 
 async def test_cache_disabled_reads_the_database_every_time_and_stays_fresh(

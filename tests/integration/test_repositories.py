@@ -66,6 +66,21 @@ async def test_stats_of_a_member_without_achievements_still_has_a_row(
     assert stats.recent_achievements == []
 
 
+async def test_stats_rank_matches_the_leaderboard(session: AsyncSession) -> None:
+    """Members without points are not ranked (the leaderboard leaves them out too)."""
+    guild = GuildFactory()
+    idle = GuildMemberFactory(guild=guild, points=0, answered=2, correct=0)
+    GuildMemberFactory(guild=guild, points=40)
+    GuildMemberFactory(guild=guild, points=40)
+    last = GuildMemberFactory(guild=guild, points=5)
+    await session.flush()
+    repo = MemberRepository(session=session)
+    stats = await repo.stats(guild_id=guild.guild_id, user_id=idle.user_id)
+    assert stats.is_member and stats.rank is None and stats.members == 3
+    stats = await repo.stats(guild_id=guild.guild_id, user_id=last.user_id)
+    assert stats.rank == 3 and stats.members == 3
+
+
 async def test_stats_full_picture_in_one_statement(
     session: AsyncSession, connection: AsyncConnection
 ) -> None:
@@ -94,7 +109,8 @@ async def test_stats_full_picture_in_one_statement(
             guild_id=guild.guild_id, user_id=me.user.user_id
         )
     assert log.count == 1
-    assert stats.rank == 3 and stats.members == 4
+    # Competition ranking, as on the leaderboard: the tie at 50 shares rank 2.
+    assert stats.rank == 2 and stats.members == 4
     assert [(t.topic, t.answered, t.correct) for t in stats.topics] == [
         ("Physics", 2, 1),
         ("History", 1, 1),

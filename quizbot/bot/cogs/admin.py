@@ -17,6 +17,7 @@ from quizbot.bot.client import QuizBot
 from quizbot.bot.embeds import BLUE, clip
 from quizbot.bot.game import reply, respond_in_time
 from quizbot.errors import InvalidInputError
+from quizbot.services.guild_settings import GuildSettings
 from quizbot.services.question_formats import EXPORT_EXTENSIONS, MAX_IMPORT_BYTES
 
 ADMIN = discord.Permissions(manage_guild=True)
@@ -165,8 +166,11 @@ class AdminCog(commands.Cog):
         self, interaction: discord.Interaction[Any], question_id: int, enabled: bool
     ) -> None:
         assert interaction.guild_id is not None
-        await self.bot.app.bank.set_enabled(
-            guild_id=interaction.guild_id, question_id=question_id, enabled=enabled
+        await respond_in_time(
+            interaction,
+            self.bot.app.bank.set_enabled(
+                guild_id=interaction.guild_id, question_id=question_id, enabled=enabled
+            ),
         )
         await reply(
             interaction,
@@ -197,35 +201,39 @@ class AdminCog(commands.Cog):
         disallow_channel: discord.TextChannel | None = None,
         timezone: str | None = None,
     ) -> None:
-        assert interaction.guild is not None
+        guild = interaction.guild
+        assert guild is not None
         service = self.bot.app.guild_settings
-        current = await service.get(interaction.guild.id)
-        changes: dict[str, Any] = {}
-        if timer is not None:
-            changes["timer"] = timer
-        scoring: dict[str, Any] = {}
-        if streak_bonus is not None:
-            scoring["streak_bonus_per_answer"] = streak_bonus
-        if streak_cap is not None:
-            scoring["streak_bonus_cap"] = streak_cap
-        if speed_bonus is not None:
-            scoring["speed_bonus"] = speed_bonus
-        if scoring:
-            changes["scoring"] = scoring
-        channels = list(current.channels)
-        if allow_channel is not None and allow_channel.id not in channels:
-            channels.append(allow_channel.id)
-        if disallow_channel is not None and disallow_channel.id in channels:
-            channels.remove(disallow_channel.id)
-        if channels != list(current.channels):
-            changes["channels"] = channels
-        if timezone is not None:
-            changes["timezone"] = timezone
-        settings = current
-        if changes:
-            settings = await respond_in_time(
-                interaction, service.update(interaction.guild.id, interaction.guild.name, changes)
-            )
+
+        async def apply() -> GuildSettings:
+            current = await service.get(guild.id)
+            changes: dict[str, Any] = {}
+            if timer is not None:
+                changes["timer"] = timer
+            scoring: dict[str, Any] = {}
+            if streak_bonus is not None:
+                scoring["streak_bonus_per_answer"] = streak_bonus
+            if streak_cap is not None:
+                scoring["streak_bonus_cap"] = streak_cap
+            if speed_bonus is not None:
+                scoring["speed_bonus"] = speed_bonus
+            if scoring:
+                changes["scoring"] = scoring
+            channels = list(current.channels)
+            if allow_channel is not None and allow_channel.id not in channels:
+                channels.append(allow_channel.id)
+            if disallow_channel is not None and disallow_channel.id in channels:
+                channels.remove(disallow_channel.id)
+            if channels != list(current.channels):
+                changes["channels"] = channels
+            if timezone is not None:
+                changes["timezone"] = timezone
+            if not changes:
+                return current
+            return await service.update(guild.id, guild.name, changes)
+
+        # Reading (and changing) the settings may be slow: acknowledge in time.
+        settings = await respond_in_time(interaction, apply())
         embed = discord.Embed(title="⚙️ Quiz settings", colour=BLUE)
         embed.add_field(name="Timer", value=f"{settings.timer} s")
         scoring_now = settings.scoring.to_settings()

@@ -47,6 +47,17 @@ class QuizCog(commands.Cog):
         mode: Literal["solo", "channel"] = "solo",
     ) -> None:
         assert interaction.guild is not None and interaction.channel_id is not None
+        # The questions are channel messages (unlike this reply): without these permissions
+        # the quiz would start and then say nothing at all.
+        mine = interaction.app_permissions
+        if not (mine.view_channel and mine.send_messages and mine.embed_links):
+            await reply(
+                interaction,
+                "⚠️ I can't post questions here: I need the View Channel, Send Messages and "
+                "Embed Links permissions in this channel.",
+                ephemeral=True,
+            )
+            return
         filters = QuizFilters(
             topic=topic, category=category, difficulty=difficulty, count=questions
         )
@@ -74,14 +85,16 @@ class QuizCog(commands.Cog):
     @quiz.command(name="stop", description="Stop your quiz (or the channel quiz) here")
     async def stop(self, interaction: discord.Interaction[Any]) -> None:
         assert interaction.channel_id is not None
-        summary = await self.bot.app.quiz.stop(
-            channel_id=interaction.channel_id, user_id=interaction.user.id
+        summary = await respond_in_time(
+            interaction,
+            self.bot.app.quiz.stop(channel_id=interaction.channel_id, user_id=interaction.user.id),
+            ephemeral=False,
         )
         if summary is None:
             await reply(interaction, "No quiz of yours is running here.", ephemeral=True)
             return
-        self.bot.game.cancel(summary.session_id)
         await reply(interaction, embed=summary_embed(summary))
+        await self.bot.game.stop(summary.session_id)
 
 
 async def setup(bot: QuizBot) -> None:

@@ -87,15 +87,19 @@ class StatsCog(commands.Cog):
     ) -> None:
         assert interaction.guild_id is not None
         who = member or interaction.user
-        statuses = await self.bot.members.achievements(
-            guild_id=interaction.guild_id, user_id=who.id
+        statuses = await respond_in_time(
+            interaction,
+            self.bot.members.achievements(guild_id=interaction.guild_id, user_id=who.id),
+            ephemeral=False,
         )
         await reply(interaction, embed=achievements_embed(who.display_name, statuses))
 
     @app_commands.command(name="topics", description="Topics and categories you can play")
     @app_commands.guild_only()
     async def topics(self, interaction: discord.Interaction[Any]) -> None:
-        rows = await self.bot.app.quiz.topics(interaction.guild_id or 0)
+        rows = await respond_in_time(
+            interaction, self.bot.app.quiz.topics(interaction.guild_id or 0), ephemeral=False
+        )
         by_topic: dict[str, list[str]] = {}
         totals: dict[str, int] = {}
         for topic, category, n in rows:
