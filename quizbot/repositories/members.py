@@ -220,9 +220,7 @@ _PART_RANK = text(
     WHERE o.guild_id = :guild_id AND o.points > :points
     """
 )
-_PART_MEMBERS = text(
-    "SELECT count(*) FROM guild_members WHERE guild_id = :guild_id AND points > 0"
-)
+_PART_MEMBERS = text("SELECT count(*) FROM guild_members WHERE guild_id = :guild_id AND points > 0")
 _PART_USER = text("SELECT points, level FROM users WHERE user_id = :user_id")
 _PART_TOPICS = text(
     """
