@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 MIN_QUESTIONS, MAX_QUESTIONS = 1, 50
 DIFFICULTIES = ("easy", "medium", "hard", "mixed")
+# Questions kept in process memory (their content never changes; see `question`).
+QUESTION_MEMO_SIZE = 20_000
 # How many recent answers count as "seen recently" when choosing questions.
 RECENT_WINDOW = 300
 
@@ -387,6 +389,7 @@ class QuizService:
             )
         self._pool = cache.memoize("pool", self._load_pool, ttl=300)
         self._question = cache.memoize("question", self._load_question, ttl=3600)
+        self._question_memo: dict[int, QuestionData] = {}
         self._topics = cache.memoize("topics", self._load_topics, ttl=300)
 
     # -- cached reads -------------------------------------------------------
@@ -446,9 +449,18 @@ class QuizService:
         Raises:
             NotFoundError: no such question.
         """
+        data = self._question_memo.get(question_id)
+        if data is not None:
+            return data
         data = await self._question(question_id)
         if data is None:
             raise NotFoundError(f"question {question_id} not found")
+        if self._cache.enabled:
+            # Immutable once written, so an in-process copy never goes stale; it
+            # saves the shared cache's round trip on every answer.
+            if len(self._question_memo) >= QUESTION_MEMO_SIZE:
+                self._question_memo.clear()
+            self._question_memo[question_id] = data
         return data
 
     # -- the game -----------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, select, text
@@ -18,7 +19,7 @@ from quizbot.errors import NotFoundError
 from quizbot.observability import count_statements
 from quizbot.repositories import AchievementRepository
 from quizbot.services.achievements import catalogue_rows
-from quizbot.services.answer_batch import GroupCommitter
+from quizbot.services.answer_batch import AnswerBatchWriter, GroupCommitter
 from quizbot.services.quiz import AnswerOutcome, QuestionView, QuizFilters, QuizService
 from tests.factories import GuildFactory, QuestionFactory
 
@@ -383,3 +384,48 @@ async def test_two_processes_batching_the_same_clicks_count_each_once(
     assert sum(m[0] for m in members.values()) == sum(o.points for o in outcomes if o.recorded)
     for bot in bots:
         await bot.close()
+
+
+async def test_a_race_lost_to_another_process_rolls_back_and_reruns_the_batch(
+    bank: None,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    quiz = _service(sessionmaker, batch=2)
+    view = await _channel_quiz(quiz, CHANNELS[0])
+    original = AnswerBatchWriter._check
+    attempts: list[int] = []
+
+    async def check_then_race(self: AnswerBatchWriter, db: AsyncSession, *args: Any) -> Any:
+        accepted = await original(self, db, *args)
+        attempts.append(len(accepted))
+        if len(attempts) == 1:  # "another process" stores PLAYERS[1]'s answer first
+            db.add(
+                models.Answer(
+                    session_id=view.session_id,
+                    question_id=view.question_id,
+                    user_id=PLAYERS[1],
+                    guild_id=GUILD,
+                    topic="Batching",
+                    given="Alpha",
+                    correct=True,
+                    response_ms=1,
+                    points=1,
+                )
+            )
+            await db.flush()
+        return accepted
+
+    monkeypatch.setattr(AnswerBatchWriter, "_check", check_then_race)
+    outcomes = await asyncio.gather(
+        _click(quiz, view, PLAYERS[1], "Alpha"), _click(quiz, view, PLAYERS[2], "Alpha")
+    )
+    # First attempt: the totals would have counted an answer that was not stored, so
+    # the batch rolled back (taking the stand-in's row with it) and ran again.
+    assert attempts == [2, 2]
+    assert all(o.recorded for o in outcomes)
+    members = await _member_rows(session, GUILD)
+    sums = await _answer_sums(session, GUILD)
+    for user in PLAYERS[1:3]:
+        assert (members[user][0], members[user][2], members[user][3]) == sums[user]
