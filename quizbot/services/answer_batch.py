@@ -7,21 +7,26 @@ is full), hands the batch to a flush function, and resolves every caller's futur
 with exactly its own result, after the commit. If the flush raises, every caller
 of that batch gets the exception: nobody is left waiting.
 
-`AnswerBatchWriter` is the flush for answers:
+`AnswerBatchWriter` is the flush for answers, one transaction per batch:
 
 1. `_BATCH_CONTEXT`: where every session stands, each member's streak and held
-   achievements, whether the answer already exists; and the user and member rows
-   of first-time players are created (so step 2 can update rows that exist).
+   achievements, whether the answer already exists; the user and member rows of
+   first-time players are created, and the rows step 3 updates are locked in key
+   order (so two bot processes sharing members queue instead of deadlocking).
 2. Scores are computed in Python (scoring is pure Python), member by member in
    arrival order, so a member with two answers in the batch (two sessions) gets
-   the streak bonus the second answer earns.
-3. `_BATCH_RECORD`: one data-modifying statement inserts the answers (a repeat
-   inserts nothing: unique constraint), aggregates what was actually inserted per
-   member, per user and per session, and updates each row once. `UPDATE ... FROM`
-   applies only one source row per target row, hence the aggregation; streaks are
-   computed from the runs of correct answers in arrival order.
+   the streak bonus the second answer earns. The deltas are then summed per
+   member, per user and per session: `UPDATE ... FROM` applies one source row per
+   target row, so a key must appear once.
+3. `_BATCH_RECORD`: one statement inserts the answers (a repeat inserts nothing:
+   unique constraint) and applies the summed deltas. It also reports how many
+   answers were inserted; if another process stored one of them since step 1, the
+   sums would count it, so the whole transaction is rolled back and run again.
 4. `_BATCH_AWARD` (only when someone earned something): every new achievement of
    the batch and its XP reward in one statement.
+
+So a batch is two statements (three with awards) however many answers it holds;
+one answer on its own (ANSWER_GROUP_COMMIT=false) is two statements too.
 """
 
 from __future__ import annotations
