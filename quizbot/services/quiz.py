@@ -786,14 +786,14 @@ class QuizService:
         """
         async with self._sessions() as session, session.begin():
             repo = SessionRepository(session=session)
-            row = await repo.require(session_id)
-            if row.status is not SessionStatus.ACTIVE:
-                return None
-            if row.position == from_position:
-                if from_position + 1 >= len(row.question_ids):
-                    return None
-                await repo.advance(session_id=session_id, from_position=from_position)
+            # The usual case, one statement: move and read the moved row.
+            moved = await repo.advance_returning(session_id=session_id, from_position=from_position)
+            if moved is None:  # not running, at its last question, or moved by another
                 row = await repo.require(session_id)
+                if row.status is not SessionStatus.ACTIVE or row.position == from_position:
+                    return None
+            else:
+                row = moved
         if row.position >= len(row.question_ids):
             return None
         return await self._view(row)

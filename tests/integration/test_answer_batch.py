@@ -429,3 +429,21 @@ async def test_a_race_lost_to_another_process_rolls_back_and_reruns_the_batch(
     sums = await _answer_sums(session, GUILD)
     for user in PLAYERS[1:3]:
         assert (members[user][0], members[user][2], members[user][3]) == sums[user]
+
+
+async def test_advance_is_one_statement_and_moves_once(
+    bank: None, sessionmaker: async_sessionmaker[AsyncSession], connection: AsyncConnection
+) -> None:
+    quiz = _service(sessionmaker, batch=None)
+    view = await _channel_quiz(quiz, CHANNELS[0])  # two questions
+    await quiz.question(view.question_id)
+    with count_statements(connection) as log:
+        second = await quiz.advance(view.session_id, view.position)
+    assert second is not None and second.position == 1
+    session_statements = [st for st in log.statements if "FROM questions" not in st]
+    # UPDATE ... RETURNING the moved session (the next question's text may be a
+    # cache miss here: a running bot usually has it).
+    assert len(session_statements) == 1, log.statements
+    again = await quiz.advance(view.session_id, view.position)  # a late second caller
+    assert again is not None and again.position == 1
+    assert await quiz.advance(view.session_id, 1) is None  # no third question
