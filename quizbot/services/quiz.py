@@ -784,17 +784,24 @@ class QuizService:
         Two callers advancing from the same position move the quiz once; the
         second gets the question the first moved to.
         """
-        async with self._sessions() as session, session.begin():
-            repo = SessionRepository(session=session)
-            # The usual case, one statement: move and read the moved row.
-            moved = await repo.advance_returning(session_id=session_id, from_position=from_position)
-            if moved is None:  # not running, at its last question, or moved by another
+
+        async def move() -> QuizSession | None:
+            async with self._sessions() as session, session.begin():
+                repo = SessionRepository(session=session)
+                # The usual case, one statement: move and read the moved row.
+                moved = await repo.advance_returning(
+                    session_id=session_id, from_position=from_position
+                )
+                if moved is not None:
+                    return moved
+                # Not running, at its last question, or already moved by another caller.
                 row = await repo.require(session_id)
                 if row.status is not SessionStatus.ACTIVE or row.position == from_position:
                     return None
-            else:
-                row = moved
-        if row.position >= len(row.question_ids):
+                return row
+
+        row = await retry_transient(move)
+        if row is None or row.position >= len(row.question_ids):
             return None
         return await self._view(row)
 
