@@ -256,21 +256,23 @@ _BATCH_CONTEXT = text(
         ORDER BY guild_id, user_id, ord DESC
         ON CONFLICT (guild_id, user_id) DO NOTHING
     ), lm AS (
-        -- The rows step 3 updates, locked now in key order (members, users, sessions):
-        -- two batches that share rows (two bot processes) queue instead of deadlocking,
-        -- and the streaks read here stay what step 3 updates.
+        -- The rows step 3 updates, locked now in one order (sessions, members, users,
+        -- each by key; `finish` takes them in that order too): two batches that share
+        -- rows (two bot processes) queue instead of deadlocking, and the streaks read
+        -- here stay what step 3 updates. NO KEY UPDATE, like the UPDATE itself, so
+        -- foreign-key checks of concurrent inserts are not blocked.
         SELECT t.guild_id FROM c JOIN guild_members t USING (guild_id, user_id)
-        WHERE c.ok ORDER BY t.guild_id, t.user_id FOR UPDATE OF t
+        WHERE c.ok ORDER BY t.guild_id, t.user_id FOR NO KEY UPDATE OF t
     ), lu AS (
         SELECT t.user_id FROM c JOIN users t USING (user_id)
-        WHERE c.ok ORDER BY t.user_id FOR UPDATE OF t
+        WHERE c.ok ORDER BY t.user_id FOR NO KEY UPDATE OF t
     ), ls AS (
         SELECT q.id FROM c JOIN quiz_sessions q ON q.id = c.session_id
-        WHERE c.ok ORDER BY q.id FOR UPDATE OF q
+        WHERE c.ok ORDER BY q.id FOR NO KEY UPDATE OF q
     )
     SELECT c.ord, c.status, c.guild_id, c.mode, c.owner_id, c.time_limit, c.current_question,
            c.question_started_at,
-           (SELECT count(*) FROM lm) + (SELECT count(*) FROM lu) + (SELECT count(*) FROM ls)
+           (SELECT count(*) FROM ls) + (SELECT count(*) FROM lm) + (SELECT count(*) FROM lu)
                AS locked,
            coalesce(gm.answer_streak, 0) AS answer_streak,
            coalesce(gm.best_streak, 0) AS best_streak,
