@@ -490,7 +490,13 @@ class AnswerBatchWriter:
                 if attempt == RACE_ATTEMPTS:
                     raise
         for guild_id in sorted(touched):
-            await self._cache.invalidate(SCORES, guild_id)
+            try:
+                await self._cache.invalidate(SCORES, guild_id)
+            except Exception:
+                # Committed already: the answers count. A cache that cannot be told
+                # only serves boards until their TTL; failing the callers would make
+                # them retry answers that are stored.
+                log.exception("could not invalidate the scores cache of guild %s", guild_id)
         for i, first in repeats:
             original = results[first]
             counted = isinstance(original, Recorded) and original.reason in (None, "duplicate")

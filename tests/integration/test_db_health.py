@@ -351,3 +351,17 @@ async def test_the_app_wires_flags_breaker_and_monitor(database_url: str) -> Non
         assert defaults.quiz.answer_batcher.window == Settings().answer_group_commit_ms / 1000
     finally:
         await defaults.close()
+
+
+async def test_a_stuck_statement_is_cancelled_and_reported_as_unavailable(
+    database_url: str,
+) -> None:
+    engine = create_engine(Settings(db_command_timeout=0.2), database_url)
+    breaker = CircuitBreaker(failure_threshold=1, clock=FakeClock())
+    try:
+        with pytest.raises(DatabaseUnavailableError):
+            async with create_sessionmaker(engine, breaker)() as s:
+                await s.execute(text("SELECT pg_sleep(5)"))
+        assert breaker.state is BreakerState.OPEN
+    finally:
+        await engine.dispose()
