@@ -679,6 +679,8 @@ class AnswerBatchWriter:
         Sums are exact, walked back from the row the update returned. The streak
         before the batch is exact too when all of the member's answers were correct
         (final streak minus their number); otherwise it is the one read in step 1.
+        XP (and so the level) after an answer includes the rewards of achievements
+        earned by the member's earlier answers in the batch, as it would one by one.
         """
         out: dict[int, _After] = {}
         for key, answers in by_member.items():
@@ -697,6 +699,7 @@ class AnswerBatchWriter:
                 streak = first_ctx.answer_streak
             best = max(first_ctx.best_streak, streak)
             held = set(first_ctx.held)
+            rewards = 0  # XP of achievements earned earlier in this batch (step 4 adds it)
             for n, (a, (points, xp, answered, correct)) in enumerate(
                 zip(answers, sums, strict=True)
             ):
@@ -710,14 +713,15 @@ class AnswerBatchWriter:
                     answer_streak=last.answer_streak if is_last else streak,
                     best_streak=last.best_streak if is_last else best,
                     daily_streak=last.daily_streak,
-                    level=last.level if is_last else level_for_xp(xp),
+                    level=level_for_xp(xp + rewards),
                     points=points,
-                    xp=xp,
+                    xp=xp + rewards,
                 )
                 snapshot = progress_snapshot(
                     state, last_response_ms=a.response_ms, last_correct=a.item.correct
                 )
                 state.wanted = [c for c in catalogue.earned(snapshot) if c not in held]
                 held.update(state.wanted)
+                rewards += sum(catalogue.CATALOGUE_BY_CODE[c].xp_reward for c in state.wanted)
                 out[a.index] = state
         return out

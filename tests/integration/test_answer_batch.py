@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
@@ -17,7 +17,7 @@ from quizbot import models
 from quizbot.cache import QuizCache
 from quizbot.errors import NotFoundError
 from quizbot.observability import count_statements
-from quizbot.repositories import AchievementRepository
+from quizbot.repositories import AchievementRepository, MemberRepository
 from quizbot.services.achievements import catalogue_rows
 from quizbot.services.answer_batch import AnswerBatchWriter, GroupCommitter
 from quizbot.services.quiz import AnswerOutcome, QuestionView, QuizFilters, QuizService
@@ -173,9 +173,25 @@ PLAN = [
 ]
 
 
+@pytest.mark.parametrize("streak_before", [0, 4])
 async def test_one_batch_gives_each_caller_what_one_by_one_would(
-    bank: None, sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession
+    bank: None,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
+    streak_before: int,
 ) -> None:
+    if streak_before:  # members already on a streak in both guilds
+        for guild in (GUILD, OTHER_GUILD):
+            for user in PLAYERS[1:4]:
+                await MemberRepository(session=session).ensure(
+                    guild_id=guild, user_id=user, display_name=f"p{user % 1000}"
+                )
+        await session.execute(
+            update(models.GuildMember)
+            .where(models.GuildMember.user_id.in_(PLAYERS[1:4]))
+            .values(answer_streak=streak_before, best_streak=streak_before + 1)
+        )
+        await session.commit()
     one_by_one = _service(sessionmaker, batch=None)
     expected = []
     views = [await _channel_quiz(one_by_one, c, OTHER_GUILD) for c in CHANNELS[6:11]]
@@ -196,7 +212,8 @@ async def test_one_batch_gives_each_caller_what_one_by_one_would(
     assert [essentials(o) for o in outcomes] == [essentials(o) for o in expected]
     assert await _member_rows(session, GUILD) == await _member_rows(session, OTHER_GUILD)
     member = (await _member_rows(session, GUILD))[PLAYERS[1]]
-    assert member[4:] == (2, 2)  # streak 2 after the wrong third answer; best 2
+    # Two right (extending the streak), one wrong, two right: streak 2.
+    assert member[4:] == (2, max(2, streak_before + 2, streak_before + 1))
 
 
 async def test_a_batch_is_two_statements_or_three_with_awards(
