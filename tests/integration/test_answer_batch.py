@@ -25,7 +25,7 @@ from tests.factories import GuildFactory, QuestionFactory
 
 GUILD = 5_100_000_000_000_001
 OTHER_GUILD = 5_100_000_000_000_002
-CHANNELS = [5_100_000_000_000_100 + i for i in range(12)]
+CHANNELS = [5_100_000_000_000_100 + i for i in range(24)]
 PLAYERS = [5_100_000_000_000_200 + i for i in range(8)]
 # Long after every question started: the speed factor is at its floor, so points
 # depend only on correctness, difficulty and streak, and two runs compare exactly.
@@ -214,6 +214,35 @@ async def test_one_batch_gives_each_caller_what_one_by_one_would(
     member = (await _member_rows(session, GUILD))[PLAYERS[1]]
     # Two right (extending the streak), one wrong, two right: streak 2.
     assert member[4:] == (2, max(2, streak_before + 2, streak_before + 1))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_random_batches_match_one_by_one(
+    bank: None, sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession, seed: int
+) -> None:
+    rng = random.Random(seed)
+    sessions = 10
+    plan = [
+        (c, user, rng.choice(["Alpha", "Alpha", "Beta"]))
+        for c in range(sessions)
+        for user in PLAYERS[1:4]
+        if rng.random() < 0.8
+    ]
+    plan += [rng.choice(plan) for _ in range(5)]  # double clicks, later
+    rng.shuffle(plan)
+    one_by_one = _service(sessionmaker, batch=None)
+    views = [await _channel_quiz(one_by_one, c, OTHER_GUILD) for c in CHANNELS[12 : 12 + sessions]]
+    expected = [await _click(one_by_one, views[c], u, g) for c, u, g in plan]
+    batched = _service(sessionmaker, batch=len(plan))
+    outcomes = await _scenario(batched, GUILD, CHANNELS[:sessions], plan)
+
+    def essentials(o: AnswerOutcome) -> tuple[object, ...]:
+        codes = tuple(a.code for a in o.achievements)
+        return (o.recorded, o.reason, o.points, o.xp, o.streak, o.level, o.level_up,
+                o.total_points, codes)  # fmt: skip
+
+    assert [essentials(o) for o in outcomes] == [essentials(o) for o in expected]
+    assert await _member_rows(session, GUILD) == await _member_rows(session, OTHER_GUILD)
 
 
 async def test_a_batch_is_two_statements_or_three_with_awards(
