@@ -121,6 +121,7 @@ class App:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor_task
             self._monitor_task = None
+        log.info("database pool at shutdown: %s", self.pool_monitor.status().describe())
         self.pool_monitor.remove()
         await self.cache.close()
         await self.engine.dispose()

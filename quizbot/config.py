@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # connection and PgBouncer may hand the next transaction another.
     db_statement_cache_size: int = Field(default=500, ge=0, le=100_000)
     db_pgbouncer: bool = False
+    # A statement running longer than this (seconds) is cancelled and fails, so an
+    # interaction never waits on a stuck query; 0 means no limit.
+    db_command_timeout: float = Field(default=60.0, ge=0)
     db_application_name: str = "quizbot"
     # Pool monitoring: a warning is logged every interval while the pool is busier
     # than this share of size + overflow, or a checkout waited longer than the

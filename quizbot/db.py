@@ -48,6 +48,8 @@ def connect_args(settings: Settings) -> dict[str, Any]:
         # SQLAlchemy's adapter keeps a second cache of prepared statements.
         "prepared_statement_cache_size": settings.db_statement_cache_size,
     }
+    if settings.db_command_timeout:
+        args["command_timeout"] = settings.db_command_timeout
     if settings.db_pgbouncer:
         # PgBouncer in transaction mode may run each transaction on another server
         # connection, where a named prepared statement does not exist: no caches,

@@ -130,10 +130,10 @@ _BATCH_AWARD = text(
         -- Rows are locked in key order before they are updated, so two batches that
         -- share members wait for each other instead of deadlocking.
         SELECT gm.user_id FROM guild_members gm JOIN v ON v.user_id = gm.user_id
-        WHERE gm.guild_id = :guild_id ORDER BY gm.user_id FOR UPDATE OF gm
+        WHERE gm.guild_id = :guild_id ORDER BY gm.user_id FOR NO KEY UPDATE OF gm
     ), lu AS (
         SELECT users.user_id FROM users JOIN v ON v.user_id = users.user_id
-        ORDER BY users.user_id FOR UPDATE OF users
+        ORDER BY users.user_id FOR NO KEY UPDATE OF users
     ), m AS (
         UPDATE guild_members gm SET
             points = gm.points + v.points,

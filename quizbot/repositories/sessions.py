@@ -71,6 +71,26 @@ class SessionRepository(Repository[QuizSession]):
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def advance_returning(self, *, session_id: int, from_position: int) -> QuizSession | None:
+        """`advance`, returning the moved session in the same statement.
+
+        Returns None (and moves nothing) when the session is not at
+        `from_position`, is not running, or is at its last question.
+        """
+        stmt = (
+            update(QuizSession)
+            .where(
+                QuizSession.id == session_id,
+                QuizSession.position == from_position,
+                QuizSession.status == SessionStatus.ACTIVE,
+                func.cardinality(QuizSession.question_ids) > from_position + 1,
+            )
+            .values(position=QuizSession.position + 1, question_started_at=func.now())
+            .returning(QuizSession)
+            .execution_options(populate_existing=True, synchronize_session=False)
+        )
+        return (await self.session.scalars(stmt)).one_or_none()
+
     async def finish(
         self, *, session_id: int, status: SessionStatus = SessionStatus.FINISHED
     ) -> bool:

@@ -7,21 +7,26 @@ is full), hands the batch to a flush function, and resolves every caller's futur
 with exactly its own result, after the commit. If the flush raises, every caller
 of that batch gets the exception: nobody is left waiting.
 
-`AnswerBatchWriter` is the flush for answers:
+`AnswerBatchWriter` is the flush for answers, one transaction per batch:
 
 1. `_BATCH_CONTEXT`: where every session stands, each member's streak and held
-   achievements, whether the answer already exists; and the user and member rows
-   of first-time players are created (so step 2 can update rows that exist).
+   achievements, whether the answer already exists; the user and member rows of
+   first-time players are created, and the rows step 3 updates are locked in key
+   order (so two bot processes sharing members queue instead of deadlocking).
 2. Scores are computed in Python (scoring is pure Python), member by member in
    arrival order, so a member with two answers in the batch (two sessions) gets
-   the streak bonus the second answer earns.
-3. `_BATCH_RECORD`: one data-modifying statement inserts the answers (a repeat
-   inserts nothing: unique constraint), aggregates what was actually inserted per
-   member, per user and per session, and updates each row once. `UPDATE ... FROM`
-   applies only one source row per target row, hence the aggregation; streaks are
-   computed from the runs of correct answers in arrival order.
+   the streak bonus the second answer earns. The deltas are then summed per
+   member, per user and per session: `UPDATE ... FROM` applies one source row per
+   target row, so a key must appear once.
+3. `_BATCH_RECORD`: one statement inserts the answers (a repeat inserts nothing:
+   unique constraint) and applies the summed deltas. It also reports how many
+   answers were inserted; if another process stored one of them since step 1, the
+   sums would count it, so the whole transaction is rolled back and run again.
 4. `_BATCH_AWARD` (only when someone earned something): every new achievement of
    the batch and its XP reward in one statement.
+
+So a batch is two statements (three with awards) however many answers it holds;
+one answer on its own (ANSWER_GROUP_COMMIT=false) is two statements too.
 """
 
 from __future__ import annotations
@@ -42,10 +47,13 @@ from quizbot.errors import NotFoundError
 from quizbot.levels import LEVEL_SQL, level_for_xp
 from quizbot.models import Difficulty, SessionMode, SessionStatus
 from quizbot.services import achievements as catalogue
-from quizbot.services.guild_settings import GuildSettingsService
+from quizbot.services.guild_settings import GuildSettings, GuildSettingsService
 from quizbot.services.scoring import score_answer
 
 log = logging.getLogger(__name__)
+
+# Attempts when another process stores one of the batch's answers concurrently.
+RACE_ATTEMPTS = 3
 
 I = TypeVar("I")  # noqa: E741 - the conventional name of an item type
 R = TypeVar("R")
@@ -247,9 +255,25 @@ _BATCH_CONTEXT = text(
         SELECT DISTINCT ON (guild_id, user_id) guild_id, user_id, name FROM c WHERE ok
         ORDER BY guild_id, user_id, ord DESC
         ON CONFLICT (guild_id, user_id) DO NOTHING
+    ), lm AS (
+        -- The rows step 3 updates, locked now in one order (sessions, members, users,
+        -- each by key; `finish` takes them in that order too): two batches that share
+        -- rows (two bot processes) queue instead of deadlocking, and the streaks read
+        -- here stay what step 3 updates. NO KEY UPDATE, like the UPDATE itself, so
+        -- foreign-key checks of concurrent inserts are not blocked.
+        SELECT t.guild_id FROM c JOIN guild_members t USING (guild_id, user_id)
+        WHERE c.ok ORDER BY t.guild_id, t.user_id FOR NO KEY UPDATE OF t
+    ), lu AS (
+        SELECT t.user_id FROM c JOIN users t USING (user_id)
+        WHERE c.ok ORDER BY t.user_id FOR NO KEY UPDATE OF t
+    ), ls AS (
+        SELECT q.id FROM c JOIN quiz_sessions q ON q.id = c.session_id
+        WHERE c.ok ORDER BY q.id FOR NO KEY UPDATE OF q
     )
     SELECT c.ord, c.status, c.guild_id, c.mode, c.owner_id, c.time_limit, c.current_question,
            c.question_started_at,
+           (SELECT count(*) FROM ls) + (SELECT count(*) FROM lm) + (SELECT count(*) FROM lu)
+               AS locked,
            coalesce(gm.answer_streak, 0) AS answer_streak,
            coalesce(gm.best_streak, 0) AS best_streak,
            coalesce((SELECT array_agg(ua.code) FROM user_achievements ua
@@ -266,61 +290,39 @@ _DAILY = """CASE WHEN t.last_active_day = p.today THEN t.daily_streak
                  WHEN t.last_active_day = p.today - 1 THEN t.daily_streak + 1
                  ELSE 1 END"""
 
+# Step 3. The per-member, per-user and per-session sums come aggregated from Python
+# (one row per key: UPDATE ... FROM applies a single source row per target), so no
+# CTE is joined to another: with a generic plan their row estimates are guesses, and
+# a nested loop over two CTE scans would be quadratic in the batch size. The sums
+# assume every answer inserts (step 1 found none of them); `inserted` says whether
+# that held, and if a concurrent process won a race the batch is rolled back and run
+# again, so no total ever counts an answer that was not stored.
 _BATCH_RECORD = text(
     f"""
-    WITH v AS (
-        SELECT * FROM unnest(
-            CAST(:ords AS int[]), CAST(:session_ids AS bigint[]), CAST(:question_ids AS bigint[]),
-            CAST(:user_ids AS bigint[]), CAST(:guild_ids AS bigint[]), CAST(:topics AS text[]),
-            CAST(:givens AS text[]), CAST(:names AS text[]), CAST(:corrects AS boolean[]),
-            CAST(:response_ms AS int[]), CAST(:points AS int[]), CAST(:xps AS bigint[]),
-            CAST(:days AS date[])
-        ) AS v(ord, session_id, question_id, user_id, guild_id, topic, given, name, correct,
-               response_ms, points, xp, today)
-    ), ins AS (
+    WITH ins AS (
         INSERT INTO answers (session_id, question_id, user_id, guild_id, topic, given,
                              correct, response_ms, points)
-        SELECT session_id, question_id, user_id, guild_id, topic, given,
-               correct, response_ms, points
-        FROM v ORDER BY ord
+        SELECT * FROM unnest(
+            CAST(:session_ids AS bigint[]), CAST(:question_ids AS bigint[]),
+            CAST(:user_ids AS bigint[]), CAST(:guild_ids AS bigint[]), CAST(:topics AS text[]),
+            CAST(:givens AS text[]), CAST(:corrects AS boolean[]), CAST(:response_ms AS int[]),
+            CAST(:points AS int[])
+        )
         ON CONFLICT (session_id, question_id, user_id) DO NOTHING
-        RETURNING session_id, question_id, user_id
-    ), got AS (
-        -- What was really inserted: a repeat that lost the race changes nothing.
-        SELECT v.* FROM v JOIN ins USING (session_id, question_id, user_id)
-    ), runs AS (
-        -- grp = wrong answers so far (arrival order); a run is the correct answers of
-        -- one grp. Run 0 extends the member's streak; later runs start from zero.
-        SELECT guild_id, user_id, grp, count(*) FILTER (WHERE correct) AS run
-        FROM (
-            SELECT guild_id, user_id, correct,
-                   count(*) FILTER (WHERE NOT correct)
-                       OVER (PARTITION BY guild_id, user_id ORDER BY ord) AS grp
-            FROM got
-        ) w
-        GROUP BY guild_id, user_id, grp
+        RETURNING 1
     ), p AS (
-        -- One row per member: UPDATE ... FROM applies a single source row per target.
-        SELECT g.*, r.has_wrong, r.lead_run, r.tail_run, r.inner_best
-        FROM (
-            SELECT guild_id, user_id, sum(points) AS points, sum(xp) AS xp,
-                   count(*) AS answered, count(*) FILTER (WHERE correct) AS correct,
-                   max(today) AS today, (array_agg(name ORDER BY ord DESC))[1] AS name
-            FROM got GROUP BY guild_id, user_id
-        ) g
-        JOIN (
-            SELECT guild_id, user_id, max(grp) > 0 AS has_wrong,
-                   coalesce(sum(run) FILTER (WHERE grp = 0), 0) AS lead_run,
-                   (array_agg(run ORDER BY grp DESC))[1] AS tail_run,
-                   coalesce(max(run) FILTER (WHERE grp > 0), 0) AS inner_best
-            FROM runs GROUP BY guild_id, user_id
-        ) r USING (guild_id, user_id)
-    ), lm AS (
-        -- Lock in key order before updating: two batches (two bot processes) that
-        -- share members then wait for each other instead of deadlocking.
-        SELECT t.guild_id, t.user_id FROM guild_members t JOIN p USING (guild_id, user_id)
-        ORDER BY t.guild_id, t.user_id FOR UPDATE OF t
+        SELECT * FROM unnest(
+            CAST(:m_guild_ids AS bigint[]), CAST(:m_user_ids AS bigint[]),
+            CAST(:m_points AS bigint[]), CAST(:m_xp AS bigint[]), CAST(:m_answered AS int[]),
+            CAST(:m_correct AS int[]), CAST(:m_has_wrong AS boolean[]), CAST(:m_lead AS int[]),
+            CAST(:m_tail AS int[]), CAST(:m_inner AS int[]), CAST(:m_today AS date[]),
+            CAST(:m_names AS text[])
+        ) AS p(guild_id, user_id, points, xp, answered, correct, has_wrong, lead_run, tail_run,
+               inner_best, today, name)
     ), m AS (
+        -- Streaks: lead_run = correct answers before the first wrong one (they extend
+        -- the streak), tail_run = after the last wrong one, inner_best = the longest
+        -- run after a wrong one.
         UPDATE guild_members t SET
             points = t.points + p.points,
             xp = t.xp + p.xp,
@@ -335,16 +337,10 @@ _BATCH_RECORD = text(
             last_active_day = p.today,
             display_name = p.name,
             last_active = now()
-        FROM p JOIN lm USING (guild_id, user_id)
+        FROM p
         WHERE t.guild_id = p.guild_id AND t.user_id = p.user_id
         RETURNING t.guild_id, t.user_id, t.points, t.xp, t.level, t.answered, t.correct,
                   t.quizzes_taken, t.answer_streak, t.best_streak, t.daily_streak
-    ), pu AS (
-        SELECT user_id, sum(points) AS points, sum(xp) AS xp,
-               (array_agg(name ORDER BY ord DESC))[1] AS name
-        FROM got GROUP BY user_id
-    ), lu AS (
-        SELECT t.user_id FROM users t JOIN pu USING (user_id) ORDER BY t.user_id FOR UPDATE OF t
     ), u AS (
         UPDATE users t SET
             points = t.points + pu.points,
@@ -352,24 +348,25 @@ _BATCH_RECORD = text(
             level = {LEVEL_SQL.format(xp="t.xp + pu.xp")},
             name = pu.name,
             last_active = now()
-        FROM pu JOIN lu USING (user_id) WHERE t.user_id = pu.user_id
-    ), ps AS (
-        SELECT session_id, count(*) AS answered, count(*) FILTER (WHERE correct) AS correct,
-               sum(points) AS points
-        FROM got GROUP BY session_id
-    ), ls AS (
-        SELECT q.id FROM quiz_sessions q JOIN ps ON ps.session_id = q.id
-        ORDER BY q.id FOR UPDATE OF q
+        FROM unnest(
+            CAST(:u_ids AS bigint[]), CAST(:u_points AS bigint[]), CAST(:u_xp AS bigint[]),
+            CAST(:u_names AS text[])
+        ) AS pu(user_id, points, xp, name)
+        WHERE t.user_id = pu.user_id
     ), s AS (
         UPDATE quiz_sessions q SET
             answered_count = q.answered_count + ps.answered,
             correct_count = q.correct_count + ps.correct,
             points_earned = q.points_earned + ps.points
-        FROM ps JOIN ls ON ls.id = ps.session_id WHERE q.id = ps.session_id
+        FROM unnest(
+            CAST(:s_ids AS bigint[]), CAST(:s_answered AS int[]), CAST(:s_correct AS int[]),
+            CAST(:s_points AS bigint[])
+        ) AS ps(session_id, answered, correct, points)
+        WHERE q.id = ps.session_id
     )
-    SELECT got.ord, m.points, m.xp, m.level, m.answered, m.correct, m.quizzes_taken,
-           m.answer_streak, m.best_streak, m.daily_streak
-    FROM got JOIN m ON m.guild_id = got.guild_id AND m.user_id = got.user_id
+    SELECT m.*, NULL AS inserted FROM m
+    UNION ALL
+    SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, count(*) FROM ins
     """
 )
 
@@ -435,6 +432,26 @@ class _After:
     wanted: list[str] = field(default_factory=list)
 
 
+class RaceLostError(Exception):
+    """Another process stored one of the batch's answers between steps 1 and 3."""
+
+
+def _runs(answers: Sequence[_Accepted]) -> list[int]:
+    """Correct answers before the first wrong one, then after each wrong one."""
+    runs = [0]
+    for a in answers:
+        if a.item.correct:
+            runs[-1] += 1
+        else:
+            runs.append(0)
+    return runs
+
+
+def by_member_guilds(by_member: dict[tuple[int, int], list[_Accepted]]) -> set[int]:
+    """The guilds whose scores the batch changed."""
+    return {guild_id for guild_id, _user in by_member}
+
+
 class AnswerBatchWriter:
     """Writes a batch of answers in one transaction (see the module docstring)."""
 
@@ -461,12 +478,25 @@ class AnswerBatchWriter:
                 first_of[key] = i
         firsts = list(first_of.values())
         touched: set[int] = set()
-        async with self._sessions() as session, session.begin():
-            accepted = await self._check(session, items, firsts, results)
-            if accepted:
-                touched = await self._record(session, accepted, results)
+        for attempt in range(1, RACE_ATTEMPTS + 1):
+            try:
+                async with self._sessions() as session, session.begin():
+                    accepted = await self._check(session, items, firsts, results)
+                    if accepted:
+                        touched = await self._record(session, accepted, results)
+                break
+            except RaceLostError:
+                # Rolled back; step 1 of the next attempt sees the stored answers.
+                if attempt == RACE_ATTEMPTS:
+                    raise
         for guild_id in sorted(touched):
-            await self._cache.invalidate(SCORES, guild_id)
+            try:
+                await self._cache.invalidate(SCORES, guild_id)
+            except Exception:
+                # Committed already: the answers count. A cache that cannot be told
+                # only serves boards until their TTL; failing the callers would make
+                # them retry answers that are stored.
+                log.exception("could not invalidate the scores cache of guild %s", guild_id)
         for i, first in repeats:
             original = results[first]
             counted = isinstance(original, Recorded) and original.reason in (None, "duplicate")
@@ -496,6 +526,7 @@ class AnswerBatchWriter:
             },
         )
         ctx_of = {r.ord: r for r in rows}
+        settings_of: dict[int, GuildSettings] = {}
         streaks: dict[tuple[int, int], int] = {}
         accepted: list[_Accepted] = []
         for i in firsts:
@@ -510,7 +541,9 @@ class AnswerBatchWriter:
             if reason is not None:
                 results[i] = Recorded.rejected(reason)
                 continue
-            guild_settings = await self._settings.get(ctx.guild_id)
+            guild_settings = settings_of.get(ctx.guild_id)
+            if guild_settings is None:
+                guild_settings = settings_of[ctx.guild_id] = await self._settings.get(ctx.guild_id)
             started = ctx.question_started_at or it.now
             response_ms = max(0, int((it.now - started).total_seconds() * 1000))
             key = (ctx.guild_id, it.user_id)
@@ -544,34 +577,61 @@ class AnswerBatchWriter:
         accepted: list[_Accepted],
         results: list[Recorded | BaseException | None],
     ) -> set[int]:
-        """Statements 2 and 3; fills `results` for the accepted answers."""
-        final = {
-            r.ord: r
-            for r in await session.execute(
-                _BATCH_RECORD,
-                {
-                    "ords": [a.index for a in accepted],
-                    "session_ids": [a.item.session_id for a in accepted],
-                    "question_ids": [a.item.question_id for a in accepted],
-                    "user_ids": [a.item.user_id for a in accepted],
-                    "guild_ids": [a.guild_id for a in accepted],
-                    "topics": [a.item.topic for a in accepted],
-                    "givens": [a.item.given[:200] for a in accepted],
-                    "names": [a.item.name[:100] for a in accepted],
-                    "corrects": [a.item.correct for a in accepted],
-                    "response_ms": [a.response_ms for a in accepted],
-                    "points": [a.points for a in accepted],
-                    "xps": [a.xp for a in accepted],
-                    "days": [a.today for a in accepted],
-                },
-            )
-        }
+        """Steps 3 and 4; fills `results` for the accepted answers."""
         by_member: dict[tuple[int, int], list[_Accepted]] = {}
-        for a in accepted:
-            if a.index in final:
-                by_member.setdefault((a.guild_id, a.item.user_id), []).append(a)
-            else:  # inserted concurrently by someone else: a repeat after all
-                results[a.index] = Recorded.rejected("duplicate")
+        by_user: dict[int, list[_Accepted]] = {}
+        by_session: dict[int, list[_Accepted]] = {}
+        for a in accepted:  # arrival order
+            by_member.setdefault((a.guild_id, a.item.user_id), []).append(a)
+            by_user.setdefault(a.item.user_id, []).append(a)
+            by_session.setdefault(a.item.session_id, []).append(a)
+        members, users, sessions = sorted(by_member), sorted(by_user), sorted(by_session)
+        runs = {key: _runs(by_member[key]) for key in members}
+        rows = await session.execute(
+            _BATCH_RECORD,
+            {
+                "session_ids": [a.item.session_id for a in accepted],
+                "question_ids": [a.item.question_id for a in accepted],
+                "user_ids": [a.item.user_id for a in accepted],
+                "guild_ids": [a.guild_id for a in accepted],
+                "topics": [a.item.topic for a in accepted],
+                "givens": [a.item.given[:200] for a in accepted],
+                "corrects": [a.item.correct for a in accepted],
+                "response_ms": [a.response_ms for a in accepted],
+                "points": [a.points for a in accepted],
+                "m_guild_ids": [g for g, _u in members],
+                "m_user_ids": [u for _g, u in members],
+                "m_points": [sum(a.points for a in by_member[k]) for k in members],
+                "m_xp": [sum(a.xp for a in by_member[k]) for k in members],
+                "m_answered": [len(by_member[k]) for k in members],
+                "m_correct": [sum(a.item.correct for a in by_member[k]) for k in members],
+                "m_has_wrong": [len(runs[k]) > 1 for k in members],
+                "m_lead": [runs[k][0] for k in members],
+                "m_tail": [runs[k][-1] for k in members],
+                "m_inner": [max(runs[k][1:], default=0) for k in members],
+                "m_today": [max(a.today for a in by_member[k]) for k in members],
+                "m_names": [by_member[k][-1].item.name[:100] for k in members],
+                "u_ids": users,
+                "u_points": [sum(a.points for a in by_user[u]) for u in users],
+                "u_xp": [sum(a.xp for a in by_user[u]) for u in users],
+                "u_names": [by_user[u][-1].item.name[:100] for u in users],
+                "s_ids": sessions,
+                "s_answered": [len(by_session[s]) for s in sessions],
+                "s_correct": [sum(a.item.correct for a in by_session[s]) for s in sessions],
+                "s_points": [sum(a.points for a in by_session[s]) for s in sessions],
+            },
+        )
+        final: dict[tuple[int, int], Any] = {}
+        inserted = None
+        for r in rows:
+            if r.inserted is not None:
+                inserted = r.inserted
+            else:
+                final[(r.guild_id, r.user_id)] = r
+        if inserted != len(accepted) or len(final) != len(by_member):
+            raise RaceLostError(
+                f"{len(accepted) - (inserted or 0)} answers of the batch were stored concurrently"
+            )
         after = self._replay(by_member, final)
         awarded: set[tuple[int, int, str]] = set()
         wanted = [
@@ -581,7 +641,7 @@ class AnswerBatchWriter:
             for code in after[a.index].wanted
         ]
         if wanted:
-            rows = await session.execute(
+            award_rows = await session.execute(
                 _BATCH_AWARD,
                 {
                     "user_ids": [w[0] for w in wanted],
@@ -590,7 +650,7 @@ class AnswerBatchWriter:
                     "xps": [catalogue.CATALOGUE_BY_CODE[w[2]].xp_reward for w in wanted],
                 },
             )
-            awarded = {(r.user_id, r.guild_id, r.code) for r in rows}
+            awarded = {(r.user_id, r.guild_id, r.code) for r in award_rows}
         for (guild_id, user_id), answers in by_member.items():
             for a in answers:
                 state = after[a.index]
@@ -608,21 +668,23 @@ class AnswerBatchWriter:
                         if (user_id, guild_id, c) in awarded
                     ),
                 )
-        return {guild_id for guild_id, _u in by_member}
+        return set(by_member_guilds(by_member))
 
     @staticmethod
     def _replay(
-        by_member: dict[tuple[int, int], list[_Accepted]], final: dict[int, Any]
+        by_member: dict[tuple[int, int], list[_Accepted]], final: dict[tuple[int, int], Any]
     ) -> dict[int, _After]:
         """Each member's counters after each of their answers, and what each one earned.
 
         Sums are exact, walked back from the row the update returned. The streak
         before the batch is exact too when all of the member's answers were correct
         (final streak minus their number); otherwise it is the one read in step 1.
+        XP (and so the level) after an answer includes the rewards of achievements
+        earned by the member's earlier answers in the batch, as it would one by one.
         """
         out: dict[int, _After] = {}
-        for answers in by_member.values():
-            last = final[answers[-1].index]
+        for key, answers in by_member.items():
+            last = final[key]
             points, xp, answered, correct = last.points, last.xp, last.answered, last.correct
             sums: list[tuple[int, int, int, int]] = []
             for a in reversed(answers):
@@ -637,6 +699,7 @@ class AnswerBatchWriter:
                 streak = first_ctx.answer_streak
             best = max(first_ctx.best_streak, streak)
             held = set(first_ctx.held)
+            rewards = 0  # XP of achievements earned earlier in this batch (step 4 adds it)
             for n, (a, (points, xp, answered, correct)) in enumerate(
                 zip(answers, sums, strict=True)
             ):
@@ -650,14 +713,15 @@ class AnswerBatchWriter:
                     answer_streak=last.answer_streak if is_last else streak,
                     best_streak=last.best_streak if is_last else best,
                     daily_streak=last.daily_streak,
-                    level=last.level if is_last else level_for_xp(xp),
+                    level=level_for_xp(xp + rewards),
                     points=points,
-                    xp=xp,
+                    xp=xp + rewards,
                 )
                 snapshot = progress_snapshot(
                     state, last_response_ms=a.response_ms, last_correct=a.item.correct
                 )
                 state.wanted = [c for c in catalogue.earned(snapshot) if c not in held]
                 held.update(state.wanted)
+                rewards += sum(catalogue.CATALOGUE_BY_CODE[c].xp_reward for c in state.wanted)
                 out[a.index] = state
         return out

@@ -19,6 +19,7 @@ Free-text rule, in order (the first that applies decides):
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -68,6 +69,7 @@ def normalise(text: str) -> str:
     return _normalise(text, keep_decimals=False)
 
 
+@functools.lru_cache(maxsize=16384)
 def _key(text: str) -> str:
     """`normalise`, except that decimal marks and minus signs of numbers are kept.
 

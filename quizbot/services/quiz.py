@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 MIN_QUESTIONS, MAX_QUESTIONS = 1, 50
 DIFFICULTIES = ("easy", "medium", "hard", "mixed")
+# Questions kept in process memory (their content never changes; see `question`).
+QUESTION_MEMO_SIZE = 20_000
 # How many recent answers count as "seen recently" when choosing questions.
 RECENT_WINDOW = 300
 
@@ -391,6 +393,7 @@ class QuizService:
             )
         self._pool = cache.memoize("pool", self._load_pool, ttl=300)
         self._question = cache.memoize("question", self._load_question, ttl=3600)
+        self._question_memo: dict[int, QuestionData] = {}
         self._topics = cache.memoize("topics", self._load_topics, ttl=300)
 
     # -- cached reads -------------------------------------------------------
@@ -450,9 +453,18 @@ class QuizService:
         Raises:
             NotFoundError: no such question.
         """
+        data = self._question_memo.get(question_id)
+        if data is not None:
+            return data
         data = await self._question(question_id)
         if data is None:
             raise NotFoundError(f"question {question_id} not found")
+        if self._cache.enabled:
+            # Immutable once written, so an in-process copy never goes stale; it
+            # saves the shared cache's round trip on every answer.
+            if len(self._question_memo) >= QUESTION_MEMO_SIZE:
+                self._question_memo.clear()
+            self._question_memo[question_id] = data
         return data
 
     # -- the game -----------------------------------------------------------
@@ -776,17 +788,24 @@ class QuizService:
         Two callers advancing from the same position move the quiz once; the
         second gets the question the first moved to.
         """
-        async with self._sessions() as session, session.begin():
-            repo = SessionRepository(session=session)
-            row = await repo.require(session_id)
-            if row.status is not SessionStatus.ACTIVE:
-                return None
-            if row.position == from_position:
-                if from_position + 1 >= len(row.question_ids):
-                    return None
-                await repo.advance(session_id=session_id, from_position=from_position)
+
+        async def move() -> QuizSession | None:
+            async with self._sessions() as session, session.begin():
+                repo = SessionRepository(session=session)
+                # The usual case, one statement: move and read the moved row.
+                moved = await repo.advance_returning(
+                    session_id=session_id, from_position=from_position
+                )
+                if moved is not None:
+                    return moved
+                # Not running, at its last question, or already moved by another caller.
                 row = await repo.require(session_id)
-        if row.position >= len(row.question_ids):
+                if row.status is not SessionStatus.ACTIVE or row.position == from_position:
+                    return None
+                return row
+
+        row = await retry_transient(move)
+        if row is None or row.position >= len(row.question_ids):
             return None
         return await self._view(row)
 

@@ -6,9 +6,10 @@ import asyncio
 import datetime as dt
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
@@ -16,15 +17,15 @@ from quizbot import models
 from quizbot.cache import QuizCache
 from quizbot.errors import NotFoundError
 from quizbot.observability import count_statements
-from quizbot.repositories import AchievementRepository
+from quizbot.repositories import AchievementRepository, MemberRepository
 from quizbot.services.achievements import catalogue_rows
-from quizbot.services.answer_batch import GroupCommitter
+from quizbot.services.answer_batch import AnswerBatchWriter, GroupCommitter
 from quizbot.services.quiz import AnswerOutcome, QuestionView, QuizFilters, QuizService
 from tests.factories import GuildFactory, QuestionFactory
 
 GUILD = 5_100_000_000_000_001
 OTHER_GUILD = 5_100_000_000_000_002
-CHANNELS = [5_100_000_000_000_100 + i for i in range(12)]
+CHANNELS = [5_100_000_000_000_100 + i for i in range(24)]
 PLAYERS = [5_100_000_000_000_200 + i for i in range(8)]
 # Long after every question started: the speed factor is at its floor, so points
 # depend only on correctness, difficulty and streak, and two runs compare exactly.
@@ -172,9 +173,25 @@ PLAN = [
 ]
 
 
+@pytest.mark.parametrize("streak_before", [0, 4])
 async def test_one_batch_gives_each_caller_what_one_by_one_would(
-    bank: None, sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession
+    bank: None,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
+    streak_before: int,
 ) -> None:
+    if streak_before:  # members already on a streak in both guilds
+        for guild in (GUILD, OTHER_GUILD):
+            for user in PLAYERS[1:4]:
+                await MemberRepository(session=session).ensure(
+                    guild_id=guild, user_id=user, display_name=f"p{user % 1000}"
+                )
+        await session.execute(
+            update(models.GuildMember)
+            .where(models.GuildMember.user_id.in_(PLAYERS[1:4]))
+            .values(answer_streak=streak_before, best_streak=streak_before + 1)
+        )
+        await session.commit()
     one_by_one = _service(sessionmaker, batch=None)
     expected = []
     views = [await _channel_quiz(one_by_one, c, OTHER_GUILD) for c in CHANNELS[6:11]]
@@ -195,7 +212,37 @@ async def test_one_batch_gives_each_caller_what_one_by_one_would(
     assert [essentials(o) for o in outcomes] == [essentials(o) for o in expected]
     assert await _member_rows(session, GUILD) == await _member_rows(session, OTHER_GUILD)
     member = (await _member_rows(session, GUILD))[PLAYERS[1]]
-    assert member[4:] == (2, 2)  # streak 2 after the wrong third answer; best 2
+    # Two right (extending the streak), one wrong, two right: streak 2.
+    assert member[4:] == (2, max(2, streak_before + 2, streak_before + 1))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_random_batches_match_one_by_one(
+    bank: None, sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession, seed: int
+) -> None:
+    rng = random.Random(seed)
+    sessions = 10
+    plan = [
+        (c, user, rng.choice(["Alpha", "Alpha", "Beta"]))
+        for c in range(sessions)
+        for user in PLAYERS[1:4]
+        if rng.random() < 0.8
+    ]
+    plan += [rng.choice(plan) for _ in range(5)]  # double clicks, later
+    rng.shuffle(plan)
+    one_by_one = _service(sessionmaker, batch=None)
+    views = [await _channel_quiz(one_by_one, c, OTHER_GUILD) for c in CHANNELS[12 : 12 + sessions]]
+    expected = [await _click(one_by_one, views[c], u, g) for c, u, g in plan]
+    batched = _service(sessionmaker, batch=len(plan))
+    outcomes = await _scenario(batched, GUILD, CHANNELS[:sessions], plan)
+
+    def essentials(o: AnswerOutcome) -> tuple[object, ...]:
+        codes = tuple(a.code for a in o.achievements)
+        return (o.recorded, o.reason, o.points, o.xp, o.streak, o.level, o.level_up,
+                o.total_points, codes)  # fmt: skip
+
+    assert [essentials(o) for o in outcomes] == [essentials(o) for o in expected]
+    assert await _member_rows(session, GUILD) == await _member_rows(session, OTHER_GUILD)
 
 
 async def test_a_batch_is_two_statements_or_three_with_awards(
@@ -383,3 +430,66 @@ async def test_two_processes_batching_the_same_clicks_count_each_once(
     assert sum(m[0] for m in members.values()) == sum(o.points for o in outcomes if o.recorded)
     for bot in bots:
         await bot.close()
+
+
+async def test_a_race_lost_to_another_process_rolls_back_and_reruns_the_batch(
+    bank: None,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    quiz = _service(sessionmaker, batch=2)
+    view = await _channel_quiz(quiz, CHANNELS[0])
+    original = AnswerBatchWriter._check
+    attempts: list[int] = []
+
+    async def check_then_race(self: AnswerBatchWriter, db: AsyncSession, *args: Any) -> Any:
+        accepted = await original(self, db, *args)
+        attempts.append(len(accepted))
+        if len(attempts) == 1:  # "another process" stores PLAYERS[1]'s answer first
+            db.add(
+                models.Answer(
+                    session_id=view.session_id,
+                    question_id=view.question_id,
+                    user_id=PLAYERS[1],
+                    guild_id=GUILD,
+                    topic="Batching",
+                    given="Alpha",
+                    correct=True,
+                    response_ms=1,
+                    points=1,
+                )
+            )
+            await db.flush()
+        return accepted
+
+    monkeypatch.setattr(AnswerBatchWriter, "_check", check_then_race)
+    outcomes = await asyncio.gather(
+        _click(quiz, view, PLAYERS[1], "Alpha"), _click(quiz, view, PLAYERS[2], "Alpha")
+    )
+    # First attempt: the totals would have counted an answer that was not stored, so
+    # the batch rolled back (taking the stand-in's row with it) and ran again.
+    assert attempts == [2, 2]
+    assert all(o.recorded for o in outcomes)
+    members = await _member_rows(session, GUILD)
+    sums = await _answer_sums(session, GUILD)
+    for user in PLAYERS[1:3]:
+        assert (members[user][0], members[user][2], members[user][3]) == sums[user]
+
+
+async def test_advance_is_one_statement_and_moves_once(
+    bank: None, sessionmaker: async_sessionmaker[AsyncSession], connection: AsyncConnection
+) -> None:
+    quiz = _service(sessionmaker, batch=None)
+    view = await _channel_quiz(quiz, CHANNELS[0])  # two questions
+    await quiz.question(view.question_id)
+    with count_statements(connection) as log:
+        second = await quiz.advance(view.session_id, view.position)
+    assert second is not None and second.position == 1
+    session_statements = [st for st in log.statements if "FROM questions" not in st]
+    # UPDATE ... RETURNING the moved session (the next question's text may be a
+    # cache miss here: a running bot usually has it).
+    assert len(session_statements) == 1, log.statements
+    again = await quiz.advance(view.session_id, view.position)  # a late second caller
+    assert again is not None and again.position == 1
+    assert await quiz.advance(view.session_id, 1) is None  # no third question

@@ -318,3 +318,50 @@ async def _other_process(database_url: str) -> asyncpg.Connection:
     return await asyncpg.connect(
         user=url.username, host=url.host, port=url.port, database=url.database
     )
+
+
+async def test_the_app_wires_flags_breaker_and_monitor(database_url: str) -> None:
+    from quizbot.app import App
+
+    settings = Settings(
+        answer_group_commit=False,
+        stats_single_statement=False,
+        cache_enabled=False,
+        db_breaker_failures=7,
+        db_pool_monitor_interval=60,
+    )
+    app = App.create(settings, database_url)
+    try:
+        assert app.quiz.answer_batcher is None
+        assert app.stats.stats_single_statement is False
+        assert app.cache.enabled is False
+        assert app.breaker.failure_threshold == 7
+        assert isinstance(app.engine.sync_engine.pool, MonitoredPool)
+        async with app.sessionmaker() as s:
+            assert s.breaker is app.breaker  # type: ignore[attr-defined]
+        await app.bootstrap(seed=False)
+        assert app._monitor_task is not None and not app._monitor_task.done()
+        assert app.pool_monitor.metrics.checkouts >= 1
+    finally:
+        await app.close()
+    assert app._monitor_task is None
+    defaults = App.create(Settings(), database_url)
+    try:
+        assert defaults.quiz.answer_batcher is not None
+        assert defaults.quiz.answer_batcher.window == Settings().answer_group_commit_ms / 1000
+    finally:
+        await defaults.close()
+
+
+async def test_a_stuck_statement_is_cancelled_and_reported_as_unavailable(
+    database_url: str,
+) -> None:
+    engine = create_engine(Settings(db_command_timeout=0.2), database_url)
+    breaker = CircuitBreaker(failure_threshold=1, clock=FakeClock())
+    try:
+        with pytest.raises(DatabaseUnavailableError):
+            async with create_sessionmaker(engine, breaker)() as s:
+                await s.execute(text("SELECT pg_sleep(5)"))
+        assert breaker.state is BreakerState.OPEN
+    finally:
+        await engine.dispose()

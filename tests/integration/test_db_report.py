@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from quizbot import cli
-from quizbot.config import Settings, get_settings
+from quizbot.config import Settings, get_settings, normalise_database_url
 from quizbot.db_report import collect
 
 
@@ -76,3 +78,25 @@ def test_the_command_prints_the_report(
     err = capsys.readouterr().err
     assert "pool settings" in err and "server connections" in err
     assert "pg_stat_statements" in err
+
+
+async def test_against_a_server_that_preloads_pg_stat_statements() -> None:
+    """Opt-in: QUIZBOT_TEST_PGSS_URL names a database on a server started with
+    shared_preload_libraries = 'pg_stat_statements' (the suite never restarts one)."""
+    url = os.environ.get("QUIZBOT_TEST_PGSS_URL")
+    if not url:
+        pytest.skip("QUIZBOT_TEST_PGSS_URL is not set")
+    engine = create_async_engine(normalise_database_url(url))
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+            await conn.commit()
+            for _ in range(3):
+                await conn.execute(text("SELECT count(*) FROM pg_class"))
+            report = await collect(conn, Settings(), top=50)
+    finally:
+        await engine.dispose()
+    assert report.statements_available, report.unavailable_reason
+    calls = {s.query: s.calls for s in report.top["calls"]}
+    assert calls.get("SELECT count(*) FROM pg_class", 0) >= 3
+    assert all(s.mean_ms <= s.total_ms for s in report.top["total"])
