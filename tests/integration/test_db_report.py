@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -11,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from quizbot import cli
 from quizbot.config import Settings, get_settings, normalise_database_url
 from quizbot.db_report import collect
+from tests.database import IN_CI
+from tests.pg_cluster import private_cluster, system_bin_dir
 
 
 async def test_without_the_extension_the_report_says_how_to_enable_it(
@@ -80,12 +83,27 @@ def test_the_command_prints_the_report(
     assert "pg_stat_statements" in err
 
 
-async def test_against_a_server_that_preloads_pg_stat_statements() -> None:
-    """Opt-in: QUIZBOT_TEST_PGSS_URL names a database on a server started with
-    shared_preload_libraries = 'pg_stat_statements' (the suite never restarts one)."""
-    url = os.environ.get("QUIZBOT_TEST_PGSS_URL")
-    if not url:
-        pytest.skip("QUIZBOT_TEST_PGSS_URL is not set")
+@pytest.fixture(scope="module")
+def pgss_url() -> Iterator[str]:
+    """A server that preloads pg_stat_statements: QUIZBOT_TEST_PGSS_URL, else a private
+    cluster of the system's PostgreSQL (CI has one; without it the test is skipped,
+    and with CI=true it fails)."""
+    configured = os.environ.get("QUIZBOT_TEST_PGSS_URL")
+    if configured:
+        yield normalise_database_url(configured)
+        return
+    bin_dir = system_bin_dir("pg_stat_statements")
+    if bin_dir is None:
+        if IN_CI:
+            raise RuntimeError("CI=true but no system PostgreSQL with pg_stat_statements")
+        pytest.skip("no system PostgreSQL with pg_stat_statements to start a private server")
+    with private_cluster(bin_dir, "shared_preload_libraries=pg_stat_statements") as url:
+        yield url
+
+
+async def test_against_a_server_that_preloads_pg_stat_statements(pgss_url: str) -> None:
+    """The report's top statements from a real pg_stat_statements."""
+    url = pgss_url
     engine = create_async_engine(normalise_database_url(url))
     try:
         async with engine.connect() as conn:
