@@ -604,10 +604,9 @@ async def play_one_question(scene: BotScene, user_id: int) -> None:
     await scene.summary()
 
 
-async def test_achievements_then_delete_my_data_with_confirmation(scene: BotScene) -> None:
+async def test_achievements_earned_and_locked(scene: BotScene) -> None:
     standin, alice = scene.standin, scene.alice
     await play_one_question(scene, alice.id)
-
     shown = await standin.invoke_command(scene.guild.id, scene.channel.id, alice.id, "achievements")
     earned = await shown.wait_original_message()
     held = await scene.scalar(
@@ -622,6 +621,28 @@ async def test_achievements_then_delete_my_data_with_confirmation(scene: BotScen
     } <= set(lines[:held])
     assert all(line.startswith("🔒") for line in lines[held:])
     assert not any(line.startswith("🔒") for line in lines[:held])
+    # Someone else's, by the member option.
+    theirs = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        alice.id,
+        "achievements",
+        options={"member": scene.bob.id},
+    )
+    assert str((await theirs.wait_original_message()).embeds[0]["title"]).startswith("🏅 bob: 0/")
+    standin.assert_no_violations()
+
+
+async def test_delete_my_data_asks_first_and_stops_my_running_quiz(scene: BotScene) -> None:
+    standin, alice = scene.standin, scene.alice
+    start = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, alice.id, "quiz start", options={"topic": "Physics"}
+    )
+    await start.wait_original_message()
+    first = await scene.question(1, 3)
+    click = await standin.click(first, button_for(first, answer_of(first)), alice.id)
+    await ephemeral_reply(click)
+    running = await scene.question(2, 3)
 
     async def ask() -> StoredMessage:
         asked = await standin.invoke_command(
@@ -648,11 +669,11 @@ async def test_achievements_then_delete_my_data_with_confirmation(scene: BotScen
         scene.channel.id, lambda m: m.content == "Your data is deleted."
     )
     assert done.ephemeral and done.visible_to == alice.id
-    for table in ("users", "guild_members", "answers", "user_achievements"):
+    for table in ("users", "guild_members", "answers", "user_achievements", "quiz_sessions"):
         left = await scene.scalar(f"SELECT count(*) FROM {table} WHERE user_id = :u", u=alice.id)
         assert left == 0, table
-    again = await standin.invoke_command(scene.guild.id, scene.channel.id, alice.id, "achievements")
-    assert str((await again.wait_original_message()).embeds[0]["title"]).startswith("🏅 alice: 0/")
+    # Her quiz went with her data: stopped, and its buttons are gone.
+    assert running.custom_ids == [] and scene.running.game.running() == set()
     standin.assert_no_violations()
 
 
@@ -1049,4 +1070,53 @@ async def test_a_slow_page_click_still_turns_the_page_in_place(
     assert not {name for _, name, _ in second_page} & {name for _, name, _ in first_page}
     # The page turned in place: no new message in the channel.
     assert [m.id for m in scene.public()] == [board.id]
+    standin.assert_no_violations()
+
+
+async def test_free_text_forms_of_several_players_and_across_a_restart(scene: BotScene) -> None:
+    """Two players fill in the form for the same question; a third submits hers after a restart."""
+    standin, alice, bob, carol = scene.standin, scene.alice, scene.bob, scene.carol
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        alice.id,
+        "quiz start",
+        options={"topic": "Words", "questions": 1, "mode": "channel"},
+    )
+    await start.wait_original_message()
+    session_id = await scene.session_id()
+    question = await scene.question(1, 1)
+    answer = answer_of(question)
+
+    forms: dict[int, InteractionRecord] = {}
+    for member in (alice, bob, carol):
+        opened = await standin.click(question, question.custom_ids[0], member.id)
+        await opened.wait_response()
+        forms[member.id] = opened
+
+    def field(form: InteractionRecord) -> str:
+        assert form.modal is not None
+        return str(form.modal["components"][0]["components"][0]["custom_id"])
+
+    for member, typed in ((alice, answer), (bob, "eight")):
+        sent = await standin.submit_modal(
+            forms[member.id], member.id, {field(forms[member.id]): typed}
+        )
+        await ephemeral_reply(sent)
+    await scene.stop_bot()
+    await scene.start_bot()
+    sent = await standin.submit_modal(forms[carol.id], carol.id, {field(forms[carol.id]): answer})
+    assert (await ephemeral_reply(sent)).content.startswith("✅")
+
+    rows = await scene.rows(
+        "SELECT user_id, given, correct FROM answers WHERE session_id = :s", s=session_id
+    )
+    assert {r.user_id: (r.given, r.correct) for r in rows} == {
+        alice.id: (answer, True),
+        bob.id: ("eight", False),
+        carol.id: (answer, True),
+    }
+    await scene.running.game.time_up(session_id)
+    revealed = await scene.revealed(question)
+    assert "Correct: 2/3" in revealed.embed_texts
     standin.assert_no_violations()

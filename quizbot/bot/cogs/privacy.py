@@ -33,7 +33,15 @@ class PrivacyCog(commands.Cog):
         )
         await confirm.wait()
         if confirm.confirmed:
+            # Their running quizzes go with their data: stop them here too.
+            theirs = [
+                s.id
+                for s in await self.bot.app.quiz.running_sessions()
+                if s.user_id == interaction.user.id
+            ]
             deleted = await self.bot.members.delete_user_data(interaction.user.id)
+            for session_id in theirs:
+                await self.bot.game.stop(session_id)
             text = "Your data is deleted." if deleted else "There was nothing stored about you."
             await interaction.followup.send(text, ephemeral=True)
 
