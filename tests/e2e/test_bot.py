@@ -1120,3 +1120,42 @@ async def test_free_text_forms_of_several_players_and_across_a_restart(scene: Bo
     revealed = await scene.revealed(question)
     assert "Correct: 2/3" in revealed.embed_texts
     standin.assert_no_violations()
+
+
+async def test_user_supplied_text_never_pings_and_stays_within_limits(scene: BotScene) -> None:
+    standin = scene.standin
+    bob_mention = f"<@{scene.bob.id}>"
+    prankster = standin.add_member(
+        scene.guild.id, name="prankster", nick=f"@everyone {bob_mention}"
+    )
+    await standin.sync_gateway()
+    long_topic = f"@here {bob_mention} " + "x" * 3000
+    nothing = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, prankster.id, "quiz start", options={"topic": long_topic}
+    )
+    refused = await ephemeral_reply(nothing)
+    assert refused.content.startswith("⚠️ no questions match @here")
+    assert len(refused.content) <= 2000
+
+    other = standin.add_member(scene.guild.id, name="other", nick=f"{bob_mention} @here")
+    await standin.sync_gateway()
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        other.id,
+        "quiz start",
+        options={"topic": "Physics", "questions": 1, "mode": "channel"},
+    )
+    announced = await start.wait_original_message()
+    assert bob_mention in announced.content
+    question = await scene.question(1, 1)
+    for member in (other, prankster):
+        click = await standin.click(question, button_for(question, answer_of(question)), member.id)
+        await ephemeral_reply(click)
+    await scene.running.game.time_up(await scene.session_id())
+    summary = await scene.summary()
+    assert "@everyone" in summary.embeds[0]["description"]
+    for message in standin.messages(scene.channel.id):
+        assert message.pings.users == frozenset() and not message.pings.everyone, message
+        assert message.pings.roles == frozenset()
+    standin.assert_no_violations()
