@@ -1159,3 +1159,29 @@ async def test_user_supplied_text_never_pings_and_stays_within_limits(scene: Bot
         assert message.pings.users == frozenset() and not message.pings.everyone, message
         assert message.pings.roles == frozenset()
     standin.assert_no_violations()
+
+
+async def test_a_start_whose_reply_is_rejected_still_runs_its_quiz(scene: BotScene) -> None:
+    """Discord refuses the reply (the interaction expired): the quiz is not left stuck."""
+    standin = scene.standin
+    standin.response_deadline = 0.0  # every response arrives "too late"
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        scene.alice.id,
+        "quiz start",
+        options={"topic": "Physics", "questions": 1, "mode": "channel"},
+    )
+    question = await scene.question(1, 1)
+    assert start.response is None
+    standin.response_deadline = 3.0
+    click = await standin.click(question, button_for(question, answer_of(question)), scene.bob.id)
+    assert (await ephemeral_reply(click)).content.startswith("✅")
+    await scene.running.game.time_up(await scene.session_id())
+    await scene.summary()
+    # Only the late replies to the start itself (the announcement, then the error notice).
+    assert {v.rule for v in standin.violations} == {
+        "interaction.unanswered",
+        "interaction.response_deadline",
+    }
+    assert all(f"/interactions/{start.id}/" in f"{v.path}/" for v in standin.violations)
