@@ -1185,3 +1185,29 @@ async def test_a_start_whose_reply_is_rejected_still_runs_its_quiz(scene: BotSce
         "interaction.response_deadline",
     }
     assert all(f"/interactions/{start.id}/" in f"{v.path}/" for v in standin.violations)
+
+
+async def test_one_broken_quiz_does_not_keep_the_others_from_resuming(scene: BotScene) -> None:
+    standin = scene.standin
+    second_channel = standin.add_channel(scene.guild.id, "quiz-2")
+    await standin.sync_gateway()
+    for member, channel in ((scene.alice, scene.channel), (scene.bob, second_channel)):
+        start = await standin.invoke_command(
+            scene.guild.id, channel.id, member.id, "quiz start", options={"topic": "Physics"}
+        )
+        await start.wait_original_message()
+    await scene.question(1, 3)
+    await standin.wait_for_message(second_channel.id, lambda m: bool(m.custom_ids))
+    ids = dict((r.user_id, r.id) for r in await scene.rows("SELECT id, user_id FROM quiz_sessions"))
+    await scene.stop_bot()
+    # alice's quiz now names a question that does not exist (a corrupt row).
+    await scene.execute(
+        "UPDATE quiz_sessions SET question_ids = ARRAY[987654321, 987654322] WHERE id = :s",
+        s=ids[scene.alice.id],
+    )
+    restarted = await scene.start_bot()
+    assert restarted.game.running() == {ids[scene.bob.id]}
+    statuses = dict(
+        (r.id, r.status) for r in await scene.rows("SELECT id, status FROM quiz_sessions")
+    )
+    assert statuses == {ids[scene.alice.id]: "expired", ids[scene.bob.id]: "active"}
