@@ -3,6 +3,7 @@ working after a restart (discord.py `DynamicItem`s are matched by pattern)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import TYPE_CHECKING, Any, cast
 
@@ -199,11 +200,15 @@ def page_components(
     return components
 
 
+# How long a yes / cancel question waits for its answer.
+CONFIRM_SECONDS = 60.0
+
+
 class Confirm(discord.ui.View):
     """Yes / cancel for destructive commands; only the person asked may answer."""
 
-    def __init__(self, owner_id: int, *, timeout: float = 60) -> None:
-        super().__init__(timeout=timeout)
+    def __init__(self, owner_id: int, *, timeout: float | None = None) -> None:
+        super().__init__(timeout=CONFIRM_SECONDS if timeout is None else timeout)
         self.owner_id = owner_id
         self.confirmed: bool | None = None
 
@@ -226,6 +231,23 @@ class Confirm(discord.ui.View):
         self.confirmed = False
         await interaction.response.edit_message(content="Cancelled: nothing changed.", view=None)
         self.stop()
+
+
+async def confirmed(interaction: discord.Interaction[Any], question: str) -> bool:
+    """Ask the user (privately) to confirm; True once they pressed yes.
+
+    Unanswered in time, the question says so and loses its buttons, which would fail.
+    """
+    confirm = Confirm(interaction.user.id)
+    await interaction.response.send_message(question, view=confirm, ephemeral=True)
+    await confirm.wait()
+    if confirm.confirmed is None:
+        # (If the interaction's token has expired too, the buttons just fail.)
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.edit_original_response(
+                content="No answer in time: nothing changed.", view=None
+            )
+    return bool(confirm.confirmed)
 
 
 DYNAMIC_ITEMS = (ChoiceButton, FreeTextButton, PageButton)

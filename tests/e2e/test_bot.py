@@ -1211,3 +1211,39 @@ async def test_one_broken_quiz_does_not_keep_the_others_from_resuming(scene: Bot
         (r.id, r.status) for r in await scene.rows("SELECT id, status FROM quiz_sessions")
     )
     assert statuses == {ids[scene.alice.id]: "expired", ids[scene.bob.id]: "active"}
+
+
+async def test_leaderboard_reset_confirmed_and_unanswered(
+    scene: BotScene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standin, admin = scene.standin, scene.admin
+    await seed_members(scene, 5)
+    asked = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, admin.id, "leaderboard reset"
+    )
+    question = await ephemeral_reply(asked)
+    yes = next(b["custom_id"] for b in question.buttons if b["label"] == "Yes, do it")
+    await (await standin.click(question, yes, admin.id)).wait_response()
+    (done,) = await asked.wait_followups(1)
+    # player01 had no points to reset.
+    assert done.content == "Leaderboard reset (4 members)." and done.ephemeral
+    points = await scene.scalar(
+        "SELECT sum(points) FROM guild_members WHERE guild_id = :g", g=scene.guild.id
+    )
+    assert points == 0
+    board = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, admin.id, "leaderboard show"
+    )
+    assert (
+        (await board.wait_original_message()).embeds[0]["description"].startswith("No points yet")
+    )
+
+    # Nobody answers the question: it says so and loses its buttons.
+    monkeypatch.setattr("quizbot.bot.components.CONFIRM_SECONDS", 0.1)
+    ignored = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, admin.id, "leaderboard reset"
+    )
+    left = await ephemeral_reply(ignored)
+    await standin.wait_until(lambda: left.content == "No answer in time: nothing changed.")
+    assert left.buttons == []
+    standin.assert_no_violations()
