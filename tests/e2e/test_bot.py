@@ -1247,3 +1247,24 @@ async def test_leaderboard_reset_confirmed_and_unanswered(
     await standin.wait_until(lambda: left.content == "No answer in time: nothing changed.")
     assert left.buttons == []
     standin.assert_no_violations()
+
+
+async def test_period_global_and_topic_leaderboards(scene: BotScene) -> None:
+    standin = scene.standin
+    for member in (scene.alice, scene.bob):
+        await play_one_question(scene, member.id)
+
+    async def board(**options: str) -> list[str]:
+        shown = await standin.invoke_command(
+            scene.guild.id, scene.channel.id, scene.carol.id, "leaderboard show", options=options
+        )
+        message = await shown.wait_original_message()
+        if str(message.embeds[0]["description"]).startswith("No points yet"):
+            return []
+        return sorted(name for _, name, _ in board_lines(message))
+
+    assert await board(period="day") == ["alice", "bob"]
+    assert await board(period="week", scope="global") == ["alice", "bob"]
+    assert await board(topic="Physics") == ["alice", "bob"]
+    assert await board(topic="Words") == []
+    standin.assert_no_violations()
