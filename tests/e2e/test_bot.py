@@ -19,6 +19,7 @@ from tests.discord_standin import (
     InvalidInvocation,
     Overwrite,
     Perm,
+    RegisteredCommand,
     StoredMessage,
 )
 from tests.e2e.conftest import BotScene, answer_of, button_for, wrong_button_for
@@ -43,11 +44,9 @@ QUALIFIED_COMMANDS = {
 }
 
 
-def names(commands: list[object]) -> set[str]:
-    found: set[str] = set()
-    for command in commands:
-        found.update(command.qualified_names())  # type: ignore[attr-defined]
-    return found
+def names(commands: list[RegisteredCommand]) -> set[str]:
+    """Every command's qualified name ("quiz start" for subcommands)."""
+    return {name for command in commands for name in command.qualified_names()}
 
 
 async def ephemeral_reply(interaction: InteractionRecord) -> StoredMessage:
@@ -1073,6 +1072,9 @@ async def test_a_slow_page_click_still_turns_the_page_in_place(
     standin.assert_no_violations()
 
 
+# --- more durability: forms, rejected replies, broken rows --------------------------------------
+
+
 async def test_free_text_forms_of_several_players_and_across_a_restart(scene: BotScene) -> None:
     """Two players fill in the form for the same question; a third submits hers after a restart."""
     standin, alice, bob, carol = scene.standin, scene.alice, scene.bob, scene.carol
@@ -1119,45 +1121,6 @@ async def test_free_text_forms_of_several_players_and_across_a_restart(scene: Bo
     await scene.running.game.time_up(session_id)
     revealed = await scene.revealed(question)
     assert "Correct: 2/3" in revealed.embed_texts
-    standin.assert_no_violations()
-
-
-async def test_user_supplied_text_never_pings_and_stays_within_limits(scene: BotScene) -> None:
-    standin = scene.standin
-    bob_mention = f"<@{scene.bob.id}>"
-    prankster = standin.add_member(
-        scene.guild.id, name="prankster", nick=f"@everyone {bob_mention}"
-    )
-    await standin.sync_gateway()
-    long_topic = f"@here {bob_mention} " + "x" * 3000
-    nothing = await standin.invoke_command(
-        scene.guild.id, scene.channel.id, prankster.id, "quiz start", options={"topic": long_topic}
-    )
-    refused = await ephemeral_reply(nothing)
-    assert refused.content.startswith("⚠️ no questions match @here")
-    assert len(refused.content) <= 2000
-
-    other = standin.add_member(scene.guild.id, name="other", nick=f"{bob_mention} @here")
-    await standin.sync_gateway()
-    start = await standin.invoke_command(
-        scene.guild.id,
-        scene.channel.id,
-        other.id,
-        "quiz start",
-        options={"topic": "Physics", "questions": 1, "mode": "channel"},
-    )
-    announced = await start.wait_original_message()
-    assert bob_mention in announced.content
-    question = await scene.question(1, 1)
-    for member in (other, prankster):
-        click = await standin.click(question, button_for(question, answer_of(question)), member.id)
-        await ephemeral_reply(click)
-    await scene.running.game.time_up(await scene.session_id())
-    summary = await scene.summary()
-    assert "@everyone" in summary.embeds[0]["description"]
-    for message in standin.messages(scene.channel.id):
-        assert message.pings.users == frozenset() and not message.pings.everyone, message
-        assert message.pings.roles == frozenset()
     standin.assert_no_violations()
 
 
@@ -1211,6 +1174,48 @@ async def test_one_broken_quiz_does_not_keep_the_others_from_resuming(scene: Bot
         (r.id, r.status) for r in await scene.rows("SELECT id, status FROM quiz_sessions")
     )
     assert statuses == {ids[scene.alice.id]: "expired", ids[scene.bob.id]: "active"}
+
+
+# --- user text, confirmations, other boards ---------------------------------------------------
+
+
+async def test_user_supplied_text_never_pings_and_stays_within_limits(scene: BotScene) -> None:
+    standin = scene.standin
+    bob_mention = f"<@{scene.bob.id}>"
+    prankster = standin.add_member(
+        scene.guild.id, name="prankster", nick=f"@everyone {bob_mention}"
+    )
+    await standin.sync_gateway()
+    long_topic = f"@here {bob_mention} " + "x" * 3000
+    nothing = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, prankster.id, "quiz start", options={"topic": long_topic}
+    )
+    refused = await ephemeral_reply(nothing)
+    assert refused.content.startswith("⚠️ no questions match @here")
+    assert len(refused.content) <= 2000
+
+    other = standin.add_member(scene.guild.id, name="other", nick=f"{bob_mention} @here")
+    await standin.sync_gateway()
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        other.id,
+        "quiz start",
+        options={"topic": "Physics", "questions": 1, "mode": "channel"},
+    )
+    announced = await start.wait_original_message()
+    assert bob_mention in announced.content
+    question = await scene.question(1, 1)
+    for member in (other, prankster):
+        click = await standin.click(question, button_for(question, answer_of(question)), member.id)
+        await ephemeral_reply(click)
+    await scene.running.game.time_up(await scene.session_id())
+    summary = await scene.summary()
+    assert "@everyone" in summary.embeds[0]["description"]
+    for message in standin.messages(scene.channel.id):
+        assert message.pings.users == frozenset() and not message.pings.everyone, message
+        assert message.pings.roles == frozenset()
+    standin.assert_no_violations()
 
 
 async def test_leaderboard_reset_confirmed_and_unanswered(
