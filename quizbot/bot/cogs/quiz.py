@@ -97,8 +97,10 @@ class QuizCog(commands.Cog):
         if summary is None:
             await reply(interaction, "No quiz of yours is running here.", ephemeral=True)
             return
-        await reply(interaction, embed=summary_embed(summary))
-        await self.bot.game.stop(summary.session_id)
+        try:
+            await reply(interaction, embed=summary_embed(summary))
+        finally:
+            await self.bot.game.stop(summary.session_id)
 
 
 async def setup(bot: QuizBot) -> None:
