@@ -92,7 +92,8 @@ ANSWERS = {q["prompt"]: q["answer"] for q in BANK}
 NEVER = 600.0
 
 
-def _settings(**values: Any) -> Settings:
+def e2e_settings(**values: Any) -> Settings:
+    """Settings from arguments only: no .env file, no Redis (an in-process cache per App)."""
     return Settings(_env_file=None, redis_url=None, **values)  # type: ignore[call-arg]
 
 
@@ -106,7 +107,7 @@ async def e2e_template() -> AsyncIterator[str]:
             await upgrade_on(conn)
     finally:
         await engine.dispose()
-    app = App.create(_settings(), url, QuizCache(QuizCache.memory_backend()))
+    app = App.create(e2e_settings(), url, QuizCache(QuizCache.memory_backend()))
     try:
         await app.bootstrap(seed=False)
         await app.bank.import_file(
@@ -161,7 +162,7 @@ class BotScene:
     async def start_bot(self, *, wait: float = NEVER) -> QuizBot:
         """Build a new `App` and `QuizBot` (as `quizbot run` does) and connect it."""
         assert self.bot is None, "stop the running bot first"
-        settings = _settings(discord_dev_guild_id=self.guild.id)
+        settings = e2e_settings(discord_dev_guild_id=self.guild.id)
         app = App.create(settings, self.database_url, QuizCache(QuizCache.memory_backend()))
         self._stack.push_async_callback(app.close)
         # discord.py waits this long for more GUILD_CREATEs before `on_ready`; the stand-in

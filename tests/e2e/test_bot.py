@@ -14,6 +14,8 @@ import json
 import pytest
 from sqlalchemy import text
 
+from quizbot.app import App
+from quizbot.cache import QuizCache
 from tests.discord_standin import (
     InteractionRecord,
     InvalidInvocation,
@@ -22,7 +24,7 @@ from tests.discord_standin import (
     RegisteredCommand,
     StoredMessage,
 )
-from tests.e2e.conftest import BotScene, answer_of, button_for, wrong_button_for
+from tests.e2e.conftest import BotScene, answer_of, button_for, e2e_settings, wrong_button_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.e2e]
 
@@ -1272,4 +1274,39 @@ async def test_period_global_and_topic_leaderboards(scene: BotScene) -> None:
     assert await board(period="week", scope="global") == ["alice", "bob"]
     assert await board(topic="Physics") == ["alice", "bob"]
     assert await board(topic="Words") == []
+    standin.assert_no_violations()
+
+
+async def test_a_restart_between_two_questions_posts_the_next_one(scene: BotScene) -> None:
+    """The old process moved on to question 2 but stopped before posting it."""
+    standin, alice = scene.standin, scene.alice
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        alice.id,
+        "quiz start",
+        options={"topic": "Physics", "questions": 2, "mode": "channel"},
+    )
+    await start.wait_original_message()
+    session_id = await scene.session_id()
+    first = await scene.question(1, 2)
+    await scene.stop_bot()
+    # What the old process did before it stopped: it revealed question 1 (not shown here)
+    # and advanced the quiz, through the service, which forgets question 1's message.
+    app = App.create(e2e_settings(), scene.database_url, QuizCache(QuizCache.memory_backend()))
+    try:
+        assert await app.quiz.advance(session_id, 0) is not None
+    finally:
+        await app.close()
+
+    await scene.start_bot()
+    second = await scene.question(2, 2)
+    assert second.id != first.id
+    click = await standin.click(second, button_for(second, answer_of(second)), alice.id)
+    assert (await ephemeral_reply(click)).content.startswith("✅")
+    await scene.running.game.time_up(session_id)
+    await scene.revealed(second)
+    await scene.summary()
+    # Question 1's message was left alone: it was not turned into question 2's reveal.
+    assert str(first.embeds[0]["title"]).startswith("Question 1/2")
     standin.assert_no_violations()
