@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
@@ -32,7 +30,7 @@ from quizbot.bot.client import QuizBot
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
 from quizbot.migrations import upgrade_on
-from tests.database import _asyncpg_dsn, create_database, drop_database, server_url
+from tests.database import create_database, drop_database, server_url
 from tests.discord_standin import Channel, DiscordStandIn, Guild, Member, StoredMessage
 
 # The shared bank every e2e database starts with: few questions, answers the tests know.
@@ -123,14 +121,8 @@ async def e2e_template() -> AsyncIterator[str]:
 async def e2e_database(e2e_template: str) -> AsyncIterator[str]:
     """A fresh database of this test only (a copy of the template), dropped afterwards."""
     template = make_url(e2e_template)
-    name = f"quizbot_e2e_{uuid.uuid4().hex[:12]}"
     maintenance = template.set(database="postgres").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(**_asyncpg_dsn(maintenance))  # type: ignore[arg-type]
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"')
-    finally:
-        await conn.close()
-    url = template.set(database=name).render_as_string(hide_password=False)
+    url = await create_database(maintenance, "quizbot_e2e", template=template.database)
     yield url
     await drop_database(url)
 
