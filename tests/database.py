@@ -55,12 +55,15 @@ def _asyncpg_dsn(url: str) -> dict[str, object]:
     }
 
 
-async def create_database(server: str, prefix: str = "quizbot_test") -> str:
-    """Create an empty database with a unique name; returns its URL."""
+async def create_database(
+    server: str, prefix: str = "quizbot_test", *, template: str | None = None
+) -> str:
+    """Create a database with a unique name, empty or a copy of `template`; returns its URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(**_asyncpg_dsn(server))  # type: ignore[arg-type]
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        copy = f' TEMPLATE "{template}"' if template else ""
+        await conn.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         await conn.close()
     return make_url(server).set(database=name).render_as_string(hide_password=False)

@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from quizbot.app import App
-from quizbot.bot.components import DYNAMIC_ITEMS, page_components
+from quizbot.bot.components import DYNAMIC_ITEMS, page_components, submitted_answer
 from quizbot.bot.embeds import CONTENT_MAX, NO_PINGS, clip, leaderboard_embed
 from quizbot.bot.game import Game, reply, respond_in_time
 from quizbot.config import Settings
@@ -78,6 +78,31 @@ class QuizBot(commands.Bot):
             log.info("ready as %s; resumed %d running quizzes", self.user, resumed)
         finally:
             self.quizzes_resumed.set()
+
+    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        """Answer forms are handled here, by custom id, so they survive a restart."""
+        found = submitted_answer(interaction)
+        if found is None:
+            return
+        session_id, question_id, text = found
+        try:
+            await self.game.answer_text(interaction, session_id, question_id, text)
+        except Exception as exc:
+            await self.on_component_error(interaction, exc)
+
+    async def on_component_error(
+        self, interaction: discord.Interaction[Any], error: Exception
+    ) -> None:
+        """Errors of buttons and forms reach the user too, as one short line."""
+        if isinstance(error, QuizbotError):
+            message = str(error)
+        else:
+            log.error("interaction %s failed", interaction.data, exc_info=error)
+            message = "Something went wrong on our side; it has been logged."
+        try:
+            await reply(interaction, clip(f"⚠️ {message}", CONTENT_MAX), ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not tell the user about an error", exc_info=True)
 
     async def close(self) -> None:
         await self.game.close()

@@ -3,6 +3,7 @@ working after a restart (discord.py `DynamicItem`s are matched by pattern)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import TYPE_CHECKING, Any, cast
 
@@ -50,9 +51,11 @@ class ChoiceButton(
         return cls(int(match["session"]), int(match["question"]), int(match["index"]))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await _bot(interaction).game.answer_choice(
-            interaction, self.session_id, self.question_id, self.index
-        )
+        bot = _bot(interaction)
+        try:
+            await bot.game.answer_choice(interaction, self.session_id, self.question_id, self.index)
+        except Exception as exc:
+            await bot.on_component_error(interaction, exc)
 
 
 class FreeTextButton(
@@ -83,24 +86,51 @@ class FreeTextButton(
         return cls(int(match["session"]), int(match["question"]))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await interaction.response.send_modal(AnswerModal(self.session_id, self.question_id))
+        form = AnswerModal(self.session_id, self.question_id)
+        await interaction.response.send_modal(form)
+        # discord.py keeps sent modals by custom id alone, in memory: the forms of two
+        # players for one question would replace each other, and a restart would forget
+        # them. So the submission is routed by `submitted_answer` instead.
+        form.stop()
+
+
+ANSWER_FIELD = "answer"
+_ANSWER_MODAL = re.compile(r"qb:m:(?P<session>\d+):(?P<question>\d+)")
 
 
 class AnswerModal(discord.ui.Modal):
-    """A one-field form for a free-text answer."""
+    """A one-field form for a free-text answer (submissions: see `submitted_answer`)."""
 
     answer: discord.ui.TextInput[AnswerModal] = discord.ui.TextInput(
-        label="Your answer", max_length=200, placeholder="Type your answer"
+        label="Your answer", custom_id=ANSWER_FIELD, max_length=200, placeholder="Type your answer"
     )
 
     def __init__(self, session_id: int, question_id: int) -> None:
         super().__init__(title="Your answer", custom_id=f"qb:m:{session_id}:{question_id}")
         self.session_id, self.question_id = session_id, question_id
 
-    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        await _bot(interaction).game.answer_text(
-            interaction, self.session_id, self.question_id, self.answer.value
-        )
+
+def submitted_answer(interaction: discord.Interaction[Any]) -> tuple[int, int, str] | None:
+    """(session id, question id, text) when `interaction` submits an answer form, else None."""
+    if interaction.type is not discord.InteractionType.modal_submit or interaction.data is None:
+        return None
+    data = cast("dict[str, Any]", interaction.data)
+    match = _ANSWER_MODAL.fullmatch(str(data.get("custom_id", "")))
+    if match is None:
+        return None
+    return int(match["session"]), int(match["question"]), _field_value(data, ANSWER_FIELD)
+
+
+def _field_value(node: Any, custom_id: str) -> str:
+    """The value of text input `custom_id`, wherever the layout nests it (rows or labels)."""
+    if isinstance(node, dict):
+        if node.get("custom_id") == custom_id and "value" in node:
+            return str(node["value"])
+        children: list[Any] = [*node.get("components", []), node.get("component")]
+        return next((v for v in (_field_value(c, custom_id) for c in children) if v), "")
+    if isinstance(node, list):
+        return next((v for v in (_field_value(c, custom_id) for c in node) if v), "")
+    return ""
 
 
 def question_components(view: QuestionView) -> discord.ui.View:
@@ -149,9 +179,13 @@ class PageButton(
         return cls(match["scope"], Period(match["period"]), cursor, label)
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        await _bot(interaction).show_leaderboard(
-            interaction, scope=self.scope, period=self.period, after=self.cursor, edit=True
-        )
+        bot = _bot(interaction)
+        try:
+            await bot.show_leaderboard(
+                interaction, scope=self.scope, period=self.period, after=self.cursor, edit=True
+            )
+        except Exception as exc:
+            await bot.on_component_error(interaction, exc)
 
 
 def page_components(
@@ -166,11 +200,15 @@ def page_components(
     return components
 
 
+# How long a yes / cancel question waits for its answer.
+CONFIRM_SECONDS = 60.0
+
+
 class Confirm(discord.ui.View):
     """Yes / cancel for destructive commands; only the person asked may answer."""
 
-    def __init__(self, owner_id: int, *, timeout: float = 60) -> None:
-        super().__init__(timeout=timeout)
+    def __init__(self, owner_id: int, *, timeout: float | None = None) -> None:
+        super().__init__(timeout=CONFIRM_SECONDS if timeout is None else timeout)
         self.owner_id = owner_id
         self.confirmed: bool | None = None
 
@@ -193,6 +231,23 @@ class Confirm(discord.ui.View):
         self.confirmed = False
         await interaction.response.edit_message(content="Cancelled: nothing changed.", view=None)
         self.stop()
+
+
+async def confirmed(interaction: discord.Interaction[Any], question: str) -> bool:
+    """Ask the user (privately) to confirm; True once they pressed yes.
+
+    Unanswered in time, the question says so and loses its buttons, which would fail.
+    """
+    confirm = Confirm(interaction.user.id)
+    await interaction.response.send_message(question, view=confirm, ephemeral=True)
+    await confirm.wait()
+    if confirm.confirmed is None:
+        # (If the interaction's token has expired too, the buttons just fail.)
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.edit_original_response(
+                content="No answer in time: nothing changed.", view=None
+            )
+    return bool(confirm.confirmed)
 
 
 DYNAMIC_ITEMS = (ChoiceButton, FreeTextButton, PageButton)

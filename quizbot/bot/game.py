@@ -134,10 +134,15 @@ class Game:
         for row in await self.quiz.running_sessions():
             if row.id in self.running():
                 continue
-            channel = await self._channel(row.channel_id)
-            view = await self.quiz.current(row.id)
+            try:
+                channel = await self._channel(row.channel_id)
+                view = await self.quiz.current(row.id)
+            except Exception:
+                # One broken quiz must not keep the others from resuming.
+                log.exception("quiz %s could not be resumed; ending it", row.id)
+                channel = view = None
             if channel is None or view is None:
-                await self.quiz.finish(row.id, SessionStatus.EXPIRED)
+                await self._expire(row.id)
                 log.info("quiz %s ended on resume: channel or question gone", row.id)
                 continue
             self.launch(row.channel_id, view, row.message_id)
@@ -201,14 +206,22 @@ class Game:
             log.warning(
                 "quiz %s ended: cannot post in channel %s (%s)", session_id, channel_id, exc
             )
-            await self.quiz.finish(session_id, SessionStatus.EXPIRED)
+            await self._expire(session_id)
         except Exception:
             log.exception("quiz %s failed; ending it", session_id)
-            await self.quiz.finish(session_id, SessionStatus.EXPIRED)
+            await self._expire(session_id)
         finally:
             self._tasks.pop(session_id, None)
             self._solo.discard(session_id)
             self._showing.pop(session_id, None)
+
+    async def _expire(self, session_id: int) -> None:
+        """End a quiz that cannot go on; if even that fails (database down, session
+        deleted) it is logged, and the quiz is resumed or expired at the next start."""
+        try:
+            await self.quiz.finish(session_id, SessionStatus.EXPIRED)
+        except Exception:
+            log.exception("quiz %s: could not mark it expired", session_id)
 
     async def _show(self, channel: Any, view: QuestionView, message_id: int | None) -> Any:
         ends = (view.started_at or dt.datetime.now(dt.UTC)) + dt.timedelta(seconds=view.time_limit)

@@ -66,7 +66,11 @@ class SessionRepository(Repository[QuizSession]):
                 QuizSession.position == from_position,
                 QuizSession.status == SessionStatus.ACTIVE,
             )
-            .values(position=QuizSession.position + 1, question_started_at=func.now())
+            # The message showing the previous question does not show this one: forget it,
+            # so that a bot restarted before posting the next question posts it anew.
+            .values(
+                position=QuizSession.position + 1, question_started_at=func.now(), message_id=None
+            )
             .returning(QuizSession.position)
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()

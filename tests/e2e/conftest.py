@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
@@ -32,7 +30,7 @@ from quizbot.bot.client import QuizBot
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
 from quizbot.migrations import upgrade_on
-from tests.database import _asyncpg_dsn, create_database, drop_database, server_url
+from tests.database import create_database, drop_database, server_url
 from tests.discord_standin import Channel, DiscordStandIn, Guild, Member, StoredMessage
 
 # The shared bank every e2e database starts with: few questions, answers the tests know.
@@ -92,7 +90,8 @@ ANSWERS = {q["prompt"]: q["answer"] for q in BANK}
 NEVER = 600.0
 
 
-def _settings(**values: Any) -> Settings:
+def e2e_settings(**values: Any) -> Settings:
+    """Settings from arguments only: no .env file, no Redis (an in-process cache per App)."""
     return Settings(_env_file=None, redis_url=None, **values)  # type: ignore[call-arg]
 
 
@@ -106,7 +105,7 @@ async def e2e_template() -> AsyncIterator[str]:
             await upgrade_on(conn)
     finally:
         await engine.dispose()
-    app = App.create(_settings(), url, QuizCache(QuizCache.memory_backend()))
+    app = App.create(e2e_settings(), url, QuizCache(QuizCache.memory_backend()))
     try:
         await app.bootstrap(seed=False)
         await app.bank.import_file(
@@ -122,14 +121,8 @@ async def e2e_template() -> AsyncIterator[str]:
 async def e2e_database(e2e_template: str) -> AsyncIterator[str]:
     """A fresh database of this test only (a copy of the template), dropped afterwards."""
     template = make_url(e2e_template)
-    name = f"quizbot_e2e_{uuid.uuid4().hex[:12]}"
     maintenance = template.set(database="postgres").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(**_asyncpg_dsn(maintenance))  # type: ignore[arg-type]
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"')
-    finally:
-        await conn.close()
-    url = template.set(database=name).render_as_string(hide_password=False)
+    url = await create_database(maintenance, "quizbot_e2e", template=template.database)
     yield url
     await drop_database(url)
 
@@ -161,7 +154,7 @@ class BotScene:
     async def start_bot(self, *, wait: float = NEVER) -> QuizBot:
         """Build a new `App` and `QuizBot` (as `quizbot run` does) and connect it."""
         assert self.bot is None, "stop the running bot first"
-        settings = _settings(discord_dev_guild_id=self.guild.id)
+        settings = e2e_settings(discord_dev_guild_id=self.guild.id)
         app = App.create(settings, self.database_url, QuizCache(QuizCache.memory_backend()))
         self._stack.push_async_callback(app.close)
         # discord.py waits this long for more GUILD_CREATEs before `on_ready`; the stand-in

@@ -14,14 +14,17 @@ import json
 import pytest
 from sqlalchemy import text
 
+from quizbot.app import App
+from quizbot.cache import QuizCache
 from tests.discord_standin import (
     InteractionRecord,
     InvalidInvocation,
     Overwrite,
     Perm,
+    RegisteredCommand,
     StoredMessage,
 )
-from tests.e2e.conftest import BotScene, answer_of, button_for, wrong_button_for
+from tests.e2e.conftest import BotScene, answer_of, button_for, e2e_settings, wrong_button_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.e2e]
 
@@ -44,11 +47,9 @@ QUALIFIED_COMMANDS = {
 }
 
 
-def names(commands: list[object]) -> set[str]:
-    found: set[str] = set()
-    for command in commands:
-        found.update(command.qualified_names())  # type: ignore[attr-defined]
-    return found
+def names(commands: list[RegisteredCommand]) -> set[str]:
+    """Every command's qualified name ("quiz start" for subcommands)."""
+    return {name for command in commands for name in command.qualified_names()}
 
 
 async def ephemeral_reply(interaction: InteractionRecord) -> StoredMessage:
@@ -605,10 +606,9 @@ async def play_one_question(scene: BotScene, user_id: int) -> None:
     await scene.summary()
 
 
-async def test_achievements_then_delete_my_data_with_confirmation(scene: BotScene) -> None:
+async def test_achievements_earned_and_locked(scene: BotScene) -> None:
     standin, alice = scene.standin, scene.alice
     await play_one_question(scene, alice.id)
-
     shown = await standin.invoke_command(scene.guild.id, scene.channel.id, alice.id, "achievements")
     earned = await shown.wait_original_message()
     held = await scene.scalar(
@@ -623,6 +623,28 @@ async def test_achievements_then_delete_my_data_with_confirmation(scene: BotScen
     } <= set(lines[:held])
     assert all(line.startswith("🔒") for line in lines[held:])
     assert not any(line.startswith("🔒") for line in lines[:held])
+    # Someone else's, by the member option.
+    theirs = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        alice.id,
+        "achievements",
+        options={"member": scene.bob.id},
+    )
+    assert str((await theirs.wait_original_message()).embeds[0]["title"]).startswith("🏅 bob: 0/")
+    standin.assert_no_violations()
+
+
+async def test_delete_my_data_asks_first_and_stops_my_running_quiz(scene: BotScene) -> None:
+    standin, alice = scene.standin, scene.alice
+    start = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, alice.id, "quiz start", options={"topic": "Physics"}
+    )
+    await start.wait_original_message()
+    first = await scene.question(1, 3)
+    click = await standin.click(first, button_for(first, answer_of(first)), alice.id)
+    await ephemeral_reply(click)
+    running = await scene.question(2, 3)
 
     async def ask() -> StoredMessage:
         asked = await standin.invoke_command(
@@ -649,11 +671,11 @@ async def test_achievements_then_delete_my_data_with_confirmation(scene: BotScen
         scene.channel.id, lambda m: m.content == "Your data is deleted."
     )
     assert done.ephemeral and done.visible_to == alice.id
-    for table in ("users", "guild_members", "answers", "user_achievements"):
+    for table in ("users", "guild_members", "answers", "user_achievements", "quiz_sessions"):
         left = await scene.scalar(f"SELECT count(*) FROM {table} WHERE user_id = :u", u=alice.id)
         assert left == 0, table
-    again = await standin.invoke_command(scene.guild.id, scene.channel.id, alice.id, "achievements")
-    assert str((await again.wait_original_message()).embeds[0]["title"]).startswith("🏅 alice: 0/")
+    # Her quiz went with her data: stopped, and its buttons are gone.
+    assert running.custom_ids == [] and scene.running.game.running() == set()
     standin.assert_no_violations()
 
 
@@ -1050,4 +1072,242 @@ async def test_a_slow_page_click_still_turns_the_page_in_place(
     assert not {name for _, name, _ in second_page} & {name for _, name, _ in first_page}
     # The page turned in place: no new message in the channel.
     assert [m.id for m in scene.public()] == [board.id]
+    standin.assert_no_violations()
+
+
+# --- more durability: forms, rejected replies, broken rows --------------------------------------
+
+
+async def test_free_text_forms_of_several_players_and_across_a_restart(scene: BotScene) -> None:
+    """Two players fill in the form for the same question; a third submits hers after a restart."""
+    standin, alice, bob, carol = scene.standin, scene.alice, scene.bob, scene.carol
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        alice.id,
+        "quiz start",
+        options={"topic": "Words", "questions": 1, "mode": "channel"},
+    )
+    await start.wait_original_message()
+    session_id = await scene.session_id()
+    question = await scene.question(1, 1)
+    answer = answer_of(question)
+
+    forms: dict[int, InteractionRecord] = {}
+    for member in (alice, bob, carol):
+        opened = await standin.click(question, question.custom_ids[0], member.id)
+        await opened.wait_response()
+        forms[member.id] = opened
+
+    def field(form: InteractionRecord) -> str:
+        assert form.modal is not None
+        return str(form.modal["components"][0]["components"][0]["custom_id"])
+
+    for member, typed in ((alice, answer), (bob, "eight")):
+        sent = await standin.submit_modal(
+            forms[member.id], member.id, {field(forms[member.id]): typed}
+        )
+        await ephemeral_reply(sent)
+    await scene.stop_bot()
+    await scene.start_bot()
+    sent = await standin.submit_modal(forms[carol.id], carol.id, {field(forms[carol.id]): answer})
+    assert (await ephemeral_reply(sent)).content.startswith("✅")
+
+    rows = await scene.rows(
+        "SELECT user_id, given, correct FROM answers WHERE session_id = :s", s=session_id
+    )
+    assert {r.user_id: (r.given, r.correct) for r in rows} == {
+        alice.id: (answer, True),
+        bob.id: ("eight", False),
+        carol.id: (answer, True),
+    }
+    await scene.running.game.time_up(session_id)
+    revealed = await scene.revealed(question)
+    assert "Correct: 2/3" in revealed.embed_texts
+    standin.assert_no_violations()
+
+
+async def test_a_start_whose_reply_is_rejected_still_runs_its_quiz(scene: BotScene) -> None:
+    """Discord refuses the reply (the interaction expired): the quiz is not left stuck."""
+    standin = scene.standin
+    standin.response_deadline = 0.0  # every response arrives "too late"
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        scene.alice.id,
+        "quiz start",
+        options={"topic": "Physics", "questions": 1, "mode": "channel"},
+    )
+    question = await scene.question(1, 1)
+    assert start.response is None
+    standin.response_deadline = 3.0
+    click = await standin.click(question, button_for(question, answer_of(question)), scene.bob.id)
+    assert (await ephemeral_reply(click)).content.startswith("✅")
+    await scene.running.game.time_up(await scene.session_id())
+    await scene.summary()
+    # Only the late replies to the start itself (the announcement, then the error notice).
+    assert {v.rule for v in standin.violations} == {
+        "interaction.unanswered",
+        "interaction.response_deadline",
+    }
+    assert all(f"/interactions/{start.id}/" in f"{v.path}/" for v in standin.violations)
+
+
+async def test_one_broken_quiz_does_not_keep_the_others_from_resuming(scene: BotScene) -> None:
+    standin = scene.standin
+    second_channel = standin.add_channel(scene.guild.id, "quiz-2")
+    await standin.sync_gateway()
+    for member, channel in ((scene.alice, scene.channel), (scene.bob, second_channel)):
+        start = await standin.invoke_command(
+            scene.guild.id, channel.id, member.id, "quiz start", options={"topic": "Physics"}
+        )
+        await start.wait_original_message()
+    await scene.question(1, 3)
+    await standin.wait_for_message(second_channel.id, lambda m: bool(m.custom_ids))
+    ids = dict((r.user_id, r.id) for r in await scene.rows("SELECT id, user_id FROM quiz_sessions"))
+    await scene.stop_bot()
+    # alice's quiz now names a question that does not exist (a corrupt row).
+    await scene.execute(
+        "UPDATE quiz_sessions SET question_ids = ARRAY[987654321, 987654322] WHERE id = :s",
+        s=ids[scene.alice.id],
+    )
+    restarted = await scene.start_bot()
+    assert restarted.game.running() == {ids[scene.bob.id]}
+    statuses = dict(
+        (r.id, r.status) for r in await scene.rows("SELECT id, status FROM quiz_sessions")
+    )
+    assert statuses == {ids[scene.alice.id]: "expired", ids[scene.bob.id]: "active"}
+
+
+# --- user text, confirmations, other boards ---------------------------------------------------
+
+
+async def test_user_supplied_text_never_pings_and_stays_within_limits(scene: BotScene) -> None:
+    standin = scene.standin
+    bob_mention = f"<@{scene.bob.id}>"
+    prankster = standin.add_member(
+        scene.guild.id, name="prankster", nick=f"@everyone {bob_mention}"
+    )
+    await standin.sync_gateway()
+    long_topic = f"@here {bob_mention} " + "x" * 3000
+    nothing = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, prankster.id, "quiz start", options={"topic": long_topic}
+    )
+    refused = await ephemeral_reply(nothing)
+    assert refused.content.startswith("⚠️ no questions match @here")
+    assert len(refused.content) <= 2000
+
+    other = standin.add_member(scene.guild.id, name="other", nick=f"{bob_mention} @here")
+    await standin.sync_gateway()
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        other.id,
+        "quiz start",
+        options={"topic": "Physics", "questions": 1, "mode": "channel"},
+    )
+    announced = await start.wait_original_message()
+    assert bob_mention in announced.content
+    question = await scene.question(1, 1)
+    for member in (other, prankster):
+        click = await standin.click(question, button_for(question, answer_of(question)), member.id)
+        await ephemeral_reply(click)
+    await scene.running.game.time_up(await scene.session_id())
+    summary = await scene.summary()
+    assert "@everyone" in summary.embeds[0]["description"]
+    for message in standin.messages(scene.channel.id):
+        assert message.pings.users == frozenset() and not message.pings.everyone, message
+        assert message.pings.roles == frozenset()
+    standin.assert_no_violations()
+
+
+async def test_leaderboard_reset_confirmed_and_unanswered(
+    scene: BotScene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standin, admin = scene.standin, scene.admin
+    await seed_members(scene, 5)
+    asked = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, admin.id, "leaderboard reset"
+    )
+    question = await ephemeral_reply(asked)
+    yes = next(b["custom_id"] for b in question.buttons if b["label"] == "Yes, do it")
+    await (await standin.click(question, yes, admin.id)).wait_response()
+    (done,) = await asked.wait_followups(1)
+    # player01 had no points to reset.
+    assert done.content == "Leaderboard reset (4 members)." and done.ephemeral
+    points = await scene.scalar(
+        "SELECT sum(points) FROM guild_members WHERE guild_id = :g", g=scene.guild.id
+    )
+    assert points == 0
+    board = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, admin.id, "leaderboard show"
+    )
+    assert (
+        (await board.wait_original_message()).embeds[0]["description"].startswith("No points yet")
+    )
+
+    # Nobody answers the question: it says so and loses its buttons.
+    monkeypatch.setattr("quizbot.bot.components.CONFIRM_SECONDS", 0.1)
+    ignored = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, admin.id, "leaderboard reset"
+    )
+    left = await ephemeral_reply(ignored)
+    await standin.wait_until(lambda: left.content == "No answer in time: nothing changed.")
+    assert left.buttons == []
+    standin.assert_no_violations()
+
+
+async def test_period_global_and_topic_leaderboards(scene: BotScene) -> None:
+    standin = scene.standin
+    for member in (scene.alice, scene.bob):
+        await play_one_question(scene, member.id)
+
+    async def board(**options: str) -> list[str]:
+        shown = await standin.invoke_command(
+            scene.guild.id, scene.channel.id, scene.carol.id, "leaderboard show", options=options
+        )
+        message = await shown.wait_original_message()
+        if str(message.embeds[0]["description"]).startswith("No points yet"):
+            return []
+        return sorted(name for _, name, _ in board_lines(message))
+
+    assert await board(period="day") == ["alice", "bob"]
+    assert await board(period="week", scope="global") == ["alice", "bob"]
+    assert await board(topic="Physics") == ["alice", "bob"]
+    assert await board(topic="Words") == []
+    standin.assert_no_violations()
+
+
+async def test_a_restart_between_two_questions_posts_the_next_one(scene: BotScene) -> None:
+    """The old process moved on to question 2 but stopped before posting it."""
+    standin, alice = scene.standin, scene.alice
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        alice.id,
+        "quiz start",
+        options={"topic": "Physics", "questions": 2, "mode": "channel"},
+    )
+    await start.wait_original_message()
+    session_id = await scene.session_id()
+    first = await scene.question(1, 2)
+    await scene.stop_bot()
+    # What the old process did before it stopped: it revealed question 1 (not shown here)
+    # and advanced the quiz, through the service, which forgets question 1's message.
+    app = App.create(e2e_settings(), scene.database_url, QuizCache(QuizCache.memory_backend()))
+    try:
+        assert await app.quiz.advance(session_id, 0) is not None
+    finally:
+        await app.close()
+
+    await scene.start_bot()
+    second = await scene.question(2, 2)
+    assert second.id != first.id
+    click = await standin.click(second, button_for(second, answer_of(second)), alice.id)
+    assert (await ephemeral_reply(click)).content.startswith("✅")
+    await scene.running.game.time_up(session_id)
+    await scene.revealed(second)
+    await scene.summary()
+    # Question 1's message was left alone: it was not turned into question 2's reveal.
+    assert str(first.embeds[0]["title"]).startswith("Question 1/2")
     standin.assert_no_violations()

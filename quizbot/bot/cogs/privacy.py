@@ -9,8 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from quizbot.bot.client import QuizBot
-from quizbot.bot.components import Confirm
-from quizbot.bot.game import reply
+from quizbot.bot.components import confirmed
 
 
 class PrivacyCog(commands.Cog):
@@ -23,17 +22,20 @@ class PrivacyCog(commands.Cog):
 
     @privacy.command(name="delete-my-data", description="Delete all your quiz data, everywhere")
     async def delete_my_data(self, interaction: discord.Interaction[Any]) -> None:
-        confirm = Confirm(interaction.user.id)
-        await reply(
+        if await confirmed(
             interaction,
             "Delete your answers, points, streaks and achievements in every server? "
             "This cannot be undone.",
-            view=confirm,
-            ephemeral=True,
-        )
-        await confirm.wait()
-        if confirm.confirmed:
+        ):
+            # Their running quizzes go with their data: stop them here too.
+            theirs = [
+                s.id
+                for s in await self.bot.app.quiz.running_sessions()
+                if s.user_id == interaction.user.id
+            ]
             deleted = await self.bot.members.delete_user_data(interaction.user.id)
+            for session_id in theirs:
+                await self.bot.game.stop(session_id)
             text = "Your data is deleted." if deleted else "There was nothing stored about you."
             await interaction.followup.send(text, ephemeral=True)
 

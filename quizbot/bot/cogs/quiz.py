@@ -75,12 +75,16 @@ class QuizCog(commands.Cog):
             ephemeral=False,
         )
         who = "everyone here can answer" if mode == "channel" else "solo"
-        await reply(
-            interaction,
-            f"🎯 **{interaction.user.display_name}** started a quiz: {view.total} questions"
-            f" · {topic or 'any topic'} · {difficulty} · {who}.",
-        )
-        self.bot.game.launch(interaction.channel_id, view)
+        try:
+            await reply(
+                interaction,
+                f"🎯 **{interaction.user.display_name}** started a quiz: {view.total} questions"
+                f" · {topic or 'any topic'} · {difficulty} · {who}.",
+            )
+        finally:
+            # The quiz exists now: it runs even if Discord refused the announcement (an
+            # expired interaction), rather than block the channel until the next restart.
+            self.bot.game.launch(interaction.channel_id, view)
 
     @quiz.command(name="stop", description="Stop your quiz (or the channel quiz) here")
     async def stop(self, interaction: discord.Interaction[Any]) -> None:
@@ -93,8 +97,10 @@ class QuizCog(commands.Cog):
         if summary is None:
             await reply(interaction, "No quiz of yours is running here.", ephemeral=True)
             return
-        await reply(interaction, embed=summary_embed(summary))
-        await self.bot.game.stop(summary.session_id)
+        try:
+            await reply(interaction, embed=summary_embed(summary))
+        finally:
+            await self.bot.game.stop(summary.session_id)
 
 
 async def setup(bot: QuizBot) -> None:

@@ -10,7 +10,7 @@ from discord.ext import commands
 
 from quizbot.bot.client import QuizBot
 from quizbot.bot.cogs.autocomplete import topic_autocomplete
-from quizbot.bot.components import Confirm
+from quizbot.bot.components import confirmed
 from quizbot.bot.embeds import BLUE, achievements_embed, clip, stats_embed
 from quizbot.bot.game import reply, respond_in_time
 from quizbot.services.stats import Period
@@ -67,15 +67,10 @@ class StatsCog(commands.Cog):
         assert interaction.guild_id is not None
         if not interaction.permissions.manage_guild:
             raise app_commands.MissingPermissions(["manage_guild"])
-        confirm = Confirm(interaction.user.id)
-        await reply(
+        if await confirmed(
             interaction,
             "Reset every member's points in this server to 0? XP, levels and history stay.",
-            view=confirm,
-            ephemeral=True,
-        )
-        await confirm.wait()
-        if confirm.confirmed:
+        ):
             count = await self.bot.members.reset_leaderboard(interaction.guild_id)
             await interaction.followup.send(f"Leaderboard reset ({count} members).", ephemeral=True)
 
