@@ -57,23 +57,11 @@ class SessionRepository(Repository[QuizSession]):
         The position guard makes two concurrent "next question" calls move once.
 
         Returns:
-            The new position, or None when another caller already moved it.
+            The new position, or None when another caller already moved it (or the
+            session is not running, or is at its last question).
         """
-        stmt = (
-            update(QuizSession)
-            .where(
-                QuizSession.id == session_id,
-                QuizSession.position == from_position,
-                QuizSession.status == SessionStatus.ACTIVE,
-            )
-            # The message showing the previous question does not show this one: forget it,
-            # so that a bot restarted before posting the next question posts it anew.
-            .values(
-                position=QuizSession.position + 1, question_started_at=func.now(), message_id=None
-            )
-            .returning(QuizSession.position)
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        moved = await self.advance_returning(session_id=session_id, from_position=from_position)
+        return None if moved is None else moved.position
 
     async def advance_returning(self, *, session_id: int, from_position: int) -> QuizSession | None:
         """`advance`, returning the moved session in the same statement.
@@ -89,7 +77,11 @@ class SessionRepository(Repository[QuizSession]):
                 QuizSession.status == SessionStatus.ACTIVE,
                 func.cardinality(QuizSession.question_ids) > from_position + 1,
             )
-            .values(position=QuizSession.position + 1, question_started_at=func.now())
+            # The message showing the previous question does not show this one: forget it,
+            # so that a bot restarted before posting the next question posts it anew.
+            .values(
+                position=QuizSession.position + 1, question_started_at=func.now(), message_id=None
+            )
             .returning(QuizSession)
             .execution_options(populate_existing=True, synchronize_session=False)
         )

@@ -272,7 +272,7 @@ async def test_second_channel_quiz_raises_active_session_error(session: AsyncSes
 
 
 async def test_advance_forgets_the_previous_question_message(session: AsyncSession) -> None:
-    quiz = QuizSessionFactory(message_id=123)
+    quiz = QuizSessionFactory(message_id=123, question_ids=[1, 2, 3])
     await session.flush()
     repo = SessionRepository(session=session)
     assert await repo.advance(session_id=quiz.id, from_position=0) == 1
@@ -280,7 +280,7 @@ async def test_advance_forgets_the_previous_question_message(session: AsyncSessi
 
 
 async def test_advance_moves_once_for_two_callers(session: AsyncSession) -> None:
-    quiz = QuizSessionFactory()
+    quiz = QuizSessionFactory(question_ids=[1, 2, 3])
     await session.flush()
     repo = SessionRepository(session=session)
     assert await repo.advance(session_id=quiz.id, from_position=0) == 1
