@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from quizbot.app import App
 from quizbot.bot.components import DYNAMIC_ITEMS, page_components, submitted_answer
+from quizbot.bot.cooldowns import StartCooldown
 from quizbot.bot.embeds import CONTENT_MAX, NO_PINGS, clip, leaderboard_embed
 from quizbot.bot.game import Game, reply, respond_in_time
 from quizbot.config import Settings
@@ -51,6 +52,8 @@ class QuizBot(commands.Bot):
         self.app = app
         self.settings = settings
         self.game = Game(self)
+        # One quiz start (/quiz start, /review) per member every few seconds.
+        self.start_cooldown = StartCooldown()
         self.members = MemberService(app.sessionmaker, app.cache)
         self._resumed = False
         # Set once the quizzes that were running before this process started are resumed.

@@ -975,8 +975,11 @@ async def test_errors_reach_the_user_as_one_short_private_line(scene: BotScene) 
     busy = await ephemeral_reply(second)
     assert busy.content == "⚠️ a channel quiz is already running in this channel"
     assert await scene.scalar("SELECT count(*) FROM quiz_sessions") == 1
-    # The cooldown: alice's refused start still counts as a start.
-    again = await standin.invoke_command(scene.guild.id, scene.channel.id, alice.id, "quiz start")
+    # The cooldown counts only starts that happened: alice's refused start did not, so she
+    # may start a solo quiz now; a second start right after it is refused.
+    solo = await standin.invoke_command(scene.guild.id, scene.channel.id, alice.id, "quiz start")
+    assert "started a quiz" in (await solo.wait_original_message()).content
+    again = await standin.invoke_command(scene.guild.id, scene.channel.id, alice.id, "review")
     assert (await ephemeral_reply(again)).content.startswith("⚠️ Slow down: try again in ")
     standin.assert_no_violations()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from quizbot.bot.cooldowns import StartCooldown
 from tests.discord_standin import InteractionRecord, StoredMessage
 from tests.e2e.conftest import BotScene, answer_of, button_for
 
@@ -26,6 +27,8 @@ def _summaries(scene: BotScene) -> list[StoredMessage]:
 
 async def test_review_asks_the_questions_that_fell_due(scene: BotScene) -> None:
     standin, alice = scene.standin, scene.alice
+    # A quiz then a review right after it: no cooldown between starts in this test.
+    scene.running.start_cooldown = StartCooldown(0)
     # Nothing answered yet: nothing to review, and the member is told why, privately.
     early = await standin.invoke_command(scene.guild.id, scene.channel.id, scene.bob.id, "review")
     assert "nothing to review yet" in (await _private_reply(early)).content

@@ -15,9 +15,6 @@ from quizbot.bot.game import reply, respond_in_time
 from quizbot.models import SessionMode
 from quizbot.services.quiz import QuizFilters
 
-# One start per member every few seconds: stops accidental double starts and spam.
-START_COOLDOWN_SECONDS = 10.0
-
 
 class QuizCog(commands.Cog):
     """Playing quizzes."""
@@ -36,7 +33,6 @@ class QuizCog(commands.Cog):
         mode="solo: just you · channel: everyone here may answer (default solo)",
     )
     @app_commands.autocomplete(topic=topic_autocomplete, category=category_autocomplete)
-    @app_commands.checks.cooldown(1, START_COOLDOWN_SECONDS, key=lambda i: i.user.id)
     async def start(
         self,
         interaction: discord.Interaction[Any],
@@ -47,6 +43,7 @@ class QuizCog(commands.Cog):
         mode: Literal["solo", "channel"] = "solo",
     ) -> None:
         assert interaction.guild is not None and interaction.channel_id is not None
+        self.bot.start_cooldown.check(interaction.user.id)
         # The questions are channel messages (unlike this reply): without these permissions
         # the quiz would start and then say nothing at all.
         mine = interaction.app_permissions
@@ -74,6 +71,7 @@ class QuizCog(commands.Cog):
             ),
             ephemeral=False,
         )
+        self.bot.start_cooldown.started(interaction.user.id)
         who = "everyone here can answer" if mode == "channel" else "solo"
         try:
             await reply(

@@ -11,9 +11,6 @@ from discord.ext import commands
 from quizbot.bot.client import QuizBot
 from quizbot.bot.game import reply, respond_in_time
 
-# Shares /quiz start's pace: one start per member every few seconds.
-REVIEW_COOLDOWN_SECONDS = 10.0
-
 
 class ReviewCog(commands.Cog):
     """Spaced-repetition reviews."""
@@ -26,7 +23,6 @@ class ReviewCog(commands.Cog):
     )
     @app_commands.describe(questions="At most this many questions, 1 to 50 (default 10)")
     @app_commands.guild_only()
-    @app_commands.checks.cooldown(1, REVIEW_COOLDOWN_SECONDS, key=lambda i: i.user.id)
     async def review(
         self,
         interaction: discord.Interaction[Any],
@@ -34,6 +30,7 @@ class ReviewCog(commands.Cog):
     ) -> None:
         """Start a review quiz; the errors (nothing due, a quiz running) reach the user."""
         assert interaction.guild is not None and interaction.channel_id is not None
+        self.bot.start_cooldown.check(interaction.user.id)
         view = await respond_in_time(
             interaction,
             self.bot.app.review.start(
@@ -46,6 +43,7 @@ class ReviewCog(commands.Cog):
             ),
             ephemeral=False,
         )
+        self.bot.start_cooldown.started(interaction.user.id)
         await reply(
             interaction,
             f"🧠 **{interaction.user.display_name}** is reviewing {view.total} "
