@@ -65,7 +65,13 @@ def run(url: str, scale: Scale, seconds: int, clients: int = 8) -> dict[str, Any
     if exe is None:
         return {"skipped": "pgbench not found (install postgresql-client)"}
     dsn = libpq_dsn(url)
-    results: dict[str, Any] = {"clients": clients, "threads": 2, "seconds": seconds, "runs": {}}
+    results: dict[str, Any] = {
+        "clients": clients,
+        "threads": 2,
+        "seconds": seconds,
+        "runs": {},
+        "script": _custom_script(scale),
+    }
     init = subprocess.run(
         [exe, "-i", "-q", "-s", "1", dsn], capture_output=True, text=True, check=False
     )
@@ -83,7 +89,8 @@ def run(url: str, scale: Scale, seconds: int, clients: int = 8) -> dict[str, Any
             cmd = [exe, "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds)]
             done = subprocess.run([*cmd, *extra, dsn], capture_output=True, text=True, check=False)
             entry: dict[str, Any] = _parse(done.stdout)
-            entry["command"] = " ".join(["pgbench", *cmd[1:], *extra, "<db>"])
+            shown = [Path(x).name if x == str(script) else x for x in extra]
+            entry["command"] = " ".join(["pgbench", *cmd[1:], *shown, "<db>"])
             if done.returncode != 0:
                 entry["error"] = done.stderr.strip()[-300:]
             results["runs"][name] = entry

@@ -15,7 +15,7 @@ import platform
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +177,8 @@ class Runner:
         drop_indexes: bool = False,
         trace_path: str | None = None,
         note: str = "",
+        scale: Any = None,
+        profile_path: str | None = None,
     ) -> dict[str, Any]:
         cfg = self.config
         base_id = REPLAY_SESSION_BASE if kind == "raw" else QUIZBOT_SESSION_BASE
@@ -186,7 +188,7 @@ class Runner:
             name=name,
             kind=kind,
             url=url,
-            scale=cfg.scale,
+            scale=scale or cfg.scale,
             seed=cfg.seed,
             give_up_p95_s=cfg.give_up_p95_s,
             overrides=overrides or {},
@@ -195,6 +197,8 @@ class Runner:
             pool_size=cfg.pool_size,
             max_overflow=cfg.max_overflow,
             note=note,
+            profile_path=profile_path,
+            flood_players=0 if profile_path else min(cfg.flood_players, max(cfg.scale.players)),
         )
         try:
             result = _run_child(spec)
@@ -234,7 +238,26 @@ class Runner:
             "dropped_indexes": list(dataset.HOT_INDEXES),
         }
 
-    def run(self, *, only_queries: bool = False, ablation: bool = True) -> int:
+    def _profile(self, base: str) -> str:
+        """quizbot under cProfile at the top load, for a short stage; returns the report path."""
+        cfg = self.config
+        top = cfg.scale.players[-1]
+        scale = replace(cfg.scale, players=(top,), stage_seconds=min(cfg.scale.stage_seconds, 10))
+        cfg.out_dir.mkdir(parents=True, exist_ok=True)
+        path = cfg.out_dir / f"bench-{cfg.scale.name}-profile.txt"
+        self._variant(
+            base,
+            "quizbot-profiled",
+            "quizbot",
+            scale=scale,
+            profile_path=str(path),
+            note="quizbot under cProfile (slower); only the profile is kept.",
+        )
+        return str(path)
+
+    def run(
+        self, *, only_queries: bool = False, ablation: bool = True, profile: bool = False
+    ) -> int:
         """Run everything the config asks for; returns the exit status (1: integrity failed)."""
         cfg = self.config
         began = time.perf_counter()
@@ -309,6 +332,11 @@ class Runner:
                                     )
                                 )
                             ablations.append(entry)
+                if profile and not only_queries:
+                    self.notes.append(
+                        "cProfile of quizbot at the top load (a separate, slower run): "
+                        f"`{Path(self._profile(base)).name}`."
+                    )
                 if cfg.explain:
                     hot = self._hot_queries(base)
                 if "pgbench" in wanted and not only_queries:
@@ -372,9 +400,12 @@ def run(
     ablation: bool | None = None,
     console: Console | None = None,
     command: str = "",
+    profile: bool = False,
 ) -> int:
     """Run the benchmark; ablations default to on except at the smoke scale."""
     if ablation is None:
         ablation = config.scale.name != "smoke"
     console = console or Console(stderr=True)
-    return Runner(config, console, command).run(only_queries=only_queries, ablation=ablation)
+    return Runner(config, console, command).run(
+        only_queries=only_queries, ablation=ablation, profile=profile
+    )

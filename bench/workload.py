@@ -115,6 +115,7 @@ class StageTrace:
     players: int
     groups: list[list[list[Action]]] = field(default_factory=list)
     warmup: bool = False
+    flood: bool = False
 
 
 def members_for_stage(scale: Scale, players: int) -> tuple[list[list[Member]], list[Member]]:
@@ -155,6 +156,7 @@ class Stage:
         seed: int,
         capture: bool = False,
         warmup: bool = False,
+        flood: bool = False,
     ) -> None:
         self.driver = driver
         self.scale = scale
@@ -165,8 +167,9 @@ class Stage:
         self.acks: list[Ack] = []
         self.sessions: set[int] = set()
         self.capture = capture
-        self.trace = StageTrace(players, warmup=warmup)
-        self.think = scale.think_ms / 1000
+        self.trace = StageTrace(players, warmup=warmup, flood=flood)
+        # A flood stage has no think time: players click again as soon as they have an answer.
+        self.think = 0.0 if flood else scale.think_ms / 1000
         self.burst_window = min(1.0, 2 * self.think)
         self.deadline = 0.0
         self.hard_deadline = 0.0
@@ -187,8 +190,8 @@ class Stage:
         self, delay: float, name: str, fn: Callable[[], Awaitable[T]], session_id: int | None
     ) -> tuple[T | None, Action]:
         due = time.perf_counter() + delay
-        if delay > 0:
-            await asyncio.sleep(delay)
+        # Always yield once, so a driver that never awaits cannot starve the other players.
+        await asyncio.sleep(delay if delay > 0 else 0)
         stats = self.recorder.stats(name)
         result: T | None = None
         with invocation(name, capture=self.capture) as inv:

@@ -259,6 +259,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         ablation=args.ablation,
         console=console,
         command=command.strip(),
+        profile=args.profile,
     )
 
 
@@ -354,6 +355,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         help="only seed and compare the hot queries indexed vs unindexed (EXPLAIN ANALYZE)",
     )
     bench_p.add_argument("--no-explain", action="store_true", help="skip the hot-query comparison")
+    bench_p.add_argument(
+        "--profile", action="store_true", help="also profile quizbot (cProfile) at the top load"
+    )
     bench_p.add_argument("--pgbench-seconds", type=int, default=5, help="per pgbench run")
     bench_p.add_argument("--seed", type=int, default=42, help="random seed of the players")
     bench_p.add_argument("--keep", action="store_true", help="keep the databases it creates")
