@@ -155,7 +155,12 @@ class LegacyDriver:
             )
             assert row is not None
             self._question(tx, chosen[0])
-            return Shown(int(row[0]), chosen[0], 0)
+        # The game posts the question, then remembers its message.
+        with self.db.transaction() as tx:
+            tx.execute(
+                "UPDATE quiz_sessions SET message_id = %s WHERE id = %s", (int(row[0]) * 64, row[0])
+            )
+        return Shown(int(row[0]), chosen[0], 0)
 
     async def answer(self, m: Member, session_id: int, question_id: int, given: str) -> Ack | None:
         with self.db.transaction() as tx:
@@ -268,7 +273,12 @@ class LegacyDriver:
                 )
                 current = position + 1
             self._question(tx, ids[current])
-            return Shown(session_id, ids[current], current)
+        with self.db.transaction() as tx:
+            tx.execute(
+                "UPDATE quiz_sessions SET message_id = %s WHERE id = %s",
+                (session_id * 64 + current, session_id),
+            )
+        return Shown(session_id, ids[current], current)
 
     async def finish(self, session_id: int) -> None:
         with self.db.transaction() as tx:

@@ -65,6 +65,8 @@ class Background:
 
     statements: int = 0
     pool_wait_s: float = 0.0
+    # (time, SQL, parameters) while a stage captures for the raw replay.
+    captured: list[tuple[float, str, tuple[Any, ...]]] | None = None
 
 
 BACKGROUND = Background()
@@ -73,12 +75,14 @@ BACKGROUND = Background()
 def count_statement(statement: str, parameters: Any) -> None:
     """Attribute one statement to the running command (or to the background)."""
     inv = CURRENT.get()
+    params = tuple(parameters) if isinstance(parameters, list | tuple) else ()
     if inv is None or not inv.open:
         BACKGROUND.statements += 1
+        if BACKGROUND.captured is not None:
+            BACKGROUND.captured.append((time.perf_counter(), statement, params))
         return
     inv.statements += 1
     if inv.captured is not None:
-        params = tuple(parameters) if isinstance(parameters, list | tuple) else ()
         inv.captured.append((statement, params))
 
 

@@ -64,6 +64,11 @@ def instrument(app: App) -> None:
     dialect.do_ping = counted_ping
 
 
+def _message_id(session_id: int, position: int) -> int:
+    """A made-up Discord message id for the question message."""
+    return session_id * 64 + position
+
+
 class QuizbotDriver:
     """Drives `App` exactly as the cogs do (one service call per user event)."""
 
@@ -88,6 +93,8 @@ class QuizbotDriver:
             mode=SessionMode(mode),
             filters=QuizFilters(count=count),
         )
+        # The game posts the question, then remembers its message (Game._show).
+        await self.app.quiz.set_message(view.session_id, _message_id(view.session_id, 0))
         return Shown(view.session_id, view.question_id, view.position)
 
     async def answer(self, m: Member, session_id: int, question_id: int, given: str) -> Ack | None:
@@ -109,7 +116,10 @@ class QuizbotDriver:
 
     async def advance(self, session_id: int, position: int) -> Shown | None:
         view = await self.app.quiz.advance(session_id, position)
-        return None if view is None else Shown(view.session_id, view.question_id, view.position)
+        if view is None:
+            return None
+        await self.app.quiz.set_message(session_id, _message_id(session_id, view.position))
+        return Shown(view.session_id, view.question_id, view.position)
 
     async def finish(self, session_id: int) -> None:
         await self.app.quiz.finish(session_id)

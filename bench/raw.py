@@ -42,17 +42,19 @@ class Replayer:
         self.sessions: dict[int, int] = {}
         self.unmapped = 0
 
+    def _map(self, value: Any) -> Any:
+        if isinstance(value, list):  # arrays of ids in batched statements
+            return [self._map(v) for v in value]
+        if _is_quizbot_session(value):
+            mapped = self.sessions.get(value)
+            if mapped is None:
+                self.unmapped += 1
+                return value
+            return mapped
+        return value
+
     def _params(self, params: tuple[Any, ...]) -> list[Any]:
-        out = []
-        for value in params:
-            if _is_quizbot_session(value):
-                mapped = self.sessions.get(value)
-                if mapped is None:
-                    self.unmapped += 1
-                    mapped = value
-                value = mapped
-            out.append(value)
-        return out
+        return [self._map(value) for value in params]
 
     async def _run(self, action: Action, recorder: Recorder) -> None:
         due = time.perf_counter() + action.delay

@@ -62,6 +62,16 @@ def common_top_stage(a: dict[str, Any], b: dict[str, Any]) -> int | None:
     return max(both) if both else None
 
 
+def common_command_stage(a: dict[str, Any], b: dict[str, Any], command: str) -> int | None:
+    """The largest load at which both variants completed `command` at least once."""
+
+    def loads(v: dict[str, Any]) -> set[int]:
+        return {s["players"] for s in v["stages"] if _cmd(s, command, "p95_ms") is not None}
+
+    both = loads(a) & loads(b)
+    return max(both) if both else None
+
+
 def capacity(v: dict[str, Any]) -> tuple[int | None, bool]:
     """Largest players with every command's p95 under 500 ms; True when it is the top stage
     run (the real limit may be higher)."""
@@ -124,34 +134,32 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
         )
 
     if qb and legacy:
-        load = common_top_stage(qb, legacy)
-        if load is not None:
-            sq, sl = stage_at(qb, load), stage_at(legacy, load)
-            for command in ("answer", "start", "stats", "leaderboard", "leaderboard_week"):
-                old, new = _cmd(sl, command, "p95_ms"), _cmd(sq, command, "p95_ms")
-                red = _reduction(old, new)
-                add(
-                    f"p95 `{command}` at {load} players (legacy → quizbot)",
-                    "50–70 % lower",
-                    "≥ 90 % lower",
-                    f"{_fmt(old)} → {_fmt(new)} ms ({_change(red)})",
-                    _verdict(
-                        None if red is None else red >= 90,
-                        "" if red is None or red >= 90 else f"short by {90 - red:.1f} points",
-                    ),
-                )
-            for command in ("stats", "leaderboard", "answer", "start", "finish"):
-                old, new = _round_trips(sl, command), _round_trips(sq, command)
-                red = _reduction(old, new)
-                target = "≥ 80 % fewer" if command == "stats" else "(no target)"
-                fewer = None if red is None or command != "stats" else red >= 80
-                add(
-                    f"round trips per `{command}` (legacy → quizbot)",
-                    "80 % fewer",
-                    target,
-                    f"{_fmt(old, 2)} → {_fmt(new, 2)} ({_change(red).replace('lower', 'fewer')})",
-                    _verdict(fewer) if command == "stats" else "–",
-                )
+        for command in ("answer", "start", "stats", "leaderboard", "leaderboard_week"):
+            load = common_command_stage(qb, legacy, command)
+            sq, sl = stage_at(qb, load or -1), stage_at(legacy, load or -1)
+            old, new = _cmd(sl, command, "p95_ms"), _cmd(sq, command, "p95_ms")
+            red = _reduction(old, new)
+            add(
+                f"p95 `{command}` at {load} players (legacy → quizbot)",
+                "50–70 % lower",
+                "≥ 90 % lower",
+                f"{_fmt(old)} → {_fmt(new)} ms ({_change(red)})",
+                _verdict(None if red is None else red >= 90),
+            )
+        for command in ("stats", "leaderboard", "answer", "start", "finish"):
+            load = common_command_stage(qb, legacy, command)
+            sq, sl = stage_at(qb, load or -1), stage_at(legacy, load or -1)
+            old, new = _round_trips(sl, command), _round_trips(sq, command)
+            red = _reduction(old, new)
+            target = "≥ 80 % fewer" if command == "stats" else "(no target)"
+            fewer = None if red is None or command != "stats" else red >= 80
+            add(
+                f"round trips per `{command}` (legacy → quizbot, {load} players)",
+                "80 % fewer",
+                target,
+                f"{_fmt(old, 2)} → {_fmt(new, 2)} ({_change(red).replace('lower', 'fewer')})",
+                _verdict(fewer) if command == "stats" else "–",
+            )
         caps = {}
         for v in (legacy, qb, raw):
             if v is not None:
@@ -256,9 +264,9 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
             _verdict(rss <= 200 if scale == "standard" else None),
         )
     if qb and raw:
-        load = common_top_stage(qb, raw)
-        sq, sr = stage_at(qb, load or -1), stage_at(raw, load or -1)
         for command in HEADLINE_COMMANDS:
+            load = common_command_stage(qb, raw, command)
+            sq, sr = stage_at(qb, load or -1), stage_at(raw, load or -1)
             a, b = _cmd(sq, command, "p50_ms"), _cmd(sr, command, "p50_ms")
             ratio = a / b if a is not None and b else None
             add(
@@ -477,6 +485,11 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         f"{m['loadavg_start']}, at end {m.get('loadavg_end', '–')}. "
         "**Caveat:** other work shared these CPUs during the run, so the figures are noisy; "
         "compare variants within one run, not across runs.",
+        "",
+        "Server settings: "
+        + ", ".join(f"`{k}` {v}" for k, v in m.get("server_settings", {}).items())
+        + ". "
+        + m.get("pg_stat_statements", ""),
         "",
         f"Dataset: {results['seed']['guilds']} guilds, {results['seed']['members']:,} members, "
         f"{results['seed']['questions']:,} questions, {results['seed']['past_sessions']:,} past "
@@ -711,6 +724,18 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         if v.get("background_statements"):
             out += [
                 f"Statements outside any command (background tasks): {v['background_statements']}.",
+                "",
+            ]
+        kinds: dict[str, int] = {}
+        for s in [*v["stages"], *([v["flood"]] if v.get("flood") else [])]:
+            for c in s["commands"].values():
+                for kind, n in c.get("error_kinds", {}).items():
+                    kinds[kind] = kinds.get(kind, 0) + n
+        if kinds:
+            out += [
+                "Errors (not included in the latency figures): "
+                + ", ".join(f"{k} × {n}" for k, n in sorted(kinds.items()))
+                + ". A `TimeoutError` is the pool's checkout timeout (`DB_POOL_TIMEOUT`).",
                 "",
             ]
         out += [_stage_tables(v), ""]

@@ -93,10 +93,38 @@ def _say(console: Console, message: str) -> None:
     console.print(f"[bold cyan]bench[/bold cyan] {message}")
 
 
-async def _server_version(url: str) -> str:
+SERVER_SETTINGS = (
+    "shared_buffers",
+    "work_mem",
+    "synchronous_commit",
+    "fsync",
+    "max_connections",
+    "jit",
+    "shared_preload_libraries",
+)
+
+
+async def _server_info(url: str) -> dict[str, Any]:
+    """Version, the settings that matter here, and whether pg_stat_statements can be used."""
     conn = await asyncpg.connect(**database.asyncpg_args(url))
     try:
-        return str(await conn.fetchval("SHOW server_version"))
+        version = str(await conn.fetchval("SHOW server_version"))
+        rows = await conn.fetch(
+            "SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1::text[])",
+            list(SERVER_SETTINGS),
+        )
+        settings = {
+            r["name"]: f"{r['setting']}{' × ' + r['unit'] if r['unit'] else ''}" or "''"
+            for r in rows
+        }
+        preload = settings.get("shared_preload_libraries", "")
+        pss = (
+            "pg_stat_statements is preloaded (not yet reported by the benchmark)."
+            if "pg_stat_statements" in preload
+            else "pg_stat_statements is not available: it needs "
+            "`shared_preload_libraries = 'pg_stat_statements'` and a restart."
+        )
+        return {"postgres": version, "server_settings": settings, "pg_stat_statements": pss}
     finally:
         await conn.close()
 
@@ -263,7 +291,7 @@ class Runner:
         began = time.perf_counter()
         started = dt.datetime.now(dt.UTC)
         machine = machine_info()
-        machine["postgres"] = self._loop(_server_version(self.server))
+        machine.update(self._loop(_server_info(self.server)))
         base, seeded = self._seed()
         variants: list[dict[str, Any]] = []
         ablations: list[dict[str, Any]] = []

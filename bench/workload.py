@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 from bench.config import Scale
 from bench.dataset import GUILD_BASE, RIGHT, USER_BASE, WRONG
-from bench.metrics import Recorder, invocation
+from bench.metrics import BACKGROUND, Recorder, invocation
 
 T = TypeVar("T")
 # (delay before the click, command, the call, the session it acts on)
@@ -326,5 +326,19 @@ class Stage:
         self.hard_deadline = self.deadline + max(2 * seconds, 10 * self.think)
         tasks = [self._channel(g, i) for i, g in enumerate(groups)]
         tasks += [self._solo(m, i) for i, m in enumerate(solo)]
-        await asyncio.gather(*tasks)
+        if self.capture:
+            BACKGROUND.captured = []
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            background, BACKGROUND.captured = BACKGROUND.captured, None
+        if background:
+            # Statements of background tasks (a group-commit flusher) replay as their own
+            # sequence, at the same pace.
+            steps: list[list[Action]] = []
+            previous = began
+            for at, sql, params in background:
+                steps.append([Action(max(0.0, at - previous), "background", [(sql, params)])])
+                previous = at
+            self.trace.groups.append(steps)
         return time.perf_counter() - began
