@@ -71,7 +71,7 @@ class BenchConfig:
     out_dir: Path = Path("bench/results")
     # Server to create the throwaway databases on (a URL of any database there).
     server_url: str | None = None
-    # Stop ramping a variant once a stage's worst command p95 exceeds this many seconds.
+    # Stop ramping a variant once a stage's p95 over all commands exceeds this many seconds.
     give_up_p95_s: float = 2.0
     keep_databases: bool = False
     progress: bool = True
@@ -80,6 +80,8 @@ class BenchConfig:
     pool_size: int = 10
     max_overflow: int = 10
     pgbench_seconds: int = 5
+    # Players of the no-think-time stage after the ramp (sustained answer rate); 0: none.
+    flood_players: int = 200
     explain: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 

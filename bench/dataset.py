@@ -183,7 +183,7 @@ async def seed(
     began = time.perf_counter()
     steps = _steps(scale)
     total = len(steps) + 2
-    conn = await asyncpg.connect(**url_args)  # type: ignore[arg-type]
+    conn = await asyncpg.connect(**url_args)
     try:
         # The achievements catalogue, as App.bootstrap would upsert it.
         await conn.executemany(
@@ -218,7 +218,7 @@ async def seed(
 
 async def drop_hot_indexes(url_args: dict[str, object]) -> list[str]:
     """Drop the composite/hot indexes (the legacy copy); returns the names dropped."""
-    conn = await asyncpg.connect(**url_args)  # type: ignore[arg-type]
+    conn = await asyncpg.connect(**url_args)
     try:
         for name in HOT_INDEXES:
             await conn.execute(f'DROP INDEX IF EXISTS "{name}"')

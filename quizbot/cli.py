@@ -269,6 +269,61 @@ def cmd_db_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _import_bench() -> bool:
+    """Make the `bench` package (next to `quizbot/` in a source checkout) importable."""
+    import importlib.util
+
+    from quizbot.migrations import PROJECT_ROOT
+
+    if importlib.util.find_spec("bench") is None and (PROJECT_ROOT / "bench").is_dir():
+        sys.path.insert(0, str(PROJECT_ROOT))
+    return importlib.util.find_spec("bench") is not None
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the load benchmark on throwaway databases (see docs/performance.md)."""
+    if not _import_bench():
+        console.print(
+            "[red]error:[/red] the benchmark lives in the source checkout's bench/ directory; "
+            "run it from a clone with `pip install -e '.[bench]'`."
+        )
+        return 2
+    try:
+        from bench import runner
+        from bench.config import SCALES, VARIANTS, BenchConfig
+    except ImportError as exc:
+        console.print(
+            f"[red]error:[/red] {exc}: install the bench extra: pip install -e '.[bench]'"
+        )
+        return 2
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        console.print(f"[red]error:[/red] unknown variant(s) {', '.join(unknown)}")
+        return 2
+    players = tuple(int(p) for p in args.players.split(",")) if args.players else None
+    config = BenchConfig(
+        scale=SCALES[args.scale],
+        variants=variants,
+        out_dir=Path(args.out),
+        server_url=args.server,
+        keep_databases=args.keep,
+        progress=not args.no_progress,
+        seed=args.seed,
+        pgbench_seconds=args.pgbench_seconds,
+        explain=not args.no_explain,
+    ).with_overrides(players=players, duration=args.duration, think_ms=args.think_ms)
+    command = "quizbot bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "quizbot bench"
+    return runner.run(
+        config,
+        only_queries=args.only_queries,
+        ablation=args.ablation,
+        console=console,
+        command=command.strip(),
+        profile=args.profile,
+    )
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     """The argument parser and the handler of each subcommand."""
     parser = argparse.ArgumentParser(
@@ -337,6 +392,50 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     )
     report_p.add_argument("--top", type=int, default=10, help="statements per table (default 10)")
     handlers["db-report"] = cmd_db_report
+
+    bench_p = sub.add_parser(
+        "bench", help="load benchmark: quizbot vs legacy vs raw asyncpg vs pgbench, with reports"
+    )
+    bench_p.add_argument(
+        "--scale", default="smoke", choices=["smoke", "standard", "large"], help="default smoke"
+    )
+    bench_p.add_argument(
+        "--variants",
+        default="quizbot,raw,legacy,pgbench",
+        help="comma-separated subset of quizbot,raw,legacy,pgbench (default: all)",
+    )
+    bench_p.add_argument(
+        "--players", help="concurrency stages, e.g. 10,100,1000 (default: scale's)"
+    )
+    bench_p.add_argument("--duration", type=float, help="seconds per stage (default: scale's)")
+    bench_p.add_argument("--think-ms", type=float, help="mean think time (default: scale's)")
+    bench_p.add_argument("--out", default="bench/results", help="report directory")
+    bench_p.add_argument(
+        "--server", help="PostgreSQL URL to create databases on (default: DATABASE_URL or local)"
+    )
+    ablation = bench_p.add_mutually_exclusive_group()
+    ablation.add_argument(
+        "--ablation",
+        dest="ablation",
+        action="store_true",
+        default=None,
+        help="also run quizbot with one measure off at a time (default except at smoke scale)",
+    )
+    ablation.add_argument("--no-ablation", dest="ablation", action="store_false")
+    bench_p.add_argument(
+        "--only-queries",
+        action="store_true",
+        help="only seed and compare the hot queries indexed vs unindexed (EXPLAIN ANALYZE)",
+    )
+    bench_p.add_argument("--no-explain", action="store_true", help="skip the hot-query comparison")
+    bench_p.add_argument(
+        "--profile", action="store_true", help="also profile quizbot (cProfile) at the top load"
+    )
+    bench_p.add_argument("--pgbench-seconds", type=int, default=5, help="per pgbench run")
+    bench_p.add_argument("--seed", type=int, default=42, help="random seed of the players")
+    bench_p.add_argument("--keep", action="store_true", help="keep the databases it creates")
+    bench_p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    handlers["bench"] = cmd_bench
     return parser, handlers
 
 

@@ -1,0 +1,159 @@
+"""The hot queries, indexed vs unindexed: timings and `EXPLAIN (ANALYZE, BUFFERS)`.
+
+The statements are quizbot's own (imported from the services and repositories,
+so they follow whatever the code does today); the same statement runs on the
+variant's database with the hot indexes and on a copy without them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import TextClause, text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from bench.config import Scale
+from bench.dataset import GUILD_BASE, USER_BASE
+from bench.metrics import percentile
+
+
+@dataclass(frozen=True)
+class HotQuery:
+    """A named statement with the parameters to run it with."""
+
+    name: str
+    sql: TextClause
+    params: dict[str, Any]
+
+
+def _week_start(now: dt.datetime) -> dt.datetime:
+    day = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - dt.timedelta(days=day.weekday())
+
+
+def hot_queries(scale: Scale) -> tuple[list[HotQuery], list[str]]:
+    """The statements behind /leaderboard, own rank, period boards, /stats and quiz start.
+
+    Returns:
+        The queries, and notes about any that quizbot's code no longer provides.
+    """
+    notes: list[str] = []
+    queries: list[HotQuery] = []
+    guild = GUILD_BASE + 1
+    # A member in the middle of the guild (rank is hardest to get for the middle).
+    middle = USER_BASE + scale.guilds * max(1, scale.members // scale.guilds // 2)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    try:
+        from quizbot.services.stats import _SOURCES, _me_sql, _page_sql
+
+        board = {
+            "guild_id": guild,
+            "topic": None,
+            "since": epoch,
+            "after_points": None,
+            "after_user": None,
+            "limit": 11,
+        }
+        queries += [
+            HotQuery("leaderboard top-10", _page_sql(_SOURCES[(True, False)]), board),
+            HotQuery(
+                "own rank",
+                _me_sql(_SOURCES[(True, False)]),
+                {"guild_id": guild, "topic": None, "since": epoch, "me": middle},
+            ),
+            HotQuery(
+                "period leaderboard (week)",
+                _page_sql(_SOURCES[(True, True)]),
+                {**board, "since": _week_start(dt.datetime.now(dt.UTC))},
+            ),
+            HotQuery(
+                "global top-10",
+                _page_sql(_SOURCES[(False, False)]),
+                {**board, "guild_id": None},
+            ),
+        ]
+    except ImportError as exc:
+        notes.append(f"leaderboard statements not found in quizbot.services.stats ({exc})")
+    try:
+        from quizbot.repositories.members import _STATS
+
+        queries.append(
+            HotQuery("stats", _STATS, {"guild_id": guild, "user_id": middle, "recent": 5})
+        )
+    except ImportError as exc:
+        notes.append(f"stats statement not found in quizbot.repositories.members ({exc})")
+    queries.append(
+        HotQuery(
+            "recently seen (quiz start)",
+            text(
+                "SELECT question_id FROM answers WHERE user_id = :user_id "
+                "AND guild_id = :guild_id ORDER BY answered_at DESC LIMIT 300"
+            ),
+            {"user_id": middle, "guild_id": guild},
+        )
+    )
+    return queries, notes
+
+
+_EXEC_TIME = re.compile(r"Execution Time: ([0-9.]+) ms")
+
+
+async def _measure(conn: AsyncConnection, q: HotQuery, repeats: int) -> dict[str, Any]:
+    # One run to warm the cache, then the timed runs, then the plan.
+    await conn.execute(q.sql, q.params)
+    times: list[float] = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        await conn.execute(q.sql, q.params)
+        times.append((time.perf_counter() - began) * 1000)
+    explain = text("EXPLAIN (ANALYZE, BUFFERS) " + q.sql.text)
+    plan = "\n".join(r[0] for r in await conn.execute(explain, q.params))
+    match = _EXEC_TIME.search(plan)
+    return {
+        "median_ms": percentile(times, 50),
+        "p95_ms": percentile(times, 95),
+        "server_ms": float(match.group(1)) if match else None,
+        "repeats": repeats,
+        "plan": plan,
+    }
+
+
+async def measure(url: str, scale: Scale, repeats: int) -> dict[str, Any]:
+    """Time every hot query on one database (client side, and the server's own figure)."""
+    queries, notes = hot_queries(scale)
+    engine = create_async_engine(url, pool_size=1, max_overflow=0)
+    out: dict[str, Any] = {"notes": notes, "queries": {}}
+    try:
+        async with engine.connect() as conn:
+            for q in queries:
+                out["queries"][q.name] = await _measure(conn, q, repeats)
+                await conn.rollback()
+    finally:
+        await engine.dispose()
+    return out
+
+
+def compare(indexed: dict[str, Any], unindexed: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per query: indexed vs unindexed median, and how much faster the index makes it."""
+    rows = []
+    for name, a in indexed["queries"].items():
+        b = unindexed["queries"].get(name)
+        if b is None:
+            continue
+        faster = 1 - a["median_ms"] / b["median_ms"] if b["median_ms"] else 0.0
+        rows.append(
+            {
+                "query": name,
+                "indexed_ms": a["median_ms"],
+                "unindexed_ms": b["median_ms"],
+                "indexed_server_ms": a["server_ms"],
+                "unindexed_server_ms": b["server_ms"],
+                "faster_pct": 100 * faster,
+                "speedup": b["median_ms"] / a["median_ms"] if a["median_ms"] else 0.0,
+            }
+        )
+    return rows

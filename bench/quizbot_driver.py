@@ -1,0 +1,136 @@
+"""The quizbot variant: the very service calls the cogs and the game task make."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import event
+
+from bench.metrics import count_ping, count_pool_wait, count_statement
+from bench.workload import Ack, Member, Shown
+from quizbot.app import App
+from quizbot.config import Settings
+from quizbot.models import SessionMode
+from quizbot.services.quiz import QuizFilters
+from quizbot.services.stats import Period
+
+
+def settings_with(
+    url: str, overrides: dict[str, Any]
+) -> tuple[Settings, dict[str, Any], list[str]]:
+    """Settings for `url` plus the overrides that exist; returns (settings, applied, skipped).
+
+    An override naming a field `Settings` does not have (yet) is skipped, not an error:
+    the ablation is written ahead of the settings it switches.
+    """
+    fields = Settings.model_fields
+    applied = {k: v for k, v in overrides.items() if k in fields}
+    skipped = sorted(k for k in overrides if k not in fields)
+    # The in-process cache, whatever REDIS_URL says: one process, no network hop.
+    settings = Settings(database_url=url, redis_url=None, **applied)
+    return settings, applied, skipped
+
+
+def instrument(app: App) -> None:
+    """Count statements, pool waits and pre-pings per command (see bench.metrics)."""
+    sync_engine = app.engine.sync_engine
+
+    @event.listens_for(sync_engine, "before_cursor_execute")
+    def _count(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        count_statement(statement, parameters)
+
+    pool: Any = sync_engine.pool
+    do_get = pool._do_get
+
+    def timed_get() -> Any:
+        began = time.perf_counter()
+        try:
+            return do_get()
+        finally:
+            count_pool_wait(time.perf_counter() - began)
+
+    pool._do_get = timed_get
+
+    dialect: Any = sync_engine.dialect
+    do_ping = dialect.do_ping
+
+    def counted_ping(dbapi_connection: Any) -> Any:
+        count_ping()
+        return do_ping(dbapi_connection)
+
+    dialect.do_ping = counted_ping
+
+
+def _message_id(session_id: int, position: int) -> int:
+    """A made-up Discord message id for the question message."""
+    return session_id * 64 + position
+
+
+class QuizbotDriver:
+    """Drives `App` exactly as the cogs do (one service call per user event)."""
+
+    def __init__(self, url: str, overrides: dict[str, Any] | None = None) -> None:
+        self.settings, self.applied, self.skipped = settings_with(url, overrides or {})
+        self.app = App.create(self.settings, url)
+        instrument(self.app)
+
+    async def setup(self) -> None:
+        await self.app.bootstrap(seed=False)
+
+    async def close(self) -> None:
+        await self.app.close()
+
+    async def start(self, m: Member, channel_id: int, mode: str, count: int) -> Shown:
+        view = await self.app.quiz.start(
+            guild_id=m.guild_id,
+            guild_name=f"Guild {m.guild_id}",
+            channel_id=channel_id,
+            user_id=m.user_id,
+            display_name=m.name,
+            mode=SessionMode(mode),
+            filters=QuizFilters(count=count),
+        )
+        # The game posts the question, then remembers its message (Game._show).
+        await self.app.quiz.set_message(view.session_id, _message_id(view.session_id, 0))
+        return Shown(view.session_id, view.question_id, view.position)
+
+    async def answer(self, m: Member, session_id: int, question_id: int, given: str) -> Ack | None:
+        outcome = await self.app.quiz.answer(
+            session_id=session_id,
+            question_id=question_id,
+            user_id=m.user_id,
+            display_name=m.name,
+            given=given,
+        )
+        if not outcome.recorded:
+            return None
+        return Ack(session_id, question_id, m.user_id, outcome.points)
+
+    async def reveal(self, session_id: int, question_id: int) -> None:
+        # What Game._reveal reads before editing the question message.
+        await self.app.quiz.question(question_id)
+        await self.app.quiz.reveal(session_id, question_id)
+
+    async def advance(self, session_id: int, position: int) -> Shown | None:
+        view = await self.app.quiz.advance(session_id, position)
+        if view is None:
+            return None
+        await self.app.quiz.set_message(session_id, _message_id(session_id, view.position))
+        return Shown(view.session_id, view.question_id, view.position)
+
+    async def finish(self, session_id: int) -> None:
+        await self.app.quiz.finish(session_id)
+
+    async def stats(self, m: Member) -> None:
+        await self.app.stats.member_stats(guild_id=m.guild_id, user_id=m.user_id)
+
+    async def leaderboard(self, m: Member, week: bool) -> None:
+        await self.app.stats.leaderboard(
+            guild_id=m.guild_id,
+            caller_id=m.user_id,
+            period=Period.WEEK if week else Period.ALL,
+            limit=10,
+        )

@@ -1,0 +1,344 @@
+"""Simulated players: what they do, against any variant (a `Driver`).
+
+Two kinds of players share a stage:
+
+- solo players: start a solo quiz, answer each question after a think time
+  (the bot then reveals and advances), finish, look at their stats and the
+  leaderboard (sometimes this week's);
+- channel groups: `burst_size` members of one guild in a channel quiz; every
+  question is answered by all of them within a burst window (one second at the
+  standard scale), which is the hot path the design worries about.
+
+Latency is measured from the moment a player clicks (the scheduled time), so
+a command that waited for a blocked event loop is charged for the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol, TypeVar
+
+from bench.config import Scale
+from bench.dataset import GUILD_BASE, RIGHT, USER_BASE, WRONG
+from bench.metrics import BACKGROUND, Recorder, invocation
+
+T = TypeVar("T")
+# (delay before the click, command, the call, the session it acts on)
+Call = tuple[float, str, Callable[[], Awaitable[Any]], int | None]
+
+# Channels of the simulated quizzes: far above the seeded ones (3,000,000 + n).
+CHANNEL_BASE = 4_000_000_000
+# Share of a stage's players that play in channel quizzes (the rest play solo).
+CHANNEL_SHARE = 0.5
+CORRECT_RATE = 0.6
+COMMANDS = (
+    "start",
+    "answer",
+    "reveal",
+    "advance",
+    "finish",
+    "stats",
+    "leaderboard",
+    "leaderboard_week",
+)
+
+
+@dataclass(frozen=True)
+class Member:
+    """A seeded guild member a simulated player acts as."""
+
+    index: int
+    guild_id: int
+    user_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The question a quiz is showing."""
+
+    session_id: int
+    question_id: int
+    position: int
+
+
+@dataclass(frozen=True)
+class Ack:
+    """An answer the variant acknowledged as recorded."""
+
+    session_id: int
+    question_id: int
+    user_id: int
+    points: int
+
+
+class Driver(Protocol):
+    """The commands of one variant; each call is one user event (one unit of work)."""
+
+    async def start(self, m: Member, channel_id: int, mode: str, count: int) -> Shown: ...
+
+    async def answer(
+        self, m: Member, session_id: int, question_id: int, given: str
+    ) -> Ack | None: ...
+
+    async def reveal(self, session_id: int, question_id: int) -> None: ...
+
+    async def advance(self, session_id: int, position: int) -> Shown | None: ...
+
+    async def finish(self, session_id: int) -> None: ...
+
+    async def stats(self, m: Member) -> None: ...
+
+    async def leaderboard(self, m: Member, week: bool) -> None: ...
+
+
+@dataclass
+class Action:
+    """One command of a traced step (for the raw replay)."""
+
+    delay: float
+    name: str
+    statements: list[tuple[str, tuple[Any, ...]]]
+    # The session the command acted on (quizbot's id), to remap in the replay.
+    session_id: int | None = None
+
+
+@dataclass
+class StageTrace:
+    """Per actor group, its steps; a step's actions ran concurrently."""
+
+    players: int
+    groups: list[list[list[Action]]] = field(default_factory=list)
+    warmup: bool = False
+    flood: bool = False
+
+
+def members_for_stage(scale: Scale, players: int) -> tuple[list[list[Member]], list[Member]]:
+    """Split `players` seeded members into channel groups (same guild) and solo players."""
+    per_guild = scale.members // scale.guilds
+    used = [0] * scale.guilds
+
+    def take(guild: int) -> Member:
+        # Member i belongs to guild (i % guilds): i = guild + guilds * k (i >= 1).
+        k = used[guild]
+        used[guild] += 1
+        i = guild + scale.guilds * k if guild else scale.guilds * (k + 1)
+        if i > scale.members or k >= per_guild:
+            raise ValueError(f"scale {scale.name} has too few members for {players} players")
+        return Member(i, GUILD_BASE + 1 + guild, USER_BASE + i, f"player{i}")
+
+    burst = max(1, min(scale.burst_size, players))
+    n_groups = int(players * CHANNEL_SHARE) // burst
+    groups: list[list[Member]] = []
+    for g in range(n_groups):
+        guild = g % scale.guilds
+        groups.append([take(guild) for _ in range(burst)])
+    solo_count = players - n_groups * burst
+    solo = [take((n_groups + s) % scale.guilds) for s in range(solo_count)]
+    return groups, solo
+
+
+class Stage:
+    """One load level of one variant: runs the players until the deadline."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        scale: Scale,
+        players: int,
+        stage_index: int,
+        *,
+        seed: int,
+        capture: bool = False,
+        warmup: bool = False,
+        flood: bool = False,
+    ) -> None:
+        self.driver = driver
+        self.scale = scale
+        self.players = players
+        self.stage_index = stage_index
+        self.rng = random.Random(seed * 1000 + stage_index)
+        self.recorder = Recorder()
+        self.acks: list[Ack] = []
+        self.sessions: set[int] = set()
+        self.capture = capture
+        self.trace = StageTrace(players, warmup=warmup, flood=flood)
+        # A flood stage has no think time: players click again as soon as they have an answer.
+        self.think = 0.0 if flood else scale.think_ms / 1000
+        self.burst_window = min(1.0, 2 * self.think)
+        self.deadline = 0.0
+        self.hard_deadline = 0.0
+        self.done_commands = 0
+
+    # -- timing helpers -------------------------------------------------------
+
+    def _think(self) -> float:
+        return self.rng.uniform(0.5, 1.5) * self.think
+
+    def stopped(self) -> bool:
+        return time.perf_counter() >= self.deadline
+
+    def hurry(self) -> bool:
+        return time.perf_counter() >= self.hard_deadline
+
+    async def _act(
+        self, delay: float, name: str, fn: Callable[[], Awaitable[T]], session_id: int | None
+    ) -> tuple[T | None, Action]:
+        due = time.perf_counter() + delay
+        # Always yield once, so a driver that never awaits cannot starve the other players.
+        await asyncio.sleep(delay if delay > 0 else 0)
+        stats = self.recorder.stats(name)
+        result: T | None = None
+        with invocation(name, capture=self.capture) as inv:
+            try:
+                result = await fn()
+            except Exception as exc:
+                stats.fail(exc)
+            else:
+                stats.add(time.perf_counter() - due, inv)
+        self.done_commands += 1
+        if session_id is None and isinstance(result, Shown):
+            session_id = result.session_id  # a start: the session it created
+        return result, Action(delay, name, inv.captured or [], session_id)
+
+    async def _step(
+        self,
+        trace: list[list[Action]],
+        actions: Sequence[Call],
+    ) -> list[Any]:
+        done = await asyncio.gather(*(self._act(*a) for a in actions))
+        if self.capture:
+            trace.append([action for _, action in done])
+        return [result for result, _ in done]
+
+    def _given(self) -> str:
+        return RIGHT if self.rng.random() < CORRECT_RATE else WRONG[0]
+
+    def _ack(self, ack: Ack | None) -> None:
+        if ack is not None:
+            self.acks.append(ack)
+
+    # -- players ---------------------------------------------------------------
+
+    async def _play_quiz(
+        self, trace: list[list[Action]], shown: Shown, answerers: list[Member], burst: bool
+    ) -> None:
+        d = self.driver
+        sid = shown.session_id
+        self.sessions.add(sid)
+        current: Shown | None = shown
+        while current is not None and not self.hurry():
+            q = current
+            answers: list[Call] = [
+                (
+                    self.rng.uniform(0, self.burst_window) if burst else self._think(),
+                    "answer",
+                    partial(d.answer, m, sid, q.question_id, self._given()),
+                    sid,
+                )
+                for m in answerers
+            ]
+            for ack in await self._step(trace, answers):
+                self._ack(ack)
+            await self._step(trace, [(0.0, "reveal", partial(d.reveal, sid, q.question_id), sid)])
+            (current,) = await self._step(
+                trace, [(0.0, "advance", partial(d.advance, sid, q.position), sid)]
+            )
+        await self._step(trace, [(0.0, "finish", partial(d.finish, sid), sid)])
+
+    async def _solo(self, m: Member, player: int) -> None:
+        d = self.driver
+        trace: list[list[Action]] = []
+        self.trace.groups.append(trace)
+        channel = CHANNEL_BASE + self.stage_index * 1_000_000 + player
+        loops = 0
+        while not self.stopped():
+            (shown,) = await self._step(
+                trace,
+                [
+                    (
+                        self._think(),
+                        "start",
+                        partial(d.start, m, channel, "solo", self.scale.questions_per_quiz),
+                        None,
+                    )
+                ],
+            )
+            if shown is not None:
+                await self._play_quiz(trace, shown, [m], burst=False)
+            if self.stopped():
+                break
+            await self._step(trace, [(self._think(), "stats", partial(d.stats, m), None)])
+            week = loops % 3 == 2
+            name = "leaderboard_week" if week else "leaderboard"
+            await self._step(trace, [(self._think(), name, partial(d.leaderboard, m, week), None)])
+            loops += 1
+
+    async def _channel(self, group: list[Member], index: int) -> None:
+        d = self.driver
+        trace: list[list[Action]] = []
+        self.trace.groups.append(trace)
+        host = group[0]
+        channel = CHANNEL_BASE + self.stage_index * 1_000_000 + 500_000 + index
+        loops = 0
+        while not self.stopped():
+            (shown,) = await self._step(
+                trace,
+                [
+                    (
+                        self._think(),
+                        "start",
+                        partial(d.start, host, channel, "channel", self.scale.questions_per_quiz),
+                        None,
+                    )
+                ],
+            )
+            if shown is not None:
+                await self._play_quiz(trace, shown, group, burst=True)
+            if self.stopped():
+                break
+            # After the summary a few members look at the board and their stats.
+            member = group[loops % len(group)]
+            await self._step(
+                trace,
+                [
+                    (self._think(), "stats", partial(d.stats, member), None),
+                    (self._think(), "leaderboard", partial(d.leaderboard, host, False), None),
+                ],
+            )
+            loops += 1
+
+    async def run(self, seconds: float) -> float:
+        """Run every player until `seconds` have passed (quizzes under way are finished).
+
+        Returns:
+            The stage's wall time in seconds.
+        """
+        groups, solo = members_for_stage(self.scale, self.players)
+        began = time.perf_counter()
+        self.deadline = began + seconds
+        # Past this, quizzes under way stop asking questions and just finish.
+        self.hard_deadline = self.deadline + max(2 * seconds, 10 * self.think)
+        tasks = [self._channel(g, i) for i, g in enumerate(groups)]
+        tasks += [self._solo(m, i) for i, m in enumerate(solo)]
+        if self.capture:
+            BACKGROUND.captured = []
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            background, BACKGROUND.captured = BACKGROUND.captured, None
+        if background:
+            # Statements of background tasks (a group-commit flusher) replay as their own
+            # sequence, at the same pace.
+            steps: list[list[Action]] = []
+            previous = began
+            for at, sql, params in background:
+                steps.append([Action(max(0.0, at - previous), "background", [(sql, params)])])
+                previous = at
+            self.trace.groups.append(steps)
+        return time.perf_counter() - began

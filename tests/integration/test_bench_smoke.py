@@ -1,0 +1,105 @@
+"""`quizbot bench --scale smoke` end to end: it runs, checks integrity and writes its reports.
+
+No timing is asserted (timings belong in the benchmark's own report); only that
+the run completes, nothing acknowledged was lost or counted twice, the files
+exist, and the statement counts are what the code paths imply.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("psycopg2")
+pytest.importorskip("psutil")
+pytest.importorskip("matplotlib")
+
+from bench import runner
+from bench.config import SCALES, BenchConfig
+from tests.database import server_url
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any], Path]:
+    out = tmp_path_factory.mktemp("bench")
+    config = BenchConfig(
+        scale=SCALES["smoke"],
+        out_dir=out,
+        server_url=server_url(),
+        progress=False,
+        pgbench_seconds=1,
+    )
+    status = runner.run(config, command="pytest smoke")
+    results = json.loads((out / "bench-smoke.json").read_text())
+    return status, results, out
+
+
+def test_smoke_run_passes_integrity(smoke: tuple[int, dict[str, Any], Path]) -> None:
+    status, results, _ = smoke
+    assert status == 0
+    names = [v["name"] for v in results["variants"]]
+    assert names[:3] == ["quizbot", "raw", "legacy"]
+    for v in results["variants"]:
+        integrity = v["integrity"]
+        assert integrity["passed"], (v["name"], integrity["failures"])
+        assert integrity["duplicate_answers"] == 0
+        assert integrity["member_points_differ"] == 0
+    for name in ("quizbot", "legacy"):
+        v = next(v for v in results["variants"] if v["name"] == name)
+        assert v["integrity"]["checked_acks"]
+        assert v["integrity"]["acknowledged"] > 0
+        assert v["integrity"]["missing"] == 0
+
+
+def test_smoke_run_writes_reports(smoke: tuple[int, dict[str, Any], Path]) -> None:
+    _, results, out = smoke
+    for name in (
+        "bench-smoke.json",
+        "bench-smoke.md",
+        "bench-smoke.png",
+        "bench-smoke-explain.txt",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    markdown = (out / "bench-smoke.md").read_text()
+    assert "## Claims of the plan and targets of issue 5" in markdown
+    assert (
+        "EXPLAIN" in markdown or "Execution Time" in (out / "bench-smoke-explain.txt").read_text()
+    )
+    assert results["claims"], "the claims table is computed"
+    assert results["hot_queries"]["comparison"]
+    assert results["pgbench"] is not None
+
+
+def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]) -> None:
+    _, results, _ = smoke
+    by_name = {v["name"]: v for v in results["variants"]}
+    for name in ("quizbot", "legacy", "raw"):
+        commands: dict[str, Any] = {}
+        for stage in by_name[name]["stages"]:
+            assert stage["all"]["count"] > 0
+            for command, c in stage["commands"].items():
+                commands.setdefault(command, []).append(c)
+        for command in ("start", "answer", "finish", "stats", "leaderboard"):
+            assert command in commands, (name, command)
+    qb_stages = by_name["quizbot"]["stages"]
+    for stage in qb_stages:
+        c = stage["commands"]
+        # Stats is one statement when it reaches the database (0 when served from the cache).
+        assert c["stats"]["statements_max"] <= 1
+        # Answers are group-committed: a batch's two or three statements are shared by its
+        # answers, so an answer costs at most a few statements and often less than one;
+        # never a statement per item.
+        assert 0 < c["answer"]["statements_mean"] <= 4
+        assert c["answer"]["statements_max"] <= 8
+    legacy_stats = [s["commands"]["stats"]["statements_mean"] for s in by_name["legacy"]["stages"]]
+    # The N+1 baseline issues several statements per stats call.
+    assert min(legacy_stats) >= 6
+    # The replay runs exactly the statements quizbot issued.
+    for q, r in zip(qb_stages, by_name["raw"]["stages"], strict=True):
+        for command in ("answer", "stats"):
+            assert r["commands"][command]["statements_mean"] == pytest.approx(
+                q["commands"][command]["statements_mean"]
+            )
