@@ -239,13 +239,26 @@ _BATCH_CONTEXT = text(
             CAST(:ords AS int[]), CAST(:session_ids AS bigint[]), CAST(:question_ids AS bigint[]),
             CAST(:user_ids AS bigint[]), CAST(:names AS text[])
         ) AS v(ord, session_id, question_id, user_id, name)
+    ), ls AS (
+        -- The rows step 3 updates are locked in one order (sessions, members, users,
+        -- each by key; `finish` takes them in that order too): two batches that share
+        -- rows (two bot processes) queue instead of deadlocking. NO KEY UPDATE, like
+        -- the UPDATE itself, so foreign-key checks of concurrent inserts are not
+        -- blocked. Everything checked is read from the locked rows: a row locked after
+        -- waiting is its newest version, while the rest of the statement sees the
+        -- snapshot taken before the wait (a `finish`, an `advance` or another batch
+        -- that committed meanwhile would be missed).
+        SELECT q.id, q.status, q.guild_id, q.mode, q.user_id AS owner_id, q.time_limit,
+               q.question_ids[q.position + 1] AS current_question, q.question_started_at
+        FROM quiz_sessions q WHERE q.id IN (SELECT session_id FROM v)
+        ORDER BY q.id FOR NO KEY UPDATE
     ), c AS (
         SELECT v.ord, v.session_id, v.question_id, v.user_id, v.name,
-               s.status, s.guild_id, s.mode, s.user_id AS owner_id, s.time_limit,
-               s.question_ids[s.position + 1] AS current_question, s.question_started_at,
-               (s.status = 'active' AND s.question_ids[s.position + 1] = v.question_id
-                AND (s.mode <> 'solo' OR s.user_id = v.user_id)) AS ok
-        FROM v JOIN quiz_sessions s ON s.id = v.session_id
+               s.status, s.guild_id, s.mode, s.owner_id, s.time_limit, s.current_question,
+               s.question_started_at,
+               (s.status = 'active' AND s.current_question = v.question_id
+                AND (s.mode <> 'solo' OR s.owner_id = v.user_id)) AS ok
+        FROM v JOIN ls s ON s.id = v.session_id
     ), nu AS (
         INSERT INTO users (user_id, name)
         SELECT DISTINCT ON (user_id) user_id, name FROM c WHERE ok ORDER BY user_id, ord DESC
@@ -256,24 +269,21 @@ _BATCH_CONTEXT = text(
         ORDER BY guild_id, user_id, ord DESC
         ON CONFLICT (guild_id, user_id) DO NOTHING
     ), lm AS (
-        -- The rows step 3 updates, locked now in one order (sessions, members, users,
-        -- each by key; `finish` takes them in that order too): two batches that share
-        -- rows (two bot processes) queue instead of deadlocking, and the streaks read
-        -- here stay what step 3 updates. NO KEY UPDATE, like the UPDATE itself, so
-        -- foreign-key checks of concurrent inserts are not blocked.
-        SELECT t.guild_id FROM c JOIN guild_members t USING (guild_id, user_id)
-        WHERE c.ok ORDER BY t.guild_id, t.user_id FOR NO KEY UPDATE OF t
+        -- (SELECT count(*) FROM ls): every session is locked before the first member.
+        SELECT t.guild_id, t.user_id, t.answer_streak, t.best_streak
+        FROM guild_members t
+        WHERE (t.guild_id, t.user_id) IN (SELECT guild_id, user_id FROM c WHERE ok)
+          AND (SELECT count(*) FROM ls) >= 0
+        ORDER BY t.guild_id, t.user_id FOR NO KEY UPDATE
     ), lu AS (
-        SELECT t.user_id FROM c JOIN users t USING (user_id)
-        WHERE c.ok ORDER BY t.user_id FOR NO KEY UPDATE OF t
-    ), ls AS (
-        SELECT q.id FROM c JOIN quiz_sessions q ON q.id = c.session_id
-        WHERE c.ok ORDER BY q.id FOR NO KEY UPDATE OF q
+        SELECT t.user_id FROM users t
+        WHERE t.user_id IN (SELECT user_id FROM c WHERE ok)
+          AND (SELECT count(*) FROM lm) >= 0
+        ORDER BY t.user_id FOR NO KEY UPDATE
     )
     SELECT c.ord, c.status, c.guild_id, c.mode, c.owner_id, c.time_limit, c.current_question,
            c.question_started_at,
-           (SELECT count(*) FROM ls) + (SELECT count(*) FROM lm) + (SELECT count(*) FROM lu)
-               AS locked,
+           (SELECT count(*) FROM lu) AS locked,
            coalesce(gm.answer_streak, 0) AS answer_streak,
            coalesce(gm.best_streak, 0) AS best_streak,
            coalesce((SELECT array_agg(ua.code) FROM user_achievements ua
@@ -282,7 +292,7 @@ _BATCH_CONTEXT = text(
                    WHERE a.session_id = c.session_id AND a.question_id = c.question_id
                      AND a.user_id = c.user_id) AS answered
     FROM c
-    LEFT JOIN guild_members gm ON gm.guild_id = c.guild_id AND gm.user_id = c.user_id
+    LEFT JOIN lm gm ON gm.guild_id = c.guild_id AND gm.user_id = c.user_id
     """
 )
 

@@ -187,6 +187,9 @@ def display_order(session_id: int, question: QuestionData) -> tuple[str, ...]:
 
 
 # Before an answer: where the session stands and the member's streak, in one statement.
+# The session row is locked first (the order `finish` and the batches take it in); a
+# row locked after waiting is its newest version, so a `finish` or `advance` that
+# committed meanwhile is seen and the answer refused.
 _ANSWER_CONTEXT = text(
     """
     SELECT s.status, s.guild_id, s.mode, s.user_id AS owner_id, s.time_limit,
@@ -198,6 +201,7 @@ _ANSWER_CONTEXT = text(
     FROM quiz_sessions s
     LEFT JOIN guild_members gm ON gm.guild_id = s.guild_id AND gm.user_id = :user_id
     WHERE s.id = :session_id
+    FOR NO KEY UPDATE OF s
     """
 )
 

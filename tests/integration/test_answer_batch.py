@@ -21,6 +21,7 @@ from quizbot.repositories import AchievementRepository, MemberRepository
 from quizbot.services.achievements import catalogue_rows
 from quizbot.services.answer_batch import AnswerBatchWriter, GroupCommitter
 from quizbot.services.quiz import AnswerOutcome, QuestionView, QuizFilters, QuizService
+from quizbot.services.scoring import ScoringConfig, score_answer
 from tests.factories import GuildFactory, QuestionFactory
 
 GUILD = 5_100_000_000_000_001
@@ -493,3 +494,127 @@ async def test_advance_is_one_statement_and_moves_once(
     again = await quiz.advance(view.session_id, view.position)  # a late second caller
     assert again is not None and again.position == 1
     assert await quiz.advance(view.session_id, 1) is None  # no third question
+
+
+# -- a batch that waited for a row lock sees what the lock holder committed -----
+
+
+@pytest.fixture
+async def live_two(committed: Callable[[], AsyncSession]) -> AsyncIterator[None]:
+    """Committed data for races with another transaction: a guild and two questions."""
+    async with committed() as s, s.begin():
+        await AchievementRepository(session=s).sync_catalogue(catalogue_rows())
+        s.add(models.Guild(guild_id=GUILD, name="Lock waits"))
+        for i in range(2):
+            s.add(
+                models.Question(
+                    topic="LockWaits",
+                    category="c",
+                    difficulty=models.Difficulty.MEDIUM,
+                    kind=models.QuestionKind.MULTIPLE_CHOICE,
+                    prompt=f"Lock wait {i}?",
+                    choices=["Alpha", "Beta", "Gamma", "Delta"],
+                    answer="Alpha",
+                    explanation="First.",
+                    content_hash=f"lock-wait-question-{i}",
+                )
+            )
+    yield
+    async with committed() as s, s.begin():
+        await s.execute(delete(models.Question).where(models.Question.topic == "LockWaits"))
+        await s.execute(delete(models.User).where(models.User.user_id.in_(PLAYERS)))
+        await s.execute(delete(models.Guild).where(models.Guild.guild_id == GUILD))
+
+
+async def _until_blocked_on_a_lock(committed: Callable[[], AsyncSession]) -> None:
+    """Wait (no timing assumed) until a backend of this database waits for a row lock."""
+    async with committed() as s:
+        for _ in range(2000):
+            waiting = await s.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+            )
+            await s.rollback()  # a fresh snapshot of pg_stat_activity next time
+            if waiting:
+                return
+            await asyncio.sleep(0.005)
+    raise AssertionError("the answer never waited for the lock")
+
+
+async def _start_live(quiz: QuizService, channel: int) -> QuestionView:
+    return await quiz.start(
+        guild_id=GUILD,
+        guild_name="Lock waits",
+        channel_id=channel,
+        user_id=PLAYERS[0],
+        display_name="host",
+        mode=models.SessionMode.CHANNEL,
+        filters=QuizFilters(topic="LockWaits", count=2),
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"status": models.SessionStatus.FINISHED}, "finished"),
+        ({"position": 1}, "not_current"),
+    ],
+)
+@pytest.mark.parametrize("batch", [1, None])
+async def test_an_answer_waiting_for_finish_or_advance_is_refused_after_their_commit(
+    live_two: None,
+    committed: Callable[[], AsyncSession],
+    change: dict[str, Any],
+    reason: str,
+    batch: int | None,
+) -> None:
+    quiz = _service(committed, batch=batch)  # type: ignore[arg-type]
+    view = await _start_live(quiz, CHANNELS[0])
+    async with committed() as other:  # `finish` / `advance` in another task or process
+        await other.execute(
+            update(models.QuizSession)
+            .where(models.QuizSession.id == view.session_id)
+            .values(**change)
+        )
+        click = _click(quiz, view, PLAYERS[1], "Alpha")
+        await _until_blocked_on_a_lock(committed)
+        await other.commit()
+    outcome = await click
+    assert (outcome.recorded, outcome.reason) == (False, reason)
+    async with committed() as s:
+        assert await _answer_sums(s, GUILD) == {}
+        row = await s.get(models.QuizSession, view.session_id)
+        assert row is not None and row.answered_count == 0
+    await quiz.close()
+
+
+async def test_a_streak_committed_while_the_batch_waited_scores_like_one_by_one(
+    live_two: None, committed: Callable[[], AsyncSession]
+) -> None:
+    quiz = _service(committed, batch=1)  # type: ignore[arg-type]
+    view = await _start_live(quiz, CHANNELS[0])
+    async with committed() as other:  # another process's batch of this member commits
+        await other.execute(
+            update(models.GuildMember)
+            .where(models.GuildMember.guild_id == GUILD, models.GuildMember.user_id == PLAYERS[0])
+            .values(answer_streak=4, best_streak=4)
+        )
+        click = _click(quiz, view, PLAYERS[0], "Alpha")
+        await _until_blocked_on_a_lock(committed)
+        await other.commit()
+    outcome = await click
+    # What one by one gives on a streak of four (an hour late: the slowest speed factor).
+    expected = score_answer(
+        ScoringConfig(),
+        difficulty=models.Difficulty.MEDIUM,
+        correct=True,
+        response_ms=3_600_000,
+        time_limit_s=view.time_limit,
+        streak_before=4,
+    )
+    assert (outcome.recorded, outcome.points, outcome.streak) == (True, expected.points, 5)
+    async with committed() as s:
+        assert (await _member_rows(s, GUILD))[PLAYERS[0]][0] == expected.points
+    await quiz.close()
