@@ -47,7 +47,11 @@ from quizbot.errors import NotFoundError
 from quizbot.levels import LEVEL_SQL, level_for_xp
 from quizbot.models import Difficulty, SessionMode, SessionStatus
 from quizbot.services import achievements as catalogue
-from quizbot.services.guild_settings import GuildSettings, GuildSettingsService
+from quizbot.services.guild_settings import (
+    GuildSettings,
+    GuildSettingsService,
+    stored_settings,
+)
 from quizbot.services.scoring import score_answer
 
 log = logging.getLogger(__name__)
@@ -286,6 +290,9 @@ _BATCH_CONTEXT = text(
            (SELECT count(*) FROM lu) AS locked,
            coalesce(gm.answer_streak, 0) AS answer_streak,
            coalesce(gm.best_streak, 0) AS best_streak,
+           -- Read here, not through the settings cache: a cache miss inside this
+           -- transaction would need a second pooled connection while holding locks.
+           (SELECT g.settings FROM guilds g WHERE g.guild_id = c.guild_id) AS guild_settings,
            coalesce((SELECT array_agg(ua.code) FROM user_achievements ua
                      WHERE ua.user_id = c.user_id AND ua.guild_id = c.guild_id), '{}') AS held,
            EXISTS (SELECT 1 FROM answers a
@@ -553,7 +560,7 @@ class AnswerBatchWriter:
                 continue
             guild_settings = settings_of.get(ctx.guild_id)
             if guild_settings is None:
-                guild_settings = settings_of[ctx.guild_id] = await self._settings.get(ctx.guild_id)
+                guild_settings = settings_of[ctx.guild_id] = stored_settings(ctx.guild_settings)
             started = ctx.question_started_at or it.now
             response_ms = max(0, int((it.now - started).total_seconds() * 1000))
             key = (ctx.guild_id, it.user_id)

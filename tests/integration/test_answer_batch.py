@@ -15,9 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from quizbot import models
 from quizbot.cache import QuizCache
+from quizbot.config import Settings
+from quizbot.db import create_engine, create_sessionmaker
 from quizbot.errors import NotFoundError
 from quizbot.observability import count_statements
 from quizbot.repositories import AchievementRepository, MemberRepository
+from quizbot.resilience import CircuitBreaker
 from quizbot.services.achievements import catalogue_rows
 from quizbot.services.answer_batch import AnswerBatchWriter, GroupCommitter
 from quizbot.services.quiz import AnswerOutcome, QuestionView, QuizFilters, QuizService
@@ -618,3 +621,36 @@ async def test_a_streak_committed_while_the_batch_waited_scores_like_one_by_one(
     async with committed() as s:
         assert (await _member_rows(s, GUILD))[PLAYERS[0]][0] == expected.points
     await quiz.close()
+
+
+@pytest.mark.parametrize("batch", [1, None])
+async def test_an_answer_needs_one_connection_even_when_the_settings_are_not_cached(
+    live_two: None, committed: Callable[[], AsyncSession], database_url: str, batch: int | None
+) -> None:
+    """The guild's settings used to be loaded (through the cache, from the database on a
+    miss) inside the answer's open transaction: a second connection per answer, so a
+    pool of N connections and N answers after a restart waited for each other."""
+    starter = _service(committed, batch=None)  # type: ignore[arg-type]
+    scoring = {"base_points": {"medium": 1000}}
+    await starter.settings.update(GUILD, "Lock waits", {"scoring": scoring})
+    view = await _start_live(starter, CHANNELS[0])
+    expected = score_answer(
+        ScoringConfig.from_settings(scoring),
+        difficulty=models.Difficulty.MEDIUM,
+        correct=True,
+        response_ms=3_600_000,
+        time_limit_s=view.time_limit,
+        streak_before=0,
+    )
+    engine = create_engine(
+        Settings(db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.5), database_url
+    )
+    breaker = CircuitBreaker()
+    try:
+        fresh = _service(create_sessionmaker(engine, breaker), batch=batch)  # cold caches
+        outcome = await _click(fresh, view, PLAYERS[1], "Alpha")
+        assert (outcome.recorded, outcome.points) == (True, expected.points)  # its settings
+        assert breaker.consecutive_failures == 0
+        await fresh.close()
+    finally:
+        await engine.dispose()
