@@ -733,7 +733,7 @@ class QuizService:
             new = await self._award(
                 session, it.user_id, ctx.guild_id, catalogue.earned(snapshot), set(ctx.held)
             )
-        await self._cache.invalidate(SCORES, ctx.guild_id)
+        await self._scores_changed(ctx.guild_id)
         old_level = level_for_xp(member.xp - score.xp)
         return Recorded(
             recorded=True,
@@ -745,6 +745,18 @@ class QuizService:
             total_points=member.points,
             achievements=new,
         )
+
+    async def _scores_changed(self, guild_id: int) -> None:
+        """Invalidate the guild's boards after a commit that changed scores.
+
+        Committed already: a cache that cannot be told only serves boards until their
+        TTL, while failing the caller would report a stored answer (or an ended quiz)
+        as failed, and a retry would then be refused as a duplicate.
+        """
+        try:
+            await self._cache.invalidate(SCORES, guild_id)
+        except Exception:
+            log.exception("could not invalidate the scores cache of guild %s", guild_id)
 
     async def close(self) -> None:
         """Write the answers still queued (call before the engine is disposed)."""
@@ -851,7 +863,7 @@ class QuizService:
                 awarded = await self._finish_achievements(session, row, results)
                 await schedule_quiz_reviews(session, session_id, self._reviews)
         if ended_now:
-            await self._cache.invalidate(SCORES, row.guild_id)
+            await self._scores_changed(row.guild_id)
         asked = min(row.position + 1, len(row.question_ids)) if results else row.position
         return QuizSummary(
             session_id=session_id,

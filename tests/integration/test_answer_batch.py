@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from quizbot import models
-from quizbot.cache import QuizCache
+from quizbot.cache import SCORES, QuizCache
 from quizbot.config import Settings
 from quizbot.db import create_engine, create_sessionmaker
 from quizbot.errors import NotFoundError
@@ -654,3 +654,27 @@ async def test_an_answer_needs_one_connection_even_when_the_settings_are_not_cac
         await fresh.close()
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("batch", [2, None])
+async def test_a_cache_that_cannot_be_told_does_not_fail_committed_answers(
+    bank: None, sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession,
+    batch: int | None,
+) -> None:  # fmt: skip
+    quiz = _service(sessionmaker, batch=batch)
+    view = await _channel_quiz(quiz, CHANNELS[0])
+    # The scores generation can no longer be incremented (as when Redis fails after
+    # the commit): the invalidation that follows each write raises.
+    await quiz._cache.backend.set(f"gen:{SCORES}:{GUILD}", "not a counter")
+    with pytest.raises(Exception):  # noqa: B017 - whatever the backend raises
+        await quiz._cache.invalidate(SCORES, GUILD)
+    clicks = [(PLAYERS[1], "Alpha"), (PLAYERS[2], "Beta")]
+    if batch:
+        outcomes = await asyncio.gather(*(_click(quiz, view, u, g) for u, g in clicks))
+    else:  # one connection in tests: one transaction at a time
+        outcomes = [await _click(quiz, view, u, g) for u, g in clicks]
+    assert all(o.recorded for o in outcomes)  # they are stored: telling them otherwise is wrong
+    assert (await _answer_sums(session, GUILD)).keys() == {PLAYERS[1], PLAYERS[2]}
+    summary = await quiz.finish(view.session_id)
+    assert summary.answered == 2 and summary.status is models.SessionStatus.FINISHED
+    await quiz.close()
