@@ -94,6 +94,7 @@ class GroupCommitter(Generic[I, R]):
         self.max_batch = max_batch
         self._queue: list[tuple[I, asyncio.Future[R], float]] = []
         self._full = asyncio.Event()
+        self._closing = False  # close() was called: flush without waiting for windows
         self._runner: asyncio.Task[None] | None = None
         self.stats = BatchStats()
 
@@ -117,7 +118,7 @@ class GroupCommitter(Generic[I, R]):
             while self._queue:
                 deadline = self._queue[0][2] + self.window
                 remaining = deadline - time.monotonic()
-                if len(self._queue) < self.max_batch and remaining > 0:
+                if len(self._queue) < self.max_batch and remaining > 0 and not self._closing:
                     self._full.clear()
                     try:
                         async with asyncio.timeout(remaining):
@@ -144,10 +145,16 @@ class GroupCommitter(Generic[I, R]):
                 raise RuntimeError(f"flush returned {len(results)} results for {len(batch)}")
         except BaseException as error:
             self.stats.failures += 1
+            failure: BaseException = error
+            if not isinstance(error, Exception):
+                # The runner was cancelled (loop shutdown) or interrupted, not the
+                # callers: a CancelledError would end their tasks as if cancelled.
+                failure = RuntimeError("the answer queue stopped while writing this answer")
+                failure.__cause__ = error
             for _item, future, _t in batch:
                 if not future.done():
-                    future.set_exception(error)
-            if isinstance(error, asyncio.CancelledError):
+                    future.set_exception(failure)
+            if failure is not error:
                 raise
             return
         for (_item, future, _t), result in zip(batch, results, strict=True):
@@ -160,6 +167,7 @@ class GroupCommitter(Generic[I, R]):
 
     async def close(self) -> None:
         """Flush what is queued and wait for the runner to finish."""
+        self._closing = True  # also the batches queued during a flush in progress
         self._full.set()
         if self._runner is not None:
             await asyncio.gather(self._runner, return_exceptions=True)

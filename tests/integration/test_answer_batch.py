@@ -678,3 +678,50 @@ async def test_a_cache_that_cannot_be_told_does_not_fail_committed_answers(
     summary = await quiz.finish(view.session_id)
     assert summary.answered == 2 and summary.status is models.SessionStatus.FINISHED
     await quiz.close()
+
+
+async def test_close_during_a_flush_writes_what_queued_meanwhile_without_waiting() -> None:
+    gate, flushing = asyncio.Event(), asyncio.Event()
+    batches: list[list[int]] = []
+
+    async def slow(items: Sequence[int]) -> list[int]:
+        batches.append(list(items))
+        flushing.set()
+        await gate.wait()
+        return [i * 2 for i in items]
+
+    # A window far longer than any test: only close() can make the last batch go.
+    committer: GroupCommitter[int, int] = GroupCommitter(slow, window=3600, max_batch=2)
+    first = [asyncio.ensure_future(committer.submit(i)) for i in (1, 2)]  # full: flushed
+    await flushing.wait()
+    late = asyncio.ensure_future(committer.submit(3))  # queued during the flush
+    closing = asyncio.ensure_future(committer.close())
+    await asyncio.sleep(0)
+    gate.set()
+    async with asyncio.timeout(30):  # a guard against hanging, not a timing assertion
+        await closing
+    assert late.done() and late.result() == 6
+    assert [await f for f in first] == [2, 4] and batches == [[1, 2], [3]]
+
+
+async def test_callers_of_a_flush_stopped_by_cancellation_get_an_error_not_a_cancel() -> None:
+    started = asyncio.Event()
+
+    async def stuck(items: Sequence[int]) -> list[int]:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    committer: GroupCommitter[int, int] = GroupCommitter(stuck, window=0, max_batch=1)
+    writing = asyncio.ensure_future(committer.submit(1))
+    await started.wait()
+    queued = asyncio.ensure_future(committer.submit(2))
+    await asyncio.sleep(0)
+    runner = committer._runner
+    assert runner is not None
+    runner.cancel()  # what the event loop's shutdown does to the runner
+    results = await asyncio.gather(writing, queued, return_exceptions=True)
+    # Nobody cancelled the callers: an error they can report, not a CancelledError
+    # that would end their task silently as if it had been cancelled.
+    assert all(isinstance(r, RuntimeError) for r in results), results
+    assert not writing.cancelled() and not queued.cancelled()
