@@ -94,14 +94,24 @@ def _statements_sql(version_num: int, order: str) -> str:
 
 
 async def _unavailable_reason(conn: AsyncConnection, error: DBAPIError) -> str:
-    preload = str(
-        (await conn.execute(text("SELECT current_setting('shared_preload_libraries')"))).scalar()
-    )
+    # Through pg_settings, not current_setting(): an ordinary role (the usual one on
+    # managed servers) may not read shared_preload_libraries, and pg_settings then
+    # leaves the row out instead of raising.
+    preload = (
+        await conn.execute(
+            text("SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'")
+        )
+    ).scalar()
     created = (
         await conn.execute(
             text("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'")
         )
     ).scalar()
+    if preload is None:
+        return (
+            f"pg_stat_statements could not be read ({error.orig}); this role may not see "
+            "shared_preload_libraries to tell why. " + ENABLE_HINT
+        )
     if "pg_stat_statements" in preload and not created:
         return (
             "pg_stat_statements is loaded by the server but not created in this database: "

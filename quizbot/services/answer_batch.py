@@ -47,7 +47,11 @@ from quizbot.errors import NotFoundError
 from quizbot.levels import LEVEL_SQL, level_for_xp
 from quizbot.models import Difficulty, SessionMode, SessionStatus
 from quizbot.services import achievements as catalogue
-from quizbot.services.guild_settings import GuildSettings, GuildSettingsService
+from quizbot.services.guild_settings import (
+    GuildSettings,
+    GuildSettingsService,
+    stored_settings,
+)
 from quizbot.services.scoring import score_answer
 
 log = logging.getLogger(__name__)
@@ -90,6 +94,7 @@ class GroupCommitter(Generic[I, R]):
         self.max_batch = max_batch
         self._queue: list[tuple[I, asyncio.Future[R], float]] = []
         self._full = asyncio.Event()
+        self._closing = False  # close() was called: flush without waiting for windows
         self._runner: asyncio.Task[None] | None = None
         self.stats = BatchStats()
 
@@ -113,7 +118,7 @@ class GroupCommitter(Generic[I, R]):
             while self._queue:
                 deadline = self._queue[0][2] + self.window
                 remaining = deadline - time.monotonic()
-                if len(self._queue) < self.max_batch and remaining > 0:
+                if len(self._queue) < self.max_batch and remaining > 0 and not self._closing:
                     self._full.clear()
                     try:
                         async with asyncio.timeout(remaining):
@@ -140,10 +145,16 @@ class GroupCommitter(Generic[I, R]):
                 raise RuntimeError(f"flush returned {len(results)} results for {len(batch)}")
         except BaseException as error:
             self.stats.failures += 1
+            failure: BaseException = error
+            if not isinstance(error, Exception):
+                # The runner was cancelled (loop shutdown) or interrupted, not the
+                # callers: a CancelledError would end their tasks as if cancelled.
+                failure = RuntimeError("the answer queue stopped while writing this answer")
+                failure.__cause__ = error
             for _item, future, _t in batch:
                 if not future.done():
-                    future.set_exception(error)
-            if isinstance(error, asyncio.CancelledError):
+                    future.set_exception(failure)
+            if failure is not error:
                 raise
             return
         for (_item, future, _t), result in zip(batch, results, strict=True):
@@ -156,6 +167,7 @@ class GroupCommitter(Generic[I, R]):
 
     async def close(self) -> None:
         """Flush what is queued and wait for the runner to finish."""
+        self._closing = True  # also the batches queued during a flush in progress
         self._full.set()
         if self._runner is not None:
             await asyncio.gather(self._runner, return_exceptions=True)
@@ -239,13 +251,26 @@ _BATCH_CONTEXT = text(
             CAST(:ords AS int[]), CAST(:session_ids AS bigint[]), CAST(:question_ids AS bigint[]),
             CAST(:user_ids AS bigint[]), CAST(:names AS text[])
         ) AS v(ord, session_id, question_id, user_id, name)
+    ), ls AS (
+        -- The rows step 3 updates are locked in one order (sessions, members, users,
+        -- each by key; `finish` takes them in that order too): two batches that share
+        -- rows (two bot processes) queue instead of deadlocking. NO KEY UPDATE, like
+        -- the UPDATE itself, so foreign-key checks of concurrent inserts are not
+        -- blocked. Everything checked is read from the locked rows: a row locked after
+        -- waiting is its newest version, while the rest of the statement sees the
+        -- snapshot taken before the wait (a `finish`, an `advance` or another batch
+        -- that committed meanwhile would be missed).
+        SELECT q.id, q.status, q.guild_id, q.mode, q.user_id AS owner_id, q.time_limit,
+               q.question_ids[q.position + 1] AS current_question, q.question_started_at
+        FROM quiz_sessions q WHERE q.id IN (SELECT session_id FROM v)
+        ORDER BY q.id FOR NO KEY UPDATE
     ), c AS (
         SELECT v.ord, v.session_id, v.question_id, v.user_id, v.name,
-               s.status, s.guild_id, s.mode, s.user_id AS owner_id, s.time_limit,
-               s.question_ids[s.position + 1] AS current_question, s.question_started_at,
-               (s.status = 'active' AND s.question_ids[s.position + 1] = v.question_id
-                AND (s.mode <> 'solo' OR s.user_id = v.user_id)) AS ok
-        FROM v JOIN quiz_sessions s ON s.id = v.session_id
+               s.status, s.guild_id, s.mode, s.owner_id, s.time_limit, s.current_question,
+               s.question_started_at,
+               (s.status = 'active' AND s.current_question = v.question_id
+                AND (s.mode <> 'solo' OR s.owner_id = v.user_id)) AS ok
+        FROM v JOIN ls s ON s.id = v.session_id
     ), nu AS (
         INSERT INTO users (user_id, name)
         SELECT DISTINCT ON (user_id) user_id, name FROM c WHERE ok ORDER BY user_id, ord DESC
@@ -256,33 +281,33 @@ _BATCH_CONTEXT = text(
         ORDER BY guild_id, user_id, ord DESC
         ON CONFLICT (guild_id, user_id) DO NOTHING
     ), lm AS (
-        -- The rows step 3 updates, locked now in one order (sessions, members, users,
-        -- each by key; `finish` takes them in that order too): two batches that share
-        -- rows (two bot processes) queue instead of deadlocking, and the streaks read
-        -- here stay what step 3 updates. NO KEY UPDATE, like the UPDATE itself, so
-        -- foreign-key checks of concurrent inserts are not blocked.
-        SELECT t.guild_id FROM c JOIN guild_members t USING (guild_id, user_id)
-        WHERE c.ok ORDER BY t.guild_id, t.user_id FOR NO KEY UPDATE OF t
+        -- (SELECT count(*) FROM ls): every session is locked before the first member.
+        SELECT t.guild_id, t.user_id, t.answer_streak, t.best_streak
+        FROM guild_members t
+        WHERE (t.guild_id, t.user_id) IN (SELECT guild_id, user_id FROM c WHERE ok)
+          AND (SELECT count(*) FROM ls) >= 0
+        ORDER BY t.guild_id, t.user_id FOR NO KEY UPDATE
     ), lu AS (
-        SELECT t.user_id FROM c JOIN users t USING (user_id)
-        WHERE c.ok ORDER BY t.user_id FOR NO KEY UPDATE OF t
-    ), ls AS (
-        SELECT q.id FROM c JOIN quiz_sessions q ON q.id = c.session_id
-        WHERE c.ok ORDER BY q.id FOR NO KEY UPDATE OF q
+        SELECT t.user_id FROM users t
+        WHERE t.user_id IN (SELECT user_id FROM c WHERE ok)
+          AND (SELECT count(*) FROM lm) >= 0
+        ORDER BY t.user_id FOR NO KEY UPDATE
     )
     SELECT c.ord, c.status, c.guild_id, c.mode, c.owner_id, c.time_limit, c.current_question,
            c.question_started_at,
-           (SELECT count(*) FROM ls) + (SELECT count(*) FROM lm) + (SELECT count(*) FROM lu)
-               AS locked,
+           (SELECT count(*) FROM lu) AS locked,
            coalesce(gm.answer_streak, 0) AS answer_streak,
            coalesce(gm.best_streak, 0) AS best_streak,
+           -- Read here, not through the settings cache: a cache miss inside this
+           -- transaction would need a second pooled connection while holding locks.
+           (SELECT g.settings FROM guilds g WHERE g.guild_id = c.guild_id) AS guild_settings,
            coalesce((SELECT array_agg(ua.code) FROM user_achievements ua
                      WHERE ua.user_id = c.user_id AND ua.guild_id = c.guild_id), '{}') AS held,
            EXISTS (SELECT 1 FROM answers a
                    WHERE a.session_id = c.session_id AND a.question_id = c.question_id
                      AND a.user_id = c.user_id) AS answered
     FROM c
-    LEFT JOIN guild_members gm ON gm.guild_id = c.guild_id AND gm.user_id = c.user_id
+    LEFT JOIN lm gm ON gm.guild_id = c.guild_id AND gm.user_id = c.user_id
     """
 )
 
@@ -543,7 +568,7 @@ class AnswerBatchWriter:
                 continue
             guild_settings = settings_of.get(ctx.guild_id)
             if guild_settings is None:
-                guild_settings = settings_of[ctx.guild_id] = await self._settings.get(ctx.guild_id)
+                guild_settings = settings_of[ctx.guild_id] = stored_settings(ctx.guild_settings)
             started = ctx.question_started_at or it.now
             response_ms = max(0, int((it.now - started).total_seconds() * 1000))
             key = (ctx.guild_id, it.user_id)

@@ -82,6 +82,16 @@ class GuildSettings:
         return moment.astimezone(zoneinfo.ZoneInfo(self.timezone)).date()
 
 
+def stored_settings(raw: Mapping[str, Any] | None) -> GuildSettings:
+    """The settings a `guilds.settings` value stands for (defaults for NULL or an unknown guild)."""
+    try:
+        return GuildSettings.from_json(raw or {})
+    except InvalidInputError:
+        # Settings written by an older version that no longer validate: defaults
+        # keep the guild playable; /quizconfig shows and rewrites them.
+        return GuildSettings()
+
+
 class GuildSettingsService:
     """Read (cached) and change a guild's settings."""
 
@@ -93,12 +103,7 @@ class GuildSettingsService:
     async def _load(self, guild_id: int, _generation: int) -> GuildSettings:
         async with self._sessions() as session:
             raw = await GuildRepository(session=session).settings(guild_id=guild_id)
-        try:
-            return GuildSettings.from_json(raw)
-        except InvalidInputError:
-            # Settings written by an older version that no longer validate: defaults
-            # keep the guild playable; /quizconfig shows and rewrites them.
-            return GuildSettings()
+        return stored_settings(raw)
 
     async def get(self, guild_id: int) -> GuildSettings:
         """The guild's settings (defaults for an unknown guild).

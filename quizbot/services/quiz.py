@@ -40,7 +40,7 @@ from quizbot.services.answer_batch import (
     progress_snapshot,
     rejection,
 )
-from quizbot.services.guild_settings import GuildSettingsService
+from quizbot.services.guild_settings import GuildSettingsService, stored_settings
 from quizbot.services.matching import check_answer
 from quizbot.services.scoring import score_answer
 from quizbot.services.spaced_repetition import ReviewScheduler, schedule_quiz_reviews
@@ -187,17 +187,22 @@ def display_order(session_id: int, question: QuestionData) -> tuple[str, ...]:
 
 
 # Before an answer: where the session stands and the member's streak, in one statement.
+# The session row is locked first (the order `finish` and the batches take it in); a
+# row locked after waiting is its newest version, so a `finish` or `advance` that
+# committed meanwhile is seen and the answer refused.
 _ANSWER_CONTEXT = text(
     """
     SELECT s.status, s.guild_id, s.mode, s.user_id AS owner_id, s.time_limit,
            s.question_ids[s.position + 1] AS current_question,
            s.question_started_at,
            coalesce(gm.answer_streak, 0) AS answer_streak,
+           (SELECT g.settings FROM guilds g WHERE g.guild_id = s.guild_id) AS guild_settings,
            coalesce((SELECT array_agg(ua.code) FROM user_achievements ua
                      WHERE ua.user_id = :user_id AND ua.guild_id = s.guild_id), '{}') AS held
     FROM quiz_sessions s
     LEFT JOIN guild_members gm ON gm.guild_id = s.guild_id AND gm.user_id = :user_id
     WHERE s.id = :session_id
+    FOR NO KEY UPDATE OF s
     """
 )
 
@@ -690,7 +695,9 @@ class QuizService:
             reason = rejection(ctx, it.question_id, it.user_id)
             if reason is not None:
                 return Recorded.rejected(reason)
-            guild_settings = await self.settings.get(ctx.guild_id)
+            # From the context row: loading them here (a cache miss) would need a
+            # second pooled connection while this transaction holds its locks.
+            guild_settings = stored_settings(ctx.guild_settings)
             started = ctx.question_started_at or it.now
             response_ms = max(0, int((it.now - started).total_seconds() * 1000))
             score = score_answer(
@@ -726,7 +733,7 @@ class QuizService:
             new = await self._award(
                 session, it.user_id, ctx.guild_id, catalogue.earned(snapshot), set(ctx.held)
             )
-        await self._cache.invalidate(SCORES, ctx.guild_id)
+        await self._scores_changed(ctx.guild_id)
         old_level = level_for_xp(member.xp - score.xp)
         return Recorded(
             recorded=True,
@@ -738,6 +745,18 @@ class QuizService:
             total_points=member.points,
             achievements=new,
         )
+
+    async def _scores_changed(self, guild_id: int) -> None:
+        """Invalidate the guild's boards after a commit that changed scores.
+
+        Committed already: a cache that cannot be told only serves boards until their
+        TTL, while failing the caller would report a stored answer (or an ended quiz)
+        as failed, and a retry would then be refused as a duplicate.
+        """
+        try:
+            await self._cache.invalidate(SCORES, guild_id)
+        except Exception:
+            log.exception("could not invalidate the scores cache of guild %s", guild_id)
 
     async def close(self) -> None:
         """Write the answers still queued (call before the engine is disposed)."""
@@ -844,7 +863,7 @@ class QuizService:
                 awarded = await self._finish_achievements(session, row, results)
                 await schedule_quiz_reviews(session, session_id, self._reviews)
         if ended_now:
-            await self._cache.invalidate(SCORES, row.guild_id)
+            await self._scores_changed(row.guild_id)
         asked = min(row.position + 1, len(row.question_ids)) if results else row.position
         return QuizSummary(
             session_id=session_id,

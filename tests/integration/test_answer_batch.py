@@ -14,13 +14,17 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from quizbot import models
-from quizbot.cache import QuizCache
+from quizbot.cache import SCORES, QuizCache
+from quizbot.config import Settings
+from quizbot.db import create_engine, create_sessionmaker
 from quizbot.errors import NotFoundError
 from quizbot.observability import count_statements
 from quizbot.repositories import AchievementRepository, MemberRepository
+from quizbot.resilience import CircuitBreaker
 from quizbot.services.achievements import catalogue_rows
 from quizbot.services.answer_batch import AnswerBatchWriter, GroupCommitter
 from quizbot.services.quiz import AnswerOutcome, QuestionView, QuizFilters, QuizService
+from quizbot.services.scoring import ScoringConfig, score_answer
 from tests.factories import GuildFactory, QuestionFactory
 
 GUILD = 5_100_000_000_000_001
@@ -493,3 +497,231 @@ async def test_advance_is_one_statement_and_moves_once(
     again = await quiz.advance(view.session_id, view.position)  # a late second caller
     assert again is not None and again.position == 1
     assert await quiz.advance(view.session_id, 1) is None  # no third question
+
+
+# -- a batch that waited for a row lock sees what the lock holder committed -----
+
+
+@pytest.fixture
+async def live_two(committed: Callable[[], AsyncSession]) -> AsyncIterator[None]:
+    """Committed data for races with another transaction: a guild and two questions."""
+    async with committed() as s, s.begin():
+        await AchievementRepository(session=s).sync_catalogue(catalogue_rows())
+        s.add(models.Guild(guild_id=GUILD, name="Lock waits"))
+        for i in range(2):
+            s.add(
+                models.Question(
+                    topic="LockWaits",
+                    category="c",
+                    difficulty=models.Difficulty.MEDIUM,
+                    kind=models.QuestionKind.MULTIPLE_CHOICE,
+                    prompt=f"Lock wait {i}?",
+                    choices=["Alpha", "Beta", "Gamma", "Delta"],
+                    answer="Alpha",
+                    explanation="First.",
+                    content_hash=f"lock-wait-question-{i}",
+                )
+            )
+    yield
+    async with committed() as s, s.begin():
+        await s.execute(delete(models.Question).where(models.Question.topic == "LockWaits"))
+        await s.execute(delete(models.User).where(models.User.user_id.in_(PLAYERS)))
+        await s.execute(delete(models.Guild).where(models.Guild.guild_id == GUILD))
+
+
+async def _until_blocked_on_a_lock(committed: Callable[[], AsyncSession]) -> None:
+    """Wait (no timing assumed) until a backend of this database waits for a row lock."""
+    async with committed() as s:
+        for _ in range(2000):
+            waiting = await s.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+            )
+            await s.rollback()  # a fresh snapshot of pg_stat_activity next time
+            if waiting:
+                return
+            await asyncio.sleep(0.005)
+    raise AssertionError("the answer never waited for the lock")
+
+
+async def _start_live(quiz: QuizService, channel: int) -> QuestionView:
+    return await quiz.start(
+        guild_id=GUILD,
+        guild_name="Lock waits",
+        channel_id=channel,
+        user_id=PLAYERS[0],
+        display_name="host",
+        mode=models.SessionMode.CHANNEL,
+        filters=QuizFilters(topic="LockWaits", count=2),
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"status": models.SessionStatus.FINISHED}, "finished"),
+        ({"position": 1}, "not_current"),
+    ],
+)
+@pytest.mark.parametrize("batch", [1, None])
+async def test_an_answer_waiting_for_finish_or_advance_is_refused_after_their_commit(
+    live_two: None,
+    committed: Callable[[], AsyncSession],
+    change: dict[str, Any],
+    reason: str,
+    batch: int | None,
+) -> None:
+    quiz = _service(committed, batch=batch)  # type: ignore[arg-type]
+    view = await _start_live(quiz, CHANNELS[0])
+    async with committed() as other:  # `finish` / `advance` in another task or process
+        await other.execute(
+            update(models.QuizSession)
+            .where(models.QuizSession.id == view.session_id)
+            .values(**change)
+        )
+        click = _click(quiz, view, PLAYERS[1], "Alpha")
+        await _until_blocked_on_a_lock(committed)
+        await other.commit()
+    outcome = await click
+    assert (outcome.recorded, outcome.reason) == (False, reason)
+    async with committed() as s:
+        assert await _answer_sums(s, GUILD) == {}
+        row = await s.get(models.QuizSession, view.session_id)
+        assert row is not None and row.answered_count == 0
+    await quiz.close()
+
+
+async def test_a_streak_committed_while_the_batch_waited_scores_like_one_by_one(
+    live_two: None, committed: Callable[[], AsyncSession]
+) -> None:
+    quiz = _service(committed, batch=1)  # type: ignore[arg-type]
+    view = await _start_live(quiz, CHANNELS[0])
+    async with committed() as other:  # another process's batch of this member commits
+        await other.execute(
+            update(models.GuildMember)
+            .where(models.GuildMember.guild_id == GUILD, models.GuildMember.user_id == PLAYERS[0])
+            .values(answer_streak=4, best_streak=4)
+        )
+        click = _click(quiz, view, PLAYERS[0], "Alpha")
+        await _until_blocked_on_a_lock(committed)
+        await other.commit()
+    outcome = await click
+    # What one by one gives on a streak of four (an hour late: the slowest speed factor).
+    expected = score_answer(
+        ScoringConfig(),
+        difficulty=models.Difficulty.MEDIUM,
+        correct=True,
+        response_ms=3_600_000,
+        time_limit_s=view.time_limit,
+        streak_before=4,
+    )
+    assert (outcome.recorded, outcome.points, outcome.streak) == (True, expected.points, 5)
+    async with committed() as s:
+        assert (await _member_rows(s, GUILD))[PLAYERS[0]][0] == expected.points
+    await quiz.close()
+
+
+@pytest.mark.parametrize("batch", [1, None])
+async def test_an_answer_needs_one_connection_even_when_the_settings_are_not_cached(
+    live_two: None, committed: Callable[[], AsyncSession], database_url: str, batch: int | None
+) -> None:
+    """The guild's settings used to be loaded (through the cache, from the database on a
+    miss) inside the answer's open transaction: a second connection per answer, so a
+    pool of N connections and N answers after a restart waited for each other."""
+    starter = _service(committed, batch=None)  # type: ignore[arg-type]
+    scoring = {"base_points": {"medium": 1000}}
+    await starter.settings.update(GUILD, "Lock waits", {"scoring": scoring})
+    view = await _start_live(starter, CHANNELS[0])
+    expected = score_answer(
+        ScoringConfig.from_settings(scoring),
+        difficulty=models.Difficulty.MEDIUM,
+        correct=True,
+        response_ms=3_600_000,
+        time_limit_s=view.time_limit,
+        streak_before=0,
+    )
+    engine = create_engine(
+        Settings(db_pool_size=1, db_max_overflow=0, db_pool_timeout=0.5), database_url
+    )
+    breaker = CircuitBreaker()
+    try:
+        fresh = _service(create_sessionmaker(engine, breaker), batch=batch)  # cold caches
+        outcome = await _click(fresh, view, PLAYERS[1], "Alpha")
+        assert (outcome.recorded, outcome.points) == (True, expected.points)  # its settings
+        assert breaker.consecutive_failures == 0
+        await fresh.close()
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("batch", [2, None])
+async def test_a_cache_that_cannot_be_told_does_not_fail_committed_answers(
+    bank: None, sessionmaker: async_sessionmaker[AsyncSession], session: AsyncSession,
+    batch: int | None,
+) -> None:  # fmt: skip
+    quiz = _service(sessionmaker, batch=batch)
+    view = await _channel_quiz(quiz, CHANNELS[0])
+    # The scores generation can no longer be incremented (as when Redis fails after
+    # the commit): the invalidation that follows each write raises.
+    await quiz._cache.backend.set(f"gen:{SCORES}:{GUILD}", "not a counter")
+    with pytest.raises(Exception):  # noqa: B017 - whatever the backend raises
+        await quiz._cache.invalidate(SCORES, GUILD)
+    clicks = [(PLAYERS[1], "Alpha"), (PLAYERS[2], "Beta")]
+    if batch:
+        outcomes = await asyncio.gather(*(_click(quiz, view, u, g) for u, g in clicks))
+    else:  # one connection in tests: one transaction at a time
+        outcomes = [await _click(quiz, view, u, g) for u, g in clicks]
+    assert all(o.recorded for o in outcomes)  # they are stored: telling them otherwise is wrong
+    assert (await _answer_sums(session, GUILD)).keys() == {PLAYERS[1], PLAYERS[2]}
+    summary = await quiz.finish(view.session_id)
+    assert summary.answered == 2 and summary.status is models.SessionStatus.FINISHED
+    await quiz.close()
+
+
+async def test_close_during_a_flush_writes_what_queued_meanwhile_without_waiting() -> None:
+    gate, flushing = asyncio.Event(), asyncio.Event()
+    batches: list[list[int]] = []
+
+    async def slow(items: Sequence[int]) -> list[int]:
+        batches.append(list(items))
+        flushing.set()
+        await gate.wait()
+        return [i * 2 for i in items]
+
+    # A window far longer than any test: only close() can make the last batch go.
+    committer: GroupCommitter[int, int] = GroupCommitter(slow, window=3600, max_batch=2)
+    first = [asyncio.ensure_future(committer.submit(i)) for i in (1, 2)]  # full: flushed
+    await flushing.wait()
+    late = asyncio.ensure_future(committer.submit(3))  # queued during the flush
+    closing = asyncio.ensure_future(committer.close())
+    await asyncio.sleep(0)
+    gate.set()
+    async with asyncio.timeout(30):  # a guard against hanging, not a timing assertion
+        await closing
+    assert late.done() and late.result() == 6
+    assert [await f for f in first] == [2, 4] and batches == [[1, 2], [3]]
+
+
+async def test_callers_of_a_flush_stopped_by_cancellation_get_an_error_not_a_cancel() -> None:
+    started = asyncio.Event()
+
+    async def stuck(items: Sequence[int]) -> list[int]:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    committer: GroupCommitter[int, int] = GroupCommitter(stuck, window=0, max_batch=1)
+    writing = asyncio.ensure_future(committer.submit(1))
+    await started.wait()
+    queued = asyncio.ensure_future(committer.submit(2))
+    await asyncio.sleep(0)
+    runner = committer._runner
+    assert runner is not None
+    runner.cancel()  # what the event loop's shutdown does to the runner
+    results = await asyncio.gather(writing, queued, return_exceptions=True)
+    # Nobody cancelled the callers: an error they can report, not a CancelledError
+    # that would end their task silently as if it had been cancelled.
+    assert all(isinstance(r, RuntimeError) for r in results), results
+    assert not writing.cancelled() and not queued.cancelled()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from quizbot import cli
@@ -38,6 +40,24 @@ async def test_without_the_extension_the_report_says_how_to_enable_it(
     report = await collect(connection, Settings())
     assert not report.statements_available
     assert "not loaded by this server" in str(report.unavailable_reason)
+
+
+async def test_a_user_who_may_not_read_the_server_settings_still_gets_the_advice(
+    connection: AsyncConnection,
+) -> None:
+    # Managed servers give the bot an ordinary role: shared_preload_libraries is then
+    # hidden (superuser or pg_read_all_settings only). Role and SET are rolled back.
+    role = f"quizbot_report_{uuid.uuid4().hex[:8]}"
+    await connection.execute(text(f'CREATE ROLE "{role}" NOLOGIN'))
+    await connection.execute(text(f'SET LOCAL ROLE "{role}"'))
+    with pytest.raises(DBAPIError, match="pg_read_all_settings"):
+        async with connection.begin_nested():
+            await connection.execute(text("SELECT current_setting('shared_preload_libraries')"))
+    report = await collect(connection, Settings())
+    assert not report.statements_available and report.top == {}
+    assert "CREATE EXTENSION pg_stat_statements" in str(report.unavailable_reason)
+    assert "shared_preload_libraries" in str(report.unavailable_reason)
+    assert (await connection.execute(text("SELECT 1"))).scalar() == 1
 
 
 async def test_top_statements_by_total_calls_and_mean(connection: AsyncConnection) -> None:
