@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
-from quizbot.db import create_breaker, create_engine, create_sessionmaker, database_url
+from quizbot.db import (
+    create_breaker,
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+    database_url,
+)
 from quizbot.migrations import upgrade
 from quizbot.models import Question
 from quizbot.pool_monitor import PoolMonitor
@@ -44,6 +50,8 @@ class App:
 
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # Autocommit sessions for read-only units of work (no BEGIN/ROLLBACK round trips).
+    read_sessionmaker: async_sessionmaker[AsyncSession]
     cache: QuizCache
     guild_settings: GuildSettingsService
     quiz: QuizService
@@ -61,12 +69,14 @@ class App:
         engine = create_engine(settings, url)
         breaker = create_breaker(settings)
         sessions = create_sessionmaker(engine, breaker)
+        reads = create_read_sessionmaker(engine, breaker)
         cache = cache or QuizCache.from_settings(settings)
-        guild_settings = GuildSettingsService(sessions, cache)
+        guild_settings = GuildSettingsService(sessions, cache, reads=reads)
         quiz = QuizService(
             sessions,
             cache,
             guild_settings,
+            reads=reads,
             answer_group_commit=settings.answer_group_commit,
             answer_group_commit_ms=settings.answer_group_commit_ms,
             answer_batch_max=settings.answer_batch_max,
@@ -74,14 +84,18 @@ class App:
         return cls(
             engine=engine,
             sessionmaker=sessions,
+            read_sessionmaker=reads,
             cache=cache,
             guild_settings=guild_settings,
             quiz=quiz,
             stats=StatsService(
-                sessions, cache, stats_single_statement=settings.stats_single_statement
+                sessions,
+                cache,
+                stats_single_statement=settings.stats_single_statement,
+                reads=reads,
             ),
             bank=QuestionBankService(sessions, cache),
-            review=ReviewService(sessions, quiz),
+            review=ReviewService(sessions, quiz, reads=reads),
             breaker=breaker,
             pool_monitor=PoolMonitor(
                 engine,

@@ -70,7 +70,7 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     Returns:
         An AsyncEngine over asyncpg.
     """
-    return create_async_engine(
+    engine = create_async_engine(
         url or database_url(settings),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -82,6 +82,26 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
         # The asyncio queue pool, with waits and timeouts counted (quizbot.pool_monitor).
         poolclass=MonitoredPool,
     )
+    if not settings.db_pgbouncer:
+        # SQLAlchemy's asyncpg adapter wraps its ping in BEGIN ... ROLLBACK (for PgBouncer's
+        # transaction mode): three round trips at every checkout. A bare ";" is one.
+        engine.sync_engine.dialect.do_ping = _ping_outside_a_transaction  # type: ignore[method-assign]
+    return engine
+
+
+def _ping_outside_a_transaction(dbapi_connection: Any) -> bool:
+    """The pool's pre-ping in one round trip: the adapter's own ping, in autocommit mode.
+
+    Errors go through the adapter as before, so a dead connection is still detected and
+    replaced by the pool.
+    """
+    was_autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        dbapi_connection.ping()
+    finally:
+        dbapi_connection.autocommit = was_autocommit
+    return True
 
 
 def create_breaker(settings: Settings) -> CircuitBreaker:
@@ -101,4 +121,21 @@ def create_sessionmaker(
     """
     return async_sessionmaker(
         engine, expire_on_commit=False, class_=GuardedSession, breaker=breaker
+    )
+
+
+def create_read_sessionmaker(
+    engine: AsyncEngine, breaker: CircuitBreaker | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions for units of work that only read: one statement, no transaction.
+
+    In autocommit mode asyncpg sends no BEGIN and no ROLLBACK: a one-statement read is
+    one round trip instead of three. Services use it for reads only; a unit of work that
+    writes uses `create_sessionmaker`'s sessions and `session.begin()`.
+    """
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        expire_on_commit=False,
+        class_=GuardedSession,
+        breaker=breaker,
     )

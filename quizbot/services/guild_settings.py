@@ -95,13 +95,21 @@ def stored_settings(raw: Mapping[str, Any] | None) -> GuildSettings:
 class GuildSettingsService:
     """Read (cached) and change a guild's settings."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], cache: QuizCache) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        cache: QuizCache,
+        *,
+        reads: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
         self._sessions = sessionmaker
+        # Read-only units of work (autocommit sessions in the app).
+        self._reads = reads or sessionmaker
         self._cache = cache
         self._cached_load = cache.memoize("settings", self._load, ttl=600)
 
     async def _load(self, guild_id: int, _generation: int) -> GuildSettings:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             raw = await GuildRepository(session=session).settings(guild_id=guild_id)
         return stored_settings(raw)
 

@@ -25,8 +25,16 @@ class AchievementStatus:
 class MemberService:
     """Use cases about members that are not part of playing."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], cache: QuizCache) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        cache: QuizCache,
+        *,
+        reads: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
         self._sessions = sessionmaker
+        # Read-only units of work (autocommit sessions in the app).
+        self._reads = reads or sessionmaker
         self._cache = cache
 
     async def reset_leaderboard(self, guild_id: int) -> int:
@@ -74,7 +82,7 @@ class MemberService:
         Returns:
             One status per catalogue entry.
         """
-        async with self._sessions() as session:
+        async with self._reads() as session:
             earned = await AchievementRepository(session=session).earned(
                 user_id=user_id, guild_id=guild_id
             )

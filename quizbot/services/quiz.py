@@ -371,6 +371,7 @@ class QuizService:
         answer_group_commit: bool = True,
         answer_group_commit_ms: float = 3.0,
         answer_batch_max: int = 256,
+        reads: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         """Args:
         sessionmaker: one session per unit of work.
@@ -382,11 +383,14 @@ class QuizService:
             (ANSWER_GROUP_COMMIT); off, each answer is its own transaction.
         answer_group_commit_ms: how long the first answer of a batch waits for others.
         answer_batch_max: most answers per batch.
+        reads: sessions for read-only units of work (default `sessionmaker`; the app
+            passes autocommit ones: no BEGIN/ROLLBACK round trips).
         """
         self._sessions = sessionmaker
+        self._reads = reads or sessionmaker
         self._reviews = reviews or ReviewScheduler()
         self._cache = cache
-        self.settings = settings or GuildSettingsService(sessionmaker, cache)
+        self.settings = settings or GuildSettingsService(sessionmaker, cache, reads=reads)
         self._rng = rng or random.Random()
         self._writer = AnswerBatchWriter(sessionmaker, cache, self.settings)
         self.answer_batcher: GroupCommitter[PendingAnswer, Recorded] | None = None
@@ -412,7 +416,7 @@ class QuizService:
         _shared_gen: int,
         _guild_gen: int,
     ) -> tuple[int, ...]:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             ids = await QuestionRepository(session=session).pool_ids(
                 guild_id=guild_id,
                 topic=topic,
@@ -438,7 +442,7 @@ class QuizService:
     async def _load_topics(
         self, guild_id: int, _shared_gen: int, _guild_gen: int
     ) -> tuple[tuple[str, str, int], ...]:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = await QuestionRepository(session=session).topics(guild_id=guild_id)
         return tuple(rows)
 
@@ -448,7 +452,7 @@ class QuizService:
         return await self._topics(guild_id, shared_gen, guild_gen)
 
     async def _load_question(self, question_id: int) -> QuestionData | None:
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = await QuestionRepository(session=session).get_many([question_id])
         return _question_data(rows[0]) if rows else None
 
@@ -578,7 +582,7 @@ class QuizService:
         Raises:
             NotFoundError: no such session.
         """
-        async with self._sessions() as session:
+        async with self._reads() as session:
             row = await SessionRepository(session=session).require(session_id)
         if row.status is not SessionStatus.ACTIVE or row.position >= len(row.question_ids):
             return None
@@ -913,7 +917,7 @@ class QuizService:
         Returns:
             The summary, or None when nothing was running.
         """
-        async with self._sessions() as session:
+        async with self._reads() as session:
             running = await SessionRepository(session=session).active_in_channel(
                 channel_id=channel_id
             )
@@ -924,12 +928,12 @@ class QuizService:
 
     async def running_sessions(self) -> list[QuizSession]:
         """Every running quiz (used at start-up to resume them)."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return await SessionRepository(session=session).all_active()
 
     async def reveal(self, session_id: int, question_id: int) -> list[PlayerResult]:
         """Who answered a question, fastest first (for the channel reveal)."""
-        async with self._sessions() as session:
+        async with self._reads() as session:
             rows = await session.execute(
                 _REVEAL, {"session_id": session_id, "question_id": question_id}
             )

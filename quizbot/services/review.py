@@ -20,8 +20,16 @@ MAX_REVIEW_QUESTIONS = 50
 class ReviewService:
     """Review quizzes made of the questions due for a member."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], quiz: QuizService) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        quiz: QuizService,
+        *,
+        reads: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
         self._sessions = sessionmaker
+        # Read-only units of work (autocommit sessions in the app).
+        self._reads = reads or sessionmaker
         self._quiz = quiz
 
     async def due(
@@ -37,7 +45,7 @@ class ReviewService:
         Returns:
             (cards due now, the earliest due time of any card, or None without cards).
         """
-        async with self._sessions() as session:
+        async with self._reads() as session:
             return await ReviewRepository(session=session).due_summary(
                 user_id=user_id, guild_id=guild_id, now=now or dt.datetime.now(dt.UTC)
             )

@@ -141,14 +141,18 @@ class StatsService:
         cache: QuizCache,
         *,
         stats_single_statement: bool = True,
+        reads: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         """Args:
         sessionmaker: one session per read.
         cache: memoized reads and their invalidation.
         stats_single_statement: /stats in one statement (STATS_SINGLE_STATEMENT);
             off, one statement per part.
+        reads: sessions for these reads (default `sessionmaker`; the app passes
+            autocommit ones: no BEGIN/ROLLBACK round trips).
         """
         self._sessions = sessionmaker
+        self._reads = reads or sessionmaker
         self._cache = cache
         self.stats_single_statement = stats_single_statement
         self._cached_stats = cache.memoize("stats", self._load_stats, ttl=60)
@@ -156,7 +160,7 @@ class StatsService:
 
     async def _load_stats(self, guild_id: int, user_id: int, _gen: int) -> MemberStats:
         async def load() -> MemberStats:
-            async with self._sessions() as session:
+            async with self._reads() as session:
                 repo = MemberRepository(session=session)
                 if self.stats_single_statement:
                     return await repo.stats(guild_id=guild_id, user_id=user_id)
@@ -199,7 +203,7 @@ class StatsService:
         }
 
         async def read() -> Sequence[Row[Any]]:
-            async with self._sessions() as session:
+            async with self._reads() as session:
                 return (await session.execute(_page_sql(source), params)).all()
 
         rows = await retry_transient(read)
@@ -268,7 +272,7 @@ class StatsService:
         }
 
         async def read() -> Row[Any] | None:
-            async with self._sessions() as session:
+            async with self._reads() as session:
                 return (await session.execute(_me_sql(source), params)).one_or_none()
 
         row = await retry_transient(read)
