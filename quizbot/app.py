@@ -61,6 +61,8 @@ class App:
     breaker: CircuitBreaker
     pool_monitor: PoolMonitor
     settings: Settings = field(default_factory=Settings)
+    # The answer writer's own one-connection engine (None without group commit).
+    answer_engine: AsyncEngine | None = None
     _monitor_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -70,6 +72,13 @@ class App:
         breaker = create_breaker(settings)
         sessions = create_sessionmaker(engine, breaker)
         reads = create_read_sessionmaker(engine, breaker)
+        # Group-committed answers are written one batch at a time, on a connection of
+        # their own: the hot path never queues for the pool behind reads and quiz moves.
+        answer_engine = (
+            create_engine(settings, url, pool_size=1, max_overflow=0)
+            if settings.answer_group_commit
+            else None
+        )
         cache = cache or QuizCache.from_settings(settings)
         guild_settings = GuildSettingsService(sessions, cache, reads=reads)
         quiz = QuizService(
@@ -77,6 +86,9 @@ class App:
             cache,
             guild_settings,
             reads=reads,
+            answer_sessions=(
+                create_sessionmaker(answer_engine, breaker) if answer_engine is not None else None
+            ),
             answer_group_commit=settings.answer_group_commit,
             answer_group_commit_ms=settings.answer_group_commit_ms,
             answer_batch_max=settings.answer_batch_max,
@@ -103,6 +115,7 @@ class App:
                 alert_wait_ms=settings.db_pool_alert_wait_ms,
             ),
             settings=settings,
+            answer_engine=answer_engine,
         )
 
     def start_monitoring(self) -> None:
@@ -138,4 +151,6 @@ class App:
         log.info("database pool at shutdown: %s", self.pool_monitor.status().describe())
         self.pool_monitor.remove()
         await self.cache.close()
+        if self.answer_engine is not None:
+            await self.answer_engine.dispose()
         await self.engine.dispose()

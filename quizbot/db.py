@@ -60,20 +60,28 @@ def connect_args(settings: Settings) -> dict[str, Any]:
     return args
 
 
-def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
-    """Create the process's engine with the configured pool.
+def create_engine(
+    settings: Settings,
+    url: str | None = None,
+    *,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+) -> AsyncEngine:
+    """Create an engine with the configured pool.
 
     Args:
         settings: pool sizes, timeouts and statement cache come from here.
         url: the database URL; default `database_url(settings)`.
+        pool_size: instead of DB_POOL_SIZE (the answer writer's own engine).
+        max_overflow: instead of DB_MAX_OVERFLOW.
 
     Returns:
         An AsyncEngine over asyncpg.
     """
     engine = create_async_engine(
         url or database_url(settings),
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+        pool_size=settings.db_pool_size if pool_size is None else pool_size,
+        max_overflow=settings.db_max_overflow if max_overflow is None else max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=settings.db_pool_recycle,
         pool_pre_ping=True,

@@ -372,6 +372,7 @@ class QuizService:
         answer_group_commit_ms: float = 3.0,
         answer_batch_max: int = 256,
         reads: async_sessionmaker[AsyncSession] | None = None,
+        answer_sessions: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         """Args:
         sessionmaker: one session per unit of work.
@@ -385,6 +386,9 @@ class QuizService:
         answer_batch_max: most answers per batch.
         reads: sessions for read-only units of work (default `sessionmaker`; the app
             passes autocommit ones: no BEGIN/ROLLBACK round trips).
+        answer_sessions: sessions for the group-committed answer batches (default
+            `sessionmaker`; the app passes ones on a connection of their own, so that a
+            batch never queues for the pool behind other work).
         """
         self._sessions = sessionmaker
         self._reads = reads or sessionmaker
@@ -392,7 +396,7 @@ class QuizService:
         self._cache = cache
         self.settings = settings or GuildSettingsService(sessionmaker, cache, reads=reads)
         self._rng = rng or random.Random()
-        self._writer = AnswerBatchWriter(sessionmaker, cache, self.settings)
+        self._writer = AnswerBatchWriter(answer_sessions or sessionmaker, cache, self.settings)
         self.answer_batcher: GroupCommitter[PendingAnswer, Recorded] | None = None
         if answer_group_commit:
             self.answer_batcher = GroupCommitter(

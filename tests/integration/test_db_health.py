@@ -345,10 +345,18 @@ async def test_the_app_wires_flags_breaker_and_monitor(database_url: str) -> Non
     finally:
         await app.close()
     assert app._monitor_task is None
+    assert app.answer_engine is None  # no batches, no writer connection
     defaults = App.create(Settings(), database_url)
     try:
         assert defaults.quiz.answer_batcher is not None
         assert defaults.quiz.answer_batcher.window == Settings().answer_group_commit_ms / 1000
+        # Batches are written on a connection of their own, outside the main pool.
+        assert defaults.answer_engine is not None
+        assert defaults.answer_engine.sync_engine.pool.size() == 1  # type: ignore[attr-defined]
+        assert defaults.quiz._writer._sessions.kw["bind"] is defaults.answer_engine
+        async with defaults.read_sessionmaker() as s:
+            conn = await s.connection()
+            assert conn.sync_connection.get_execution_options()["isolation_level"] == "AUTOCOMMIT"
     finally:
         await defaults.close()
 
