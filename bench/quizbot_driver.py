@@ -33,8 +33,15 @@ def settings_with(
 
 
 def instrument(app: App) -> None:
-    """Count statements, pool waits and pre-pings per command (see bench.metrics)."""
-    sync_engine = app.engine.sync_engine
+    """Count statements, pool waits and pre-pings per command (see bench.metrics), on the
+    main engine and on the answer writer's own engine (group-committed batches)."""
+    _instrument_engine(app.engine)
+    if app.answer_engine is not None:
+        _instrument_engine(app.answer_engine)
+
+
+def _instrument_engine(engine: Any) -> None:
+    sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "before_cursor_execute")
     def _count(
