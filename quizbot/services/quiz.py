@@ -532,10 +532,8 @@ class QuizService:
                 display_name=display_name,
                 guild_name=guild_name,
             )
-            seen = set(
-                await AnswerRepository(session=session).seen_recently(
-                    user_id=user_id, guild_id=guild_id, limit=RECENT_WINDOW
-                )
+            seen = await AnswerRepository(session=session).seen_recently(
+                user_id=user_id, guild_id=guild_id, limit=RECENT_WINDOW
             )
             chosen = self._choose(pool, seen, filters.count)
             row = await SessionRepository(session=session).create(
@@ -554,13 +552,19 @@ class QuizService:
             )
         return await self._view(row)
 
-    def _choose(self, pool: Sequence[int], seen: set[int], count: int) -> list[int]:
-        """Unseen questions first (random order), then the least recently seen."""
-        fresh = [q for q in pool if q not in seen]
-        stale = [q for q in pool if q in seen]
-        self._rng.shuffle(fresh)
-        self._rng.shuffle(stale)
-        return (fresh + stale)[:count]
+    def _choose(self, pool: Sequence[int], seen: Sequence[int], count: int) -> list[int]:
+        """Unseen questions first (random order), then the least recently seen.
+
+        `seen` is most recent first. Sampling, not shuffling the pool: a pool of
+        thousands of questions costs one pass, not thousands of random draws.
+        """
+        recency = {q: i for i, q in enumerate(seen)}
+        fresh = [q for q in pool if q not in recency]
+        chosen = self._rng.sample(fresh, min(count, len(fresh)))
+        if len(chosen) < count:
+            stale = sorted((q for q in pool if q in recency), key=recency.__getitem__)
+            chosen += stale[::-1][: count - len(chosen)]
+        return chosen
 
     async def _view(self, row: QuizSession) -> QuestionView:
         question = await self.question(row.question_ids[row.position])

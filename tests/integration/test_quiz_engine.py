@@ -350,3 +350,12 @@ async def test_answer_write_is_two_statements(
         )
     # context read + the one-statement write (a wrong answer earns no achievement)
     assert log.count == 2, log.statements
+
+
+def test_choose_takes_unseen_first_then_the_least_recently_seen() -> None:
+    quiz = QuizService.__new__(QuizService)  # _choose is pure: no database needed
+    quiz._rng = random.Random(1)
+    chosen = quiz._choose([1, 2, 3, 4, 5], seen=[3, 1, 2], count=4)
+    assert set(chosen[:2]) == {4, 5}
+    assert chosen[2:] == [2, 1]  # 2 was seen longest ago, then 1; 3 (just seen) is left out
+    assert quiz._choose([1, 2], seen=[], count=5) in ([1, 2], [2, 1])
