@@ -427,6 +427,28 @@ _BATCH_AWARD = text(
 )
 
 
+async def award_achievements(
+    session: AsyncSession, wanted: Sequence[tuple[int, int, str]]
+) -> set[tuple[int, int, str]]:
+    """Award (user, guild, code) triples and their XP in one statement.
+
+    Returns the triples that were new: an achievement already held is skipped by the
+    primary key, so a race between two writers awards it (and its XP) once.
+    """
+    if not wanted:
+        return set()
+    rows = await session.execute(
+        _BATCH_AWARD,
+        {
+            "user_ids": [w[0] for w in wanted],
+            "guild_ids": [w[1] for w in wanted],
+            "codes": [w[2] for w in wanted],
+            "xps": [catalogue.CATALOGUE_BY_CODE[w[2]].xp_reward for w in wanted],
+        },
+    )
+    return {(r.user_id, r.guild_id, r.code) for r in rows}
+
+
 @dataclass
 class _Accepted:
     """An answer that passed the checks, with its score."""
@@ -666,16 +688,7 @@ class AnswerBatchWriter:
             for code in after[a.index].wanted
         ]
         if wanted:
-            award_rows = await session.execute(
-                _BATCH_AWARD,
-                {
-                    "user_ids": [w[0] for w in wanted],
-                    "guild_ids": [w[1] for w in wanted],
-                    "codes": [w[2] for w in wanted],
-                    "xps": [catalogue.CATALOGUE_BY_CODE[w[2]].xp_reward for w in wanted],
-                },
-            )
-            awarded = {(r.user_id, r.guild_id, r.code) for r in award_rows}
+            awarded = await award_achievements(session, wanted)
         for (guild_id, user_id), answers in by_member.items():
             for a in answers:
                 state = after[a.index]

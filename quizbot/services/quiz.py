@@ -37,6 +37,7 @@ from quizbot.services.answer_batch import (
     GroupCommitter,
     PendingAnswer,
     Recorded,
+    award_achievements,
     progress_snapshot,
     rejection,
 )
@@ -898,7 +899,8 @@ class QuizService:
                 "perfect_min": catalogue.PERFECT_QUIZ_MIN_QUESTIONS,
             },
         )
-        awarded: dict[int, tuple[catalogue.AchievementDef, ...]] = {}
+        # Every player's new achievements in one statement (not one per player).
+        wanted: list[tuple[int, int, str]] = []
         for p in progress:
             mine = by_user[p.user_id]
             snapshot = _snapshot(
@@ -912,11 +914,17 @@ class QuizService:
                 topic_correct=p.mastered_topic_answers,
                 topics_with_correct=p.topics_with_correct,
             )
-            new = await self._award(
-                session, p.user_id, row.guild_id, catalogue.earned(snapshot), set(p.held)
-            )
-            if new:
-                awarded[p.user_id] = new
+            held = set(p.held)
+            wanted += [
+                (p.user_id, row.guild_id, code)
+                for code in catalogue.earned(snapshot)
+                if code not in held
+            ]
+        new = await award_achievements(session, wanted)
+        awarded: dict[int, tuple[catalogue.AchievementDef, ...]] = {}
+        for user_id, _guild_id, code in wanted:  # catalogue order, per player
+            if (user_id, row.guild_id, code) in new:
+                awarded[user_id] = (*awarded.get(user_id, ()), catalogue.CATALOGUE_BY_CODE[code])
         return awarded
 
     async def stop(self, *, channel_id: int, user_id: int) -> QuizSummary | None:

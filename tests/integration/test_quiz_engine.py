@@ -359,3 +359,37 @@ def test_choose_takes_unseen_first_then_the_least_recently_seen() -> None:
     assert set(chosen[:2]) == {4, 5}
     assert chosen[2:] == [2, 1]  # 2 was seen longest ago, then 1; 3 (just seen) is left out
     assert quiz._choose([1, 2], seen=[], count=5) in ([1, 2], [2, 1])
+
+
+async def test_finishing_costs_the_same_statements_for_one_player_or_many(
+    quiz: QuizService, connection: AsyncConnection
+) -> None:
+    """Quiz counts, achievements and review cards are set-based: no statement per player."""
+
+    async def finish_with(players: list[int], channel: int) -> int:
+        view = await quiz.start(
+            guild_id=GUILD,
+            guild_name="School",
+            channel_id=channel,
+            user_id=players[0],
+            display_name="starter",
+            mode=models.SessionMode.CHANNEL,
+            filters=QuizFilters(topic="History", count=1),
+        )
+        for user in players:
+            await quiz.answer(
+                session_id=view.session_id,
+                question_id=view.question_id,
+                user_id=user,
+                display_name=f"u{user % 100}",
+                given="Alpha",
+            )
+        with count_statements(connection) as log:
+            summary = await quiz.finish(view.session_id)
+        # Everyone finished a first quiz: every player got "first quiz" in that one statement.
+        assert all("first_quiz" in {a.code for a in summary.achievements[u]} for u in players)
+        return log.count
+
+    one = await finish_with([ALICE], CHANNEL + 1)
+    three = await finish_with([BOB, CAROL, ALICE + 5], CHANNEL + 2)
+    assert one == three
