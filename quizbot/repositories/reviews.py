@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Row, and_, func, or_, select, text
 
 from quizbot.models import Answer, Question, QuizSession, ReviewCard
 from quizbot.repositories.base import Repository
@@ -28,6 +27,24 @@ class CardState:
     last_review: dt.datetime | None
 
 
+_UPSERT_CARDS = text(
+    """
+    INSERT INTO review_cards
+        (user_id, question_id, due, stability, difficulty, reps, lapses, last_review)
+    SELECT * FROM unnest(
+        CAST(:user_ids AS bigint[]), CAST(:question_ids AS bigint[]),
+        CAST(:due AS timestamptz[]), CAST(:stability AS float8[]),
+        CAST(:difficulty AS float8[]), CAST(:reps AS integer[]),
+        CAST(:lapses AS integer[]), CAST(:last_review AS timestamptz[])
+    )
+    ON CONFLICT (user_id, question_id) DO UPDATE SET
+        due = excluded.due, stability = excluded.stability,
+        difficulty = excluded.difficulty, reps = excluded.reps,
+        lapses = excluded.lapses, last_review = excluded.last_review
+    """
+)
+
+
 class ReviewRepository(Repository[ReviewCard]):
     """Cards of (member, question) with their next due time."""
 
@@ -41,23 +58,27 @@ class ReviewRepository(Repository[ReviewCard]):
         await self.upsert_many([(card.user_id, card.question_id, state)])
 
     async def upsert_many(self, cards: Sequence[tuple[int, int, CardState]]) -> None:
-        """Insert or replace many cards in one statement (each (user, question) once)."""
+        """Insert or replace many cards in one statement (each (user, question) once).
+
+        One fixed statement over arrays, whatever the number of cards: it is prepared
+        once per connection, where a multi-row VALUES list would be a new statement
+        (compiled and prepared again) for every quiz size.
+        """
         if not cards:
             return
-        values: list[dict[str, Any]] = [
+        await self.session.execute(
+            _UPSERT_CARDS,
             {
-                "user_id": user_id,
-                "question_id": question_id,
-                **{name: getattr(state, name) for name in _STATE_COLUMNS},
-            }
-            for user_id, question_id, state in cards
-        ]
-        stmt = insert(ReviewCard).values(values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[ReviewCard.user_id, ReviewCard.question_id],
-            set_={name: stmt.excluded[name] for name in _STATE_COLUMNS},
+                "user_ids": [user_id for user_id, _q, _s in cards],
+                "question_ids": [question_id for _u, question_id, _s in cards],
+                "due": [state.due for _u, _q, state in cards],
+                "stability": [state.stability for _u, _q, state in cards],
+                "difficulty": [state.difficulty for _u, _q, state in cards],
+                "reps": [state.reps for _u, _q, state in cards],
+                "lapses": [state.lapses for _u, _q, state in cards],
+                "last_review": [state.last_review for _u, _q, state in cards],
+            },
         )
-        await self.session.execute(stmt)
 
     async def answers_with_cards(self, *, session_id: int) -> Sequence[Row[Any]]:
         """A quiz's answers with the quiz's time limit and each member's card (if any)."""

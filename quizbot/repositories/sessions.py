@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from quizbot.errors import ActiveSessionError, NotFoundError
 from quizbot.models import Answer, QuizSession, SessionStatus
 from quizbot.repositories.base import Repository, translate_integrity_errors
+
+# The table, for Core statements on the hot paths (no ORM identity-map bookkeeping).
+_SESSIONS: Table = QuizSession.__table__  # type: ignore[assignment]
 
 _ACTIVE_CONFLICTS: dict[str, tuple[type[ActiveSessionError], str]] = {
     "uq_quiz_sessions_active_channel": (
@@ -63,46 +67,49 @@ class SessionRepository(Repository[QuizSession]):
         moved = await self.advance_returning(session_id=session_id, from_position=from_position)
         return None if moved is None else moved.position
 
-    async def advance_returning(self, *, session_id: int, from_position: int) -> QuizSession | None:
-        """`advance`, returning the moved session in the same statement.
+    async def advance_returning(self, *, session_id: int, from_position: int) -> Row[Any] | None:
+        """`advance`, returning the moved session's columns in the same statement.
 
         Returns None (and moves nothing) when the session is not at
-        `from_position`, is not running, or is at its last question.
+        `from_position`, is not running, or is at its last question. The row has the
+        session's column names as attributes. A Core statement on the table: this runs
+        after every question, and the ORM's bookkeeping for an UPDATE of an entity
+        (synchronising the identity map) cost more than the statement.
         """
+        sessions = _SESSIONS
         stmt = (
-            update(QuizSession)
+            update(sessions)
             .where(
-                QuizSession.id == session_id,
-                QuizSession.position == from_position,
-                QuizSession.status == SessionStatus.ACTIVE,
-                func.cardinality(QuizSession.question_ids) > from_position + 1,
+                sessions.c.id == session_id,
+                sessions.c.position == from_position,
+                sessions.c.status == SessionStatus.ACTIVE,
+                func.cardinality(sessions.c.question_ids) > from_position + 1,
             )
             # The message showing the previous question does not show this one: forget it,
             # so that a bot restarted before posting the next question posts it anew.
             .values(
-                position=QuizSession.position + 1, question_started_at=func.now(), message_id=None
+                position=sessions.c.position + 1, question_started_at=func.now(), message_id=None
             )
-            .returning(QuizSession)
-            .execution_options(populate_existing=True, synchronize_session=False)
+            .returning(*sessions.c)
         )
-        return (await self.session.scalars(stmt)).one_or_none()
+        return (await self.session.execute(stmt)).one_or_none()
 
     async def finish(
         self, *, session_id: int, status: SessionStatus = SessionStatus.FINISHED
     ) -> bool:
         """End a running session. Returns False when it had already ended."""
         stmt = (
-            update(QuizSession)
-            .where(QuizSession.id == session_id, QuizSession.status == SessionStatus.ACTIVE)
+            update(_SESSIONS)
+            .where(_SESSIONS.c.id == session_id, _SESSIONS.c.status == SessionStatus.ACTIVE)
             .values(status=status, finished_at=func.now())
-            .returning(QuizSession.id)
+            .returning(_SESSIONS.c.id)
         )
         return (await self.session.execute(stmt)).scalar_one_or_none() is not None
 
     async def set_message(self, *, session_id: int, message_id: int | None) -> None:
         """Remember the Discord message that shows the current question."""
         await self.session.execute(
-            update(QuizSession).where(QuizSession.id == session_id).values(message_id=message_id)
+            update(_SESSIONS).where(_SESSIONS.c.id == session_id).values(message_id=message_id)
         )
 
     async def require(self, session_id: int) -> QuizSession:

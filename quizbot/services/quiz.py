@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, Integer, String, bindparam, text
+from sqlalchemy import BigInteger, Boolean, Date, Integer, Row, String, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -567,7 +567,7 @@ class QuizService:
             chosen += stale[::-1][: count - len(chosen)]
         return chosen
 
-    async def _view(self, row: QuizSession) -> QuestionView:
+    async def _view(self, row: QuizSession | Row[Any]) -> QuestionView:
         question = await self.question(row.question_ids[row.position])
         return QuestionView(
             session_id=row.id,
@@ -821,7 +821,7 @@ class QuizService:
         second gets the question the first moved to.
         """
 
-        async def move() -> QuizSession | None:
+        async def move() -> QuizSession | Row[Any] | None:
             async with self._sessions() as session, session.begin():
                 repo = SessionRepository(session=session)
                 # The usual case, one statement: move and read the moved row.
