@@ -68,6 +68,7 @@ class Replayer:
                     async with self.pool.acquire() as conn:
                         inv.pool_wait_s += time.perf_counter() - began
                         inv.checkouts += 1
+                        inv.tx += 2  # BEGIN and COMMIT
                         async with conn.transaction():
                             for sql, params in action.statements:
                                 inv.statements += 1
