@@ -734,7 +734,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             )
             out += ["", "`quizbot.sql`:", "", "```", pg["script"].rstrip(), "```"]
         out.append("")
-    out += ["## Per variant, per stage and command", ""]
+    if results["variants"]:
+        out += ["## Per variant, per stage and command", ""]
     for v in results["variants"]:
         title = f"### {v['name']}"
         out += [title, ""]

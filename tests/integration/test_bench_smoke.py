@@ -102,3 +102,19 @@ def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]
             assert r["commands"][command]["statements_mean"] == pytest.approx(
                 q["commands"][command]["statements_mean"]
             )
+
+
+def test_ablation_passes_known_settings_and_skips_unknown_ones() -> None:
+    from bench.quizbot_driver import settings_with
+    from bench.runner import ABLATIONS, missing_settings
+
+    settings, applied, skipped = settings_with(
+        "postgresql+asyncpg://bench@127.0.0.1/bench",
+        {"db_statement_cache_size": 0, "no_such_setting": False},
+    )
+    assert applied == {"db_statement_cache_size": 0}
+    assert skipped == ["no_such_setting"]
+    assert settings.db_statement_cache_size == 0
+    assert missing_settings({"no_such_setting": 1, "db_pool_size": 5}) == ["no_such_setting"]
+    # Every ablation switches something: settings, or the indexes.
+    assert all(a.overrides or a.drop_indexes for a in ABLATIONS)
