@@ -496,7 +496,12 @@ def _integrity_and_process(results: dict[str, Any]) -> list[str]:
         rows.append(
             [
                 v["name"],
-                "passed" if i["passed"] else "**FAILED** " + json.dumps(i["failures"]),
+                ("passed" if i["passed"] else "**FAILED** " + json.dumps(i["failures"]))
+                + (
+                    f" ({i['session_counts_differ']} quiz counters differ: replay order)"
+                    if not i["checked_acks"] and i.get("session_counts_differ")
+                    else ""
+                ),
                 str(i.get("acknowledged", "–")) if i["checked_acks"] else "not tracked (replay)",
                 str(i.get("unacknowledged_rows", "–")),
                 str(i["answers_in_database"]),

@@ -89,10 +89,11 @@ def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]
         c = stage["commands"]
         # Stats is one statement when it reaches the database (0 when served from the cache).
         assert c["stats"]["statements_max"] <= 1
-        # An answer's write is one statement after one context read (more only for awards
-        # and cold caches), never a statement per item.
-        assert 1 <= c["answer"]["statements_mean"] <= 4
-        assert c["answer"]["statements_max"] <= 8
+        # An answer costs a few statements, never one per item. With group commit a batch's
+        # write is counted for the answer whose task started the flush (or as background),
+        # so the mean per answer may be below one.
+        assert 0 < c["answer"]["statements_mean"] <= 4
+        assert c["answer"]["statements_max"] <= 10
     legacy_stats = [s["commands"]["stats"]["statements_mean"] for s in by_name["legacy"]["stages"]]
     # The N+1 baseline issues several statements per stats call.
     assert min(legacy_stats) >= 6
