@@ -72,7 +72,7 @@ class BenchConfig:
     # Server to create the throwaway databases on (a URL of any database there).
     server_url: str | None = None
     # Stop ramping a variant once a stage's p95 over all commands exceeds this many seconds.
-    give_up_p95_s: float = 2.0
+    give_up_p95_s: float = 5.0
     keep_databases: bool = False
     progress: bool = True
     seed: int = 42

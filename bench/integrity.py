@@ -9,12 +9,18 @@ import asyncpg
 from bench.workload import Ack
 
 
-async def check(conn_args: dict[str, Any], acks: list[Ack] | None) -> dict[str, Any]:
+async def check(
+    conn_args: dict[str, Any], acks: list[Ack] | None, *, replay: bool = False
+) -> dict[str, Any]:
     """Compare the acknowledged answers and every member's totals with the database.
 
     Args:
         conn_args: asyncpg.connect keyword arguments of the variant's database.
         acks: the answers the variant acknowledged (None: only check the totals).
+        replay: the raw replay's database. Statements of background tasks (a group-commit
+            flusher) replay as their own sequence, so a batch may meet a quiz at another
+            position than it did in quizbot: per-quiz answer counts are then reported,
+            not failed. Points must still add up.
 
     Returns:
         The counts of each kind of failure and `passed`.
@@ -86,8 +92,9 @@ async def check(conn_args: dict[str, Any], acks: list[Ack] | None) -> dict[str, 
             "member_points_differ",
             "answers_without_member",
             "user_points_differ",
-            "session_counts_differ",
         ]
+        if not replay:
+            failures.append("session_counts_differ")
         result = {k: int(v) for k, v in result.items()}
         result["failures"] = {k: result[k] for k in failures if result.get(k)}
         result["passed"] = not result["failures"]

@@ -28,7 +28,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2.pool import ThreadedConnectionPool
 
-from bench.metrics import count_pool_wait, count_statement
+from bench.metrics import count_pool_wait, count_statement, count_tx
 from bench.workload import Ack, Member, Shown
 
 
@@ -64,9 +64,13 @@ class AsyncConnectionWrapper:
         conn = self.pool.getconn()
         count_pool_wait(time.perf_counter() - began)
         try:
+            # psycopg2 sends BEGIN before the first statement and COMMIT here.
+            count_tx()
             yield Tx(conn)
+            count_tx()
             conn.commit()
         except BaseException:
+            count_tx()
             conn.rollback()
             raise
         finally:

@@ -49,6 +49,8 @@ class Invocation:
     pool_wait_s: float = 0.0
     checkouts: int = 0
     pings: int = 0
+    # BEGIN / COMMIT / ROLLBACK: round trips too, though not statements of ours.
+    tx: int = 0
     # (SQL as sent to the driver, positional parameters), when capturing for the raw replay.
     captured: list[tuple[str, tuple[Any, ...]]] | None = None
     open: bool = True
@@ -103,6 +105,13 @@ def count_ping() -> None:
         inv.pings += 1
 
 
+def count_tx() -> None:
+    """A transaction-control round trip (BEGIN, COMMIT or ROLLBACK) of the running command."""
+    inv = CURRENT.get()
+    if inv is not None and inv.open:
+        inv.tx += 1
+
+
 @contextmanager
 def invocation(name: str, *, capture: bool = False) -> Iterator[Invocation]:
     """Run a block as command `name`: statements and pool waits inside count for it."""
@@ -123,6 +132,7 @@ class CommandStats:
     statements: list[int] = field(default_factory=list)
     pool_waits: list[float] = field(default_factory=list)
     pings: list[int] = field(default_factory=list)
+    tx: list[int] = field(default_factory=list)
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)
 
@@ -131,6 +141,7 @@ class CommandStats:
         self.statements.append(inv.statements)
         self.pool_waits.append(inv.pool_wait_s)
         self.pings.append(inv.pings)
+        self.tx.append(inv.tx)
 
     def fail(self, exc: BaseException) -> None:
         self.errors += 1
@@ -155,6 +166,10 @@ class CommandStats:
             "statements_mean": sum(self.statements) / n if n else 0.0,
             "statements_max": max(self.statements, default=0),
             "pings_mean": sum(self.pings) / n if n else 0.0,
+            "tx_mean": sum(self.tx) / n if n else 0.0,
+            "round_trips_mean": (sum(self.statements) + sum(self.pings) + sum(self.tx)) / n
+            if n
+            else 0.0,
             "pool_wait_mean_ms": sum(waits) / n if n else 0.0,
             "pool_wait_p95_ms": percentile(waits, 95),
             "pool_wait_max_ms": max(waits, default=0.0),

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bench.metrics import count_ping, count_pool_wait, count_statement
+from bench.metrics import count_ping, count_pool_wait, count_statement, count_tx
 from bench.workload import Ack, Member, Shown
 from quizbot.app import App
 from quizbot.config import Settings
@@ -48,6 +48,11 @@ def _instrument_engine(engine: Any) -> None:
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
         count_statement(statement, parameters)
+
+    # With asyncpg, SQLAlchemy sends BEGIN before a transaction's first statement and
+    # COMMIT / ROLLBACK at its end: each is a round trip.
+    for name in ("begin", "commit", "rollback"):
+        event.listen(sync_engine, name, lambda conn: count_tx())
 
     pool: Any = sync_engine.pool
     do_get = pool._do_get

@@ -24,6 +24,8 @@ from bench.workload import Action, StageTrace
 
 QUIZBOT_SESSION_BASE = 5_000_000_000
 REPLAY_SESSION_BASE = 7_000_000_000
+# How long a replayed statement waits for the start that creates its session.
+MAX_WAIT_MS = 2000
 
 
 def _is_quizbot_session(value: Any) -> bool:
@@ -56,10 +58,31 @@ class Replayer:
     def _params(self, params: tuple[Any, ...]) -> list[Any]:
         return [self._map(value) for value in params]
 
+    def _waiting_for(self, statements: list[tuple[str, tuple[Any, ...]]]) -> bool:
+        """True while a statement names a session whose replayed start has not run yet."""
+
+        def unmapped(value: Any) -> bool:
+            if isinstance(value, list):
+                return any(unmapped(v) for v in value)
+            return _is_quizbot_session(value) and value not in self.sessions
+
+        return any(unmapped(v) for _sql, params in statements for v in params)
+
+    async def _await_sessions(self, action: Action) -> None:
+        # A background task's statements replay as their own sequence; clocks drift, so
+        # one may come before the start that creates its session here. Wait (bounded).
+        if action.name == "start":
+            return
+        for _ in range(MAX_WAIT_MS):
+            if not self._waiting_for(action.statements):
+                return
+            await asyncio.sleep(0.001)
+
     async def _run(self, action: Action, recorder: Recorder) -> None:
         due = time.perf_counter() + action.delay
         if action.delay > 0:
             await asyncio.sleep(action.delay)
+        await self._await_sessions(action)
         stats = recorder.stats(action.name)
         with invocation(action.name) as inv:
             try:
@@ -68,6 +91,7 @@ class Replayer:
                     async with self.pool.acquire() as conn:
                         inv.pool_wait_s += time.perf_counter() - began
                         inv.checkouts += 1
+                        inv.tx += 2  # BEGIN and COMMIT
                         async with conn.transaction():
                             for sql, params in action.statements:
                                 inv.statements += 1

@@ -36,6 +36,10 @@ def _change(reduction: float | None) -> str:
     return f"{-reduction:.1f} % higher"
 
 
+def _faster(pct: float) -> str:
+    return f"{pct:.1f} % faster" if pct >= 0 else f"{-pct:.1f} % slower"
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -96,6 +100,8 @@ def _round_trips(stage: dict[str, Any] | None, command: str) -> float | None:
     c = stage["commands"].get(command)
     if c is None or not c["count"]:
         return None
+    if "round_trips_mean" in c:
+        return float(c["round_trips_mean"])
     return float(c["statements_mean"] + c.get("pings_mean", 0.0))
 
 
@@ -139,6 +145,15 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
             sq, sl = stage_at(qb, load or -1), stage_at(legacy, load or -1)
             old, new = _cmd(sl, command, "p95_ms"), _cmd(sq, command, "p95_ms")
             red = _reduction(old, new)
+            if load is None:
+                add(
+                    f"p95 `{command}` (legacy → quizbot)",
+                    "50–70 % lower",
+                    "≥ 90 % lower",
+                    "no load at which both variants completed it",
+                    _verdict(None),
+                )
+                continue
             add(
                 f"p95 `{command}` at {load} players (legacy → quizbot)",
                 "50–70 % lower",
@@ -194,7 +209,7 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
                 "90 % faster",
                 "≥ 99 % faster at large scale",
                 f"{_fmt(row['unindexed_ms'], 2)} → {_fmt(row['indexed_ms'], 2)} ms "
-                f"({_pct(row['faster_pct'])} faster, {row['speedup']:.1f}×)",
+                f"({_faster(row['faster_pct'])}, {row['speedup']:.1f}×)",
                 _verdict(row["faster_pct"] >= 99)
                 if hot["scale"] == "large"
                 else f"{'≥' if row['faster_pct'] >= 99 else '<'} 99 % (target is for large scale)",
@@ -251,7 +266,8 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
             "stats: statements and p95",
             "one CTE query",
             "1 statement; p95 ≤ 5 ms at standard",
-            f"{_fmt(rt, 2)} round trips (incl. pre-ping) per call; worst-stage p95 "
+            f"{_fmt(_cmd(qb['stages'][-1], 'stats', 'statements_mean'), 2)} statements, "
+            f"{_fmt(rt, 2)} round trips (with BEGIN/COMMIT and pre-ping) per call; worst-stage p95 "
             f"{_fmt(stats_p95)} ms ({scale})",
             _verdict(stats_p95 <= 5 if scale == "standard" else None),
         )
@@ -298,6 +314,7 @@ def _stage_tables(v: dict[str, Any]) -> str:
                     _fmt(c["p99_ms"]),
                     _fmt(c["max_ms"]),
                     _fmt(c["statements_mean"], 2),
+                    _fmt(c.get("tx_mean", 0.0), 2),
                     _fmt(c.get("pings_mean", 0.0), 2),
                     _fmt(c["pool_wait_mean_ms"], 2),
                     _fmt(c["pool_wait_max_ms"], 1),
@@ -315,6 +332,7 @@ def _stage_tables(v: dict[str, Any]) -> str:
             "p99 ms",
             "max ms",
             "statements",
+            "BEGIN/COMMIT",
             "pre-pings",
             "pool wait ms (mean)",
             "pool wait ms (max)",
@@ -470,6 +488,52 @@ def ablation_rows(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _integrity_and_process(results: dict[str, Any]) -> list[str]:
+    out: list[str] = ["", "## Integrity", ""]
+    rows = []
+    for v in results["variants"]:
+        i = v["integrity"]
+        rows.append(
+            [
+                v["name"],
+                ("passed" if i["passed"] else "**FAILED** " + json.dumps(i["failures"]))
+                + (
+                    f" ({i['session_counts_differ']} quiz counters differ: replay order)"
+                    if not i["checked_acks"] and i.get("session_counts_differ")
+                    else ""
+                ),
+                str(i.get("acknowledged", "–")) if i["checked_acks"] else "not tracked (replay)",
+                str(i.get("unacknowledged_rows", "–")),
+                str(i["answers_in_database"]),
+            ]
+        )
+    out.append(
+        _table(
+            [
+                "variant",
+                "check",
+                "acknowledged answers",
+                "rows written but not acknowledged",
+                "answers in db",
+            ],
+            rows,
+        )
+    )
+    out += [
+        "",
+        "Checked: every acknowledged answer is in the database exactly once with the "
+        "acknowledged points; no answer is stored twice; every member's points equal the sum "
+        "of their answers' points; every user's points equal the sum over their guilds; every "
+        "quiz's answer count equals its answers.",
+        "",
+        "## Process: event loop, CPU, memory",
+        "",
+        _process_table(results),
+        "",
+    ]
+    return out
+
+
 def markdown(results: dict[str, Any], plot_name: str | None) -> str:
     cfg = results["config"]
     scale = cfg["scale"]
@@ -507,6 +571,9 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         f"ramping when a stage's p95 over all commands exceeds {cfg['give_up_p95_s']} s.",
         "",
     ]
+    if results.get("only_queries"):
+        # Only the hot queries ran: no load, no variants.
+        out = [line for line in out if not line.startswith("Load: ")]
     if plot_name:
         out += [f"![p95 latency against concurrent players]({plot_name})", ""]
     out += ["## Claims of the plan and targets of issue 5", ""]
@@ -519,43 +586,10 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             ],
         )
     )
-    out += ["", "## Integrity", ""]
-    rows = []
-    for v in results["variants"]:
-        i = v["integrity"]
-        rows.append(
-            [
-                v["name"],
-                "passed" if i["passed"] else "**FAILED** " + json.dumps(i["failures"]),
-                str(i.get("acknowledged", "–")) if i["checked_acks"] else "not tracked (replay)",
-                str(i.get("unacknowledged_rows", "–")),
-                str(i["answers_in_database"]),
-            ]
-        )
-    out.append(
-        _table(
-            [
-                "variant",
-                "check",
-                "acknowledged answers",
-                "rows written but not acknowledged",
-                "answers in db",
-            ],
-            rows,
-        )
-    )
-    out += [
-        "",
-        "Checked: every acknowledged answer is in the database exactly once with the "
-        "acknowledged points; no answer is stored twice; every member's points equal the sum "
-        "of their answers' points; every user's points equal the sum over their guilds; every "
-        "quiz's answer count equals its answers.",
-        "",
-        "## Process: event loop, CPU, memory",
-        "",
-        _process_table(results),
-        "",
-    ]
+    if results["variants"]:
+        out += _integrity_and_process(results)
+    else:
+        out.append("")
     flood_rows = []
     for v in results["variants"]:
         f = v.get("flood")
@@ -606,8 +640,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         out += [
             "## legacy vs quizbot at each load",
             "",
-            "Round trips are statements plus quizbot's pool pre-pings (BEGIN/COMMIT are not "
-            "counted for either).",
+            "Round trips are statements plus transaction control (BEGIN, COMMIT, ROLLBACK) "
+            "plus quizbot's pool pre-pings.",
             "",
             legacy_table,
             "",
@@ -668,7 +702,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                         _fmt(r["unindexed_ms"], 2),
                         _fmt(r["indexed_server_ms"], 2),
                         _fmt(r["unindexed_server_ms"], 2),
-                        f"{_pct(r['faster_pct'])} ({r['speedup']:.1f}×)",
+                        f"{_faster(r['faster_pct'])} ({r['speedup']:.1f}×)",
                     ]
                     for r in hot["comparison"]
                 ],
@@ -705,7 +739,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             )
             out += ["", "`quizbot.sql`:", "", "```", pg["script"].rstrip(), "```"]
         out.append("")
-    out += ["## Per variant, per stage and command", ""]
+    if results["variants"]:
+        out += ["## Per variant, per stage and command", ""]
     for v in results["variants"]:
         title = f"### {v['name']}"
         out += [title, ""]
@@ -858,3 +893,23 @@ def terminal(results: dict[str, Any], console: Any) -> None:
     for r in results["claims"]:
         claims_table.add_row(r["claim"], r["target"], r["measured"], r["verdict"].replace("**", ""))
     console.print(claims_table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Re-render a run's Markdown, plot and claims from its JSON: `python -m bench.report FILE`."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python -m bench.report bench/results/bench-SCALE.json", file=sys.stderr)
+        return 2
+    path = Path(args[0])
+    results = json.loads(path.read_text())
+    results["claims"] = claims(results)
+    for name, written in write(results, path.parent).items():
+        print(f"wrote {name}: {written}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

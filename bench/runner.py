@@ -110,13 +110,11 @@ async def _server_info(url: str) -> dict[str, Any]:
     try:
         version = str(await conn.fetchval("SHOW server_version"))
         rows = await conn.fetch(
-            "SELECT name, setting, unit FROM pg_settings WHERE name = ANY($1::text[])",
+            "SELECT name, current_setting(name) AS value FROM pg_settings "
+            "WHERE name = ANY($1::text[]) ORDER BY name",
             list(SERVER_SETTINGS),
         )
-        settings = {
-            r["name"]: f"{r['setting']}{' × ' + r['unit'] if r['unit'] else ''}" or "''"
-            for r in rows
-        }
+        settings = {r["name"]: r["value"] or "''" for r in rows}
         preload = settings.get("shared_preload_libraries", "")
         pss = (
             "pg_stat_statements is preloaded (not yet reported by the benchmark)."

@@ -266,7 +266,7 @@ async def _replay(spec: VariantSpec, traces: list[StageTrace]) -> dict[str, Any]
                     stages.append(summary)
     finally:
         await pool.close()
-    check = await integrity.check(asyncpg_args(spec.url), None)
+    check = await integrity.check(asyncpg_args(spec.url), None, replay=True)
     return {
         "stages": stages,
         "integrity": check,

@@ -312,6 +312,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         pgbench_seconds=args.pgbench_seconds,
         explain=not args.no_explain,
+        give_up_p95_s=args.give_up_p95,
     ).with_overrides(players=players, duration=args.duration, think_ms=args.think_ms)
     command = "quizbot bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "quizbot bench"
     return runner.run(
@@ -430,6 +431,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     bench_p.add_argument("--no-explain", action="store_true", help="skip the hot-query comparison")
     bench_p.add_argument(
         "--profile", action="store_true", help="also profile quizbot (cProfile) at the top load"
+    )
+    bench_p.add_argument(
+        "--give-up-p95",
+        type=float,
+        default=5.0,
+        help="stop ramping a variant once a stage's p95 exceeds this many seconds (default 5)",
     )
     bench_p.add_argument("--pgbench-seconds", type=int, default=5, help="per pgbench run")
     bench_p.add_argument("--seed", type=int, default=42, help="random seed of the players")

@@ -89,11 +89,11 @@ def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]
         c = stage["commands"]
         # Stats is one statement when it reaches the database (0 when served from the cache).
         assert c["stats"]["statements_max"] <= 1
-        # Answers are group-committed: a batch's two or three statements are shared by its
-        # answers, so an answer costs at most a few statements and often less than one;
-        # never a statement per item.
+        # An answer costs a few statements, never one per item. With group commit a batch's
+        # write is counted for the answer whose task started the flush (or as background),
+        # so the mean per answer may be below one.
         assert 0 < c["answer"]["statements_mean"] <= 4
-        assert c["answer"]["statements_max"] <= 8
+        assert c["answer"]["statements_max"] <= 10
     legacy_stats = [s["commands"]["stats"]["statements_mean"] for s in by_name["legacy"]["stages"]]
     # The N+1 baseline issues several statements per stats call.
     assert min(legacy_stats) >= 6
@@ -103,3 +103,19 @@ def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]
             assert r["commands"][command]["statements_mean"] == pytest.approx(
                 q["commands"][command]["statements_mean"]
             )
+
+
+def test_ablation_passes_known_settings_and_skips_unknown_ones() -> None:
+    from bench.quizbot_driver import settings_with
+    from bench.runner import ABLATIONS, missing_settings
+
+    settings, applied, skipped = settings_with(
+        "postgresql+asyncpg://bench@127.0.0.1/bench",
+        {"db_statement_cache_size": 0, "no_such_setting": False},
+    )
+    assert applied == {"db_statement_cache_size": 0}
+    assert skipped == ["no_such_setting"]
+    assert settings.db_statement_cache_size == 0
+    assert missing_settings({"no_such_setting": 1, "db_pool_size": 5}) == ["no_such_setting"]
+    # Every ablation switches something: settings, or the indexes.
+    assert all(a.overrides or a.drop_indexes for a in ABLATIONS)
