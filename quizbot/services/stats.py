@@ -125,7 +125,9 @@ def _page_sql(source: str) -> TextClause:
 
 def _me_sql(source: str) -> TextClause:
     return text(
-        f"WITH b AS ({source}), me AS (SELECT * FROM b WHERE user_id = :me) "
+        # NOT MATERIALIZED: referenced twice, the CTE would otherwise be computed (copied)
+        # in full, and neither the member's key nor the ranked index would be used.
+        f"WITH b AS NOT MATERIALIZED ({source}), me AS (SELECT * FROM b WHERE user_id = :me) "
         "SELECT me.user_id, coalesce(me.name, '') AS name, me.points, "
         "(SELECT count(*) + 1 FROM b WHERE b.points > me.points) AS rank "
         "FROM me WHERE me.points > 0"
