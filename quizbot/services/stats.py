@@ -11,7 +11,7 @@ import datetime as dt
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -94,41 +94,63 @@ def period_start(period: Period, now: dt.datetime) -> dt.datetime | None:
     return None
 
 
-# Each source yields (user_id, name, points) for one scope; the page and rank
-# queries below are built on it. All-time boards read the ranked index of
+class _Source(NamedTuple):
+    """One board's rows: `sql` yields (user_id, points); `name` is a scalar sub-select
+    of a row's display name, with `{row}` standing for the row's alias."""
+
+    sql: str
+    name: str
+
+
+_GUILD_NAME = (
+    "(SELECT gm.display_name FROM guild_members gm "
+    "WHERE gm.guild_id = :guild_id AND gm.user_id = {row}.user_id)"
+)
+_GLOBAL_NAME = "(SELECT u.name FROM users u WHERE u.user_id = {row}.user_id)"
+
+# Each source yields (user_id, points) for one scope; the page and rank queries below
+# are built on it, and names are looked up for the rows shown only (after the top-N),
+# never joined to a whole board first. All-time boards read the ranked index of
 # guild_members / users; period and topic boards sum answers in the window.
-_SOURCES: dict[tuple[bool, bool], str] = {
+_SOURCES: dict[tuple[bool, bool], _Source] = {
     # (guild scope, from answers)
-    (True, False): "SELECT user_id, display_name AS name, points FROM guild_members "
-    "WHERE guild_id = :guild_id",
-    (False, False): "SELECT user_id, name, points FROM users",
-    (True, True): "SELECT a.user_id, max(gm.display_name) AS name, sum(a.points) AS points "
-    "FROM answers a LEFT JOIN guild_members gm "
-    "ON gm.guild_id = a.guild_id AND gm.user_id = a.user_id "
-    "WHERE a.guild_id = :guild_id AND a.answered_at >= :since "
-    "AND (CAST(:topic AS text) IS NULL OR a.topic = :topic) GROUP BY a.user_id",
-    (False, True): "SELECT a.user_id, max(u.name) AS name, sum(a.points) AS points "
-    "FROM answers a JOIN users u ON u.user_id = a.user_id "
-    "WHERE a.answered_at >= :since "
-    "AND (CAST(:topic AS text) IS NULL OR a.topic = :topic) GROUP BY a.user_id",
+    (True, False): _Source(
+        "SELECT user_id, points FROM guild_members WHERE guild_id = :guild_id", _GUILD_NAME
+    ),
+    (False, False): _Source("SELECT user_id, points FROM users", _GLOBAL_NAME),
+    (True, True): _Source(
+        "SELECT a.user_id, sum(a.points) AS points FROM answers a "
+        "WHERE a.guild_id = :guild_id AND a.answered_at >= :since "
+        "AND (CAST(:topic AS text) IS NULL OR a.topic = :topic) GROUP BY a.user_id",
+        _GUILD_NAME,
+    ),
+    (False, True): _Source(
+        "SELECT a.user_id, sum(a.points) AS points FROM answers a "
+        "WHERE a.answered_at >= :since "
+        "AND (CAST(:topic AS text) IS NULL OR a.topic = :topic) GROUP BY a.user_id",
+        _GLOBAL_NAME,
+    ),
 }
 
 
-def _page_sql(source: str) -> TextClause:
+def _page_sql(source: _Source) -> TextClause:
     return text(
-        f"SELECT user_id, coalesce(name, '') AS name, points FROM ({source}) b "
+        f"SELECT t.user_id, coalesce({source.name.format(row='t')}, '') AS name, t.points "
+        f"FROM (SELECT user_id, points FROM ({source.sql}) b "
         "WHERE points > 0 AND (CAST(:after_points AS bigint) IS NULL "
         "OR points < :after_points OR (points = :after_points AND user_id > :after_user)) "
-        "ORDER BY points DESC, user_id LIMIT :limit"
+        "ORDER BY points DESC, user_id LIMIT :limit) t "
+        "ORDER BY t.points DESC, t.user_id"
     )
 
 
-def _me_sql(source: str) -> TextClause:
+def _me_sql(source: _Source) -> TextClause:
     return text(
         # NOT MATERIALIZED: referenced twice, the CTE would otherwise be computed (copied)
         # in full, and neither the member's key nor the ranked index would be used.
-        f"WITH b AS NOT MATERIALIZED ({source}), me AS (SELECT * FROM b WHERE user_id = :me) "
-        "SELECT me.user_id, coalesce(me.name, '') AS name, me.points, "
+        f"WITH b AS NOT MATERIALIZED ({source.sql}), "
+        "me AS (SELECT * FROM b WHERE user_id = :me) "
+        f"SELECT me.user_id, coalesce({source.name.format(row='me')}, '') AS name, me.points, "
         "(SELECT count(*) + 1 FROM b WHERE b.points > me.points) AS rank "
         "FROM me WHERE me.points > 0"
     )

@@ -58,3 +58,11 @@ async def test_a_write_is_a_ping_then_one_transaction(wire: tuple[App, list[str]
             await session.execute(text("SELECT 1"))
     assert [q.split()[0] for q in sent] == [";", "BEGIN", "COMMIT;"]
     assert statements.count == 1
+
+
+async def test_the_bot_connections_run_without_jit(wire: tuple[App, list[str]]) -> None:
+    app, _ = wire
+    async with app.read_sessionmaker() as session:
+        assert (await session.execute(text("SHOW jit"))).scalar() == "off"
+        name = (await session.execute(text("SHOW application_name"))).scalar()
+    assert name == "quizbot"
