@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from bench.config import Scale
 from bench.dataset import GUILD_BASE, USER_BASE
 from bench.metrics import percentile
+from quizbot.config import Settings
+from quizbot.db import connect_args
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,11 @@ async def _measure(conn: AsyncConnection, q: HotQuery, repeats: int) -> dict[str
 async def measure(url: str, scale: Scale, repeats: int) -> dict[str, Any]:
     """Time every hot query on one database (client side, and the server's own figure)."""
     queries, notes = hot_queries(scale)
-    engine = create_async_engine(url, pool_size=1, max_overflow=0)
+    # The bot's own connection settings (application name, statement caches, jit off).
+    settings = Settings(_env_file=None, database_url=url, redis_url=None)  # type: ignore[call-arg]
+    engine = create_async_engine(
+        url, pool_size=1, max_overflow=0, connect_args=connect_args(settings)
+    )
     out: dict[str, Any] = {"notes": notes, "queries": {}}
     try:
         async with engine.connect() as conn:
