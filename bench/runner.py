@@ -71,7 +71,12 @@ GROUP_COMMIT_NOTE = (
     "passed since the first; its answers are acknowledged at its commit, and the raw "
     "integrity check covers them. The replay clicks at quizbot's click times (from the stage's "
     "start; at once when the player's previous command is still running), so a batch's "
-    "answers arrive together as they did in quizbot. With ANSWER_GROUP_COMMIT=false each "
+    "answers arrive together as they did in quizbot. Caveat: the replay keeps quizbot's batch "
+    "membership, so where quizbot's flushes are slower than answers arrive (the top loads), "
+    "its batches grow to the answers that queued during the previous flush and the replayed "
+    "answers wait for the same batch-mates: raw's answer latency then includes quizbot's "
+    "queueing, and the stages' batch flush times (`flush_p50_ms`, `flush_p95_ms`) are the "
+    "like-for-like comparison of the same statements. With ANSWER_GROUP_COMMIT=false each "
     "answer is one command with its own statements, as every other command."
 )
 
