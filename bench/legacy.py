@@ -65,12 +65,12 @@ class AsyncConnectionWrapper:
         count_pool_wait(time.perf_counter() - began)
         try:
             # psycopg2 sends BEGIN before the first statement and COMMIT here.
-            count_tx()
+            count_tx("BEGIN")
             yield Tx(conn)
-            count_tx()
+            count_tx("COMMIT")
             conn.commit()
         except BaseException:
-            count_tx()
+            count_tx("ROLLBACK")
             conn.rollback()
             raise
         finally:

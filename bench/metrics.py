@@ -8,6 +8,12 @@
 Statements and pool waits are attributed to the command being run through a
 context variable: asyncio tasks (and SQLAlchemy's greenlets) inherit it, so
 concurrent commands never mix their counts.
+
+Group-committed answers are the exception: their writes run in the committer's
+background task, one transaction for every answer of a batch. Each flush is
+recorded once, as a `BatchRecord` (its statements, BEGIN/COMMIT round trips, pool
+wait, duration and the answers it covered), and each answer it covered is charged
+an equal share of it: statements per answer = the batch's statements / its answers.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import contextvars
 import math
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +60,102 @@ class Invocation:
     # (SQL as sent to the driver, positional parameters), when capturing for the raw replay.
     captured: list[tuple[str, tuple[Any, ...]]] | None = None
     open: bool = True
+    # Also capture BEGIN / COMMIT / ROLLBACK as markers (a batch replays its transactions).
+    tx_markers: bool = False
+    # The group-commit batch that wrote this command's answer (its share is charged).
+    batch: BatchRecord | None = None
+
+
+# A captured transaction-control marker (SQL text); its parameters are empty.
+TX_MARKERS = ("BEGIN", "COMMIT", "ROLLBACK")
+
+AnswerKey = tuple[int, int, int]  # (session_id, question_id, user_id)
+
+
+@dataclass
+class BatchRecord:
+    """One group-commit flush: what it cost, once, and how many answers it covered."""
+
+    index: int  # in its stage
+    size: int  # answers the flush covered
+    attributed: int  # of which the benchmark's commands were waiting for
+    full: bool  # the batch reached the committer's size limit (it did not wait)
+    began: float = 0.0  # perf_counter when the flush began
+    seconds: float = 0.0
+    statements: int = 0
+    tx: int = 0
+    pings: int = 0
+    pool_wait_s: float = 0.0
+    failed: bool = False
+    # Statements and TX_MARKERS in order, when capturing for the raw replay.
+    captured: list[tuple[str, tuple[Any, ...]]] | None = None
+
+    @property
+    def round_trips(self) -> int:
+        return self.statements + self.pings + self.tx
+
+
+class BatchLog:
+    """The batches flushed during the current stage, and the answers waiting for one."""
+
+    def __init__(self) -> None:
+        self.records: list[BatchRecord] = []
+        self.capture = False
+        self.waiting: dict[AnswerKey, Invocation] = {}
+
+    def start(self, *, capture: bool) -> None:
+        """A stage begins: a fresh log."""
+        self.records = []
+        self.capture = capture
+
+    def take(self) -> list[BatchRecord]:
+        """A stage ends: its batches."""
+        records, self.records = self.records, []
+        self.capture = False
+        return records
+
+    @contextmanager
+    def waiting_for(self, key: AnswerKey) -> Iterator[None]:
+        """The running command submitted the answer `key` and waits for its batch."""
+        inv = CURRENT.get()
+        if inv is None:
+            yield
+            return
+        self.waiting[key] = inv
+        try:
+            yield
+        finally:
+            if self.waiting.get(key) is inv:
+                del self.waiting[key]
+
+    @contextmanager
+    def flush(self, keys: Sequence[AnswerKey], *, full: bool = False) -> Iterator[BatchRecord]:
+        """Run a batch's flush: its statements count for the batch, not for a command."""
+        record = BatchRecord(len(self.records), len(keys), 0, full)
+        self.records.append(record)
+        for key in keys:
+            inv = self.waiting.get(key)
+            if inv is not None and inv.open:
+                inv.batch = record
+                record.attributed += 1
+        inv = Invocation("batch", captured=[] if self.capture else None, tx_markers=True)
+        token = CURRENT.set(inv)
+        record.began = time.perf_counter()
+        try:
+            yield record
+        except BaseException:
+            record.failed = True
+            raise
+        finally:
+            record.seconds = time.perf_counter() - record.began
+            inv.open = False
+            CURRENT.reset(token)
+            record.statements, record.tx, record.pings = inv.statements, inv.tx, inv.pings
+            record.pool_wait_s = inv.pool_wait_s
+            record.captured = inv.captured
+
+
+BATCHES = BatchLog()
 
 
 CURRENT: contextvars.ContextVar[Invocation | None] = contextvars.ContextVar(
@@ -88,6 +190,16 @@ def count_statement(statement: str, parameters: Any) -> None:
         inv.captured.append((statement, params))
 
 
+def count_tx(kind: str) -> None:
+    """A transaction-control round trip (BEGIN, COMMIT or ROLLBACK) of the running command."""
+    inv = CURRENT.get()
+    if inv is None or not inv.open:
+        return
+    inv.tx += 1
+    if inv.tx_markers and inv.captured is not None:
+        inv.captured.append((kind, ()))
+
+
 def count_pool_wait(seconds: float) -> None:
     """Attribute the time spent getting a pooled connection."""
     inv = CURRENT.get()
@@ -103,13 +215,6 @@ def count_ping() -> None:
     inv = CURRENT.get()
     if inv is not None and inv.open:
         inv.pings += 1
-
-
-def count_tx() -> None:
-    """A transaction-control round trip (BEGIN, COMMIT or ROLLBACK) of the running command."""
-    inv = CURRENT.get()
-    if inv is not None and inv.open:
-        inv.tx += 1
 
 
 @contextmanager
@@ -129,19 +234,36 @@ class CommandStats:
     """Every sample of one command in one stage."""
 
     latencies: list[float] = field(default_factory=list)
-    statements: list[int] = field(default_factory=list)
+    # Per sample; an answer's share of its batch makes these fractional.
+    statements: list[float] = field(default_factory=list)
     pool_waits: list[float] = field(default_factory=list)
-    pings: list[int] = field(default_factory=list)
-    tx: list[int] = field(default_factory=list)
+    pings: list[float] = field(default_factory=list)
+    tx: list[float] = field(default_factory=list)
+    # Size of the batch that wrote the sample's answer (0: not group-committed).
+    batch_sizes: list[int] = field(default_factory=list)
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)
 
     def add(self, latency: float, inv: Invocation) -> None:
+        """One sample; a group-committed answer is charged its share of the batch.
+
+        The batch's pool wait is charged whole: every answer of the batch waited for it.
+        """
+        statements, pings, tx = float(inv.statements), float(inv.pings), float(inv.tx)
+        pool_wait = inv.pool_wait_s
+        size = 0
+        if inv.batch is not None and inv.batch.size:
+            b, size = inv.batch, inv.batch.size
+            statements += b.statements / size
+            pings += b.pings / size
+            tx += b.tx / size
+            pool_wait += b.pool_wait_s
         self.latencies.append(latency)
-        self.statements.append(inv.statements)
-        self.pool_waits.append(inv.pool_wait_s)
-        self.pings.append(inv.pings)
-        self.tx.append(inv.tx)
+        self.statements.append(statements)
+        self.pool_waits.append(pool_wait)
+        self.pings.append(pings)
+        self.tx.append(tx)
+        self.batch_sizes.append(size)
 
     def fail(self, exc: BaseException) -> None:
         self.errors += 1
@@ -164,16 +286,48 @@ class CommandStats:
             "max_ms": max(lat, default=0.0),
             "mean_ms": sum(lat) / n if n else 0.0,
             "statements_mean": sum(self.statements) / n if n else 0.0,
-            "statements_max": max(self.statements, default=0),
+            "statements_max": max(self.statements, default=0.0),
             "pings_mean": sum(self.pings) / n if n else 0.0,
             "tx_mean": sum(self.tx) / n if n else 0.0,
             "round_trips_mean": (sum(self.statements) + sum(self.pings) + sum(self.tx)) / n
             if n
             else 0.0,
+            "group_committed": sum(1 for b in self.batch_sizes if b),
+            "batch_size_mean": sum(self.batch_sizes) / n if n else 0.0,
             "pool_wait_mean_ms": sum(waits) / n if n else 0.0,
             "pool_wait_p95_ms": percentile(waits, 95),
             "pool_wait_max_ms": max(waits, default=0.0),
         }
+
+
+def batch_summary(records: Sequence[BatchRecord], seconds: float) -> dict[str, Any] | None:
+    """A stage's group-commit batches, each counted once (None: no batch)."""
+    if not records:
+        return None
+    n = len(records)
+    answers = sum(r.size for r in records)
+    statements = sum(r.statements for r in records)
+    trips = sum(r.round_trips for r in records)
+    flush = [r.seconds * 1000 for r in records]
+    return {
+        "batches": n,
+        "answers": answers,
+        "attributed_answers": sum(r.attributed for r in records),
+        "failed": sum(r.failed for r in records),
+        "full": sum(r.full for r in records),
+        "per_second": n / seconds if seconds > 0 else 0.0,
+        "size_mean": answers / n,
+        "size_max": max(r.size for r in records),
+        "statements": statements,
+        "statements_per_batch": statements / n,
+        "tx_per_batch": sum(r.tx for r in records) / n,
+        "round_trips_per_batch": trips / n,
+        "statements_per_answer": statements / answers if answers else 0.0,
+        "round_trips_per_answer": trips / answers if answers else 0.0,
+        "flush_p50_ms": percentile(flush, 50),
+        "flush_p95_ms": percentile(flush, 95),
+        "flush_max_ms": max(flush),
+    }
 
 
 class Recorder:

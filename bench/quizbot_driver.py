@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import event
 
-from bench.metrics import count_ping, count_pool_wait, count_statement, count_tx
+from bench.metrics import BATCHES, count_ping, count_pool_wait, count_statement, count_tx
 from bench.workload import Ack, Member, Shown
 from quizbot.app import App
 from quizbot.config import Settings
 from quizbot.models import SessionMode
+from quizbot.services.answer_batch import PendingAnswer
 from quizbot.services.quiz import QuizFilters
 from quizbot.services.stats import Period
 
@@ -39,6 +43,17 @@ def instrument(app: App) -> None:
     if app.answer_engine is not None:
         _instrument_engine(app.answer_engine)
 
+    # A group-commit flush is recorded once, as a batch covering its answers.
+    batcher = app.quiz.answer_batcher
+    if batcher is not None:
+        limit = batcher.max_batch
+
+        def observe(items: Sequence[PendingAnswer]) -> AbstractContextManager[object]:
+            keys = [(i.session_id, i.question_id, i.user_id) for i in items]
+            return BATCHES.flush(keys, full=len(items) >= limit)
+
+        batcher.observer = observe
+
 
 def _instrument_engine(engine: Any) -> None:
     sync_engine = engine.sync_engine
@@ -50,9 +65,10 @@ def _instrument_engine(engine: Any) -> None:
         count_statement(statement, parameters)
 
     # With asyncpg, SQLAlchemy sends BEGIN before a transaction's first statement and
-    # COMMIT / ROLLBACK at its end: each is a round trip.
+    # COMMIT / ROLLBACK at its end: each is a round trip (and a batch replays by them).
+    # In autocommit (quizbot's read-only sessions) the events fire but nothing is sent.
     for name in ("begin", "commit", "rollback"):
-        event.listen(sync_engine, name, lambda conn: count_tx())
+        event.listen(sync_engine, name, functools.partial(_count_tx, name.upper()))
 
     pool: Any = sync_engine.pool
     do_get = pool._do_get
@@ -76,6 +92,14 @@ def _instrument_engine(engine: Any) -> None:
     dialect.do_ping = counted_ping
 
 
+def _count_tx(kind: str, conn: Any) -> None:
+    # In autocommit (quizbot's read-only sessions) SQLAlchemy still fires the events,
+    # but asyncpg sends nothing: no round trip to count.
+    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return
+    count_tx(kind)
+
+
 def _message_id(session_id: int, position: int) -> int:
     """A made-up Discord message id for the question message."""
     return session_id * 64 + position
@@ -88,6 +112,9 @@ class QuizbotDriver:
         self.settings, self.applied, self.skipped = settings_with(url, overrides or {})
         self.app = App.create(self.settings, url)
         instrument(self.app)
+        batcher = self.app.quiz.answer_batcher
+        # How long the first answer of a batch waits for others (the raw replay waits too).
+        self.batch_window_s = batcher.window if batcher is not None else 0.0
 
     async def setup(self) -> None:
         await self.app.bootstrap(seed=False)
@@ -110,13 +137,14 @@ class QuizbotDriver:
         return Shown(view.session_id, view.question_id, view.position)
 
     async def answer(self, m: Member, session_id: int, question_id: int, given: str) -> Ack | None:
-        outcome = await self.app.quiz.answer(
-            session_id=session_id,
-            question_id=question_id,
-            user_id=m.user_id,
-            display_name=m.name,
-            given=given,
-        )
+        with BATCHES.waiting_for((session_id, question_id, m.user_id)):
+            outcome = await self.app.quiz.answer(
+                session_id=session_id,
+                question_id=question_id,
+                user_id=m.user_id,
+                display_name=m.name,
+                given=given,
+            )
         if not outcome.recorded:
             return None
         return Ack(session_id, question_id, m.user_id, outcome.points)

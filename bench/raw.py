@@ -1,14 +1,30 @@
 """The raw baseline: quizbot's own statements, replayed through a bare asyncpg pool.
 
 The quizbot variant records, per player, every command it ran with the exact
-SQL and parameters it sent to asyncpg. This replay runs the same players with
-the same think times, each command's statements in one transaction on a pooled
-connection, and nothing else: no ORM, no services, no cache logic, no pre-ping.
-The difference to the quizbot variant is what the ORM and our Python cost.
+SQL and parameters it sent to asyncpg, and when the player clicked. This replay
+runs the same players, each click at the same time after the stage's start as in
+quizbot (at once if the player's previous command is still running: latency
+counts from the actual click), each command's statements in one transaction on a
+pooled connection, and nothing else: no ORM, no services, no cache logic, no
+pre-ping. The difference to the quizbot variant is what the ORM and our Python
+cost. (Clicking on quizbot's clock rather than after the think time keeps the
+players in step as they were in quizbot, so a batch's answers arrive together.)
+
+Group-committed answers are written by the committer's background task, many
+answers per transaction, so they are traced per batch, not per command: an
+answer action carries only its own statements (e.g. a question cache miss) and
+the index of the batch that wrote it. Each batch is replayed once, by one committer
+task (one flush at a time, like quizbot's), with the committer's policy: it is
+ready when every answer it covered has arrived in the replay and the window
+has passed since the first of them (at once if it was full); its transactions
+are replayed as quizbot ran them (one, unless quizbot retried). Each of its
+answers is acknowledged when it commits, like quizbot's callers, and is charged
+the same share of it.
 
 Session ids are the one thing that differs between the two databases: the
 runner starts each variant's identity at its own base, so a parameter in the
-quizbot range is a session id, remapped to the id the replayed INSERT returned.
+quizbot range (also inside a batch's arrays) is a session id, remapped to the id
+the replayed INSERT returned.
 """
 
 from __future__ import annotations
@@ -19,13 +35,73 @@ from typing import Any
 
 import asyncpg
 
-from bench.metrics import Recorder, invocation
-from bench.workload import Action, StageTrace
+from bench.metrics import TX_MARKERS, BatchRecord, Recorder, invocation
+from bench.workload import Ack, Action, BatchTrace, StageTrace
 
 QUIZBOT_SESSION_BASE = 5_000_000_000
 REPLAY_SESSION_BASE = 7_000_000_000
-# How long a replayed statement waits for the start that creates its session.
-MAX_WAIT_MS = 2000
+# A batch still missing answers after this long is replayed anyway (and counted):
+# the replay must never hang on a trace it cannot follow.
+BATCH_ARRIVAL_TIMEOUT_S = 60.0
+
+
+class _RolledBack(Exception):
+    """Ends a replayed transaction that quizbot rolled back."""
+
+
+class _PendingBatch:
+    """A traced batch during the replay: the answers that arrived, then its outcome."""
+
+    def __init__(self, trace: BatchTrace, ready: asyncio.Queue[_PendingBatch], window: float):
+        self.trace = trace
+        self.arrived = 0
+        self.first: float | None = None
+        self.queued = False
+        self.done = asyncio.Event()
+        self.error: BaseException | None = None
+        self.record = BatchRecord(trace.index, trace.size, trace.attributed, trace.full)
+        self._ready = ready
+        self._window = window
+        if trace.attributed == 0:
+            self.enqueue()
+
+    def enqueue(self) -> None:
+        if not self.queued:
+            self.queued = True
+            self._ready.put_nowait(self)
+
+    def arrive(self) -> None:
+        """One of its answers was clicked in the replay."""
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = now
+        self.arrived += 1
+        if self.arrived == self.trace.attributed:
+            # Like the committer: a batch waits the window after its first answer,
+            # unless it was full.
+            wait = 0.0 if self.trace.full else self.first + self._window - now
+            if wait > 0:
+                asyncio.get_running_loop().call_later(wait, self.enqueue)
+            else:
+                self.enqueue()
+
+
+def _transactions(
+    statements: list[tuple[str, tuple[Any, ...]]],
+) -> list[tuple[list[tuple[str, tuple[Any, ...]]], bool]]:
+    """Split a batch's capture at its markers: (statements, committed) per transaction."""
+    out: list[tuple[list[tuple[str, tuple[Any, ...]]], bool]] = []
+    current: list[tuple[str, tuple[Any, ...]]] = []
+    for sql, params in statements:
+        if sql in TX_MARKERS:
+            if sql != "BEGIN" and current:
+                out.append((current, sql == "COMMIT"))
+                current = []
+            continue
+        current.append((sql, params))
+    if current:  # no end marker (should not happen): commit, as the flush did
+        out.append((current, True))
+    return out
 
 
 def _is_quizbot_session(value: Any) -> bool:
@@ -43,6 +119,11 @@ class Replayer:
         self.pool = pool
         self.sessions: dict[int, int] = {}
         self.unmapped = 0
+        # The answers this replay acknowledged (replay session ids), for the integrity check.
+        self.acks: list[Ack] = []
+        self.batches_forced = 0
+        self._began = time.perf_counter()
+        self._pending: list[_PendingBatch] = []
 
     def _map(self, value: Any) -> Any:
         if isinstance(value, list):  # arrays of ids in batched statements
@@ -58,62 +139,137 @@ class Replayer:
     def _params(self, params: tuple[Any, ...]) -> list[Any]:
         return [self._map(value) for value in params]
 
-    def _waiting_for(self, statements: list[tuple[str, tuple[Any, ...]]]) -> bool:
-        """True while a statement names a session whose replayed start has not run yet."""
-
-        def unmapped(value: Any) -> bool:
-            if isinstance(value, list):
-                return any(unmapped(v) for v in value)
-            return _is_quizbot_session(value) and value not in self.sessions
-
-        return any(unmapped(v) for _sql, params in statements for v in params)
-
-    async def _await_sessions(self, action: Action) -> None:
-        # A background task's statements replay as their own sequence; clocks drift, so
-        # one may come before the start that creates its session here. Wait (bounded).
-        if action.name == "start":
-            return
-        for _ in range(MAX_WAIT_MS):
-            if not self._waiting_for(action.statements):
-                return
-            await asyncio.sleep(0.001)
+    def _ack(self, ack: Ack | None) -> None:
+        if ack is not None:
+            session_id = self.sessions.get(ack.session_id, ack.session_id)
+            self.acks.append(Ack(session_id, ack.question_id, ack.user_id, ack.points))
 
     async def _run(self, action: Action, recorder: Recorder) -> None:
-        due = time.perf_counter() + action.delay
-        if action.delay > 0:
-            await asyncio.sleep(action.delay)
-        await self._await_sessions(action)
+        now = time.perf_counter()
+        # quizbot's click time in the stage; at once if the previous step ran late.
+        due = now + action.delay if action.at is None else max(self._began + action.at, now)
+        if due > now:
+            await asyncio.sleep(due - now)
         stats = recorder.stats(action.name)
+        batch = self._pending[action.batch] if action.batch is not None else None
         with invocation(action.name) as inv:
             try:
-                if action.statements:
-                    began = time.perf_counter()
-                    async with self.pool.acquire() as conn:
-                        inv.pool_wait_s += time.perf_counter() - began
-                        inv.checkouts += 1
-                        inv.tx += 2  # BEGIN and COMMIT
-                        async with conn.transaction():
-                            for sql, params in action.statements:
-                                inv.statements += 1
-                                rows = await conn.fetch(sql, *self._params(params))
-                                if (
-                                    action.name == "start"
-                                    and sql.lstrip().upper().startswith("INSERT INTO QUIZ_SESSIONS")
-                                    and rows
-                                    and action.session_id is not None
-                                ):
-                                    self.sessions[action.session_id] = int(rows[0]["id"])
+                try:
+                    if action.statements:
+                        began = time.perf_counter()
+                        async with self.pool.acquire() as conn:
+                            inv.pool_wait_s += time.perf_counter() - began
+                            inv.checkouts += 1
+                            inv.tx += 2  # BEGIN and COMMIT
+                            async with conn.transaction():
+                                for sql, params in action.statements:
+                                    inv.statements += 1
+                                    rows = await conn.fetch(sql, *self._params(params))
+                                    if (
+                                        action.name == "start"
+                                        and sql.lstrip()
+                                        .upper()
+                                        .startswith("INSERT INTO QUIZ_SESSIONS")
+                                        and rows
+                                        and action.session_id is not None
+                                    ):
+                                        self.sessions[action.session_id] = int(rows[0]["id"])
+                finally:
+                    if batch is not None:
+                        batch.arrive()  # even after a failure: the batch must not wait for it
+                if batch is not None:
+                    # Like quizbot's caller: acknowledged once its batch has committed.
+                    await batch.done.wait()
+                    if batch.error is not None:
+                        raise batch.error
+                    inv.batch = batch.record
             except Exception as exc:
                 stats.fail(exc)
             else:
                 stats.add(time.perf_counter() - due, inv)
+                self._ack(action.ack)
+
+    async def _transaction(
+        self, conn: Any, statements: list[tuple[str, tuple[Any, ...]]], committed: bool
+    ) -> None:
+        if committed:
+            async with conn.transaction():
+                for sql, params in statements:
+                    await conn.fetch(sql, *self._params(params))
+            return
+        # quizbot rolled this one back (a retried batch): same statements, same end.
+        try:
+            async with conn.transaction():
+                for sql, params in statements:
+                    try:
+                        await conn.fetch(sql, *self._params(params))
+                    except asyncpg.PostgresError:
+                        break  # it failed in quizbot too; the transaction is aborted
+                raise _RolledBack
+        except _RolledBack:
+            pass
+
+    async def _flush(self, batch: _PendingBatch) -> None:
+        record = batch.record
+        record.began = time.perf_counter()
+        try:
+            transactions = _transactions(batch.trace.statements)
+            async with self.pool.acquire() as conn:
+                record.pool_wait_s = time.perf_counter() - record.began
+                for statements, committed in transactions:
+                    record.tx += 2  # BEGIN and COMMIT (or ROLLBACK)
+                    record.statements += len(statements)
+                    await self._transaction(conn, statements, committed)
+        except Exception as exc:
+            record.failed = True
+            batch.error = exc
+        finally:
+            record.seconds = time.perf_counter() - record.began
+            batch.done.set()
+
+    async def _committer(self, ready: asyncio.Queue[_PendingBatch]) -> None:
+        """One flush at a time, like quizbot's committer, each batch once, as it gets ready.
+
+        Batches are taken as they become ready, not strictly in quizbot's order: one
+        answer arriving late in the replay must not hold up every later batch. Their
+        effects on the totals commute, and a player's next answer comes only after
+        the batch of their previous one committed, as in quizbot.
+        """
+        left = len(self._pending)
+        while left:
+            try:
+                async with asyncio.timeout(BATCH_ARRIVAL_TIMEOUT_S):
+                    batch = await ready.get()
+            except TimeoutError:
+                # Answers the replay never delivered: flush what waits, counted.
+                for waiting in self._pending:
+                    if not waiting.queued:
+                        self.batches_forced += 1
+                        waiting.enqueue()
+                continue
+            await self._flush(batch)
+            left -= 1
 
     async def _group(self, steps: list[list[Action]], recorder: Recorder) -> None:
         for step in steps:
             await asyncio.gather(*(self._run(a, recorder) for a in step))
 
     async def replay(self, trace: StageTrace, recorder: Recorder) -> float:
-        """Replay one stage; returns its wall time."""
-        began = time.perf_counter()
-        await asyncio.gather(*(self._group(g, recorder) for g in trace.groups))
+        """Replay one stage; returns its wall time (see `batches` for its batches)."""
+        began = self._began = time.perf_counter()
+        ready: asyncio.Queue[_PendingBatch] = asyncio.Queue()
+        self._pending = [_PendingBatch(b, ready, trace.batch_window_s) for b in trace.batches]
+        committer = asyncio.create_task(self._committer(ready))
+        try:
+            await asyncio.gather(*(self._group(g, recorder) for g in trace.groups))
+            await committer
+        finally:
+            if not committer.done():
+                committer.cancel()
+                await asyncio.gather(committer, return_exceptions=True)
         return time.perf_counter() - began
+
+    @property
+    def batches(self) -> list[BatchRecord]:
+        """The batches of the last replayed stage."""
+        return [b.record for b in self._pending]

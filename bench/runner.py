@@ -56,6 +56,31 @@ ABLATIONS = (
 )
 
 
+GROUP_COMMIT_NOTE = (
+    "Group-committed answers (ANSWER_GROUP_COMMIT, the default): the committer's background "
+    "task writes every answer that arrived within ANSWER_GROUP_COMMIT_MS in one transaction of "
+    "2-3 statements. Each flush is recorded once (`batches` in each stage of the JSON: batches, "
+    "answers, size, statements and round trips per batch and per answer, flush time), and each "
+    "answer is charged an equal share of its batch: an answer's statements = its own (e.g. a "
+    "question cache miss) + the batch's statements / the answers in the batch; its round trips "
+    "add the batch's BEGIN/COMMIT and pre-pings the same way, and its pool wait is the batch's "
+    "whole wait. An answer's latency runs from the click to its batch's commit. The raw "
+    "replay runs each batch once with quizbot's membership and statements (session ids "
+    "remapped inside the arrays), in the transaction(s) quizbot used, one flush at a time: a "
+    "batch is flushed once all its answers have arrived in the replay and the window has "
+    "passed since the first; its answers are acknowledged at its commit, and the raw "
+    "integrity check covers them. The replay clicks at quizbot's click times (from the stage's "
+    "start; at once when the player's previous command is still running), so a batch's "
+    "answers arrive together as they did in quizbot. Caveat: the replay keeps quizbot's batch "
+    "membership, so where quizbot's flushes are slower than answers arrive (the top loads), "
+    "its batches grow to the answers that queued during the previous flush and the replayed "
+    "answers wait for the same batch-mates: raw's answer latency then includes quizbot's "
+    "queueing, and the stages' batch flush times (`flush_p50_ms`, `flush_p95_ms`) are the "
+    "like-for-like comparison of the same statements. With ANSWER_GROUP_COMMIT=false each "
+    "answer is one command with its own statements, as every other command."
+)
+
+
 def missing_settings(overrides: dict[str, Any]) -> list[str]:
     """Override names that `Settings` does not have (the ablation skips those)."""
     from quizbot.config import Settings
@@ -358,6 +383,8 @@ class Runner:
                                     )
                                 )
                             ablations.append(entry)
+                if any(v["kind"] in ("quizbot", "raw") for v in variants):
+                    self.notes.append(GROUP_COMMIT_NOTE)
                 if profile and not only_queries:
                     self.notes.append(
                         "cProfile of quizbot at the top load (a separate, slower run): "

@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 from bench.config import Scale
 from bench.dataset import GUILD_BASE, RIGHT, USER_BASE, WRONG
-from bench.metrics import BACKGROUND, Recorder, invocation
+from bench.metrics import BACKGROUND, BATCHES, BatchRecord, Recorder, invocation
 
 T = TypeVar("T")
 # (delay before the click, command, the call, the session it acts on)
@@ -106,6 +106,24 @@ class Action:
     statements: list[tuple[str, tuple[Any, ...]]]
     # The session the command acted on (quizbot's id), to remap in the replay.
     session_id: int | None = None
+    # A group-committed answer: the index of the batch that wrote it (in the stage).
+    batch: int | None = None
+    # The answer the command acknowledged (quizbot's session id).
+    ack: Ack | None = None
+    # When the player clicked, in seconds from the start of the stage.
+    at: float | None = None
+
+
+@dataclass
+class BatchTrace:
+    """One group-commit flush, for the raw replay: replayed once, for all its answers."""
+
+    index: int
+    size: int  # answers the flush covered
+    attributed: int  # of which are traced answer actions (the replay waits for them)
+    full: bool  # it flushed at the size limit, without waiting for the window
+    # The flush's statements and BEGIN / COMMIT / ROLLBACK markers, in order.
+    statements: list[tuple[str, tuple[Any, ...]]]
 
 
 @dataclass
@@ -116,6 +134,9 @@ class StageTrace:
     groups: list[list[list[Action]]] = field(default_factory=list)
     warmup: bool = False
     flood: bool = False
+    batches: list[BatchTrace] = field(default_factory=list)
+    # The committer's window: how long a batch's first answer waited for others.
+    batch_window_s: float = 0.0
 
 
 def members_for_stage(scale: Scale, players: int) -> tuple[list[list[Member]], list[Member]]:
@@ -167,10 +188,17 @@ class Stage:
         self.acks: list[Ack] = []
         self.sessions: set[int] = set()
         self.capture = capture
-        self.trace = StageTrace(players, warmup=warmup, flood=flood)
+        self.trace = StageTrace(
+            players,
+            warmup=warmup,
+            flood=flood,
+            batch_window_s=float(getattr(driver, "batch_window_s", 0.0)),
+        )
+        self.batches: list[BatchRecord] = []
         # A flood stage has no think time: players click again as soon as they have an answer.
         self.think = 0.0 if flood else scale.think_ms / 1000
         self.burst_window = min(1.0, 2 * self.think)
+        self.began = time.perf_counter()
         self.deadline = 0.0
         self.hard_deadline = 0.0
         self.done_commands = 0
@@ -204,7 +232,11 @@ class Stage:
         self.done_commands += 1
         if session_id is None and isinstance(result, Shown):
             session_id = result.session_id  # a start: the session it created
-        return result, Action(delay, name, inv.captured or [], session_id)
+        action = Action(delay, name, inv.captured or [], session_id, at=due - self.began)
+        if self.capture:
+            action.batch = inv.batch.index if inv.batch is not None else None
+            action.ack = result if isinstance(result, Ack) else None
+        return result, action
 
     async def _step(
         self,
@@ -320,7 +352,7 @@ class Stage:
             The stage's wall time in seconds.
         """
         groups, solo = members_for_stage(self.scale, self.players)
-        began = time.perf_counter()
+        began = self.began = time.perf_counter()
         self.deadline = began + seconds
         # Past this, quizzes under way stop asking questions and just finish.
         self.hard_deadline = self.deadline + max(2 * seconds, 10 * self.think)
@@ -328,17 +360,26 @@ class Stage:
         tasks += [self._solo(m, i) for i, m in enumerate(solo)]
         if self.capture:
             BACKGROUND.captured = []
+        BATCHES.start(capture=self.capture)
         try:
             await asyncio.gather(*tasks)
         finally:
             background, BACKGROUND.captured = BACKGROUND.captured, None
+            self.batches = BATCHES.take()
+        if self.capture:
+            self.trace.batches = [
+                BatchTrace(b.index, b.size, b.attributed, b.full, b.captured or [])
+                for b in self.batches
+            ]
         if background:
-            # Statements of background tasks (a group-commit flusher) replay as their own
-            # sequence, at the same pace.
+            # Statements of other background tasks (group-commit flushes are batches, see
+            # above) replay as their own sequence, at the same pace.
             steps: list[list[Action]] = []
             previous = began
             for at, sql, params in background:
-                steps.append([Action(max(0.0, at - previous), "background", [(sql, params)])])
+                steps.append(
+                    [Action(max(0.0, at - previous), "background", [(sql, params)], at=at - began)]
+                )
                 previous = at
             self.trace.groups.append(steps)
         return time.perf_counter() - began

@@ -36,6 +36,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -97,6 +98,9 @@ class GroupCommitter(Generic[I, R]):
         self._closing = False  # close() was called: flush without waiting for windows
         self._runner: asyncio.Task[None] | None = None
         self.stats = BatchStats()
+        # Entered around each flush with the batch's items (the benchmark uses it to
+        # learn which answers a batch covered and to attribute the batch's statements).
+        self.observer: Callable[[Sequence[I]], AbstractContextManager[object]] | None = None
 
     async def submit(self, item: I) -> R:
         """Queue `item`; returns its result once its batch is committed.
@@ -139,8 +143,13 @@ class GroupCommitter(Generic[I, R]):
         self.stats.batches += 1
         self.stats.items += len(batch)
         self.stats.largest = max(self.stats.largest, len(batch))
+        items = [item for item, _f, _t in batch]
         try:
-            results = await self._flush([item for item, _f, _t in batch])
+            if self.observer is None:
+                results = await self._flush(items)
+            else:
+                with self.observer(items):
+                    results = await self._flush(items)
             if len(results) != len(batch):
                 raise RuntimeError(f"flush returned {len(results)} results for {len(batch)}")
         except BaseException as error:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -368,6 +369,47 @@ async def test_results_go_back_to_their_own_callers() -> None:
     for i, r in zip(range(1, 13), results, strict=True):
         assert (isinstance(r, ValueError) and i % 5 == 0) or r == i * 2
     await committer.close()
+
+
+async def test_the_observer_wraps_each_flush_with_its_items() -> None:
+    events: list[tuple[str, list[int]]] = []
+
+    async def flush(items: Sequence[int]) -> list[int | BaseException]:
+        events.append(("flush", list(items)))
+        if 13 in items:
+            raise ValueError("boom")
+        return list(items)
+
+    @contextlib.contextmanager
+    def observe(items: Sequence[int]) -> Iterator[None]:
+        events.append(("enter", list(items)))
+        try:
+            yield
+        finally:
+            events.append(("exit", list(items)))
+
+    committer: GroupCommitter[int, int] = GroupCommitter(flush, window=0, max_batch=3)
+    committer.observer = observe
+    results = await asyncio.gather(
+        *(committer.submit(i) for i in range(10, 17)), return_exceptions=True
+    )
+    await committer.close()
+    assert [r if isinstance(r, int) else "error" for r in results] == [
+        10,
+        11,
+        12,
+        "error",
+        "error",
+        "error",
+        16,
+    ]
+    # Every item is seen by exactly one flush, and the observer is around that flush
+    # (exited even when the flush raised).
+    batches = [items for kind, items in events if kind == "flush"]
+    assert sorted(i for b in batches for i in b) == list(range(10, 17))
+    for items in batches:
+        at = events.index(("flush", items))
+        assert events[at - 1 : at + 2] == [("enter", items), ("flush", items), ("exit", items)]
 
 
 # -- two bot processes racing on committed data -------------------------------
