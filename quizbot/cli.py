@@ -7,6 +7,7 @@ import asyncio
 import logging
 import socket
 import sys
+import warnings
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -448,6 +449,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `quizbot` console script."""
+    # pgserver asks platformdirs for a runtime directory, which warns on machines
+    # without XDG_RUNTIME_DIR (containers, CI) and then works anyway.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     parser, handlers = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
