@@ -133,8 +133,14 @@ class QuizCache:
         return [_counter(v) for v in await self.backend.multi_get(keys, loads_fn=_counter)]
 
     async def invalidate(self, kind: str, guild_id: int | None) -> None:
-        """Call after the commit that changed what `kind` covers in this guild."""
+        """Call after the commit that changed what `kind` covers in this guild.
+
+        A guild's score change also changes the global boards (every guild's points):
+        their generation is bumped with it.
+        """
         await self.backend.increment(f"gen:{kind}:{guild_id or SHARED_BANK}", 1)
+        if kind == SCORES and guild_id:
+            await self.backend.increment(f"gen:{kind}:{SHARED_BANK}", 1)
 
     async def clear(self) -> None:
         """Drop quizbot's keys (tests, `quizbot seed`); a shared Redis keeps everyone else's."""

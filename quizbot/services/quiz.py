@@ -559,7 +559,9 @@ class QuizService:
         `seen` is most recent first. Sampling, not shuffling the pool: a pool of
         thousands of questions costs one pass, not thousands of random draws.
         """
-        recency = {q: i for i, q in enumerate(seen)}
+        recency: dict[int, int] = {}
+        for i, q in enumerate(seen):
+            recency.setdefault(q, i)  # a question answered again: its latest answer counts
         fresh = [q for q in pool if q not in recency]
         chosen = self._rng.sample(fresh, min(count, len(fresh)))
         if len(chosen) < count:

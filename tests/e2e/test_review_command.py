@@ -70,3 +70,38 @@ async def test_review_asks_the_questions_that_fell_due(scene: BotScene) -> None:
     )
     assert [(c.reps, c.later) for c in again] == [(2, True)]
     standin.assert_no_violations()
+
+
+async def test_a_review_whose_reply_is_rejected_still_runs(scene: BotScene) -> None:
+    """Discord refuses the announcement (the interaction expired): the review still runs,
+    rather than stay active, unanswerable, and block the member's next start here."""
+    standin, alice = scene.standin, scene.alice
+    scene.running.start_cooldown = StartCooldown(0)
+    start = await standin.invoke_command(
+        scene.guild.id,
+        scene.channel.id,
+        alice.id,
+        "quiz start",
+        options={"topic": "Physics", "category": "Optics", "questions": 1},
+    )
+    await start.wait_original_message()
+    question = await scene.question(1, 1)
+    await standin.click(question, button_for(question, answer_of(question)), alice.id)
+    await scene.summary()
+    await scene.execute(
+        "UPDATE review_cards SET due = now() - interval '1 minute' WHERE user_id = :u", u=alice.id
+    )
+
+    standin.response_deadline = 0.0  # every response arrives "too late"
+    review = await standin.invoke_command(scene.guild.id, scene.channel.id, alice.id, "review")
+    due_question = await scene.question(1, 1)
+    assert due_question.id != question.id
+    assert review.response is None
+    standin.response_deadline = 3.0
+    click = await standin.click(
+        due_question, button_for(due_question, answer_of(due_question)), alice.id
+    )
+    assert (await _private_reply(click)).content.startswith("✅ **Correct!**")
+    await standin.wait_until(lambda: len(_summaries(scene)) == 2, timeout=10)
+    # Only the late replies to the review command itself.
+    assert all(f"/interactions/{review.id}/" in f"{v.path}/" for v in standin.violations)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import redis.asyncio
 
-from quizbot.cache import SCORES, QuizCache, create_cache
+from quizbot.cache import QUESTIONS, SCORES, QuizCache, create_cache
 from quizbot.config import Settings
 from quizbot.repositories.members import MemberStats
 from quizbot.services.stats import Entry
@@ -23,7 +23,11 @@ async def test_an_invalidation_in_one_process_is_seen_by_another(
         await other.invalidate(SCORES, 42)
         assert await redis_cache.generation(SCORES, 42) == 2
         assert await redis_cache.generations(SCORES, [42, 43]) == [2, 0]
-        assert await redis_cache.generation(SCORES, None) == 0  # the shared scope is its own
+        # The global boards sum every guild's scores: a guild's change reaches them too.
+        assert await redis_cache.generation(SCORES, None) == 2
+        # A guild's own questions leave the shared bank's generation alone.
+        await other.invalidate(QUESTIONS, 42)
+        assert await redis_cache.generations(QUESTIONS, [42, 0]) == [1, 0]
     finally:
         await other.close()
 

@@ -361,6 +361,15 @@ def test_choose_takes_unseen_first_then_the_least_recently_seen() -> None:
     assert quiz._choose([1, 2], seen=[], count=5) in ([1, 2], [2, 1])
 
 
+def test_choose_ranks_a_question_seen_again_by_its_latest_answer() -> None:
+    """`seen` repeats a question answered in several quizzes; its latest answer counts."""
+    quiz = QuizService.__new__(QuizService)  # _choose is pure: no database needed
+    quiz._rng = random.Random(1)
+    # 1 was answered just now (and once long ago), 2 before it, 3 before that.
+    assert quiz._choose([1, 2, 3], seen=[1, 2, 3, 1], count=1) == [3]
+    assert quiz._choose([1, 2, 3], seen=[1, 2, 3, 1], count=3) == [3, 2, 1]
+
+
 async def test_finishing_costs_the_same_statements_for_one_player_or_many(
     quiz: QuizService, connection: AsyncConnection
 ) -> None:

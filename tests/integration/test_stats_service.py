@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from quizbot.cache import SCORES, QuizCache
@@ -132,6 +133,23 @@ async def test_leaderboard_is_cached_until_a_score_changes(
     await cache.invalidate(SCORES, board)
     fresh = await stats.leaderboard(guild_id=board)
     assert cached.entries[0].user_id == 1001
+    assert (fresh.entries[0].user_id, fresh.entries[0].points) == (1004, 510)
+
+
+async def test_global_board_is_invalidated_by_a_score_change_in_any_guild(
+    board: int,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
+    cache: QuizCache,
+) -> None:
+    """The global board sums every guild: a guild's score change makes it stale too."""
+    stats = stats_service(sessionmaker, cache)
+    cached = await stats.leaderboard(guild_id=None, limit=1)
+    assert cached.entries[0].user_id == 1001
+    await session.execute(text("UPDATE users SET points = points + 500 WHERE user_id = 1004"))
+    await session.commit()
+    await cache.invalidate(SCORES, board)  # what every writer of scores calls after commit
+    fresh = await stats.leaderboard(guild_id=None, limit=1)
     assert (fresh.entries[0].user_id, fresh.entries[0].points) == (1004, 510)
 
 

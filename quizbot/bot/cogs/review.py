@@ -44,12 +44,16 @@ class ReviewCog(commands.Cog):
             ephemeral=False,
         )
         self.bot.start_cooldown.started(interaction.user.id)
-        await reply(
-            interaction,
-            f"🧠 **{interaction.user.display_name}** is reviewing {view.total} "
-            f"question{'s' if view.total != 1 else ''} due today.",
-        )
-        self.bot.game.launch(interaction.channel_id, view)
+        try:
+            await reply(
+                interaction,
+                f"🧠 **{interaction.user.display_name}** is reviewing {view.total} "
+                f"question{'s' if view.total != 1 else ''} due today.",
+            )
+        finally:
+            # The review exists now: it runs even if Discord refused the announcement (an
+            # expired interaction), rather than block the channel until the next restart.
+            self.bot.game.launch(interaction.channel_id, view)
 
 
 async def setup(bot: QuizBot) -> None:
