@@ -141,16 +141,24 @@ class App:
             log.info("loaded %d questions", report.inserted)
 
     async def close(self) -> None:
-        """Write queued answers, then release the monitor, the cache and the pool."""
-        await self.quiz.close()
-        if self._monitor_task is not None:
-            self._monitor_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor_task
-            self._monitor_task = None
-        log.info("database pool at shutdown: %s", self.pool_monitor.status().describe())
-        self.pool_monitor.remove()
-        await self.cache.close()
-        if self.answer_engine is not None:
-            await self.answer_engine.dispose()
-        await self.engine.dispose()
+        """Write queued answers, then release the monitor, the cache and the pool.
+
+        The connections are released even when writing the queue or closing the cache
+        fails (the error is raised after).
+        """
+        try:
+            await self.quiz.close()
+        finally:
+            try:
+                if self._monitor_task is not None:
+                    self._monitor_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._monitor_task
+                    self._monitor_task = None
+                log.info("database pool at shutdown: %s", self.pool_monitor.status().describe())
+                self.pool_monitor.remove()
+                await self.cache.close()
+            finally:
+                if self.answer_engine is not None:
+                    await self.answer_engine.dispose()
+                await self.engine.dispose()
