@@ -8,25 +8,24 @@ every variant starts from the same data.
 from __future__ import annotations
 
 import os
-import socket
-import uuid
-from typing import Any
 
-import asyncpg
 from sqlalchemy.engine import make_url
 
+from quizbot import db_admin
 from quizbot.config import Settings, normalise_database_url
 from quizbot.db import database_url
+from quizbot.db_admin import asyncpg_args, port_open, with_database
+
+__all__ = [
+    "asyncpg_args",
+    "create_database",
+    "drop_database",
+    "libpq_dsn",
+    "resolve_server",
+    "with_database",
+]
 
 LOCAL_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-
-
-def _port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def resolve_server(explicit: str | None = None) -> str:
@@ -39,21 +38,9 @@ def resolve_server(explicit: str | None = None) -> str:
     configured = os.environ.get("DATABASE_URL")
     if configured:
         return normalise_database_url(configured)
-    if _port_open("127.0.0.1", 5432):
+    if port_open("127.0.0.1", 5432):
         return LOCAL_SERVER
     return database_url(Settings(database_url=None))
-
-
-def asyncpg_args(url: str) -> dict[str, Any]:
-    """asyncpg.connect keyword arguments for a SQLAlchemy URL."""
-    parsed = make_url(url)
-    return {
-        "user": parsed.username,
-        "password": parsed.password,
-        "host": parsed.host or parsed.query.get("host"),
-        "port": parsed.port,
-        "database": parsed.database,
-    }
 
 
 def libpq_dsn(url: str) -> str:
@@ -70,31 +57,15 @@ def libpq_dsn(url: str) -> str:
     return " ".join(parts)
 
 
-def with_database(url: str, name: str) -> str:
-    """The same server, another database."""
-    return make_url(url).set(database=name).render_as_string(hide_password=False)
-
-
-async def _admin(server: str) -> asyncpg.Connection:
-    return await asyncpg.connect(**asyncpg_args(with_database(server, "postgres")))
-
-
 async def create_database(server: str, label: str, template: str | None = None) -> str:
     """Create `quizbot_bench_<label>_<random>` (a copy of `template` if given); returns its URL."""
-    name = f"quizbot_bench_{label}_{uuid.uuid4().hex[:8]}"
-    conn = await _admin(server)
-    try:
-        suffix = f' TEMPLATE "{make_url(template).database}"' if template else ""
-        await conn.execute(f'CREATE DATABASE "{name}"{suffix}')
-    finally:
-        await conn.close()
-    return with_database(server, name)
+    return await db_admin.create_database(
+        server,
+        f"quizbot_bench_{label}",
+        template=make_url(template).database if template else None,
+    )
 
 
 async def drop_database(url: str) -> None:
     """Drop a database made here, disconnecting whoever is left."""
-    conn = await _admin(url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    await db_admin.drop_database(url)
