@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import pickle
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,23 @@ class _Ticker:
             self.progress.stop()
 
 
+async def _measured(
+    work: Coroutine[Any, Any, float], monitor: ProcessMonitor, progress: Coroutine[Any, Any, None]
+) -> tuple[float, dict[str, float]]:
+    """Run one stage's `work` with the process monitor on and its progress bar shown.
+
+    Returns the stage's seconds and the process figures (loop lag, CPU, RSS).
+    """
+    monitor.start()
+    follow = asyncio.create_task(progress)
+    try:
+        seconds = await work
+    finally:
+        follow.cancel()
+        await asyncio.gather(follow, return_exceptions=True)
+    return seconds, await monitor.stop()
+
+
 async def _drive(spec: VariantSpec) -> dict[str, Any]:
     driver: Any
     extra: dict[str, Any] = {}
@@ -179,18 +197,15 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
             for index, players in enumerate(spec.scale.players):
                 typed: Driver = driver
                 stage = Stage(typed, spec.scale, players, index, seed=spec.seed, capture=capture)
-                monitor.start()
-                follow = asyncio.create_task(
+                seconds, process = await _measured(
+                    stage.run(spec.scale.stage_seconds),
+                    monitor,
                     ticker.follow(
                         f"{spec.name}: {players} players",
                         spec.scale.stage_seconds,
                         lambda stage=stage: stage.done_commands,
-                    )
+                    ),
                 )
-                seconds = await stage.run(spec.scale.stage_seconds)
-                follow.cancel()
-                await asyncio.gather(follow, return_exceptions=True)
-                process = await monitor.stop()
                 stages.append(
                     _stage_summary(players, seconds, stage.recorder, process, stage.batches)
                 )
@@ -210,18 +225,15 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
                     capture=capture,
                     flood=True,
                 )
-                monitor.start()
-                follow = asyncio.create_task(
+                seconds, process = await _measured(
+                    stage.run(spec.scale.stage_seconds),
+                    monitor,
                     ticker.follow(
                         f"{spec.name}: flood, {spec.flood_players} players",
                         spec.scale.stage_seconds,
                         lambda stage=stage: stage.done_commands,
-                    )
+                    ),
                 )
-                seconds = await stage.run(spec.scale.stage_seconds)
-                follow.cancel()
-                await asyncio.gather(follow, return_exceptions=True)
-                process = await monitor.stop()
                 flood = _stage_summary(
                     spec.flood_players, seconds, stage.recorder, process, stage.batches
                 )
@@ -265,18 +277,15 @@ async def _replay(spec: VariantSpec, traces: list[StageTrace]) -> dict[str, Any]
                 if trace.warmup:
                     await replayer.replay(trace, recorder)
                     continue
-                monitor.start()
-                follow = asyncio.create_task(
+                seconds, process = await _measured(
+                    replayer.replay(trace, recorder),
+                    monitor,
                     ticker.follow(
                         f"{spec.name}: {trace.players} players",
                         spec.scale.stage_seconds,
                         lambda r=recorder: sum(len(s.latencies) for s in r.commands.values()),
-                    )
+                    ),
                 )
-                seconds = await replayer.replay(trace, recorder)
-                follow.cancel()
-                await asyncio.gather(follow, return_exceptions=True)
-                process = await monitor.stop()
                 summary = _stage_summary(
                     trace.players, seconds, recorder, process, replayer.batches
                 )
