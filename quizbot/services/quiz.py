@@ -338,10 +338,6 @@ _REVEAL = text(
 )
 
 
-# A member's counters plus what just happened (shared with the batch writer).
-_snapshot = progress_snapshot
-
-
 def _question_data(q: Any) -> QuestionData:
     return QuestionData(
         id=q.id,
@@ -744,7 +740,9 @@ class QuizService:
             ).one_or_none()
             if member is None:
                 return Recorded.rejected("duplicate")
-            snapshot = _snapshot(member, last_response_ms=response_ms, last_correct=it.correct)
+            snapshot = progress_snapshot(
+                member, last_response_ms=response_ms, last_correct=it.correct
+            )
             new = await self._award(
                 session, it.user_id, ctx.guild_id, catalogue.earned(snapshot), set(ctx.held)
             )
@@ -905,7 +903,7 @@ class QuizService:
         wanted: list[tuple[int, int, str]] = []
         for p in progress:
             mine = by_user[p.user_id]
-            snapshot = _snapshot(
+            snapshot = progress_snapshot(
                 p,
                 quiz_finished=True,
                 quiz_size=len(row.question_ids),
