@@ -96,15 +96,15 @@ class SessionRepository(Repository[QuizSession]):
 
     async def finish(
         self, *, session_id: int, status: SessionStatus = SessionStatus.FINISHED
-    ) -> bool:
-        """End a running session. Returns False when it had already ended."""
+    ) -> Row[Any] | None:
+        """End a running session and return its columns; None when it had already ended."""
         stmt = (
             update(_SESSIONS)
             .where(_SESSIONS.c.id == session_id, _SESSIONS.c.status == SessionStatus.ACTIVE)
             .values(status=status, finished_at=func.now())
-            .returning(_SESSIONS.c.id)
+            .returning(*_SESSIONS.c)
         )
-        return (await self.session.execute(stmt)).scalar_one_or_none() is not None
+        return (await self.session.execute(stmt)).one_or_none()
 
     async def set_message(self, *, session_id: int, message_id: int | None) -> None:
         """Remember the Discord message that shows the current question."""

@@ -862,8 +862,10 @@ class QuizService:
         awarded: dict[int, tuple[catalogue.AchievementDef, ...]] = {}
         async with self._sessions() as session, session.begin():
             repo = SessionRepository(session=session)
-            ended_now = await repo.finish(session_id=session_id, status=status)
-            row = await repo.require(session_id)
+            ended = await repo.finish(session_id=session_id, status=status)
+            ended_now = ended is not None
+            # The ending UPDATE returned the row; only a repeat call reads it again.
+            row = ended if ended is not None else await repo.require(session_id)
             results = tuple(
                 PlayerResult(r.user_id, r.display_name, r.answered, r.correct, r.points)
                 for r in await session.execute(_PLAYER_RESULTS, {"session_id": session_id})
@@ -888,7 +890,7 @@ class QuizService:
         )
 
     async def _finish_achievements(
-        self, session: AsyncSession, row: QuizSession, results: tuple[PlayerResult, ...]
+        self, session: AsyncSession, row: QuizSession | Row[Any], results: tuple[PlayerResult, ...]
     ) -> dict[int, tuple[catalogue.AchievementDef, ...]]:
         by_user = {p.user_id: p for p in results}
         progress = await session.execute(
