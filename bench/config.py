@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from quizbot.config import Settings
+
 VARIANTS = ("quizbot", "raw", "legacy", "pgbench")
 
 
@@ -23,6 +25,8 @@ class Scale:
     questions_per_quiz: int = 5
     # Players per channel quiz (the burst: they all answer each question within a second).
     burst_size: int = 20
+    # Players per channel quiz in the answer flood (every player in one, no think time).
+    flood_group: int = 50
 
 
 SCALES: dict[str, Scale] = {
@@ -37,6 +41,7 @@ SCALES: dict[str, Scale] = {
         think_ms=50,
         questions_per_quiz=3,
         burst_size=5,
+        flood_group=5,
     ),
     "standard": Scale(
         name="standard",
@@ -76,12 +81,12 @@ class BenchConfig:
     keep_databases: bool = False
     progress: bool = True
     seed: int = 42
-    # Pool of the quizbot variant (same default as the bot's settings) and of raw asyncpg.
-    pool_size: int = 10
-    max_overflow: int = 10
+    # Pool of raw asyncpg: the bot's defaults (the quizbot variant runs with its settings).
+    pool_size: int = Settings.model_fields["db_pool_size"].default
+    max_overflow: int = Settings.model_fields["db_max_overflow"].default
     pgbench_seconds: int = 5
     # Players of the no-think-time stage after the ramp (sustained answer rate); 0: none.
-    flood_players: int = 200
+    flood_players: int = 1000
     explain: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 

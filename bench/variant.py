@@ -48,8 +48,8 @@ class VariantSpec:
     # quizbot: write the trace for the raw replay here; raw: read it from here.
     trace_path: str | None = None
     progress: bool = True
-    pool_size: int = 10
-    max_overflow: int = 10
+    pool_size: int = 20
+    max_overflow: int = 0
     note: str = ""
     # After the ramp: a stage of this many players with no think time (0: none), for the
     # sustained answer rate; as long as a ramp stage.

@@ -139,8 +139,13 @@ class StageTrace:
     batch_window_s: float = 0.0
 
 
-def members_for_stage(scale: Scale, players: int) -> tuple[list[list[Member]], list[Member]]:
-    """Split `players` seeded members into channel groups (same guild) and solo players."""
+def members_for_stage(
+    scale: Scale, players: int, *, channel_share: float = CHANNEL_SHARE, burst_size: int = 0
+) -> tuple[list[list[Member]], list[Member]]:
+    """Split `players` seeded members into channel groups (same guild) and solo players.
+
+    `channel_share` of them play in groups of `burst_size` (default: the scale's).
+    """
     per_guild = scale.members // scale.guilds
     used = [0] * scale.guilds
 
@@ -153,8 +158,8 @@ def members_for_stage(scale: Scale, players: int) -> tuple[list[list[Member]], l
             raise ValueError(f"scale {scale.name} has too few members for {players} players")
         return Member(i, GUILD_BASE + 1 + guild, USER_BASE + i, f"player{i}")
 
-    burst = max(1, min(scale.burst_size, players))
-    n_groups = int(players * CHANNEL_SHARE) // burst
+    burst = max(1, min(burst_size or scale.burst_size, players))
+    n_groups = int(players * channel_share) // burst
     groups: list[list[Member]] = []
     for g in range(n_groups):
         guild = g % scale.guilds
@@ -351,7 +356,13 @@ class Stage:
         Returns:
             The stage's wall time in seconds.
         """
-        groups, solo = members_for_stage(self.scale, self.players)
+        if self.trace.flood:
+            # The answer flood: a trivia night, every player in a big channel quiz.
+            groups, solo = members_for_stage(
+                self.scale, self.players, channel_share=1.0, burst_size=self.scale.flood_group
+            )
+        else:
+            groups, solo = members_for_stage(self.scale, self.players)
         began = self.began = time.perf_counter()
         self.deadline = began + seconds
         # Past this, quizzes under way stop asking questions and just finish.

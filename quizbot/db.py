@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+import weakref
+from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -96,11 +100,49 @@ def create_engine(
         # The asyncio queue pool, with waits and timeouts counted (quizbot.pool_monitor).
         poolclass=MonitoredPool,
     )
+    dialect = engine.sync_engine.dialect
+    ping: Callable[[Any], bool] = dialect.do_ping
     if not settings.db_pgbouncer:
         # SQLAlchemy's asyncpg adapter wraps its ping in BEGIN ... ROLLBACK (for PgBouncer's
         # transaction mode): three round trips at every checkout. A bare ";" is one.
-        engine.sync_engine.dialect.do_ping = _ping_outside_a_transaction  # type: ignore[method-assign]
+        ping = _ping_outside_a_transaction
+    if settings.db_ping_after_idle_s > 0:
+        idle_aware = IdleAwarePing(ping, settings.db_ping_after_idle_s)
+        event.listen(engine.sync_engine, "checkin", idle_aware.checked_in)
+        ping = idle_aware
+    dialect.do_ping = ping  # type: ignore[method-assign, assignment]
     return engine
+
+
+class IdleAwarePing:
+    """The pool's pre-ping, skipped for a connection returned less than `idle_s` ago.
+
+    A connection that just ran a unit of work has proved alive; pinging it again costs a
+    round trip per unit of work, which under load is a wait in the event loop's queue
+    too. One idle for longer (the server may have restarted or a firewall may have
+    dropped it meanwhile) is pinged and replaced when dead, as before. If the server
+    goes away within the window, the next unit of work fails as one in flight would;
+    SQLAlchemy then invalidates every pooled connection, so the ones after it reconnect.
+    """
+
+    def __init__(self, ping: Callable[[Any], bool], idle_s: float) -> None:
+        self._ping = ping
+        self.idle_s = idle_s
+        # Keyed by the asyncpg connection: a reconnect has no entry and is pinged.
+        self._returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        self.pings = 0  # round trips actually sent (tests read it)
+
+    def checked_in(self, dbapi_connection: Any, _record: Any) -> None:
+        """Pool `checkin` event: remember when the connection came back."""
+        if dbapi_connection is not None:
+            self._returned[dbapi_connection.driver_connection] = time.monotonic()
+
+    def __call__(self, dbapi_connection: Any) -> bool:
+        returned = self._returned.get(dbapi_connection.driver_connection)
+        if returned is not None and time.monotonic() - returned < self.idle_s:
+            return True
+        self.pings += 1
+        return self._ping(dbapi_connection)
 
 
 def _ping_outside_a_transaction(dbapi_connection: Any) -> bool:
@@ -141,11 +183,13 @@ def create_sessionmaker(
 def create_read_sessionmaker(
     engine: AsyncEngine, breaker: CircuitBreaker | None = None
 ) -> async_sessionmaker[AsyncSession]:
-    """Sessions for units of work that only read: one statement, no transaction.
+    """Sessions for units of work of one statement each, with no transaction around them.
 
-    In autocommit mode asyncpg sends no BEGIN and no ROLLBACK: a one-statement read is
-    one round trip instead of three. Services use it for reads only; a unit of work that
-    writes uses `create_sessionmaker`'s sessions and `session.begin()`.
+    In autocommit mode asyncpg sends no BEGIN and no ROLLBACK/COMMIT: a one-statement
+    read is one round trip instead of three. Services use it for reads, and for writes
+    that are one atomic statement each (moving a quiz to its next question); a unit of
+    work whose writes must commit together uses `create_sessionmaker`'s sessions and
+    `session.begin()`.
     """
     return async_sessionmaker(
         engine.execution_options(isolation_level="AUTOCOMMIT"),

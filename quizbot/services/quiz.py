@@ -6,11 +6,12 @@ engine runs the Discord bot, `quizbot play` and the benchmark.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -367,7 +368,7 @@ class QuizService:
         reviews: ReviewScheduler | None = None,
         answer_group_commit: bool = True,
         answer_group_commit_ms: float = 3.0,
-        answer_batch_max: int = 256,
+        answer_batch_max: int = 1024,
         reads: async_sessionmaker[AsyncSession] | None = None,
         answer_sessions: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
@@ -381,14 +382,16 @@ class QuizService:
             (ANSWER_GROUP_COMMIT); off, each answer is its own transaction.
         answer_group_commit_ms: how long the first answer of a batch waits for others.
         answer_batch_max: most answers per batch.
-        reads: sessions for read-only units of work (default `sessionmaker`; the app
-            passes autocommit ones: no BEGIN/ROLLBACK round trips).
+        reads: autocommit sessions (`db.create_read_sessionmaker`), for units of work of
+            one statement: reads, and writes that are a single atomic statement (no
+            BEGIN/COMMIT round trips). Default: `sessionmaker`, in a transaction.
         answer_sessions: sessions for the group-committed answer batches (default
             `sessionmaker`; the app passes ones on a connection of their own, so that a
             batch never queues for the pool behind other work).
         """
         self._sessions = sessionmaker
         self._reads = reads or sessionmaker
+        self._autocommit = reads
         self._reviews = reviews or ReviewScheduler()
         self._cache = cache
         self.settings = settings or GuildSettingsService(sessionmaker, cache, reads=reads)
@@ -814,6 +817,20 @@ class QuizService:
             )
         return defs
 
+    @contextlib.asynccontextmanager
+    async def _one_statement(self) -> AsyncIterator[AsyncSession]:
+        """A session for writes that are each one atomic statement.
+
+        In autocommit when the app gave autocommit sessions (each statement commits on
+        its own, with no BEGIN and COMMIT round trips), else in a transaction.
+        """
+        if self._autocommit is not None:
+            async with self._autocommit() as session:
+                yield session
+        else:
+            async with self._sessions() as session, session.begin():
+                yield session
+
     async def advance(self, session_id: int, from_position: int) -> QuestionView | None:
         """Move to the next question; None when the quiz has no more (then call `finish`).
 
@@ -822,7 +839,9 @@ class QuizService:
         """
 
         async def move() -> QuizSession | Row[Any] | None:
-            async with self._sessions() as session, session.begin():
+            # Autocommit: the UPDATE is atomic on its own, and without BEGIN and COMMIT
+            # the usual case is one round trip, not three (this runs after every question).
+            async with self._one_statement() as session:
                 repo = SessionRepository(session=session)
                 # The usual case, one statement: move and read the moved row.
                 moved = await repo.advance_returning(
@@ -830,7 +849,8 @@ class QuizService:
                 )
                 if moved is not None:
                     return moved
-                # Not running, at its last question, or already moved by another caller.
+                # Not running, at its last question, or already moved by another caller
+                # (a read of the row as it is now: nothing here needs the UPDATE's snapshot).
                 row = await repo.require(session_id)
                 if row.status is not SessionStatus.ACTIVE or row.position == from_position:
                     return None
@@ -843,7 +863,8 @@ class QuizService:
 
     async def set_message(self, session_id: int, message_id: int | None) -> None:
         """Remember which message shows the current question (restart recovery)."""
-        async with self._sessions() as session, session.begin():
+        # One UPDATE, atomic on its own: autocommit spares the BEGIN and COMMIT round trips.
+        async with self._one_statement() as session:
             await SessionRepository(session=session).set_message(
                 session_id=session_id, message_id=message_id
             )

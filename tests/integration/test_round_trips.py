@@ -4,26 +4,38 @@ the pool's ping (it does not log prepared statements, which the events count).""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import event, text
 
 from quizbot.app import App
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
+from quizbot.db_admin import asyncpg_args
 from quizbot.observability import count_statements
 
 
-@pytest.fixture
-async def wire(database_url: str) -> AsyncIterator[tuple[App, list[str]]]:
-    """An App on the test database whose connections log every query they send."""
-    app = App.create(
-        Settings(_env_file=None, redis_url=None, db_pool_monitor_interval=0),  # type: ignore[call-arg]
+def _app(database_url: str, **settings: Any) -> App:
+    return App.create(
+        Settings(_env_file=None, redis_url=None, db_pool_monitor_interval=0, **settings),  # type: ignore[call-arg]
         database_url,
         QuizCache(QuizCache.memory_backend()),
     )
+
+
+@pytest.fixture
+async def wire(
+    database_url: str, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[App, list[str]]]:
+    """An App on the test database whose connections log every query they send.
+
+    Indirect parametrisation passes Settings overrides (default: none).
+    """
+    app = _app(database_url, **getattr(request, "param", {}))
     sent: list[str] = []
 
     @event.listens_for(app.engine.sync_engine, "connect")
@@ -36,28 +48,72 @@ async def wire(database_url: str) -> AsyncIterator[tuple[App, list[str]]]:
         await app.close()
 
 
-async def test_a_read_is_a_ping_and_one_statement(wire: tuple[App, list[str]]) -> None:
+async def test_a_read_is_one_statement(wire: tuple[App, list[str]]) -> None:
     app, sent = wire
     await app.stats.member_stats(guild_id=1, user_id=2)  # connects, warms the pool
     await app.cache.clear()
     sent.clear()
     with count_statements(app.engine) as statements:
         await app.stats.member_stats(guild_id=1, user_id=2)
-    # The pool's pre-ping, one bare ";" (SQLAlchemy's own wraps it in BEGIN/ROLLBACK),
-    # and the stats statement, in autocommit: no BEGIN, no ROLLBACK around it.
-    assert sent == [";"]
+    # The connection was returned moments ago: no pre-ping. The stats statement runs in
+    # autocommit: no BEGIN, no ROLLBACK around it.
+    assert sent == []
     assert statements.count == 1
 
 
-async def test_a_write_is_a_ping_then_one_transaction(wire: tuple[App, list[str]]) -> None:
+async def test_a_write_is_one_transaction(wire: tuple[App, list[str]]) -> None:
     app, sent = wire
     await app.guild_settings.get(1)  # warm the pool
     sent.clear()
     with count_statements(app.engine) as statements:
         async with app.sessionmaker() as session, session.begin():
             await session.execute(text("SELECT 1"))
-    assert [q.split()[0] for q in sent] == [";", "BEGIN", "COMMIT;"]
+    assert [q.split()[0] for q in sent] == ["BEGIN", "COMMIT;"]
     assert statements.count == 1
+
+
+@pytest.mark.parametrize("wire", [{"db_ping_after_idle_s": 0.05}], indirect=True)
+async def test_a_connection_idle_past_the_threshold_is_pinged_first(
+    wire: tuple[App, list[str]],
+) -> None:
+    app, sent = wire
+    await app.guild_settings.get(1)  # warm the pool
+    await asyncio.sleep(0.1)
+    sent.clear()
+    await app.stats.member_stats(guild_id=1, user_id=2)
+    # One bare ";" in autocommit (SQLAlchemy's own ping wraps it in BEGIN/ROLLBACK).
+    assert sent == [";"]
+
+
+@pytest.mark.parametrize("wire", [{"db_ping_after_idle_s": 0}], indirect=True)
+async def test_ping_after_idle_zero_pings_at_every_checkout(wire: tuple[App, list[str]]) -> None:
+    app, sent = wire
+    await app.guild_settings.get(1)
+    sent.clear()
+    await app.stats.member_stats(guild_id=1, user_id=2)
+    await app.cache.clear()
+    await app.stats.member_stats(guild_id=1, user_id=2)
+    assert sent == [";", ";"]
+
+
+async def test_a_connection_killed_while_idle_is_replaced_by_the_ping(database_url: str) -> None:
+    app = _app(database_url, db_ping_after_idle_s=0.05)
+    try:
+        async with app.read_sessionmaker() as session:
+            pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        killer = await asyncpg.connect(**asyncpg_args(database_url))
+        try:
+            assert await killer.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await killer.close()
+        await asyncio.sleep(0.1)
+        # The pooled connection is past the threshold: it is pinged, found dead and
+        # replaced, and the unit of work succeeds.
+        async with app.read_sessionmaker() as session:
+            new_pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert new_pid != pid
+    finally:
+        await app.close()
 
 
 async def test_the_bot_connections_run_without_jit(wire: tuple[App, list[str]]) -> None:
