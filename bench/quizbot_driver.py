@@ -14,6 +14,7 @@ from bench.metrics import BATCHES, count_ping, count_pool_wait, count_statement,
 from bench.workload import Ack, Member, Shown
 from quizbot.app import App
 from quizbot.config import Settings
+from quizbot.db import IdleAwarePing
 from quizbot.models import SessionMode
 from quizbot.services.answer_batch import PendingAnswer
 from quizbot.services.quiz import QuizFilters
@@ -82,14 +83,19 @@ def _instrument_engine(engine: Any) -> None:
 
     pool._do_get = timed_get
 
+    # Count the pings actually sent: behind an IdleAwarePing, only its inner ping is one.
     dialect: Any = sync_engine.dialect
-    do_ping = dialect.do_ping
+    idle_aware = dialect.do_ping if isinstance(dialect.do_ping, IdleAwarePing) else None
+    do_ping = idle_aware.ping if idle_aware is not None else dialect.do_ping
 
     def counted_ping(dbapi_connection: Any) -> Any:
         count_ping()
         return do_ping(dbapi_connection)
 
-    dialect.do_ping = counted_ping
+    if idle_aware is not None:
+        idle_aware.ping = counted_ping
+    else:
+        dialect.do_ping = counted_ping
 
 
 def _count_tx(kind: str, conn: Any) -> None:

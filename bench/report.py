@@ -238,7 +238,8 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
             )
             measured = (
                 f"{_fmt(thr)}/s ({_fmt(flood['all']['throughput'])} commands/s) with "
-                f"{flood['players']} players and no think time" + (f"; {others}" if others else "")
+                f"{flood['players']} players in channel quizzes, no think time"
+                + (f"; {others}" if others else "")
             )
         else:
             best = max(qb["stages"], key=lambda s: _cmd(s, "answer", "throughput") or 0.0)
@@ -618,10 +619,12 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         )
     if flood_rows:
         out += [
-            "## Sustained rate: players with no think time",
+            "## Sustained answer rate: the answer flood",
             "",
-            "After the ramp, one stage in which every player clicks again as soon as the "
-            "previous command returned (the same mix of commands).",
+            "After the ramp, one stage with no think time in which every player is in a "
+            "channel quiz of `flood_group` members (a trivia night): all of them answer "
+            "each question at once, then the game reveals and advances, and after each "
+            "quiz one member looks at the stats and the host at the board.",
             "",
             _table(
                 [
@@ -660,7 +663,9 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             "The raw replay runs each command's captured statements in one transaction on a "
             "bare asyncpg pool with the same players and think times; no ORM, services, cache "
             "logic or pool pre-ping. Commands served from quizbot's cache have no statements to "
-            "replay.",
+            "replay. The statements come from the `quizbot-traced` run (the same workload and "
+            "seed, recording every statement); the `quizbot` column is the run that records "
+            "nothing, so the recording's cost is in neither column.",
             "",
             raw_table,
             "",

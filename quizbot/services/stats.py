@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -133,6 +134,8 @@ _SOURCES: dict[tuple[bool, bool], _Source] = {
 }
 
 
+# Built once per source: text() parses its bind parameters with a regex on every call.
+@functools.cache
 def _page_sql(source: _Source) -> TextClause:
     return text(
         f"SELECT t.user_id, coalesce({source.name.format(row='t')}, '') AS name, t.points "
@@ -144,6 +147,7 @@ def _page_sql(source: _Source) -> TextClause:
     )
 
 
+@functools.cache
 def _me_sql(source: _Source) -> TextClause:
     return text(
         # NOT MATERIALIZED: referenced twice, the CTE would otherwise be computed (copied)

@@ -41,14 +41,15 @@ def test_smoke_run_passes_integrity(smoke: tuple[int, dict[str, Any], Path]) -> 
     status, results, _ = smoke
     assert status == 0
     names = [v["name"] for v in results["variants"]]
-    assert names[:3] == ["quizbot", "raw", "legacy"]
+    # The traced run records the statements raw replays; the measured one records nothing.
+    assert names[:4] == ["quizbot-traced", "quizbot", "raw", "legacy"]
     for v in results["variants"]:
         integrity = v["integrity"]
         assert integrity["passed"], (v["name"], integrity["failures"])
         assert integrity["duplicate_answers"] == 0
         assert integrity["member_points_differ"] == 0
     by_name = {v["name"]: v for v in results["variants"]}
-    for name in ("quizbot", "raw", "legacy"):
+    for name in ("quizbot-traced", "quizbot", "raw", "legacy"):
         integrity = by_name[name]["integrity"]
         assert integrity["checked_acks"], name
         assert integrity["acknowledged"] > 0, name
@@ -56,7 +57,7 @@ def test_smoke_run_passes_integrity(smoke: tuple[int, dict[str, Any], Path]) -> 
         assert integrity["acknowledged_twice"] == 0, name
     # The replay wrote and acknowledged every answer quizbot acknowledged, once: each
     # group-committed batch replayed exactly once, its session ids remapped.
-    quizbot, raw = by_name["quizbot"]["integrity"], by_name["raw"]["integrity"]
+    quizbot, raw = by_name["quizbot-traced"]["integrity"], by_name["raw"]["integrity"]
     assert raw["acknowledged"] == quizbot["acknowledged"]
     assert raw["answers_in_database"] == quizbot["answers_in_database"]
     assert by_name["raw"]["unmapped_session_ids"] == 0
@@ -85,7 +86,7 @@ def test_smoke_run_writes_reports(smoke: tuple[int, dict[str, Any], Path]) -> No
 def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]) -> None:
     _, results, _ = smoke
     by_name = {v["name"]: v for v in results["variants"]}
-    for name in ("quizbot", "legacy", "raw"):
+    for name in ("quizbot-traced", "quizbot", "legacy", "raw"):
         commands: dict[str, Any] = {}
         for stage in by_name[name]["stages"]:
             assert stage["all"]["count"] > 0
@@ -93,8 +94,8 @@ def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]
                 commands.setdefault(command, []).append(c)
         for command in ("start", "answer", "finish", "stats", "leaderboard"):
             assert command in commands, (name, command)
-    qb_stages = by_name["quizbot"]["stages"]
-    for stage in qb_stages:
+    qb_stages = by_name["quizbot-traced"]["stages"]
+    for stage in [*by_name["quizbot"]["stages"], *qb_stages]:
         c = stage["commands"]
         # Stats is one statement when it reaches the database (0 when served from the cache).
         assert c["stats"]["statements_max"] <= 1
