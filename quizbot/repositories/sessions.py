@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Row, Table, func, select, update
+from sqlalchemy import Integer, Row, Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from quizbot.errors import ActiveSessionError, NotFoundError
@@ -14,6 +14,33 @@ from quizbot.repositories.base import Repository, translate_integrity_errors
 
 # The table, for Core statements on the hot paths (no ORM identity-map bookkeeping).
 _SESSIONS: Table = QuizSession.__table__  # type: ignore[assignment]
+
+# Built once: these run after every question, and constructing a Core statement (coercing
+# every column of RETURNING, the WHERE clause and the values) cost more than running it.
+_ADVANCE = (
+    update(_SESSIONS)
+    .where(
+        _SESSIONS.c.id == bindparam("session_id"),
+        _SESSIONS.c.position == bindparam("from_position"),
+        _SESSIONS.c.status == SessionStatus.ACTIVE,
+        func.cardinality(_SESSIONS.c.question_ids) > bindparam("from_position", type_=Integer) + 1,
+    )
+    # The message showing the previous question does not show this one: forget it,
+    # so that a bot restarted before posting the next question posts it anew.
+    .values(position=_SESSIONS.c.position + 1, question_started_at=func.now(), message_id=None)
+    .returning(*_SESSIONS.c)
+)
+_FINISH = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("session_id"), _SESSIONS.c.status == SessionStatus.ACTIVE)
+    .values(status=bindparam("new_status"), finished_at=func.now())
+    .returning(*_SESSIONS.c)
+)
+_SET_MESSAGE = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("session_id"))
+    .values(message_id=bindparam("new_message_id"))
+)
 
 _ACTIVE_CONFLICTS: dict[str, tuple[type[ActiveSessionError], str]] = {
     "uq_quiz_sessions_active_channel": (
@@ -76,41 +103,20 @@ class SessionRepository(Repository[QuizSession]):
         after every question, and the ORM's bookkeeping for an UPDATE of an entity
         (synchronising the identity map) cost more than the statement.
         """
-        sessions = _SESSIONS
-        stmt = (
-            update(sessions)
-            .where(
-                sessions.c.id == session_id,
-                sessions.c.position == from_position,
-                sessions.c.status == SessionStatus.ACTIVE,
-                func.cardinality(sessions.c.question_ids) > from_position + 1,
-            )
-            # The message showing the previous question does not show this one: forget it,
-            # so that a bot restarted before posting the next question posts it anew.
-            .values(
-                position=sessions.c.position + 1, question_started_at=func.now(), message_id=None
-            )
-            .returning(*sessions.c)
-        )
-        return (await self.session.execute(stmt)).one_or_none()
+        params = {"session_id": session_id, "from_position": from_position}
+        return (await self.session.execute(_ADVANCE, params)).one_or_none()
 
     async def finish(
         self, *, session_id: int, status: SessionStatus = SessionStatus.FINISHED
     ) -> Row[Any] | None:
         """End a running session and return its columns; None when it had already ended."""
-        stmt = (
-            update(_SESSIONS)
-            .where(_SESSIONS.c.id == session_id, _SESSIONS.c.status == SessionStatus.ACTIVE)
-            .values(status=status, finished_at=func.now())
-            .returning(*_SESSIONS.c)
-        )
-        return (await self.session.execute(stmt)).one_or_none()
+        params = {"session_id": session_id, "new_status": status}
+        return (await self.session.execute(_FINISH, params)).one_or_none()
 
     async def set_message(self, *, session_id: int, message_id: int | None) -> None:
         """Remember the Discord message that shows the current question."""
-        await self.session.execute(
-            update(_SESSIONS).where(_SESSIONS.c.id == session_id).values(message_id=message_id)
-        )
+        params = {"session_id": session_id, "new_message_id": message_id}
+        await self.session.execute(_SET_MESSAGE, params)
 
     async def require(self, session_id: int) -> QuizSession:
         """The session, freshly read.
