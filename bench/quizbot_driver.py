@@ -16,6 +16,7 @@ from quizbot.app import App
 from quizbot.config import Settings
 from quizbot.db import IdleAwarePing
 from quizbot.models import SessionMode
+from quizbot.runtime import tune_garbage_collector
 from quizbot.services.answer_batch import PendingAnswer
 from quizbot.services.quiz import QuizFilters
 from quizbot.services.stats import Period
@@ -124,6 +125,7 @@ class QuizbotDriver:
 
     async def setup(self) -> None:
         await self.app.bootstrap(seed=False)
+        tune_garbage_collector()  # as the bot does once started (quizbot.bot.runner)
 
     async def close(self) -> None:
         await self.app.close()

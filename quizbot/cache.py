@@ -45,7 +45,17 @@ def create_cache(settings: Settings, namespace: str = NAMESPACE) -> Any:
             password=urllib.parse.unquote(url.password) if url.password else None,
             ssl=url.scheme == "rediss",
         )
-    return aiocache.Cache(aiocache.Cache.MEMORY, namespace=namespace)
+    return memory_cache(namespace)
+
+
+def memory_cache(namespace: str = NAMESPACE) -> Any:
+    """An in-process aiocache backend without a timeout.
+
+    aiocache runs every operation under `asyncio.wait_for(op, timeout)` (5 s by default),
+    which creates a task and costs an extra turn of the event loop per cache read. A
+    dictionary lookup cannot hang, so the memory backend goes without; Redis keeps it.
+    """
+    return aiocache.Cache(aiocache.Cache.MEMORY, namespace=namespace, timeout=None)
 
 
 def _counter(value: Any) -> int:
@@ -91,7 +101,7 @@ class QuizCache:
     @staticmethod
     def memory_backend() -> Any:
         """A fresh in-process backend (tests, the terminal game)."""
-        return aiocache.Cache(aiocache.Cache.MEMORY, namespace=NAMESPACE)
+        return memory_cache()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QuizCache:

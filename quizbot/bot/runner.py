@@ -11,6 +11,7 @@ import discord
 from quizbot.app import App
 from quizbot.bot.client import QuizBot
 from quizbot.config import Settings
+from quizbot.runtime import tune_garbage_collector
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ async def run_bot(settings: Settings, url: str) -> int:
     try:
         await app.bootstrap()
         async with QuizBot(app, settings) as bot:
+            tune_garbage_collector()
             await bot.start(settings.discord_token.get_secret_value())
     except discord.LoginFailure:
         log.error("Discord refused the token: check DISCORD_TOKEN")
