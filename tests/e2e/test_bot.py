@@ -984,6 +984,21 @@ async def test_errors_reach_the_user_as_one_short_private_line(scene: BotScene) 
     standin.assert_no_violations()
 
 
+async def test_two_starts_at_once_in_two_channels_start_one_quiz(scene: BotScene) -> None:
+    standin, alice = scene.standin, scene.alice
+    other = standin.add_channel(scene.guild.id, "quiz-2")
+    # Both interactions are on the wire before the bot handles either: the cooldown must
+    # hold alice's slot while her first start runs, not charge it only afterwards.
+    first = await standin.invoke_command(scene.guild.id, scene.channel.id, alice.id, "quiz start")
+    second = await standin.invoke_command(scene.guild.id, other.id, alice.id, "quiz start")
+    replies = [await first.wait_original_message(), await second.wait_original_message()]
+    started = [r for r in replies if "started a quiz" in r.content]
+    refused = [r for r in replies if r.content.startswith("⚠️ Slow down: try again in ")]
+    assert (len(started), len(refused)) == (1, 1), [r.content for r in replies]
+    assert await scene.scalar("SELECT count(*) FROM quiz_sessions") == 1
+    standin.assert_no_violations()
+
+
 # --- Discord's 3-second deadline --------------------------------------------------------------
 
 

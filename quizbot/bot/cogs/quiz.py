@@ -58,20 +58,20 @@ class QuizCog(commands.Cog):
         filters = QuizFilters(
             topic=topic, category=category, difficulty=difficulty, count=questions
         )
-        view = await respond_in_time(
-            interaction,
-            self.bot.app.quiz.start(
-                guild_id=interaction.guild.id,
-                guild_name=interaction.guild.name,
-                channel_id=interaction.channel_id,
-                user_id=interaction.user.id,
-                display_name=interaction.user.display_name,
-                mode=SessionMode(mode),
-                filters=filters,
-            ),
-            ephemeral=False,
-        )
-        self.bot.start_cooldown.started(interaction.user.id)
+        with self.bot.start_cooldown.starting(interaction.user.id):
+            view = await respond_in_time(
+                interaction,
+                self.bot.app.quiz.start(
+                    guild_id=interaction.guild.id,
+                    guild_name=interaction.guild.name,
+                    channel_id=interaction.channel_id,
+                    user_id=interaction.user.id,
+                    display_name=interaction.user.display_name,
+                    mode=SessionMode(mode),
+                    filters=filters,
+                ),
+                ephemeral=False,
+            )
         who = "everyone here can answer" if mode == "channel" else "solo"
         try:
             await reply(

@@ -31,19 +31,19 @@ class ReviewCog(commands.Cog):
         """Start a review quiz; the errors (nothing due, a quiz running) reach the user."""
         assert interaction.guild is not None and interaction.channel_id is not None
         self.bot.start_cooldown.check(interaction.user.id)
-        view = await respond_in_time(
-            interaction,
-            self.bot.app.review.start(
-                guild_id=interaction.guild.id,
-                guild_name=interaction.guild.name,
-                channel_id=interaction.channel_id,
-                user_id=interaction.user.id,
-                display_name=interaction.user.display_name,
-                count=questions,
-            ),
-            ephemeral=False,
-        )
-        self.bot.start_cooldown.started(interaction.user.id)
+        with self.bot.start_cooldown.starting(interaction.user.id):
+            view = await respond_in_time(
+                interaction,
+                self.bot.app.review.start(
+                    guild_id=interaction.guild.id,
+                    guild_name=interaction.guild.name,
+                    channel_id=interaction.channel_id,
+                    user_id=interaction.user.id,
+                    display_name=interaction.user.display_name,
+                    count=questions,
+                ),
+                ephemeral=False,
+            )
         try:
             await reply(
                 interaction,
