@@ -22,6 +22,7 @@ from quizbot.db import (
 from quizbot.migrations import upgrade
 from quizbot.models import Question
 from quizbot.pool_monitor import PoolMonitor
+from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import AchievementRepository
 from quizbot.resilience import CircuitBreaker
 from quizbot.services.achievements import catalogue_rows
@@ -63,6 +64,8 @@ class App:
     settings: Settings = field(default_factory=Settings)
     # The answer writer's own one-connection engine (None without group commit).
     answer_engine: AsyncEngine | None = None
+    # Own ranks of large guilds from Redis (None without REDIS_URL).
+    rank_mirror: RankMirror | None = None
     _monitor_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -80,6 +83,17 @@ class App:
             else None
         )
         cache = cache or QuizCache.from_settings(settings)
+        mirror = (
+            RankMirror(
+                cache.redis,
+                sessions,
+                min_members=settings.rank_mirror_min_members,
+                ttl_s=settings.rank_mirror_ttl_s,
+                namespace=cache.backend.namespace,
+            )
+            if cache.redis is not None
+            else None
+        )
         guild_settings = GuildSettingsService(sessions, cache, reads=reads)
         quiz = QuizService(
             sessions,
@@ -92,6 +106,7 @@ class App:
             answer_group_commit=settings.answer_group_commit,
             answer_group_commit_ms=settings.answer_group_commit_ms,
             answer_batch_max=settings.answer_batch_max,
+            rank_mirror=mirror,
         )
         return cls(
             engine=engine,
@@ -105,6 +120,7 @@ class App:
                 cache,
                 stats_single_statement=settings.stats_single_statement,
                 reads=reads,
+                rank_mirror=mirror,
             ),
             bank=QuestionBankService(sessions, cache),
             review=ReviewService(sessions, quiz, reads=reads),
@@ -116,6 +132,7 @@ class App:
             ),
             settings=settings,
             answer_engine=answer_engine,
+            rank_mirror=mirror,
         )
 
     def start_monitoring(self) -> None:
@@ -157,6 +174,8 @@ class App:
                     self._monitor_task = None
                 log.info("database pool at shutdown: %s", self.pool_monitor.status().describe())
                 self.pool_monitor.remove()
+                if self.rank_mirror is not None:
+                    await self.rank_mirror.close()  # before its Redis client goes
                 await self.cache.close()
             finally:
                 if self.answer_engine is not None:

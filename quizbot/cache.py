@@ -127,6 +127,15 @@ class QuizCache:
         wrapped: Callable[..., Awaitable[T]] = decorator(fn)
         return wrapped
 
+    @property
+    def redis(self) -> Any | None:
+        """The Redis client behind the cache (`redis.asyncio.Redis`), None in memory."""
+        return (
+            getattr(self.backend, "client", None)
+            if isinstance(self.backend, aiocache.RedisCache)
+            else None
+        )
+
     async def generation(self, kind: str, guild_id: int | None) -> int:
         """The current generation of what `kind` covers in this guild (0 when never bumped)."""
         if not self.enabled:

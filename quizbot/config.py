@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     cache_enabled: bool = True
     # Off: /stats reads each part with its own query (for comparison and rollout).
     stats_single_statement: bool = True
+    # With REDIS_URL: a guild's all-time points are mirrored in a Redis sorted set once a
+    # member ranks this deep, so own ranks there take O(log n) instead of counting the rows
+    # ahead (quizbot.rank_mirror); a mirror is rebuilt after RANK_MIRROR_TTL_S seconds.
+    rank_mirror_min_members: int = Field(default=50_000, ge=1)
+    rank_mirror_ttl_s: int = Field(default=3600, ge=60)
     # Where the embedded PostgreSQL keeps its data; default: the user data directory.
     embedded_pg_dir: str | None = None
 

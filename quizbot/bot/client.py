@@ -54,7 +54,12 @@ class QuizBot(commands.Bot):
         self.game = Game(self)
         # One quiz start (/quiz start, /review) per member every few seconds.
         self.start_cooldown = StartCooldown()
-        self.members = MemberService(app.sessionmaker, app.cache, reads=app.read_sessionmaker)
+        self.members = MemberService(
+            app.sessionmaker,
+            app.cache,
+            reads=app.read_sessionmaker,
+            rank_mirror=app.rank_mirror,
+        )
         self._resumed = False
         # Set once the quizzes that were running before this process started are resumed.
         self.quizzes_resumed = asyncio.Event()

@@ -47,6 +47,7 @@ from quizbot.cache import SCORES, QuizCache
 from quizbot.errors import NotFoundError
 from quizbot.levels import LEVEL_SQL, level_for_xp
 from quizbot.models import Difficulty, SessionMode, SessionStatus
+from quizbot.rank_mirror import RankMirror
 from quizbot.services import achievements as catalogue
 from quizbot.services.guild_settings import (
     GuildSettings,
@@ -503,11 +504,6 @@ def _runs(answers: Sequence[_Accepted]) -> list[int]:
     return runs
 
 
-def by_member_guilds(by_member: dict[tuple[int, int], list[_Accepted]]) -> set[int]:
-    """The guilds whose scores the batch changed."""
-    return {guild_id for guild_id, _user in by_member}
-
-
 class AnswerBatchWriter:
     """Writes a batch of answers in one transaction (see the module docstring)."""
 
@@ -516,10 +512,12 @@ class AnswerBatchWriter:
         sessionmaker: async_sessionmaker[AsyncSession],
         cache: QuizCache,
         settings: GuildSettingsService,
+        rank_mirror: RankMirror | None = None,
     ) -> None:
         self._sessions = sessionmaker
         self._cache = cache
         self._settings = settings
+        self._rank_mirror = rank_mirror
 
     async def write(self, items: Sequence[PendingAnswer]) -> list[Recorded | BaseException]:
         """Record `items` in one transaction; one result (or error) per item, in order."""
@@ -533,19 +531,21 @@ class AnswerBatchWriter:
             else:
                 first_of[key] = i
         firsts = list(first_of.values())
-        touched: set[int] = set()
+        totals: dict[tuple[int, int], int] = {}
         for attempt in range(1, RACE_ATTEMPTS + 1):
             try:
                 async with self._sessions() as session, session.begin():
                     accepted = await self._check(session, items, firsts, results)
                     if accepted:
-                        touched = await self._record(session, accepted, results)
+                        totals = await self._record(session, accepted, results)
                 break
             except RaceLostError:
                 # Rolled back; step 1 of the next attempt sees the stored answers.
                 if attempt == RACE_ATTEMPTS:
                     raise
-        for guild_id in sorted(touched):
+        if self._rank_mirror is not None and totals:
+            await self._rank_mirror.points_changed((g, u, p) for (g, u), p in totals.items())
+        for guild_id in sorted({g for g, _u in totals}):
             try:
                 await self._cache.invalidate(SCORES, guild_id)
             except Exception:
@@ -632,8 +632,12 @@ class AnswerBatchWriter:
         session: AsyncSession,
         accepted: list[_Accepted],
         results: list[Recorded | BaseException | None],
-    ) -> set[int]:
-        """Steps 3 and 4; fills `results` for the accepted answers."""
+    ) -> dict[tuple[int, int], int]:
+        """Steps 3 and 4; fills `results` for the accepted answers.
+
+        Returns:
+            Each member's points after the batch, by (guild_id, user_id).
+        """
         by_member: dict[tuple[int, int], list[_Accepted]] = {}
         by_user: dict[int, list[_Accepted]] = {}
         by_session: dict[int, list[_Accepted]] = {}
@@ -715,7 +719,7 @@ class AnswerBatchWriter:
                         if (user_id, guild_id, c) in awarded
                     ),
                 )
-        return set(by_member_guilds(by_member))
+        return {key: row.points for key, row in final.items()}
 
     @staticmethod
     def _replay(

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quizbot.cache import SCORES, QuizCache
 from quizbot.models import GuildMember
+from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import AchievementRepository, UserRepository
 from quizbot.services.achievements import CATALOGUE, AchievementDef
 
@@ -31,11 +32,14 @@ class MemberService:
         cache: QuizCache,
         *,
         reads: async_sessionmaker[AsyncSession] | None = None,
+        rank_mirror: RankMirror | None = None,
     ) -> None:
         self._sessions = sessionmaker
         # Read-only units of work (autocommit sessions in the app).
         self._reads = reads or sessionmaker
         self._cache = cache
+        # Points going down (a reset, a deleted user) drop the mirrors they were in.
+        self._rank_mirror = rank_mirror
 
     async def reset_leaderboard(self, guild_id: int) -> int:
         """Set every member's points in a guild back to zero (XP, levels and history stay).
@@ -55,6 +59,8 @@ class MemberService:
             )
             count = len(result.all())
         await self._cache.invalidate(SCORES, guild_id)
+        if self._rank_mirror is not None:
+            await self._rank_mirror.drop(guild_id)
         return count
 
     async def delete_user_data(self, user_id: int) -> bool:
@@ -70,6 +76,8 @@ class MemberService:
             deleted = await UserRepository(session=session).delete(user_id=user_id)
         # Their rows left every guild's boards; which guilds is no longer known.
         await self._cache.clear()
+        if self._rank_mirror is not None:
+            await self._rank_mirror.drop()
         return deleted
 
     async def achievements(self, *, guild_id: int, user_id: int) -> list[AchievementStatus]:

@@ -23,6 +23,7 @@ from quizbot.cache import QUESTIONS, SCORES, QuizCache
 from quizbot.errors import InvalidInputError, NotFoundError
 from quizbot.levels import LEVEL_SQL, level_for_xp
 from quizbot.models import Difficulty, QuestionKind, QuizSession, SessionMode, SessionStatus
+from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import (
     AchievementRepository,
     AnswerRepository,
@@ -371,6 +372,7 @@ class QuizService:
         answer_batch_max: int = 1024,
         reads: async_sessionmaker[AsyncSession] | None = None,
         answer_sessions: async_sessionmaker[AsyncSession] | None = None,
+        rank_mirror: RankMirror | None = None,
     ) -> None:
         """Args:
         sessionmaker: one session per unit of work.
@@ -388,6 +390,7 @@ class QuizService:
         answer_sessions: sessions for the group-committed answer batches (default
             `sessionmaker`; the app passes ones on a connection of their own, so that a
             batch never queues for the pool behind other work).
+        rank_mirror: told every member's new points after each commit (with Redis).
         """
         self._sessions = sessionmaker
         self._reads = reads or sessionmaker
@@ -396,7 +399,10 @@ class QuizService:
         self._cache = cache
         self.settings = settings or GuildSettingsService(sessionmaker, cache, reads=reads)
         self._rng = rng or random.Random()
-        self._writer = AnswerBatchWriter(answer_sessions or sessionmaker, cache, self.settings)
+        self._rank_mirror = rank_mirror
+        self._writer = AnswerBatchWriter(
+            answer_sessions or sessionmaker, cache, self.settings, rank_mirror
+        )
         self.answer_batcher: GroupCommitter[PendingAnswer, Recorded] | None = None
         if answer_group_commit:
             self.answer_batcher = GroupCommitter(
@@ -750,6 +756,8 @@ class QuizService:
                 session, it.user_id, ctx.guild_id, catalogue.earned(snapshot), set(ctx.held)
             )
         await self._scores_changed(ctx.guild_id)
+        if self._rank_mirror is not None:
+            await self._rank_mirror.points_changed([(ctx.guild_id, it.user_id, member.points)])
         old_level = level_for_xp(member.xp - score.xp)
         return Recorded(
             recorded=True,

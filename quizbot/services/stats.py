@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quizbot.cache import SCORES, QuizCache
 from quizbot.errors import InvalidInputError
+from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import MemberRepository, MemberStats
 from quizbot.resilience import retry_transient
 
@@ -134,6 +135,13 @@ _SOURCES: dict[tuple[bool, bool], _Source] = {
 }
 
 
+# A member's name and points on the all-time board, by key (ranked by the mirror).
+_MEMBER_POINTS = text(
+    "SELECT coalesce(display_name, '') AS name, points FROM guild_members "
+    "WHERE guild_id = :guild_id AND user_id = :me"
+)
+
+
 # Built once per source: text() parses its bind parameters with a regex on every call.
 @functools.cache
 def _page_sql(source: _Source) -> TextClause:
@@ -170,6 +178,7 @@ class StatsService:
         *,
         stats_single_statement: bool = True,
         reads: async_sessionmaker[AsyncSession] | None = None,
+        rank_mirror: RankMirror | None = None,
     ) -> None:
         """Args:
         sessionmaker: one session per read.
@@ -178,8 +187,10 @@ class StatsService:
             off, one statement per part.
         reads: sessions for these reads (default `sessionmaker`; the app passes
             autocommit ones: no BEGIN/ROLLBACK round trips).
+        rank_mirror: own ranks on the all-time board of large guilds (with Redis).
         """
         self._sessions = sessionmaker
+        self._rank_mirror = rank_mirror
         self._reads = reads or sessionmaker
         self._cache = cache
         self.stats_single_statement = stats_single_statement
@@ -288,6 +299,44 @@ class StatsService:
         return LeaderboardPage(entries, next_cursor, me, period, guild_id, topic)
 
     async def _my_entry(
+        self, guild_id: int | None, user_id: int, topic: str | None, since: dt.datetime | None
+    ) -> Entry | None:
+        from_answers = since is not None or topic is not None
+        mirror = self._rank_mirror if guild_id is not None and not from_answers else None
+        if mirror is not None and guild_id is not None and await mirror.ready(guild_id):
+            answered, entry = await self._my_mirrored_entry(mirror, guild_id, user_id)
+            if answered:
+                return entry
+        entry = await self._my_counted_entry(guild_id, user_id, topic, since)
+        if mirror is not None and guild_id is not None and entry is not None:
+            mirror.ranked(guild_id, entry.rank)  # a deep rank starts building a mirror
+        return entry
+
+    async def _my_mirrored_entry(
+        self, mirror: RankMirror, guild_id: int, user_id: int
+    ) -> tuple[bool, Entry | None]:
+        """The member's row by key and their rank from the mirror.
+
+        Returns:
+            (True, the entry or None when unranked), or (False, None) when the mirror
+            went away meanwhile (dropped or expired) and the rank must be counted.
+        """
+
+        async def read() -> Row[Any] | None:
+            async with self._reads() as session:
+                return (
+                    await session.execute(_MEMBER_POINTS, {"guild_id": guild_id, "me": user_id})
+                ).one_or_none()
+
+        row = await retry_transient(read)
+        if row is None or row.points <= 0:
+            return True, None  # unranked, as on the counted path
+        rank = await mirror.rank(guild_id, row.points)
+        if rank is None:
+            return False, None
+        return True, Entry(rank, user_id, row.name, int(row.points))
+
+    async def _my_counted_entry(
         self, guild_id: int | None, user_id: int, topic: str | None, since: dt.datetime | None
     ) -> Entry | None:
         from_answers = since is not None or topic is not None

@@ -1,0 +1,238 @@
+"""Own rank in O(log n) for large guilds: each one's points mirrored in a Redis sorted set.
+
+A member's rank on a guild's all-time board is 1 + the members with more points. In
+PostgreSQL that is an index-only count of the rows ahead: proportional to the rank, so
+36-71 ms in the middle and at the bottom of a million members. A sorted set answers
+`ZCOUNT` in O(log n), well under a millisecond.
+
+Only guilds whose board is large are mirrored (`RANK_MIRROR_MIN_MEMBERS`): when a rank
+counted in SQL comes out at least that deep, the guild's mirror is built in the
+background from one snapshot of `guild_members`. Until it is ready, and for every other
+guild, ranks are counted in SQL as before. Only with `REDIS_URL` set.
+
+Consistency. PostgreSQL stays the truth; the mirror holds each member's latest points:
+
+- after every commit that changed points (the answer writer, the one-answer path) the
+  new totals are written with `ZADD GT`, in one round trip for the whole batch, and
+  only while the guild has a mirror (a Lua script checks its state key atomically);
+- points only grow, except a leaderboard reset or a deleted user: those drop the
+  guild's mirror (or every mirror), and the next deep rank rebuilds it;
+- `GT` makes writes order-free: a late write of an older total cannot lower a newer
+  one, whether it comes from another process or from the build's snapshot (updates
+  committed during the build are applied on top of it, because the state key exists
+  from the build's start);
+- a process that dies between its commit and its write leaves those members one
+  answer behind (the next answer writes their total); the mirror expires after
+  `RANK_MIRROR_TTL_S` and is rebuilt, which bounds any drift.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+log = logging.getLogger(__name__)
+
+# Rows per ZADD while building (one pipeline round trip each).
+BUILD_CHUNK = 10_000
+# How long a guild found not mirrored is taken as such without asking Redis again.
+NOT_MIRRORED_S = 30.0
+
+# KEYS[1] the sorted set, KEYS[2] its state; ARGV score, member, score, member, ...
+# Writes only while the guild is mirrored (its state key exists: TTL -2 means missing).
+_UPDATE = """
+local ttl = redis.call('TTL', KEYS[2])
+if ttl == -2 then
+  return -1
+end
+local added = redis.call('ZADD', KEYS[1], 'GT', unpack(ARGV))
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], ttl)  -- the set never outlives its state
+end
+return added
+"""
+# KEYS[1] the state, KEYS[2] the sorted set; ARGV[1] the build's token, ARGV[2] TTL (s).
+# Marks the mirror ready only if this build still owns it (no reset dropped it meanwhile).
+_FINISH_BUILD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], 'ready', 'EX', ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS[1] the state, KEYS[2] the sorted set; ARGV[1] the build's token. A failed or
+# cancelled build gives the guild back, so the next deep rank can build it again.
+_ABANDON_BUILD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1], KEYS[2])
+end
+return 0
+"""
+
+_SNAPSHOT = text(
+    "SELECT user_id, points FROM guild_members WHERE guild_id = :guild_id AND points > 0"
+)
+
+
+class RankMirror:
+    """The sorted sets, their upkeep and the rank reads (see the module docstring)."""
+
+    def __init__(
+        self,
+        redis: Any,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        min_members: int,
+        ttl_s: int,
+        namespace: str = "quizbot",
+    ) -> None:
+        """Args:
+        redis: a `redis.asyncio.Redis` client.
+        sessionmaker: transactional sessions, for the build's snapshot.
+        min_members: mirror a guild once a member ranks at least this deep.
+        ttl_s: how long a built mirror lives before it is rebuilt.
+        namespace: the keys' prefix (the cache's, so clearing the cache clears them).
+        """
+        self._prefix = f"{namespace}:rank"
+        self._redis = redis
+        self._sessions = sessionmaker
+        self.min_members = min_members
+        self.ttl_s = ttl_s
+        self._update = redis.register_script(_UPDATE)
+        self._finish = redis.register_script(_FINISH_BUILD)
+        self._abandon = redis.register_script(_ABANDON_BUILD)
+        self._builds: dict[int, asyncio.Task[bool]] = {}
+        self._not_mirrored: dict[int, float] = {}  # guild -> until when (monotonic)
+
+    def _zset(self, guild_id: int) -> str:
+        return f"{self._prefix}:{guild_id}"
+
+    def _state(self, guild_id: int) -> str:
+        return f"{self._prefix}:{guild_id}:state"
+
+    async def ready(self, guild_id: int) -> bool:
+        """Whether the guild's mirror can answer ranks.
+
+        Most guilds are never mirrored: a "no" is remembered for `NOT_MIRRORED_S`, so
+        their ranks do not pay a Redis round trip each (a mirror built by another process
+        is used that much later).
+        """
+        now = time.monotonic()
+        if self._not_mirrored.get(guild_id, 0.0) > now:
+            return False
+        state = await self._redis.get(self._state(guild_id))
+        if state in (b"ready", "ready"):
+            return True
+        if len(self._not_mirrored) > 10_000:
+            self._not_mirrored = {g: t for g, t in self._not_mirrored.items() if t > now}
+        self._not_mirrored[guild_id] = now + NOT_MIRRORED_S
+        return False
+
+    async def rank(self, guild_id: int, points: int) -> int | None:
+        """1 + the members with more than `points`; None when the guild is not mirrored."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(self._state(guild_id))
+            pipe.zcount(self._zset(guild_id), f"({points}", "+inf")
+            state, ahead = await pipe.execute()
+        if state not in (b"ready", "ready"):
+            return None
+        return int(ahead) + 1
+
+    async def points_changed(self, totals: Iterable[tuple[int, int, int]]) -> None:
+        """Write members' new totals, (guild_id, user_id, points), after their commit.
+
+        Never raises: the points are committed, and failing the caller would report
+        stored answers as failed. A total that could not be written is written by the
+        member's next answer, and the mirror's TTL bounds the drift meanwhile.
+        """
+        by_guild: dict[int, list[Any]] = {}
+        for guild_id, user_id, points in totals:
+            by_guild.setdefault(guild_id, []).extend((points, user_id))
+        if not by_guild:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for guild_id, args in by_guild.items():
+                    await self._update(
+                        keys=[self._zset(guild_id), self._state(guild_id)], args=args, client=pipe
+                    )
+                await pipe.execute()
+        except Exception:
+            log.exception("could not update the rank mirrors of guilds %s", sorted(by_guild))
+
+    def ranked(self, guild_id: int, rank: int) -> None:
+        """Told of a rank counted in SQL: a deep one starts building the guild's mirror."""
+        if rank < self.min_members or guild_id in self._builds:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self.build(guild_id), name=f"rank-mirror-{guild_id}"
+        )
+        self._builds[guild_id] = task
+        task.add_done_callback(lambda t: self._built(guild_id, t))
+
+    def _built(self, guild_id: int, task: asyncio.Task[bool]) -> None:
+        self._builds.pop(guild_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "could not build the rank mirror of guild %s", guild_id, exc_info=task.exception()
+            )
+
+    async def build(self, guild_id: int) -> bool:
+        """Build the guild's mirror from one snapshot; False when another build owns it."""
+        token = secrets.token_hex(8)
+        # The state key exists from here on, so updates committed during the snapshot
+        # are written too (ZADD GT merges them with it).
+        if not await self._redis.set(self._state(guild_id), token, nx=True, ex=self.ttl_s):
+            return False
+        keys = [self._state(guild_id), self._zset(guild_id)]
+        try:
+            await self._redis.delete(self._zset(guild_id))  # a stale set from an expired mirror
+            rows = 0
+            async with self._sessions() as session, session.begin():
+                result = await session.stream(_SNAPSHOT, {"guild_id": guild_id})
+                async for chunk in result.partitions(BUILD_CHUNK):
+                    mapping = {str(user_id): points for user_id, points in chunk}
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        pipe.zadd(self._zset(guild_id), mapping, gt=True)
+                        pipe.expire(self._zset(guild_id), self.ttl_s)
+                        await pipe.execute()
+                    rows += len(mapping)
+            done = bool(await self._finish(keys=keys, args=[token, self.ttl_s]))
+        except BaseException:
+            await asyncio.shield(self._abandon(keys=keys, args=[token]))
+            raise
+        self._not_mirrored.pop(guild_id, None)
+        # Not done: dropped while building (a reset). The set is left to expire; with no
+        # state key it is never read, and the next build starts by deleting it.
+        log.info(
+            "rank mirror of guild %s: %d members%s", guild_id, rows, "" if done else " (dropped)"
+        )
+        return done
+
+    async def drop(self, guild_id: int | None = None) -> None:
+        """Forget one guild's mirror (points went down), or every mirror (None)."""
+        if guild_id is not None:
+            await self._redis.delete(self._state(guild_id), self._zset(guild_id))
+            return
+        keys = [k async for k in self._redis.scan_iter(match=f"{self._prefix}:*", count=1000)]
+        if keys:
+            await self._redis.delete(*keys)
+
+    async def wait_for_builds(self) -> None:
+        """Wait for the builds under way (tests; a build's failure is logged, not raised)."""
+        await asyncio.gather(*self._builds.values(), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop builds under way (each gives its guild back, see `build`)."""
+        for task in list(self._builds.values()):
+            task.cancel()
+        await self.wait_for_builds()

@@ -1,0 +1,187 @@
+"""Own rank from the Redis mirror: the same answer as counting in SQL, kept up by writes,
+dropped when points go down."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from quizbot.cache import QuizCache
+from quizbot.observability import count_statements
+from quizbot.rank_mirror import RankMirror
+from quizbot.repositories import AchievementRepository
+from quizbot.services.achievements import catalogue_rows
+from quizbot.services.members import MemberService
+from quizbot.services.quiz import QuizFilters, QuizService
+from quizbot.services.stats import StatsService
+from tests.factories import GuildFactory, GuildMemberFactory, QuestionFactory, UserFactory
+
+POINTS = [50, 80, 50, 50, 10, 0, 30, 80, 5, 50]
+FIRST_USER = 7_100_000_000_000_000
+
+
+@pytest.fixture
+async def guild(session: AsyncSession) -> int:
+    g = GuildFactory()
+    for i, points in enumerate(POINTS):
+        user = UserFactory(user_id=FIRST_USER + i, name=f"u{i}", points=points)
+        GuildMemberFactory(guild=g, user=user, points=points, display_name=f"m{i}")
+    await session.commit()
+    return g.guild_id
+
+
+@pytest.fixture
+async def mirror(
+    redis_cache: QuizCache, sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[RankMirror]:
+    m = RankMirror(
+        redis_cache.redis,
+        sessionmaker,
+        min_members=3,
+        ttl_s=600,
+        namespace=redis_cache.backend.namespace,
+    )
+    yield m
+    await m.close()
+
+
+async def _own_ranks(stats: StatsService, guild_id: int) -> list[tuple[int, int] | None]:
+    ranks = []
+    for i in range(len(POINTS)):
+        page = await stats.leaderboard(guild_id=guild_id, caller_id=FIRST_USER + i)
+        ranks.append(None if page.me is None else (page.me.rank, page.me.points))
+    return ranks
+
+
+async def test_mirrored_ranks_equal_counted_ranks_and_skip_the_count(
+    guild: int,
+    mirror: RankMirror,
+    redis_cache: QuizCache,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    connection: AsyncConnection,
+) -> None:
+    counted = await _own_ranks(StatsService(sessionmaker, redis_cache), guild)
+    # Competition ranking, ties share a rank, no points: unranked.
+    assert counted[:6] == [(3, 50), (1, 80), (3, 50), (3, 50), (8, 10), None]
+    assert await mirror.build(guild)
+    assert await mirror.ready(guild)
+    mirrored_stats = StatsService(sessionmaker, redis_cache, rank_mirror=mirror)
+    with count_statements(connection) as statements:
+        mirrored = await _own_ranks(mirrored_stats, guild)
+    assert mirrored == counted
+    # The rank came from Redis: no statement counted the rows ahead.
+    assert statements.count > 0
+    assert not any("count(*)" in sql for sql in statements.statements)
+
+
+async def test_writes_keep_it_current_and_a_late_lower_total_changes_nothing(
+    guild: int, mirror: RankMirror
+) -> None:
+    assert await mirror.build(guild)
+    climber = FIRST_USER + 4  # 10 points, 8th
+    await mirror.points_changed([(guild, climber, 90)])
+    assert await mirror.rank(guild, 90) == 1
+    # An older total arriving late (another process, a slow write) cannot lower it.
+    await mirror.points_changed([(guild, climber, 40)])
+    assert await mirror.rank(guild, 80) == 2  # the climber is still ahead of the 80s
+
+
+async def test_guilds_without_a_mirror_are_not_written(
+    guild: int, mirror: RankMirror, redis_cache: QuizCache
+) -> None:
+    await mirror.points_changed([(guild, FIRST_USER, 500)])
+    assert redis_cache.redis is not None
+    assert await redis_cache.redis.exists(mirror._zset(guild)) == 0
+    assert await mirror.rank(guild, 500) is None
+    assert not await mirror.ready(guild)
+
+
+async def test_a_deep_counted_rank_builds_the_mirror_in_the_background(
+    guild: int,
+    mirror: RankMirror,
+    redis_cache: QuizCache,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    stats = StatsService(sessionmaker, redis_cache, rank_mirror=mirror)
+    top = await stats.leaderboard(guild_id=guild, caller_id=FIRST_USER + 1)
+    assert top.me is not None and top.me.rank == 1  # shallower than min_members: no build
+    await mirror.wait_for_builds()
+    assert await redis_cache.redis.get(mirror._state(guild)) is None  # type: ignore[union-attr]
+    deep = await stats.leaderboard(guild_id=guild, caller_id=FIRST_USER + 8)
+    assert deep.me is not None and deep.me.rank == 9
+    await mirror.wait_for_builds()
+    assert await redis_cache.redis.get(mirror._state(guild)) == b"ready"  # type: ignore[union-attr]
+    assert await mirror.rank(guild, 5) == 9
+
+
+async def test_a_reset_drops_the_mirror_and_ranks_are_counted_again(
+    guild: int,
+    mirror: RankMirror,
+    redis_cache: QuizCache,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    assert await mirror.build(guild)
+    members = MemberService(sessionmaker, redis_cache, rank_mirror=mirror)
+    await members.reset_leaderboard(guild)
+    assert await mirror.rank(guild, 0) is None
+    stats = StatsService(sessionmaker, redis_cache, rank_mirror=mirror)
+    page = await stats.leaderboard(guild_id=guild, caller_id=FIRST_USER + 1)
+    assert page.me is None  # no points any more: unranked, not a stale rank 1
+
+
+async def test_a_second_build_of_the_same_guild_does_not_start(
+    guild: int, mirror: RankMirror
+) -> None:
+    assert await mirror.build(guild)
+    assert not await mirror.build(guild)  # ready: owned until it expires or is dropped
+
+
+async def test_answers_written_in_batches_update_the_mirror(
+    guild: int,
+    mirror: RankMirror,
+    redis_cache: QuizCache,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await AchievementRepository(session=session).sync_catalogue(catalogue_rows())
+    for i in range(3):
+        QuestionFactory(topic="Mirror", category="c", prompt=f"Mirror {i}?")
+    await session.commit()
+    assert await mirror.build(guild)
+    quiz = QuizService(
+        sessionmaker,
+        redis_cache,
+        rng=random.Random(1),
+        answer_group_commit_ms=1,
+        rank_mirror=mirror,
+    )
+    player = FIRST_USER + 5  # 0 points: not in the mirror yet
+    view = await quiz.start(
+        guild_id=guild,
+        guild_name="g",
+        channel_id=7_100_000_000_000_900,
+        user_id=player,
+        display_name="m5",
+        filters=QuizFilters(topic="Mirror"),
+    )
+    question = await quiz.question(view.question_id)
+    outcome = await quiz.answer(
+        session_id=view.session_id,
+        question_id=view.question_id,
+        user_id=player,
+        display_name="m5",
+        given=question.answer,
+    )
+    await quiz.close()
+    assert outcome.recorded and outcome.points > 0
+    stored = await session.scalar(
+        text("SELECT points FROM guild_members WHERE guild_id = :g AND user_id = :u"),
+        {"g": guild, "u": player},
+    )
+    assert stored == outcome.total_points
+    score = await redis_cache.redis.zscore(mirror._zset(guild), str(player))  # type: ignore[union-attr]
+    assert score == stored
