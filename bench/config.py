@@ -88,6 +88,8 @@ class BenchConfig:
     # Players of the no-think-time stage after the ramp (sustained answer rate); 0: none.
     flood_players: int = 1000
     explain: bool = True
+    # Redis for the rank mirror's measurement (the load runs keep the in-process cache).
+    redis_url: str | None = "redis://127.0.0.1:6379/0"
     extra: dict[str, str] = field(default_factory=dict)
 
     def with_overrides(

@@ -8,8 +8,11 @@ variant's database with the hot indexes and on a copy without them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,3 +166,100 @@ def compare(indexed: dict[str, Any], unindexed: dict[str, Any]) -> list[dict[str
             }
         )
     return rows
+
+
+# The member at each position of the first guild's all-time board (bench-only OFFSET).
+_AT_POSITION = text(
+    "SELECT user_id FROM guild_members WHERE guild_id = :guild_id AND points > 0 "
+    "ORDER BY points DESC, user_id OFFSET :k LIMIT 1"
+)
+_RANKED = text("SELECT count(*) FROM guild_members WHERE guild_id = :guild_id AND points > 0")
+
+
+async def _timed(call: Callable[[], Awaitable[Any]], repeats: int) -> tuple[Any, dict[str, float]]:
+    result = await call()  # warm-up
+    times: list[float] = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        result = await call()
+        times.append((time.perf_counter() - began) * 1000)
+    return result, {"median_ms": percentile(times, 50), "p95_ms": percentile(times, 95)}
+
+
+async def own_rank(url: str, scale: Scale, repeats: int, redis_url: str | None) -> dict[str, Any]:
+    """/leaderboard's own rank at the top, middle and bottom of the first guild's board.
+
+    Counted in SQL (quizbot without a mirror), and from the Redis rank mirror (quizbot
+    with REDIS_URL once the guild is mirrored) when a Redis answers at `redis_url`. Both
+    go through `StatsService.leaderboard` with the page already cached, so what is timed
+    is the own-rank part; the two must agree on every rank.
+    """
+    import redis.asyncio
+    import redis.exceptions
+
+    from quizbot.cache import QuizCache
+    from quizbot.db import create_read_sessionmaker, create_sessionmaker
+    from quizbot.rank_mirror import RankMirror
+    from quizbot.services.stats import StatsService
+
+    guild = GUILD_BASE + 1
+    settings = Settings(_env_file=None, database_url=url, redis_url=None)  # type: ignore[call-arg]
+    engine = create_async_engine(
+        url, pool_size=2, max_overflow=0, connect_args=connect_args(settings)
+    )
+    sessions, reads = create_sessionmaker(engine), create_read_sessionmaker(engine)
+    out: dict[str, Any] = {"guild_members": 0, "positions": {}, "mirror": None, "notes": []}
+    client = None
+    try:
+        async with engine.connect() as conn:
+            ranked = (await conn.execute(_RANKED, {"guild_id": guild})).scalar_one()
+            out["guild_members"] = ranked
+            members = {}
+            for label, k in (("top", 0), ("middle", ranked // 2), ("bottom", max(0, ranked - 1))):
+                user = (await conn.execute(_AT_POSITION, {"guild_id": guild, "k": k})).scalar()
+                if user is not None:
+                    members[label] = user
+        counted = StatsService(sessions, QuizCache(QuizCache.memory_backend()), reads=reads)
+        for label, user in members.items():
+            page, timing = await _timed(
+                functools.partial(counted.leaderboard, guild_id=guild, caller_id=user), repeats
+            )
+            out["positions"][label] = {"user_id": user, "rank": page.me.rank, "counted": timing}
+        if redis_url is None:
+            out["notes"].append("no Redis given: the rank mirror was not measured")
+            return out
+        client = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            await client.ping()
+        except (redis.exceptions.ConnectionError, OSError) as exc:
+            out["notes"].append(f"no Redis at {redis_url} ({exc}): the mirror was not measured")
+            return out
+        mirror = RankMirror(
+            client,
+            sessions,
+            min_members=1,
+            ttl_s=3600,
+            namespace=f"quizbot-bench-{uuid.uuid4().hex[:8]}",
+        )
+        began = time.perf_counter()
+        built = await mirror.build(guild)
+        out["mirror"] = {"build_s": time.perf_counter() - began, "built": built}
+        mirrored = StatsService(
+            sessions, QuizCache(QuizCache.memory_backend()), reads=reads, rank_mirror=mirror
+        )
+        try:
+            for label, user in members.items():
+                page, timing = await _timed(
+                    functools.partial(mirrored.leaderboard, guild_id=guild, caller_id=user),
+                    repeats,
+                )
+                position = out["positions"][label]
+                position["mirrored"] = timing
+                position["agree"] = page.me is not None and page.me.rank == position["rank"]
+        finally:
+            await mirror.drop()
+    finally:
+        if client is not None:
+            await client.aclose()
+        await engine.dispose()
+    return out

@@ -279,7 +279,10 @@ class Runner:
             unindexed = self._loop(queries.measure(unindexed_url, cfg.scale, repeats))
         finally:
             self._drop(unindexed_url)
+        _say(self.console, "own rank at the top, middle and bottom: counted, and mirrored")
+        own = self._loop(queries.own_rank(base, cfg.scale, max(repeats, 10), cfg.redis_url))
         return {
+            "own_rank": own,
             "scale": cfg.scale.name,
             "repeats": repeats,
             "indexed": indexed,

@@ -308,6 +308,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         variants=variants,
         out_dir=Path(args.out),
         server_url=args.server,
+        redis_url=args.redis or settings.redis_url or "redis://127.0.0.1:6379/0",
         keep_databases=args.keep,
         progress=not args.no_progress,
         seed=args.seed,
@@ -414,6 +415,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     bench_p.add_argument("--out", default="bench/results", help="report directory")
     bench_p.add_argument(
         "--server", help="PostgreSQL URL to create databases on (default: DATABASE_URL or local)"
+    )
+    bench_p.add_argument(
+        "--redis",
+        help="Redis for measuring the rank mirror (default: REDIS_URL, else 127.0.0.1:6379); "
+        "skipped with a note when none answers",
     )
     ablation = bench_p.add_mutually_exclusive_group()
     ablation.add_argument(

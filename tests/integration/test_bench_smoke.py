@@ -8,6 +8,7 @@ exist, and the statement counts are what the code paths imply.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ pytest.importorskip("matplotlib")
 
 from bench import runner
 from bench.config import SCALES, BenchConfig
-from tests.database import server_url
+from tests.database import IN_CI, server_url
+
+REDIS_URL = os.environ.get("QUIZBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +34,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, Any]
         server_url=server_url(),
         progress=False,
         pgbench_seconds=1,
+        redis_url=REDIS_URL,
     )
     status = runner.run(config, command="pytest smoke")
     results = json.loads((out / "bench-smoke.json").read_text())
@@ -81,6 +85,22 @@ def test_smoke_run_writes_reports(smoke: tuple[int, dict[str, Any], Path]) -> No
     assert results["claims"], "the claims table is computed"
     assert results["hot_queries"]["comparison"]
     assert results["pgbench"] is not None
+
+
+def test_smoke_own_rank_from_the_mirror_agrees_with_the_count(
+    smoke: tuple[int, dict[str, Any], Path],
+) -> None:
+    _, results, out = smoke
+    own = results["hot_queries"]["own_rank"]
+    assert set(own["positions"]) == {"top", "middle", "bottom"}
+    ranks = [own["positions"][p]["rank"] for p in ("top", "middle", "bottom")]
+    assert ranks[0] == 1 and ranks[0] <= ranks[1] <= ranks[2]
+    if own["mirror"] is None:  # no Redis: allowed on a developer's machine only
+        assert not IN_CI, own["notes"]
+        return
+    assert own["mirror"]["built"]
+    assert all(p["agree"] for p in own["positions"].values())
+    assert "## Own rank wherever the member stands" in (out / "bench-smoke.md").read_text()
 
 
 def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]) -> None:
