@@ -187,12 +187,13 @@ async def _timed(call: Callable[[], Awaitable[Any]], repeats: int) -> tuple[Any,
 
 
 async def own_rank(url: str, scale: Scale, repeats: int, redis_url: str | None) -> dict[str, Any]:
-    """/leaderboard's own rank at the top, middle and bottom of the first guild's board.
+    """/leaderboard's own rank and /stats at the top, middle and bottom of the first guild.
 
     Counted in SQL (quizbot without a mirror), and from the Redis rank mirror (quizbot
-    with REDIS_URL once the guild is mirrored) when a Redis answers at `redis_url`. Both
-    go through `StatsService.leaderboard` with the page already cached, so what is timed
-    is the own-rank part; the two must agree on every rank.
+    with REDIS_URL once the guild is mirrored) when a Redis answers at `redis_url`. The
+    leaderboard goes through `StatsService.leaderboard` with its page already cached, so
+    what is timed is the own-rank part; /stats is timed uncached. Counted and mirrored
+    must agree on every rank.
     """
     import redis.asyncio
     import redis.exceptions
@@ -220,11 +221,23 @@ async def own_rank(url: str, scale: Scale, repeats: int, redis_url: str | None) 
                 if user is not None:
                     members[label] = user
         counted = StatsService(sessions, QuizCache(QuizCache.memory_backend()), reads=reads)
+        # /stats holds the same rank and the board's size; timed uncached.
+        uncached = QuizCache(QuizCache.memory_backend(), enabled=False)
+        counted_stats = StatsService(sessions, uncached, reads=reads)
         for label, user in members.items():
             page, timing = await _timed(
                 functools.partial(counted.leaderboard, guild_id=guild, caller_id=user), repeats
             )
-            out["positions"][label] = {"user_id": user, "rank": page.me.rank, "counted": timing}
+            _, stats_timing = await _timed(
+                functools.partial(counted_stats.member_stats, guild_id=guild, user_id=user),
+                repeats,
+            )
+            out["positions"][label] = {
+                "user_id": user,
+                "rank": page.me.rank,
+                "counted": timing,
+                "stats_counted": stats_timing,
+            }
         if redis_url is None:
             out["notes"].append("no Redis given: the rank mirror was not measured")
             return out
@@ -247,15 +260,25 @@ async def own_rank(url: str, scale: Scale, repeats: int, redis_url: str | None) 
         mirrored = StatsService(
             sessions, QuizCache(QuizCache.memory_backend()), reads=reads, rank_mirror=mirror
         )
+        mirrored_stats = StatsService(sessions, uncached, reads=reads, rank_mirror=mirror)
         try:
             for label, user in members.items():
                 page, timing = await _timed(
                     functools.partial(mirrored.leaderboard, guild_id=guild, caller_id=user),
                     repeats,
                 )
+                stats, stats_timing = await _timed(
+                    functools.partial(mirrored_stats.member_stats, guild_id=guild, user_id=user),
+                    repeats,
+                )
                 position = out["positions"][label]
                 position["mirrored"] = timing
-                position["agree"] = page.me is not None and page.me.rank == position["rank"]
+                position["stats_mirrored"] = stats_timing
+                position["agree"] = (
+                    page.me is not None
+                    and page.me.rank == position["rank"]
+                    and stats.rank == position["rank"]
+                )
         finally:
             await mirror.drop()
     finally:

@@ -766,9 +766,10 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             out.append(
                 f"`/leaderboard` for members at the top, middle and bottom of a guild of "
                 f"{own['guild_members']:,} ranked members, with its page already cached: "
-                "the own-rank part. *Counted*: quizbot without a mirror (an index-only count "
-                "of the rows ahead). *Mirror*: quizbot with `REDIS_URL` once the guild is "
-                "mirrored (the member's row by key, then `ZCOUNT`)."
+                "the own-rank part; and `/stats` (uncached), which holds the same rank and the "
+                "board's size. *Counted*: quizbot without a mirror (index-only counts of the "
+                "rows ahead and of the board). *Mirror*: quizbot with `REDIS_URL` once the "
+                "guild is mirrored (the member's row by key, then `ZCOUNT`)."
                 + (
                     f" Building the mirror took {own['mirror']['build_s']:.1f} s."
                     if own.get("mirror")
@@ -781,20 +782,22 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                     [
                         "position",
                         "rank",
-                        "counted median ms",
-                        "counted p95 ms",
-                        "mirror median ms",
-                        "mirror p95 ms",
+                        "own rank p50 / p95 ms, counted",
+                        "own rank p50 / p95 ms, mirror",
+                        "/stats p50 / p95 ms, counted",
+                        "/stats p50 / p95 ms, mirror",
                         "same rank",
                     ],
                     [
                         [
                             label,
                             f"{p['rank']:,}",
-                            _fmt(p["counted"]["median_ms"], 2),
-                            _fmt(p["counted"]["p95_ms"], 2),
-                            _fmt(p["mirrored"]["median_ms"], 2) if "mirrored" in p else "–",
-                            _fmt(p["mirrored"]["p95_ms"], 2) if "mirrored" in p else "–",
+                            *(
+                                f"{_fmt(p[k]['median_ms'], 2)} / {_fmt(p[k]['p95_ms'], 2)}"
+                                if k in p
+                                else "–"
+                                for k in ("counted", "mirrored", "stats_counted", "stats_mirrored")
+                            ),
                             ("yes" if p["agree"] else "**no**") if "agree" in p else "–",
                         ]
                         for label, p in own["positions"].items()

@@ -147,6 +147,20 @@ class RankMirror:
             return None
         return int(ahead) + 1
 
+    async def standing(self, guild_id: int, points: int) -> tuple[int | None, int] | None:
+        """(rank, ranked members) on the guild's board for `points`; None when not mirrored.
+
+        The rank is None for a member without points, as in SQL (they are not ranked).
+        """
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(self._state(guild_id))
+            pipe.zcount(self._zset(guild_id), f"({points}", "+inf")
+            pipe.zcount(self._zset(guild_id), "(0", "+inf")
+            state, ahead, members = await pipe.execute()
+        if state not in (b"ready", "ready"):
+            return None
+        return (int(ahead) + 1 if points > 0 else None), int(members)
+
     async def points_changed(self, totals: Iterable[tuple[int, int, int]]) -> None:
         """Write members' new totals, (guild_id, user_id, points), after their commit.
 

@@ -169,22 +169,16 @@ _BATCH_AWARD = text(
 
 # Stats in one statement. Every part that may be empty is a scalar sub-select or a
 # LEFT JOIN, so a brand-new member still gets one row (the plan's CROSS JOIN on
-# recent achievements returned none).
-_STATS = text(
-    """
+# recent achievements returned none). {rank} and {members} are the two counts over the
+# guild's board; where a rank mirror answers them (quizbot.rank_mirror) they are NULL.
+_STATS_SQL = """
     SELECT
         gm.user_id IS NOT NULL AS is_member,
         gm.display_name, gm.points, gm.xp, gm.level, gm.answered, gm.correct,
         gm.quizzes_taken, gm.answer_streak, gm.best_streak, gm.daily_streak,
         gm.best_daily_streak,
-        -- The same rank and population as the leaderboard's: competition ranking (equal
-        -- points, equal rank) among the members who have points.
-        CASE WHEN gm.user_id IS NULL OR gm.points <= 0 THEN NULL ELSE (
-            SELECT count(*) + 1 FROM guild_members o
-            WHERE o.guild_id = k.guild_id AND o.points > gm.points
-        ) END AS rank,
-        (SELECT count(*) FROM guild_members o
-         WHERE o.guild_id = k.guild_id AND o.points > 0) AS members,
+        {rank} AS rank,
+        {members} AS members,
         coalesce(u.points, 0) AS global_points,
         coalesce(u.level, 1) AS global_level,
         (SELECT coalesce(json_agg(t ORDER BY t.answered DESC, t.topic), '[]'::json) FROM (
@@ -202,6 +196,20 @@ _STATS = text(
     LEFT JOIN guild_members gm ON gm.guild_id = k.guild_id AND gm.user_id = k.user_id
     LEFT JOIN users u ON u.user_id = k.user_id
     """
+_STATS = text(
+    _STATS_SQL.format(
+        # The same rank and population as the leaderboard's: competition ranking (equal
+        # points, equal rank) among the members who have points.
+        rank="""CASE WHEN gm.user_id IS NULL OR gm.points <= 0 THEN NULL ELSE (
+            SELECT count(*) + 1 FROM guild_members o
+            WHERE o.guild_id = k.guild_id AND o.points > gm.points
+        ) END""",
+        members="""(SELECT count(*) FROM guild_members o
+         WHERE o.guild_id = k.guild_id AND o.points > 0)""",
+    )
+)
+_STATS_UNRANKED = text(
+    _STATS_SQL.format(rank="CAST(NULL AS bigint)", members="CAST(NULL AS bigint)")
 )
 
 
@@ -307,11 +315,19 @@ class MemberRepository(Repository[GuildMember]):
         result = await self.session.execute(_BATCH_AWARD, params)
         return int(result.one().members)
 
-    async def stats(self, *, guild_id: int, user_id: int, recent: int = 5) -> MemberStats:
-        """A member's comprehensive stats in one statement; zeros for a stranger."""
+    async def stats(
+        self, *, guild_id: int, user_id: int, recent: int = 5, counts: bool = True
+    ) -> MemberStats:
+        """A member's comprehensive stats in one statement; zeros for a stranger.
+
+        `counts=False` leaves out the rank and the board's size (None in the result):
+        counting a large guild's board is the statement's slowest part, and a rank
+        mirror can answer both instead.
+        """
+        statement = _STATS if counts else _STATS_UNRANKED
         row = (
             await self.session.execute(
-                _STATS, {"guild_id": guild_id, "user_id": user_id, "recent": recent}
+                statement, {"guild_id": guild_id, "user_id": user_id, "recent": recent}
             )
         ).one()
         return MemberStats(
@@ -330,7 +346,7 @@ class MemberRepository(Repository[GuildMember]):
             daily_streak=row.daily_streak or 0,
             best_daily_streak=row.best_daily_streak or 0,
             rank=row.rank,
-            members=row.members,
+            members=row.members or 0,  # counts=False: the caller fills it in
             global_points=row.global_points,
             global_level=row.global_level,
             topics=[TopicStat(t["topic"], t["answered"], t["correct"]) for t in row.topics],

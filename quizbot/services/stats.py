@@ -7,6 +7,7 @@ competition ranks (1, 2, 2, 4). Display names are stored, never looked up in Dis
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import functools
@@ -198,11 +199,26 @@ class StatsService:
         self._cached_page = cache.memoize("board", self._load_page, ttl=60)
 
     async def _load_stats(self, guild_id: int, user_id: int, _gen: int) -> MemberStats:
+        mirror = self._rank_mirror
+        if mirror is not None and self.stats_single_statement and await mirror.ready(guild_id):
+            # A mirrored guild's rank and board size come from Redis, not two counts.
+            stats = await self._read_stats(guild_id, user_id, counts=False)
+            standing = await mirror.standing(guild_id, stats.points)
+            if standing is not None:
+                rank, members = standing
+                return dataclasses.replace(stats, rank=rank, members=members)
+            # Dropped or expired meanwhile: count after all.
+        stats = await self._read_stats(guild_id, user_id, counts=True)
+        if mirror is not None and stats.rank is not None:
+            mirror.ranked(guild_id, stats.rank)  # a deep rank starts building a mirror
+        return stats
+
+    async def _read_stats(self, guild_id: int, user_id: int, *, counts: bool) -> MemberStats:
         async def load() -> MemberStats:
             async with self._reads() as session:
                 repo = MemberRepository(session=session)
                 if self.stats_single_statement:
-                    return await repo.stats(guild_id=guild_id, user_id=user_id)
+                    return await repo.stats(guild_id=guild_id, user_id=user_id, counts=counts)
                 return await repo.stats_by_parts(guild_id=guild_id, user_id=user_id)
 
         return await retry_transient(load)

@@ -185,3 +185,30 @@ async def test_answers_written_in_batches_update_the_mirror(
     assert stored == outcome.total_points
     score = await redis_cache.redis.zscore(mirror._zset(guild), str(player))  # type: ignore[union-attr]
     assert score == stored
+
+
+async def test_stats_of_a_mirrored_guild_take_rank_and_size_from_the_mirror(
+    guild: int,
+    mirror: RankMirror,
+    redis_cache: QuizCache,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    connection: AsyncConnection,
+) -> None:
+    counted = [
+        await StatsService(sessionmaker, redis_cache).member_stats(
+            guild_id=guild, user_id=FIRST_USER + i
+        )
+        for i in range(len(POINTS))
+    ]
+    await redis_cache.clear()
+    assert await mirror.build(guild)
+    stats = StatsService(sessionmaker, redis_cache, rank_mirror=mirror)
+    with count_statements(connection) as statements:
+        mirrored = [
+            await stats.member_stats(guild_id=guild, user_id=FIRST_USER + i)
+            for i in range(len(POINTS))
+        ]
+    assert mirrored == counted
+    assert [s.rank for s in mirrored][:6] == [3, 1, 3, 3, 8, None]
+    assert {s.members for s in mirrored} == {9}
+    assert not any("count(*) + 1" in sql for sql in statements.statements)
