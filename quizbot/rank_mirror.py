@@ -45,18 +45,28 @@ BUILD_CHUNK = 10_000
 # How long a guild found not mirrored is taken as such without asking Redis again.
 NOT_MIRRORED_S = 30.0
 
-# KEYS[1] the sorted set, KEYS[2] its state; ARGV score, member, score, member, ...
-# Writes only while the guild is mirrored (its state key exists: TTL -2 means missing).
+# One call for a whole batch: KEYS are (sorted set, state) pairs, one pair per guild;
+# ARGV holds, per guild in the same order, the count n of the values that follow, then n
+# values (score, member, score, member, ...). A guild is written only while it is
+# mirrored (its state key exists: TTL -2 means missing), in chunks that stay within
+# Lua's unpack limit, and its set never outlives its state.
 _UPDATE = """
-local ttl = redis.call('TTL', KEYS[2])
-if ttl == -2 then
-  return -1
+local at = 1
+for k = 1, #KEYS, 2 do
+  local n = tonumber(ARGV[at])
+  local ttl = redis.call('TTL', KEYS[k + 1])
+  if ttl ~= -2 then
+    for first = at + 1, at + n, 2000 do
+      local last = math.min(first + 1999, at + n)
+      redis.call('ZADD', KEYS[k], 'GT', unpack(ARGV, first, last))
+    end
+    if ttl > 0 then
+      redis.call('EXPIRE', KEYS[k], ttl)
+    end
+  end
+  at = at + n + 1
 end
-local added = redis.call('ZADD', KEYS[1], 'GT', unpack(ARGV))
-if ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], ttl)  -- the set never outlives its state
-end
-return added
+return 0
 """
 # KEYS[1] the state, KEYS[2] the sorted set; ARGV[1] the build's token, ARGV[2] TTL (s).
 # Marks the mirror ready only if this build still owns it (no reset dropped it meanwhile).
@@ -173,13 +183,13 @@ class RankMirror:
             by_guild.setdefault(guild_id, []).extend((points, user_id))
         if not by_guild:
             return
+        keys: list[str] = []
+        args: list[Any] = []
+        for guild_id, values in by_guild.items():
+            keys += [self._zset(guild_id), self._state(guild_id)]
+            args += [len(values), *values]
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for guild_id, args in by_guild.items():
-                    await self._update(
-                        keys=[self._zset(guild_id), self._state(guild_id)], args=args, client=pipe
-                    )
-                await pipe.execute()
+            await self._update(keys=keys, args=args)  # one round trip (EVALSHA)
         except Exception:
             log.exception("could not update the rank mirrors of guilds %s", sorted(by_guild))
 

@@ -212,3 +212,25 @@ async def test_stats_of_a_mirrored_guild_take_rank_and_size_from_the_mirror(
     assert [s.rank for s in mirrored][:6] == [3, 1, 3, 3, 8, None]
     assert {s.members for s in mirrored} == {9}
     assert not any("count(*) + 1" in sql for sql in statements.statements)
+
+
+async def test_one_call_writes_several_guilds_and_large_batches(
+    guild: int, mirror: RankMirror, redis_cache: QuizCache, session: AsyncSession
+) -> None:
+    other = GuildFactory()
+    GuildMemberFactory(guild=other, user=UserFactory(user_id=FIRST_USER + 99), points=7)
+    unmirrored = GuildFactory()
+    await session.commit()
+    assert await mirror.build(guild)
+    assert await mirror.build(other.guild_id)
+    newcomers = [(guild, FIRST_USER + 1000 + i, 1 + i % 40) for i in range(1500)]
+    await mirror.points_changed(
+        [*newcomers, (other.guild_id, FIRST_USER + 99, 9), (unmirrored.guild_id, 1, 5)]
+    )
+    redis = redis_cache.redis
+    assert redis is not None
+    # 1,500 members are 3,000 values: more than one ZADD inside the script.
+    assert await redis.zcard(mirror._zset(guild)) == len(POINTS) - 1 + 1500
+    assert await redis.zscore(mirror._zset(other.guild_id), str(FIRST_USER + 99)) == 9
+    assert await redis.exists(mirror._zset(unmirrored.guild_id)) == 0
+    assert await redis.ttl(mirror._zset(guild)) > 0
