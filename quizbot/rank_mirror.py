@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 # Rows per ZADD while building (one pipeline round trip each).
 BUILD_CHUNK = 10_000
-# How long a guild found not mirrored is taken as such without asking Redis again.
+# How long a guild found not mirrored is taken as such without asking Redis again, and
+# how long after a failed build the next one may start.
 NOT_MIRRORED_S = 30.0
 
 # One call for a whole batch: KEYS are (sorted set, state) pairs, one pair per guild;
@@ -122,6 +123,7 @@ class RankMirror:
         self._abandon = redis.register_script(_ABANDON_BUILD)
         self._builds: dict[int, asyncio.Task[bool]] = {}
         self._not_mirrored: dict[int, float] = {}  # guild -> until when (monotonic)
+        self._failed_until: dict[int, float] = {}  # guild -> no new build before (monotonic)
 
     def _zset(self, guild_id: int) -> str:
         return f"{self._prefix}:{guild_id}"
@@ -197,6 +199,8 @@ class RankMirror:
         """Told of a rank counted in SQL: a deep one starts building the guild's mirror."""
         if rank < self.min_members or guild_id in self._builds:
             return
+        if self._failed_until.get(guild_id, 0.0) > time.monotonic():
+            return  # the last build failed (Redis away?): not one attempt per request
         task = asyncio.get_running_loop().create_task(
             self.build(guild_id), name=f"rank-mirror-{guild_id}"
         )
@@ -206,6 +210,7 @@ class RankMirror:
     def _built(self, guild_id: int, task: asyncio.Task[bool]) -> None:
         self._builds.pop(guild_id, None)
         if not task.cancelled() and task.exception() is not None:
+            self._failed_until[guild_id] = time.monotonic() + NOT_MIRRORED_S
             log.error(
                 "could not build the rank mirror of guild %s", guild_id, exc_info=task.exception()
             )

@@ -234,3 +234,25 @@ async def test_one_call_writes_several_guilds_and_large_batches(
     assert await redis.zscore(mirror._zset(other.guild_id), str(FIRST_USER + 99)) == 9
     assert await redis.exists(mirror._zset(unmirrored.guild_id)) == 0
     assert await redis.ttl(mirror._zset(guild)) > 0
+
+
+async def test_a_failed_build_gives_the_guild_back_and_is_not_retried_at_once(
+    guild: int, redis_cache: QuizCache
+) -> None:
+    def broken() -> AsyncSession:
+        raise RuntimeError("the database went away")
+
+    mirror = RankMirror(
+        redis_cache.redis,
+        broken,  # type: ignore[arg-type]
+        min_members=1,
+        ttl_s=600,
+        namespace=redis_cache.backend.namespace,
+    )
+    mirror.ranked(guild, 5)
+    await mirror.wait_for_builds()
+    redis = redis_cache.redis
+    assert redis is not None
+    assert await redis.exists(mirror._state(guild)) == 0  # released: another may build
+    mirror.ranked(guild, 5)
+    assert not mirror._builds  # and this process waits before trying again
