@@ -124,12 +124,17 @@ def _steps(scale: Scale) -> list[tuple[str, str]]:
             "correct, response_ms, points, answered_at) "
             f"SELECT s.id, t.qid, s.user_id, s.guild_id, qu.topic, "
             f"CASE WHEN c.ok THEN '{RIGHT}' ELSE '{WRONG[0]}' END, c.ok, "
-            "1000 + (s.id * 13 + t.k * 101) % 20000, CASE WHEN c.ok THEN 100 ELSE 0 END, "
+            "1000 + (s.id * 13 + t.k * 101) % 20000, "
+            "CASE WHEN c.ok THEN 50 + ((s.id * 40503 + t.k * 9973) / 16) % 100 ELSE 0 END, "
             "s.created_at + t.k * interval '10 seconds' "
             "FROM quiz_sessions s "
             "CROSS JOIN LATERAL unnest(s.question_ids) WITH ORDINALITY AS t(qid, k) "
             "JOIN questions qu ON qu.id = t.qid "
-            "CROSS JOIN LATERAL (SELECT (s.id * 31 + t.k * 17) % 10 < 6 AS ok) c",
+            # Pseudo-random per answer (about 60 % right) and 50-149 points for a right
+            # one, so members' totals spread like a real board's. (A pattern that gave
+            # every member the same total made every rank 1 and counting ranks free.)
+            "CROSS JOIN LATERAL (SELECT ((s.id * 1103515245 + t.k * 2654435761) / 65536) "
+            "% 10 < 6 AS ok) c",
         ),
         (
             "past quiz totals",

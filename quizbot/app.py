@@ -75,10 +75,10 @@ class App:
         breaker = create_breaker(settings)
         sessions = create_sessionmaker(engine, breaker)
         reads = create_read_sessionmaker(engine, breaker)
-        # Group-committed answers are written one batch at a time, on a connection of
-        # their own: the hot path never queues for the pool behind reads and quiz moves.
+        # Group-committed answers are written on connections of their own (one per batch
+        # in flight): the hot path never queues for the pool behind reads and quiz moves.
         answer_engine = (
-            create_engine(settings, url, pool_size=1, max_overflow=0)
+            create_engine(settings, url, pool_size=settings.answer_flushes, max_overflow=0)
             if settings.answer_group_commit
             else None
         )
@@ -106,6 +106,7 @@ class App:
             answer_group_commit=settings.answer_group_commit,
             answer_group_commit_ms=settings.answer_group_commit_ms,
             answer_batch_max=settings.answer_batch_max,
+            answer_flushes=settings.answer_flushes,
             rank_mirror=mirror,
         )
         return cls(

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     answer_group_commit: bool = True
     answer_group_commit_ms: float = Field(default=3.0, ge=0, le=1000)
     answer_batch_max: int = Field(default=1024, ge=1, le=10_000)
+    # Batches written at once, each on a connection of its own (a member's answers are
+    # never in two at once, so they are written in arrival order).
+    answer_flushes: int = Field(default=2, ge=1, le=16)
     # Off: the memoized reads (question pools, settings, stats, leaderboards) go to
     # the database every time; writes still bump the invalidation generations.
     cache_enabled: bool = True

@@ -35,7 +35,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -78,8 +78,11 @@ class BatchStats:
 class GroupCommitter(Generic[I, R]):
     """Collects items for up to `window` seconds (or `max_batch` items) and flushes them.
 
-    One flush runs at a time, so batches never contend with each other for the
-    same rows; items arriving during a flush form the next batch.
+    Up to `in_flight` flushes run at once (each needs a connection of its own). Items
+    with the same `key` (a member) are never in two flushes at once: an item whose key
+    is in a flush under way waits for a later batch, so one key's items are written in
+    arrival order, one flush after the other. Items arriving during a flush form the next
+    batch.
     """
 
     def __init__(
@@ -88,16 +91,24 @@ class GroupCommitter(Generic[I, R]):
         *,
         window: float,
         max_batch: int,
+        in_flight: int = 1,
+        key: Callable[[I], Hashable] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if in_flight < 1:
+            raise ValueError("in_flight must be at least 1")
         self._flush = flush
         self.window = max(window, 0.0)
         self.max_batch = max_batch
+        self.in_flight = in_flight
+        self._key = key
         self._queue: list[tuple[I, asyncio.Future[R], float]] = []
         self._full = asyncio.Event()
+        self._slot_free = asyncio.Event()
         self._closing = False  # close() was called: flush without waiting for windows
         self._runner: asyncio.Task[None] | None = None
+        self._flushing: dict[asyncio.Task[None], set[Hashable]] = {}  # flush -> its keys
         self.stats = BatchStats()
         # Entered around each flush with the batch's items (the benchmark uses it to
         # learn which answers a batch covered and to attribute the batch's statements).
@@ -130,15 +141,53 @@ class GroupCommitter(Generic[I, R]):
                             await self._full.wait()
                     except TimeoutError:
                         pass
-                batch = self._queue[: self.max_batch]
-                del self._queue[: self.max_batch]
-                await self._flush_batch(batch)
+                while len(self._flushing) >= self.in_flight:
+                    self._slot_free.clear()
+                    await self._slot_free.wait()
+                batch = self._take()
+                if not batch:  # every queued item's key is being written: wait for one
+                    self._slot_free.clear()
+                    await self._slot_free.wait()
+                    continue
+                keys = {self._key(item) for item, _f, _t in batch} if self._key else set()
+                task = asyncio.get_running_loop().create_task(self._flush_batch(batch))
+                self._flushing[task] = keys
+                task.add_done_callback(self._flushed)
+                if self.in_flight == 1:
+                    await asyncio.wait([task])  # one at a time: the next batch forms meanwhile
+        except asyncio.CancelledError:
+            # Shutdown: the flushes under way stop with the runner, and their callers get
+            # an error (see _flush_batch), as the queued ones do below.
+            for flush in self._flushing:
+                flush.cancel()
+            raise
         finally:
             # Cancelled (shutdown) or a bug: nobody may wait forever.
             for _item, future, _t in self._queue:
                 if not future.done():
                     future.set_exception(RuntimeError("the answer queue stopped"))
             self._queue.clear()
+
+    def _take(self) -> list[tuple[I, asyncio.Future[R], float]]:
+        """The next batch, in arrival order, leaving items whose key is being written."""
+        busy: set[Hashable] = set().union(*self._flushing.values())
+        if not busy:
+            batch = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
+            return batch
+        assert self._key is not None
+        batch, rest = [], []
+        for entry in self._queue:
+            if len(batch) < self.max_batch and self._key(entry[0]) not in busy:
+                batch.append(entry)
+            else:
+                rest.append(entry)
+        self._queue = rest
+        return batch
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._flushing.pop(task, None)
+        self._slot_free.set()
 
     async def _flush_batch(self, batch: list[tuple[I, asyncio.Future[R], float]]) -> None:
         self.stats.batches += 1
@@ -176,11 +225,12 @@ class GroupCommitter(Generic[I, R]):
                 future.set_result(result)
 
     async def close(self) -> None:
-        """Flush what is queued and wait for the runner to finish."""
+        """Flush what is queued and wait for the runner and the flushes to finish."""
         self._closing = True  # also the batches queued during a flush in progress
         self._full.set()
         if self._runner is not None:
             await asyncio.gather(self._runner, return_exceptions=True)
+        await asyncio.gather(*self._flushing, return_exceptions=True)
 
 
 @dataclass(frozen=True, slots=True)

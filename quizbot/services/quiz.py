@@ -356,6 +356,11 @@ def _question_data(q: Any) -> QuestionData:
     )
 
 
+def _answer_key(answer: PendingAnswer) -> int:
+    """Answers of one user are written one flush after the other (streaks, totals)."""
+    return answer.user_id
+
+
 class QuizService:
     """Runs quizzes. Every public method is one unit of work (one transaction)."""
 
@@ -370,6 +375,7 @@ class QuizService:
         answer_group_commit: bool = True,
         answer_group_commit_ms: float = 3.0,
         answer_batch_max: int = 1024,
+        answer_flushes: int = 1,
         reads: async_sessionmaker[AsyncSession] | None = None,
         answer_sessions: async_sessionmaker[AsyncSession] | None = None,
         rank_mirror: RankMirror | None = None,
@@ -384,6 +390,8 @@ class QuizService:
             (ANSWER_GROUP_COMMIT); off, each answer is its own transaction.
         answer_group_commit_ms: how long the first answer of a batch waits for others.
         answer_batch_max: most answers per batch.
+        answer_flushes: batches written at once (ANSWER_FLUSHES; `answer_sessions` must
+            offer that many connections). A member's answers are never in two at once.
         reads: autocommit sessions (`db.create_read_sessionmaker`), for units of work of
             one statement: reads, and writes that are a single atomic statement (no
             BEGIN/COMMIT round trips). Default: `sessionmaker`, in a transaction.
@@ -409,6 +417,8 @@ class QuizService:
                 self._write_batch,
                 window=answer_group_commit_ms / 1000,
                 max_batch=answer_batch_max,
+                in_flight=answer_flushes,
+                key=_answer_key,
             )
         self._pool = cache.memoize("pool", self._load_pool, ttl=300)
         self._question = cache.memoize("question", self._load_question, ttl=3600)

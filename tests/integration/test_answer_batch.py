@@ -358,6 +358,64 @@ async def test_a_failed_flush_fails_every_waiting_caller() -> None:
     assert committer.stats.items == 25 and committer.stats.largest <= 10
 
 
+async def test_two_flushes_overlap_but_never_share_a_key() -> None:
+    # Items are (key, n). A flush waits until told; meanwhile the next batch may start,
+    # without the keys of the flush under way.
+    running: list[list[tuple[str, int]]] = []
+    overlap = 0
+    release = asyncio.Event()
+
+    async def flush(items: Sequence[tuple[str, int]]) -> list[int]:
+        nonlocal overlap
+        batch = list(items)
+        busy = {k for b in running for k, _n in b}
+        assert not busy & {k for k, _n in batch}, "a key in two flushes at once"
+        running.append(batch)
+        overlap = max(overlap, len(running))
+        await release.wait()
+        running.remove(batch)
+        return [n for _k, n in batch]
+
+    committer: GroupCommitter[tuple[str, int], int] = GroupCommitter(
+        flush, window=0, max_batch=2, in_flight=2, key=lambda item: item[0]
+    )
+    order: list[tuple[str, int]] = []
+
+    async def submit(item: tuple[str, int]) -> None:
+        await committer.submit(item)
+        order.append(item)
+
+    items = [("a", 1), ("b", 2), ("a", 3), ("c", 4), ("a", 5), ("d", 6)]
+    tasks = [asyncio.create_task(submit(i)) for i in items]
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert overlap == 2  # two batches under way, not one
+    release.set()
+    await asyncio.gather(*tasks)
+    await committer.close()
+    # One key's items were written in arrival order, each flush after the previous.
+    assert [n for k, n in order if k == "a"] == [1, 3, 5]
+    assert sorted(order) == sorted(items)
+
+
+async def test_close_waits_for_every_flush_under_way() -> None:
+    done: list[int] = []
+
+    async def slow(items: Sequence[int]) -> list[int]:
+        await asyncio.sleep(0.01)
+        done.extend(items)
+        return list(items)
+
+    committer: GroupCommitter[int, int] = GroupCommitter(
+        slow, window=0, max_batch=1, in_flight=3, key=lambda i: i
+    )
+    futures = [asyncio.ensure_future(committer.submit(i)) for i in range(6)]
+    await asyncio.sleep(0)
+    await committer.close()
+    assert sorted(done) == list(range(6))
+    assert [f.result() for f in futures] == list(range(6))
+
+
 async def test_results_go_back_to_their_own_callers() -> None:
     async def double(items: Sequence[int]) -> list[int | BaseException]:
         return [ValueError(i) if i % 5 == 0 else i * 2 for i in items]

@@ -350,9 +350,12 @@ async def test_the_app_wires_flags_breaker_and_monitor(database_url: str) -> Non
     try:
         assert defaults.quiz.answer_batcher is not None
         assert defaults.quiz.answer_batcher.window == Settings().answer_group_commit_ms / 1000
-        # Batches are written on a connection of their own, outside the main pool.
+        # Batches are written on connections of their own (one per batch in flight),
+        # outside the main pool.
         assert defaults.answer_engine is not None
-        assert defaults.answer_engine.sync_engine.pool.size() == 1  # type: ignore[attr-defined]
+        flushes = Settings().answer_flushes
+        assert defaults.quiz.answer_batcher.in_flight == flushes == 2
+        assert defaults.answer_engine.sync_engine.pool.size() == flushes  # type: ignore[attr-defined]
         assert defaults.quiz._writer._sessions.kw["bind"] is defaults.answer_engine
         async with defaults.read_sessionmaker() as s:
             conn = await s.connection()
