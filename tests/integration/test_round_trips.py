@@ -72,6 +72,27 @@ async def test_a_write_is_one_transaction(wire: tuple[App, list[str]]) -> None:
     assert statements.count == 1
 
 
+async def test_moving_to_the_next_question_is_one_statement_in_autocommit(
+    wire: tuple[App, list[str]],
+) -> None:
+    app, sent = wire
+    await app.bootstrap()  # the bundled bank, to play from
+    view = await app.quiz.start(
+        guild_id=1, guild_name="g", channel_id=2, user_id=3, display_name="p"
+    )
+    sent.clear()
+    with count_statements(app.engine) as statements:
+        moved = await app.quiz.advance(view.session_id, view.position)
+        await app.quiz.set_message(view.session_id, 12345)
+    assert moved is not None and moved.position == view.position + 1
+    # Two UPDATEs, each atomic on its own: no BEGIN, no COMMIT, no ping around them
+    # (the only other statement reads the next question, a cache miss here).
+    assert sent == []
+    updates = [sql for sql in statements.statements if sql.startswith("UPDATE quiz_sessions")]
+    assert len(updates) == 2
+    assert all(sql.startswith("SELECT") for sql in statements.statements if sql not in updates)
+
+
 @pytest.mark.parametrize("wire", [{"db_ping_after_idle_s": 0.05}], indirect=True)
 async def test_a_connection_idle_past_the_threshold_is_pinged_first(
     wire: tuple[App, list[str]],
