@@ -40,46 +40,74 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 log = logging.getLogger(__name__)
 
-# Rows per ZADD while building (one pipeline round trip each).
+# Rows per ZADD while building (one round trip each).
 BUILD_CHUNK = 10_000
 # How long a guild found not mirrored is taken as such without asking Redis again, and
 # how long after a failed build the next one may start.
 NOT_MIRRORED_S = 30.0
+# A build owns its guild this long (a crashed build frees it then); a build of a million
+# members takes a few seconds.
+BUILD_LEASE_S = 300
+# A sorted set outlives its state key by this much, so it is never gone while the state
+# still says "ready" (a set without a state is never read; the next build deletes it).
+SET_MARGIN_MS = 60_000
 
 # One call for a whole batch: KEYS are (sorted set, state) pairs, one pair per guild;
 # ARGV holds, per guild in the same order, the count n of the values that follow, then n
 # values (score, member, score, member, ...). A guild is written only while it is
-# mirrored (its state key exists: TTL -2 means missing), in chunks that stay within
-# Lua's unpack limit, and its set never outlives its state.
+# mirrored or being built (its state key exists: PTTL -2 means missing), in chunks within
+# Lua's unpack limit, and its set is kept alive a margin past its state.
 _UPDATE = """
 local at = 1
 for k = 1, #KEYS, 2 do
   local n = tonumber(ARGV[at])
-  local ttl = redis.call('TTL', KEYS[k + 1])
-  if ttl ~= -2 then
+  local pttl = redis.call('PTTL', KEYS[k + 1])
+  if pttl ~= -2 then
     for first = at + 1, at + n, 2000 do
       local last = math.min(first + 1999, at + n)
       redis.call('ZADD', KEYS[k], 'GT', unpack(ARGV, first, last))
     end
-    if ttl > 0 then
-      redis.call('EXPIRE', KEYS[k], ttl)
+    if pttl > 0 then
+      redis.call('PEXPIRE', KEYS[k], pttl + {margin})
     end
   end
   at = at + n + 1
 end
 return 0
+""".replace("{margin}", str(SET_MARGIN_MS))
+# KEYS[1] the state, KEYS[2] the sorted set; ARGV[1] the build's token, ARGV[2] its lease
+# (s). Takes the guild for this build and deletes what an earlier mirror left, at once.
+_START_BUILD = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
 """
+# KEYS[1] the state, KEYS[2] the sorted set; ARGV[1] the build's token, ARGV[2..] score,
+# member, ... Writes one chunk of the snapshot only while the build still owns the guild:
+# after a drop (a reset) and another build, a late chunk of the old snapshot must not
+# land in the new set, where GT would keep its stale, higher totals.
+_BUILD_CHUNK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+for first = 2, #ARGV, 2000 do
+  redis.call('ZADD', KEYS[2], 'GT', unpack(ARGV, first, math.min(first + 1999, #ARGV)))
+end
+redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]) + {margin})
+return 1
+""".replace("{margin}", str(SET_MARGIN_MS))
 # KEYS[1] the state, KEYS[2] the sorted set; ARGV[1] the build's token, ARGV[2] TTL (s).
 # Marks the mirror ready only if this build still owns it (no reset dropped it meanwhile).
 _FINISH_BUILD = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], 'ready', 'EX', ARGV[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2] * 1000 + {margin})
   return 1
 end
 return 0
-"""
-
+""".replace("{margin}", str(SET_MARGIN_MS))
 # KEYS[1] the state, KEYS[2] the sorted set; ARGV[1] the build's token. A failed or
 # cancelled build gives the guild back, so the next deep rank can build it again.
 _ABANDON_BUILD = """
@@ -119,6 +147,8 @@ class RankMirror:
         self.min_members = min_members
         self.ttl_s = ttl_s
         self._update = redis.register_script(_UPDATE)
+        self._start = redis.register_script(_START_BUILD)
+        self._chunk = redis.register_script(_BUILD_CHUNK)
         self._finish = redis.register_script(_FINISH_BUILD)
         self._abandon = redis.register_script(_ABANDON_BUILD)
         self._builds: dict[int, asyncio.Task[bool]] = {}
@@ -151,26 +181,23 @@ class RankMirror:
 
     async def rank(self, guild_id: int, points: int) -> int | None:
         """1 + the members with more than `points`; None when the guild is not mirrored."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.get(self._state(guild_id))
-            pipe.zcount(self._zset(guild_id), f"({points}", "+inf")
-            state, ahead = await pipe.execute()
-        if state not in (b"ready", "ready"):
-            return None
-        return int(ahead) + 1
+        standing = await self.standing(guild_id, points)
+        return None if standing is None else standing[0]
 
     async def standing(self, guild_id: int, points: int) -> tuple[int | None, int] | None:
         """(rank, ranked members) on the guild's board for `points`; None when not mirrored.
 
         The rank is None for a member without points, as in SQL (they are not ranked).
         """
-        async with self._redis.pipeline(transaction=False) as pipe:
+        # MULTI/EXEC (still one round trip): a drop between reading the state and
+        # counting would otherwise count an empty set and rank everyone first.
+        async with self._redis.pipeline(transaction=True) as pipe:
             pipe.get(self._state(guild_id))
             pipe.zcount(self._zset(guild_id), f"({points}", "+inf")
             pipe.zcount(self._zset(guild_id), "(0", "+inf")
             state, ahead, members = await pipe.execute()
-        if state not in (b"ready", "ready"):
-            return None
+        if state not in (b"ready", "ready") or not members:
+            return None  # not mirrored (an empty set is never a real board: count instead)
         return (int(ahead) + 1 if points > 0 else None), int(members)
 
     async def points_changed(self, totals: Iterable[tuple[int, int, int]]) -> None:
@@ -210,7 +237,10 @@ class RankMirror:
     def _built(self, guild_id: int, task: asyncio.Task[bool]) -> None:
         self._builds.pop(guild_id, None)
         if not task.cancelled() and task.exception() is not None:
-            self._failed_until[guild_id] = time.monotonic() + NOT_MIRRORED_S
+            now = time.monotonic()
+            if len(self._failed_until) > 10_000:
+                self._failed_until = {g: t for g, t in self._failed_until.items() if t > now}
+            self._failed_until[guild_id] = now + NOT_MIRRORED_S
             log.error(
                 "could not build the rank mirror of guild %s", guild_id, exc_info=task.exception()
             )
@@ -218,24 +248,26 @@ class RankMirror:
     async def build(self, guild_id: int) -> bool:
         """Build the guild's mirror from one snapshot; False when another build owns it."""
         token = secrets.token_hex(8)
+        keys = [self._state(guild_id), self._zset(guild_id)]
         # The state key exists from here on, so updates committed during the snapshot
         # are written too (ZADD GT merges them with it).
-        if not await self._redis.set(self._state(guild_id), token, nx=True, ex=self.ttl_s):
+        if not await self._start(keys=keys, args=[token, BUILD_LEASE_S]):
             return False
-        keys = [self._state(guild_id), self._zset(guild_id)]
         try:
-            await self._redis.delete(self._zset(guild_id))  # a stale set from an expired mirror
             rows = 0
+            done = True
             async with self._sessions() as session, session.begin():
                 result = await session.stream(_SNAPSHOT, {"guild_id": guild_id})
                 async for chunk in result.partitions(BUILD_CHUNK):
-                    mapping = {str(user_id): points for user_id, points in chunk}
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        pipe.zadd(self._zset(guild_id), mapping, gt=True)
-                        pipe.expire(self._zset(guild_id), self.ttl_s)
-                        await pipe.execute()
-                    rows += len(mapping)
-            done = bool(await self._finish(keys=keys, args=[token, self.ttl_s]))
+                    values: list[Any] = []
+                    for user_id, points in chunk:
+                        values += (points, user_id)
+                    if not await self._chunk(keys=keys, args=[token, *values]):
+                        done = False  # dropped (or the lease ran out): stop writing
+                        break
+                    rows += len(chunk)
+            if done:
+                done = bool(await self._finish(keys=keys, args=[token, self.ttl_s]))
         except BaseException:
             await asyncio.shield(self._abandon(keys=keys, args=[token]))
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import update
@@ -13,6 +14,8 @@ from quizbot.models import GuildMember
 from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import AchievementRepository, UserRepository
 from quizbot.services.achievements import CATALOGUE, AchievementDef
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,7 @@ class MemberService:
                 .returning(GuildMember.user_id)
             )
             count = len(result.all())
-        await self._cache.invalidate(SCORES, guild_id)
-        if self._rank_mirror is not None:
-            await self._rank_mirror.drop(guild_id)
+        await self._scores_went_down(guild_id)
         return count
 
     async def delete_user_data(self, user_id: int) -> bool:
@@ -75,10 +76,30 @@ class MemberService:
         async with self._sessions() as session, session.begin():
             deleted = await UserRepository(session=session).delete(user_id=user_id)
         # Their rows left every guild's boards; which guilds is no longer known.
-        await self._cache.clear()
-        if self._rank_mirror is not None:
-            await self._rank_mirror.drop()
+        await self._scores_went_down(None)
         return deleted
+
+    async def _scores_went_down(self, guild_id: int | None) -> None:
+        """After a committed reset (one guild) or deletion (None: every guild).
+
+        The rank mirror goes first: points went down, which its `ZADD GT` writes cannot
+        follow, and a read between the two steps would otherwise cache a rank from it
+        under the new generation. Each step is tried even if the other fails, and a
+        failure is logged, not raised: the change is committed, and telling the admin
+        it failed would be wrong.
+        """
+        if self._rank_mirror is not None:
+            try:
+                await self._rank_mirror.drop(guild_id)
+            except Exception:
+                log.exception("could not drop the rank mirror of guild %s", guild_id or "*")
+        try:
+            if guild_id is None:
+                await self._cache.clear()
+            else:
+                await self._cache.invalidate(SCORES, guild_id)
+        except Exception:
+            log.exception("could not invalidate the scores cache of guild %s", guild_id or "*")
 
     async def achievements(self, *, guild_id: int, user_id: int) -> list[AchievementStatus]:
         """The whole catalogue with what the member has earned, earned first (newest first).

@@ -256,3 +256,50 @@ async def test_a_failed_build_gives_the_guild_back_and_is_not_retried_at_once(
     assert await redis.exists(mirror._state(guild)) == 0  # released: another may build
     mirror.ranked(guild, 5)
     assert not mirror._builds  # and this process waits before trying again
+
+
+async def test_the_set_outlives_its_state_and_an_empty_set_is_never_read(
+    guild: int, mirror: RankMirror, redis_cache: QuizCache
+) -> None:
+    redis = redis_cache.redis
+    assert redis is not None
+    assert await mirror.build(guild)
+    await mirror.points_changed([(guild, FIRST_USER, 60)])
+    state_ms = await redis.pttl(mirror._state(guild))
+    assert await redis.pttl(mirror._zset(guild)) > state_ms + 50_000  # a margin, not rounding
+    # Should the set still vanish first, "ready" over an empty set means count instead.
+    await redis.delete(mirror._zset(guild))
+    assert await mirror.standing(guild, 50) is None
+
+
+async def test_a_chunk_of_a_build_that_lost_its_guild_is_not_written(
+    guild: int, mirror: RankMirror, redis_cache: QuizCache
+) -> None:
+    redis = redis_cache.redis
+    assert redis is not None
+    keys = [mirror._state(guild), mirror._zset(guild)]
+    assert await mirror._start(keys=keys, args=["old", 60])  # build A, pre-reset snapshot
+    await mirror.drop(guild)  # a reset
+    assert await mirror._start(keys=keys, args=["new", 60])  # build B
+    assert await mirror._chunk(keys=keys, args=["new", 10, FIRST_USER])
+    # A's late chunk (a higher, pre-reset total) must not land in B's set.
+    assert not await mirror._chunk(keys=keys, args=["old", 500, FIRST_USER])
+    assert await redis.zscore(mirror._zset(guild), str(FIRST_USER)) == 10
+
+
+async def test_a_reset_drops_the_mirror_even_when_the_cache_fails(
+    guild: int,
+    mirror: RankMirror,
+    redis_cache: QuizCache,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert await mirror.build(guild)
+
+    async def unreachable(*_args: object) -> None:
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(redis_cache, "invalidate", unreachable)
+    members = MemberService(sessionmaker, redis_cache, rank_mirror=mirror)
+    assert await members.reset_leaderboard(guild) == len(POINTS) - 1  # committed, no error
+    assert not await mirror.ready(guild)
