@@ -175,6 +175,19 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
     gave_up: int | None = None
     warmup: dict[str, Any] | None = None
     flood: dict[str, Any] | None = None
+
+    async def measured(stage: Stage, label: str) -> dict[str, Any]:
+        """Run one recorded stage with its progress bar; keep its acks and trace."""
+        seconds, process = await _measured(
+            stage.run(spec.scale.stage_seconds),
+            monitor,
+            ticker.follow(label, spec.scale.stage_seconds, lambda: stage.done_commands),
+        )
+        acks.extend(stage.acks)
+        if capture:
+            traces.append(stage.trace)
+        return _stage_summary(stage.players, seconds, stage.recorder, process, stage.batches)
+
     with _Ticker(spec) as ticker:
         try:
             if WARMUP_S > 0:
@@ -197,21 +210,7 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
             for index, players in enumerate(spec.scale.players):
                 typed: Driver = driver
                 stage = Stage(typed, spec.scale, players, index, seed=spec.seed, capture=capture)
-                seconds, process = await _measured(
-                    stage.run(spec.scale.stage_seconds),
-                    monitor,
-                    ticker.follow(
-                        f"{spec.name}: {players} players",
-                        spec.scale.stage_seconds,
-                        lambda stage=stage: stage.done_commands,
-                    ),
-                )
-                stages.append(
-                    _stage_summary(players, seconds, stage.recorder, process, stage.batches)
-                )
-                acks.extend(stage.acks)
-                if capture:
-                    traces.append(stage.trace)
+                stages.append(await measured(stage, f"{spec.name}: {players} players"))
                 if stages[-1]["all"]["p95_ms"] > spec.give_up_p95_s * 1000:
                     gave_up = players
                     break
@@ -225,21 +224,7 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
                     capture=capture,
                     flood=True,
                 )
-                seconds, process = await _measured(
-                    stage.run(spec.scale.stage_seconds),
-                    monitor,
-                    ticker.follow(
-                        f"{spec.name}: flood, {spec.flood_players} players",
-                        spec.scale.stage_seconds,
-                        lambda stage=stage: stage.done_commands,
-                    ),
-                )
-                flood = _stage_summary(
-                    spec.flood_players, seconds, stage.recorder, process, stage.batches
-                )
-                acks.extend(stage.acks)
-                if capture:
-                    traces.append(stage.trace)
+                flood = await measured(stage, f"{spec.name}: flood, {spec.flood_players} players")
         finally:
             await driver.close()
     check = await integrity.check(asyncpg_args(spec.url), acks)

@@ -130,11 +130,7 @@ class QuizCache:
     @property
     def redis(self) -> Any | None:
         """The Redis client behind the cache (`redis.asyncio.Redis`), None in memory."""
-        return (
-            getattr(self.backend, "client", None)
-            if isinstance(self.backend, aiocache.RedisCache)
-            else None
-        )
+        return self.backend.client if isinstance(self.backend, aiocache.RedisCache) else None
 
     async def generation(self, kind: str, guild_id: int | None) -> int:
         """The current generation of what `kind` covers in this guild (0 when never bumped)."""
