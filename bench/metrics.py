@@ -220,7 +220,9 @@ def count_ping() -> None:
 @contextmanager
 def invocation(name: str, *, capture: bool = False) -> Iterator[Invocation]:
     """Run a block as command `name`: statements and pool waits inside count for it."""
-    inv = Invocation(name, captured=[] if capture else None)
+    # Captured with its BEGIN / COMMIT markers: the replay sends statements that quizbot
+    # sent in autocommit alone, and transactions as transactions.
+    inv = Invocation(name, captured=[] if capture else None, tx_markers=True)
     token = CURRENT.set(inv)
     try:
         yield inv

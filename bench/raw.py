@@ -4,8 +4,9 @@ The quizbot variant records, per player, every command it ran with the exact
 SQL and parameters it sent to asyncpg, and when the player clicked. This replay
 runs the same players, each click at the same time after the stage's start as in
 quizbot (at once if the player's previous command is still running: latency
-counts from the actual click), each command's statements in one transaction on a
-pooled connection, and nothing else: no ORM, no services, no cache logic, no
+counts from the actual click), each command's statements on a pooled connection
+as quizbot sent them (a statement quizbot ran in autocommit alone, a transaction's
+statements in one transaction), and nothing else: no ORM, no services, no cache logic, no
 pre-ping. The difference to the quizbot variant is what the ORM and our Python
 cost. (Clicking on quizbot's clock rather than after the think time keeps the
 players in step as they were in quizbot, so a batch's answers arrive together.)
@@ -86,20 +87,26 @@ class _PendingBatch:
                 self.enqueue()
 
 
-def _transactions(
-    statements: list[tuple[str, tuple[Any, ...]]],
-) -> list[tuple[list[tuple[str, tuple[Any, ...]]], bool]]:
-    """Split a batch's capture at its markers: (statements, committed) per transaction."""
-    out: list[tuple[list[tuple[str, tuple[Any, ...]]], bool]] = []
-    current: list[tuple[str, tuple[Any, ...]]] = []
+Statements = list[tuple[str, tuple[Any, ...]]]
+
+
+def _units(statements: Statements) -> list[tuple[Statements, bool | None]]:
+    """Split a capture at its markers, as quizbot sent it: (statements, committed) per
+    transaction, and ([statement], None) for each statement sent in autocommit."""
+    out: list[tuple[Statements, bool | None]] = []
+    current: Statements | None = None
     for sql, params in statements:
-        if sql in TX_MARKERS:
-            if sql != "BEGIN" and current:
+        if sql == "BEGIN":
+            current = []
+        elif sql in TX_MARKERS:  # COMMIT or ROLLBACK
+            if current:
                 out.append((current, sql == "COMMIT"))
-                current = []
-            continue
-        current.append((sql, params))
-    if current:  # no end marker (should not happen): commit, as the flush did
+            current = None
+        elif current is None:
+            out.append(([(sql, params)], None))
+        else:
+            current.append((sql, params))
+    if current:  # no end marker (should not happen): commit, as quizbot did
         out.append((current, True))
     return out
 
@@ -160,20 +167,13 @@ class Replayer:
                         async with self.pool.acquire() as conn:
                             inv.pool_wait_s += time.perf_counter() - began
                             inv.checkouts += 1
-                            inv.tx += 2  # BEGIN and COMMIT
-                            async with conn.transaction():
-                                for sql, params in action.statements:
-                                    inv.statements += 1
-                                    rows = await conn.fetch(sql, *self._params(params))
-                                    if (
-                                        action.name == "start"
-                                        and sql.lstrip()
-                                        .upper()
-                                        .startswith("INSERT INTO QUIZ_SESSIONS")
-                                        and rows
-                                        and action.session_id is not None
-                                    ):
-                                        self.sessions[action.session_id] = int(rows[0]["id"])
+                            for statements, committed in _units(action.statements):
+                                inv.statements += len(statements)
+                                if committed is not None:
+                                    inv.tx += 2  # BEGIN and COMMIT (or ROLLBACK)
+                                replies = await self._unit(conn, statements, committed)
+                                if action.name == "start":
+                                    self._remember_session(action, statements, replies)
                 finally:
                     if batch is not None:
                         batch.arrive()  # even after a failure: the batch must not wait for it
@@ -189,14 +189,24 @@ class Replayer:
                 stats.add(time.perf_counter() - due, inv)
                 self._ack(action.ack)
 
-    async def _transaction(
-        self, conn: Any, statements: list[tuple[str, tuple[Any, ...]]], committed: bool
+    def _remember_session(
+        self, action: Action, statements: Statements, replies: list[list[Any]]
     ) -> None:
+        """A start's session: the id the replayed INSERT returned stands for quizbot's."""
+        for (sql, _params), rows in zip(statements, replies, strict=False):
+            if "INSERT INTO QUIZ_SESSIONS" in sql.upper() and rows and action.session_id:
+                self.sessions[action.session_id] = int(rows[0]["id"])
+
+    async def _unit(
+        self, conn: Any, statements: Statements, committed: bool | None
+    ) -> list[list[Any]]:
+        """Send statements as quizbot did: alone in autocommit (`committed` None), or in
+        a transaction that commits or, when quizbot rolled it back, rolls back."""
+        if committed is None:
+            return [await conn.fetch(sql, *self._params(params)) for sql, params in statements]
         if committed:
             async with conn.transaction():
-                for sql, params in statements:
-                    await conn.fetch(sql, *self._params(params))
-            return
+                return [await conn.fetch(sql, *self._params(params)) for sql, params in statements]
         # quizbot rolled this one back (a retried batch): same statements, same end.
         try:
             async with conn.transaction():
@@ -208,18 +218,20 @@ class Replayer:
                 raise _RolledBack
         except _RolledBack:
             pass
+        return []
 
     async def _flush(self, batch: _PendingBatch) -> None:
         record = batch.record
         record.began = time.perf_counter()
         try:
-            transactions = _transactions(batch.trace.statements)
+            units = _units(batch.trace.statements)
             async with self.pool.acquire() as conn:
                 record.pool_wait_s = time.perf_counter() - record.began
-                for statements, committed in transactions:
-                    record.tx += 2  # BEGIN and COMMIT (or ROLLBACK)
+                for statements, committed in units:
+                    if committed is not None:
+                        record.tx += 2  # BEGIN and COMMIT (or ROLLBACK)
                     record.statements += len(statements)
-                    await self._transaction(conn, statements, committed)
+                    await self._unit(conn, statements, committed)
         except Exception as exc:
             record.failed = True
             batch.error = exc

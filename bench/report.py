@@ -692,12 +692,13 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         out += [
             "## quizbot vs raw asyncpg (the same statements, replayed)",
             "",
-            "The raw replay runs each command's captured statements in one transaction on a "
-            "bare asyncpg pool with the same players and think times; no ORM, services, cache "
-            "logic or pool pre-ping. Commands served from quizbot's cache have no statements to "
-            "replay. The statements come from the `quizbot-traced` run (the same workload and "
-            "seed, recording every statement); the `quizbot` column is the run that records "
-            "nothing, so the recording's cost is in neither column.",
+            "The raw replay sends each command's captured statements as quizbot did (alone "
+            "in autocommit, or in the same transactions) on a bare asyncpg pool with the same "
+            "players and think times; no ORM, services, cache logic or pool pre-ping. Commands "
+            "served from quizbot's cache have no statements to replay. The statements come "
+            "from the `quizbot-traced` run (the same workload and seed, recording every "
+            "statement); the `quizbot` column is the run that records nothing, so the "
+            "recording's cost is in neither column.",
             "",
             raw_table,
             "",

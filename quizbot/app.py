@@ -124,7 +124,7 @@ class App:
                 rank_mirror=mirror,
             ),
             bank=QuestionBankService(sessions, cache),
-            review=ReviewService(sessions, quiz, reads=reads),
+            review=ReviewService(reads, quiz),
             breaker=breaker,
             pool_monitor=PoolMonitor(
                 engine,

@@ -21,21 +21,14 @@ from sqlalchemy.ext.asyncio import (
 
 from quizbot.cache import QuizCache, create_cache
 from quizbot.config import Settings
-from quizbot.migrations import upgrade_on
 from tests import factories
-from tests.database import IN_CI, create_database, drop_database, server_url
+from tests.database import IN_CI, drop_database, migrated_database
 
 
 @pytest.fixture(scope="session")
 async def database_url() -> AsyncIterator[str]:
     """A fresh database, migrated to head, dropped after the run."""
-    url = await create_database(server_url())
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await upgrade_on(conn)
-    finally:
-        await engine.dispose()
+    url = await migrated_database()
     yield url
     await drop_database(url)
 

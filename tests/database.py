@@ -5,11 +5,21 @@ from __future__ import annotations
 import os
 import tempfile
 
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from quizbot import db_admin
 from quizbot.config import normalise_database_url
 from quizbot.db_admin import drop_database, port_open
+from quizbot.migrations import upgrade_on
 
-__all__ = ["IN_CI", "LOCAL_SERVER", "create_database", "drop_database", "server_url"]
+__all__ = [
+    "IN_CI",
+    "LOCAL_SERVER",
+    "create_database",
+    "drop_database",
+    "migrated_database",
+    "server_url",
+]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 LOCAL_SERVER = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -40,3 +50,15 @@ async def create_database(
 ) -> str:
     """Create a database with a unique name, empty or a copy of `template`; returns its URL."""
     return await db_admin.create_database(server, prefix, template=template)
+
+
+async def migrated_database() -> str:
+    """A new database on the tests' server, migrated to head; the caller drops it."""
+    url = await create_database(server_url())
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await upgrade_on(conn)
+    finally:
+        await engine.dispose()
+    return url

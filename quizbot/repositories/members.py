@@ -101,22 +101,39 @@ def aggregate_deltas(deltas: Iterable[MemberDelta]) -> list[MemberDelta]:
     return [MemberDelta(user_id, *totals[user_id]) for user_id in sorted(totals)]
 
 
-_ENSURE_MEMBER = text(
-    """
-    WITH g AS (
+# The guild, user and member upserts, as common table expressions: a statement that
+# needs the member (a quiz's start) creates it in the same round trip. No-op writes
+# when nothing changed.
+_UPSERT_GUILD_AND_USER = """
+    g AS (
         INSERT INTO guilds (guild_id, name) VALUES (:guild_id, :guild_name)
         ON CONFLICT (guild_id) DO NOTHING
     ), u AS (
         INSERT INTO users (user_id, name) VALUES (:user_id, :display_name)
         ON CONFLICT (user_id) DO UPDATE SET name = excluded.name
         WHERE users.name IS DISTINCT FROM excluded.name
-    )
+    )"""
+_UPSERT_MEMBER = """
     INSERT INTO guild_members (guild_id, user_id, display_name)
     VALUES (:guild_id, :user_id, :display_name)
     ON CONFLICT (guild_id, user_id) DO UPDATE SET display_name = excluded.display_name
-    WHERE guild_members.display_name IS DISTINCT FROM excluded.display_name
-    """
-)
+    WHERE guild_members.display_name IS DISTINCT FROM excluded.display_name"""
+ENSURE_MEMBER_CTES = f"{_UPSERT_GUILD_AND_USER}, m AS ({_UPSERT_MEMBER})"
+"""`g`, `u` and `m`; parameters :guild_id, :guild_name, :user_id, :display_name."""
+_ENSURE_MEMBER = text(f"WITH {_UPSERT_GUILD_AND_USER} {_UPSERT_MEMBER}")
+
+
+def ensure_member_params(
+    *, guild_id: int, user_id: int, display_name: str, guild_name: str = ""
+) -> dict[str, Any]:
+    """The parameters of `ENSURE_MEMBER_CTES` (names are cut to the columns' length)."""
+    return {
+        "guild_id": guild_id,
+        "guild_name": guild_name or str(guild_id),
+        "user_id": user_id,
+        "display_name": display_name[:100],
+    }
+
 
 # Member and global totals move together, in one statement, per aggregated member.
 _BATCH_AWARD = text(
@@ -261,12 +278,12 @@ class MemberRepository(Repository[GuildMember]):
         """
         await self.session.execute(
             _ENSURE_MEMBER,
-            {
-                "guild_id": guild_id,
-                "guild_name": guild_name or str(guild_id),
-                "user_id": user_id,
-                "display_name": display_name[:100],
-            },
+            ensure_member_params(
+                guild_id=guild_id,
+                user_id=user_id,
+                display_name=display_name,
+                guild_name=guild_name,
+            ),
         )
 
     async def add_points(self, *, guild_id: int, user_id: int, points: int, xp: int = 0) -> int:

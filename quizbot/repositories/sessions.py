@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Integer, Row, Table, bindparam, func, select, update
+from sqlalchemy import Integer, Row, Table, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from quizbot.errors import ActiveSessionError, NotFoundError
-from quizbot.models import Answer, QuizSession, SessionStatus
+from quizbot.models import Answer, QuizSession, SessionMode, SessionStatus
 from quizbot.repositories.base import Repository, translate_integrity_errors
+from quizbot.repositories.members import ENSURE_MEMBER_CTES, ensure_member_params
 
 # The table, for Core statements on the hot paths (no ORM identity-map bookkeeping).
 _SESSIONS: Table = QuizSession.__table__  # type: ignore[assignment]
@@ -42,6 +43,20 @@ _SET_MESSAGE = (
     .values(message_id=bindparam("new_message_id"))
 )
 
+# A quiz's start in one statement: the guild, user and member rows are created if
+# missing, then the session. The foreign keys are checked at the statement's end, so
+# they see the rows the CTEs inserted; a conflict with a running quiz undoes it all.
+_START = text(
+    f"""
+    WITH {ENSURE_MEMBER_CTES}
+    INSERT INTO quiz_sessions (guild_id, channel_id, user_id, mode, topic, category,
+                               difficulty, question_ids, time_limit, question_started_at)
+    VALUES (:guild_id, :channel_id, :user_id, :mode, :topic, :category, :difficulty,
+            CAST(:question_ids AS bigint[]), :time_limit, :question_started_at)
+    RETURNING {", ".join(c.name for c in _SESSIONS.c)}
+    """
+).columns(*_SESSIONS.c)
+
 _ACTIVE_CONFLICTS: dict[str, tuple[type[ActiveSessionError], str]] = {
     "uq_quiz_sessions_active_channel": (
         ActiveSessionError,
@@ -69,6 +84,48 @@ class SessionRepository(Repository[QuizSession]):
         with translate_integrity_errors(dict(_ACTIVE_CONFLICTS)):
             await self.session.flush()
         return session_row
+
+    async def start(
+        self,
+        *,
+        guild_id: int,
+        guild_name: str,
+        channel_id: int,
+        user_id: int,
+        display_name: str,
+        mode: SessionMode,
+        question_ids: list[int],
+        time_limit: int,
+        question_started_at: dt.datetime,
+        topic: str | None = None,
+        category: str | None = None,
+        difficulty: str = "mixed",
+    ) -> Row[Any]:
+        """Insert a running session, creating its guild, user and member if missing.
+
+        One statement (atomic on its own, so it may run in autocommit).
+
+        Returns:
+            The new session's row.
+
+        Raises:
+            ActiveSessionError: a quiz is already running there (nothing is written).
+        """
+        params = ensure_member_params(
+            guild_id=guild_id, user_id=user_id, display_name=display_name, guild_name=guild_name
+        )
+        params.update(
+            channel_id=channel_id,
+            mode=mode.value,
+            topic=topic,
+            category=category,
+            difficulty=difficulty,
+            question_ids=question_ids,
+            time_limit=time_limit,
+            question_started_at=question_started_at,
+        )
+        with translate_integrity_errors(dict(_ACTIVE_CONFLICTS)):
+            return (await self.session.execute(_START, params)).one()
 
     async def active_in_channel(self, *, channel_id: int) -> list[QuizSession]:
         """Running sessions in a channel."""

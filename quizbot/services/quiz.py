@@ -541,30 +541,64 @@ class QuizService:
                 v for v in (filters.topic, filters.category, filters.difficulty) if v
             )
             raise InvalidInputError(f"no questions match {wanted}; try /topics")
-        async with self._sessions() as session, session.begin():
-            await MemberRepository(session=session).ensure(
-                guild_id=guild_id,
-                user_id=user_id,
-                display_name=display_name,
-                guild_name=guild_name,
-            )
+        # "Recently seen" is read before, not inside, the write: a start holds no
+        # transaction open across round trips, so a burst of starts does not tie up the
+        # pool (it was four statements between BEGIN and COMMIT).
+        async with self._reads() as session:
             seen = await AnswerRepository(session=session).seen_recently(
                 user_id=user_id, guild_id=guild_id, limit=RECENT_WINDOW
             )
-            chosen = self._choose(pool, seen, filters.count)
-            row = await SessionRepository(session=session).create(
-                QuizSession(
-                    guild_id=guild_id,
-                    channel_id=channel_id,
-                    user_id=user_id,
-                    mode=mode,
-                    topic=filters.topic,
-                    category=filters.category,
-                    difficulty=filters.difficulty,
-                    question_ids=chosen,
-                    time_limit=guild_settings.timer,
-                    question_started_at=dt.datetime.now(dt.UTC),
-                )
+        return await self.open_session(
+            guild_id=guild_id,
+            guild_name=guild_name,
+            channel_id=channel_id,
+            user_id=user_id,
+            display_name=display_name,
+            mode=mode,
+            question_ids=self._choose(pool, seen, filters.count),
+            time_limit=guild_settings.timer,
+            topic=filters.topic,
+            category=filters.category,
+            difficulty=filters.difficulty,
+        )
+
+    async def open_session(
+        self,
+        *,
+        guild_id: int,
+        guild_name: str,
+        channel_id: int,
+        user_id: int,
+        display_name: str,
+        mode: SessionMode,
+        question_ids: list[int],
+        time_limit: int,
+        topic: str | None = None,
+        category: str | None = None,
+        difficulty: str = "mixed",
+        now: dt.datetime | None = None,
+    ) -> QuestionView:
+        """Start a quiz of the given questions (chosen by the caller) and present the first.
+
+        One statement: the member is created if missing, and the session inserted.
+
+        Raises:
+            ActiveSessionError: a quiz is already running there.
+        """
+        async with self._one_statement() as session:
+            row = await SessionRepository(session=session).start(
+                guild_id=guild_id,
+                guild_name=guild_name,
+                channel_id=channel_id,
+                user_id=user_id,
+                display_name=display_name,
+                mode=mode,
+                question_ids=question_ids,
+                time_limit=time_limit,
+                question_started_at=now or dt.datetime.now(dt.UTC),
+                topic=topic,
+                category=category,
+                difficulty=difficulty,
             )
         return await self._view(row)
 

@@ -8,8 +8,7 @@ import datetime as dt
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quizbot.errors import InvalidInputError
-from quizbot.models import QuizSession, SessionMode
-from quizbot.repositories import MemberRepository, SessionRepository
+from quizbot.models import SessionMode
 from quizbot.repositories.reviews import ReviewRepository
 from quizbot.services.quiz import QuestionView, QuizService
 
@@ -22,14 +21,14 @@ class ReviewService:
 
     def __init__(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        reads: async_sessionmaker[AsyncSession],
         quiz: QuizService,
-        *,
-        reads: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
-        self._sessions = sessionmaker
-        # Read-only units of work (autocommit sessions in the app).
-        self._reads = reads or sessionmaker
+        """Args:
+        reads: sessions for read-only units of work (autocommit sessions in the app).
+        quiz: starts the review's quiz and runs it like any other.
+        """
+        self._reads = reads
         self._quiz = quiz
 
     async def due(
@@ -86,7 +85,7 @@ class ReviewService:
         settings = await self._quiz.settings.get(guild_id)
         if settings.channels and channel_id not in settings.channels:
             raise InvalidInputError("quizzes are not enabled in this channel")
-        async with self._sessions() as session, session.begin():
+        async with self._reads() as session:
             reviews = ReviewRepository(session=session)
             question_ids = await reviews.due_question_ids(
                 user_id=user_id, guild_id=guild_id, now=now, limit=count
@@ -94,27 +93,18 @@ class ReviewService:
             if not question_ids:
                 _, next_due = await reviews.due_summary(user_id=user_id, guild_id=guild_id, now=now)
                 raise InvalidInputError(_nothing_due(next_due, now))
-            await MemberRepository(session=session).ensure(
-                guild_id=guild_id,
-                user_id=user_id,
-                display_name=display_name,
-                guild_name=guild_name,
-            )
-            row = await SessionRepository(session=session).create(
-                QuizSession(
-                    guild_id=guild_id,
-                    channel_id=channel_id,
-                    user_id=user_id,
-                    mode=SessionMode.SOLO,
-                    topic=REVIEW_TOPIC,
-                    question_ids=list(question_ids),
-                    time_limit=settings.timer,
-                    question_started_at=now,
-                )
-            )
-        view = await self._quiz.current(row.id)
-        assert view is not None  # just created, with at least one question
-        return view
+        return await self._quiz.open_session(
+            guild_id=guild_id,
+            guild_name=guild_name,
+            channel_id=channel_id,
+            user_id=user_id,
+            display_name=display_name,
+            mode=SessionMode.SOLO,
+            question_ids=list(question_ids),
+            time_limit=settings.timer,
+            topic=REVIEW_TOPIC,
+            now=now,
+        )
 
 
 def _nothing_due(next_due: dt.datetime | None, now: dt.datetime) -> str:

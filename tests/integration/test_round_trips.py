@@ -17,6 +17,7 @@ from quizbot.cache import QuizCache
 from quizbot.config import Settings
 from quizbot.db_admin import asyncpg_args
 from quizbot.observability import count_statements
+from tests.database import drop_database, migrated_database
 
 
 def _app(database_url: str, **settings: Any) -> App:
@@ -25,6 +26,15 @@ def _app(database_url: str, **settings: Any) -> App:
         database_url,
         QuizCache(QuizCache.memory_backend()),
     )
+
+
+@pytest.fixture(scope="module")
+async def database_url() -> AsyncIterator[str]:
+    """This module's own database: its apps really commit (the bundled bank, quizzes),
+    which must not leak into the rolled-back tests of other modules."""
+    url = await migrated_database()
+    yield url
+    await drop_database(url)
 
 
 @pytest.fixture
@@ -91,6 +101,45 @@ async def test_moving_to_the_next_question_is_one_statement_in_autocommit(
     updates = [sql for sql in statements.statements if sql.startswith("UPDATE quiz_sessions")]
     assert len(updates) == 2
     assert all(sql.startswith("SELECT") for sql in statements.statements if sql not in updates)
+
+
+async def test_a_start_is_a_read_and_one_insert_in_autocommit(
+    wire: tuple[App, list[str]],
+) -> None:
+    app, sent = wire
+    await app.bootstrap()
+    # A first start warms the pool, the cached reads and the connection's type cache.
+    await app.quiz.start(guild_id=71, guild_name="g", channel_id=70, user_id=70, display_name="o")
+    await app.guild_settings.get(71)
+    sent.clear()
+    with count_statements(app.engine) as statements:
+        # A user and member the database has never seen: the insert creates them.
+        view = await app.quiz.start(
+            guild_id=71, guild_name="g", channel_id=72, user_id=73, display_name="p"
+        )
+    # No BEGIN/COMMIT: "recently seen" is read first, then one statement creates the
+    # member and the session (atomic on its own).
+    assert sent == [], sent
+    first_two = [sql.split()[0] for sql in statements.statements[:2]]
+    assert first_two == ["SELECT", "WITH"]
+    async with app.read_sessionmaker() as session:
+        member = (
+            await session.execute(
+                text(
+                    "SELECT m.display_name, u.name, g.name FROM guild_members m "
+                    "JOIN users u USING (user_id) JOIN guilds g USING (guild_id) "
+                    "WHERE m.guild_id = 71 AND m.user_id = 73"
+                )
+            )
+        ).one()
+        session_row = (
+            await session.execute(
+                text("SELECT user_id, status FROM quiz_sessions WHERE id = :id"),
+                {"id": view.session_id},
+            )
+        ).one()
+    assert tuple(member) == ("p", "p", "g")
+    assert tuple(session_row) == (73, "active")
 
 
 @pytest.mark.parametrize("wire", [{"db_ping_after_idle_s": 0.05}], indirect=True)
