@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -62,8 +64,10 @@ class App:
     breaker: CircuitBreaker
     pool_monitor: PoolMonitor
     settings: Settings = field(default_factory=Settings)
-    # The answer writer's own one-connection engine (None without group commit).
+    # The answer writer's own engine, one connection per batch in flight (None without
+    # group commit), and its monitor.
     answer_engine: AsyncEngine | None = None
+    answer_pool_monitor: PoolMonitor | None = None
     # Own ranks of large guilds from Redis (None without REDIS_URL).
     rank_mirror: RankMirror | None = None
     _monitor_task: asyncio.Task[None] | None = None
@@ -133,15 +137,35 @@ class App:
             ),
             settings=settings,
             answer_engine=answer_engine,
+            answer_pool_monitor=(
+                PoolMonitor(
+                    answer_engine,
+                    name="answer writer pool",
+                    # Every batch in flight holds one of its connections: a full pool
+                    # is normal under load. A wait for one is not (the committer never
+                    # starts more flushes than it has connections).
+                    alert_utilisation=None,
+                    alert_wait_ms=settings.db_pool_alert_wait_ms,
+                )
+                if answer_engine is not None
+                else None
+            ),
             rank_mirror=mirror,
         )
 
+    @property
+    def pool_monitors(self) -> list[PoolMonitor]:
+        """The monitors of every pool this process has."""
+        extra = [self.answer_pool_monitor] if self.answer_pool_monitor is not None else []
+        return [self.pool_monitor, *extra]
+
     def start_monitoring(self) -> None:
-        """Start the periodic pool check (DB_POOL_MONITOR_INTERVAL; 0 turns it off)."""
+        """Start the periodic pool checks (DB_POOL_MONITOR_INTERVAL; 0 turns them off)."""
         interval = self.settings.db_pool_monitor_interval
         if interval > 0 and self._monitor_task is None:
+            checks = [m.run(interval) for m in self.pool_monitors]
             self._monitor_task = asyncio.get_running_loop().create_task(
-                self.pool_monitor.run(interval), name="pool-monitor"
+                _all(checks), name="pool-monitor"
             )
 
     async def bootstrap(self, *, seed: bool = True) -> None:
@@ -173,8 +197,9 @@ class App:
                     with contextlib.suppress(asyncio.CancelledError):
                         await self._monitor_task
                     self._monitor_task = None
-                log.info("database pool at shutdown: %s", self.pool_monitor.status().describe())
-                self.pool_monitor.remove()
+                for monitor in self.pool_monitors:
+                    log.info("%s at shutdown: %s", monitor.name, monitor.status().describe())
+                    monitor.remove()
                 if self.rank_mirror is not None:
                     await self.rank_mirror.close()  # before its Redis client goes
                 await self.cache.close()
@@ -182,3 +207,8 @@ class App:
                 if self.answer_engine is not None:
                     await self.answer_engine.dispose()
                 await self.engine.dispose()
+
+
+async def _all(checks: list[Coroutine[Any, Any, None]]) -> None:
+    """Run the checks together until cancelled (cancelling this cancels them all)."""
+    await asyncio.gather(*checks)

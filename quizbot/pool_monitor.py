@@ -134,11 +134,20 @@ class PoolMonitor:
         self,
         engine: AsyncEngine,
         *,
-        alert_utilisation: float = 0.9,
+        name: str = "database pool",
+        alert_utilisation: float | None = 0.9,
         alert_wait_ms: float = 100.0,
     ) -> None:
+        """Args:
+        engine: whose pool to watch.
+        name: how its alerts and status lines start.
+        alert_utilisation: alert when this share of the pool was checked out at once;
+            None for a pool that is meant to be used in full (the answer writer's).
+        alert_wait_ms: alert when a checkout waited this long for a connection.
+        """
         pool = engine.sync_engine.pool
         self.engine = engine
+        self.name = name
         self.metrics: PoolMetrics = (
             pool.metrics if isinstance(pool, MonitoredPool) else PoolMetrics()
         )
@@ -204,10 +213,11 @@ class PoolMonitor:
         capacity = status.size + status.max_overflow
         peak = max(self._window_peak, status.checked_out)
         alerts: list[str] = []
-        if capacity and peak / capacity >= self.alert_utilisation:
+        limit = self.alert_utilisation
+        if limit is not None and capacity and peak / capacity >= limit:
             alerts.append(
                 f"pool utilisation {peak}/{capacity} ({peak / capacity:.0%}) reached the "
-                f"alert threshold of {self.alert_utilisation:.0%}: raise DB_POOL_SIZE / "
+                f"alert threshold of {limit:.0%}: raise DB_POOL_SIZE / "
                 "DB_MAX_OVERFLOW or find what holds connections"
             )
         if m.window_waits and m.window_max_wait_seconds * 1000 >= self.alert_wait_ms:
@@ -230,4 +240,4 @@ class PoolMonitor:
         while True:
             await asyncio.sleep(interval)
             for alert in self.check():
-                log.warning("database pool: %s — %s", alert, self.status().describe())
+                log.warning("%s: %s — %s", self.name, alert, self.status().describe())

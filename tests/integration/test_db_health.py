@@ -103,6 +103,37 @@ async def test_the_periodic_check_logs_a_warning(
             await asyncio.sleep(0.01)
         task.cancel()
     assert "pool utilisation 1/1" in caplog.records[0].getMessage()
+    assert caplog.records[0].getMessage().startswith("database pool: ")
+    monitor.remove()
+
+
+async def test_a_pool_used_in_full_by_design_alerts_on_waits_not_on_utilisation(
+    tiny: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The answer writer's pool: every batch in flight holds one of its connections, so
+    # a full pool is its normal state under load; a wait for one is not.
+    monitor = PoolMonitor(tiny, name="answer writer pool", alert_utilisation=None, alert_wait_ms=0)
+    caplog.set_level(logging.WARNING, logger="quizbot.pool_monitor")
+    async with tiny.connect() as held:
+        await held.execute(text("SELECT 1"))
+        assert monitor.check() == []  # 1/1 checked out, nobody waiting: healthy
+
+        async def second() -> None:
+            async with tiny.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        waiter = asyncio.create_task(second())
+        await asyncio.sleep(0.05)
+    await waiter
+    task = asyncio.create_task(monitor.run(0.01))
+    for _ in range(500):
+        if caplog.records:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    message = caplog.records[0].getMessage()
+    assert message.startswith("answer writer pool: 1 checkouts waited")
+    assert "utilisation" not in message.split(" — ")[0]
     monitor.remove()
 
 
@@ -342,6 +373,7 @@ async def test_the_app_wires_flags_breaker_and_monitor(database_url: str) -> Non
         await app.bootstrap(seed=False)
         assert app._monitor_task is not None and not app._monitor_task.done()
         assert app.pool_monitor.metrics.checkouts >= 1
+        assert [m.name for m in app.pool_monitors] == ["database pool"]
     finally:
         await app.close()
     assert app._monitor_task is None
@@ -357,6 +389,10 @@ async def test_the_app_wires_flags_breaker_and_monitor(database_url: str) -> Non
         assert defaults.quiz.answer_batcher.in_flight == flushes == 2
         assert defaults.answer_engine.sync_engine.pool.size() == flushes  # type: ignore[attr-defined]
         assert defaults.quiz._writer._sessions.kw["bind"] is defaults.answer_engine
+        # Both pools are watched; the writer's alerts on waits only (it is full by design).
+        assert [m.name for m in defaults.pool_monitors] == ["database pool", "answer writer pool"]
+        assert defaults.pool_monitors[1].engine is defaults.answer_engine
+        assert defaults.pool_monitors[1].alert_utilisation is None
         async with defaults.read_sessionmaker() as s:
             conn = await s.connection()
             assert conn.sync_connection.get_execution_options()["isolation_level"] == "AUTOCOMMIT"
