@@ -12,7 +12,7 @@ from quizbot.repositories.members import (
 )
 from quizbot.repositories.questions import QuestionRepository, question_hash
 from quizbot.repositories.reviews import ReviewRepository
-from quizbot.repositories.sessions import AnswerRepository, SessionRepository
+from quizbot.repositories.sessions import AnswerRepository, NewSession, SessionRepository
 from quizbot.repositories.users import UserRepository
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "MemberDelta",
     "MemberRepository",
     "MemberStats",
+    "NewSession",
     "QuestionRepository",
     "RecentAchievement",
     "ReviewRepository",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, Row, Table, bindparam, func, select, text, update
@@ -69,6 +70,24 @@ _ACTIVE_CONFLICTS: dict[str, tuple[type[ActiveSessionError], str]] = {
 }
 
 
+@dataclass(frozen=True)
+class NewSession:
+    """A quiz about to start: where, who, and the questions chosen for it."""
+
+    guild_id: int
+    guild_name: str
+    channel_id: int
+    user_id: int
+    display_name: str
+    mode: SessionMode
+    question_ids: list[int]
+    time_limit: int
+    question_started_at: dt.datetime
+    topic: str | None = None
+    category: str | None = None
+    difficulty: str = "mixed"
+
+
 class SessionRepository(Repository[QuizSession]):
     """Sessions: one running quiz per channel (or per player and channel in solo mode)."""
 
@@ -85,22 +104,7 @@ class SessionRepository(Repository[QuizSession]):
             await self.session.flush()
         return session_row
 
-    async def start(
-        self,
-        *,
-        guild_id: int,
-        guild_name: str,
-        channel_id: int,
-        user_id: int,
-        display_name: str,
-        mode: SessionMode,
-        question_ids: list[int],
-        time_limit: int,
-        question_started_at: dt.datetime,
-        topic: str | None = None,
-        category: str | None = None,
-        difficulty: str = "mixed",
-    ) -> Row[Any]:
+    async def start(self, new: NewSession) -> Row[Any]:
         """Insert a running session, creating its guild, user and member if missing.
 
         One statement (atomic on its own, so it may run in autocommit).
@@ -112,17 +116,20 @@ class SessionRepository(Repository[QuizSession]):
             ActiveSessionError: a quiz is already running there (nothing is written).
         """
         params = ensure_member_params(
-            guild_id=guild_id, user_id=user_id, display_name=display_name, guild_name=guild_name
+            guild_id=new.guild_id,
+            user_id=new.user_id,
+            display_name=new.display_name,
+            guild_name=new.guild_name,
         )
         params.update(
-            channel_id=channel_id,
-            mode=mode.value,
-            topic=topic,
-            category=category,
-            difficulty=difficulty,
-            question_ids=question_ids,
-            time_limit=time_limit,
-            question_started_at=question_started_at,
+            channel_id=new.channel_id,
+            mode=new.mode.value,
+            topic=new.topic,
+            category=new.category,
+            difficulty=new.difficulty,
+            question_ids=new.question_ids,
+            time_limit=new.time_limit,
+            question_started_at=new.question_started_at,
         )
         with translate_integrity_errors(dict(_ACTIVE_CONFLICTS)):
             return (await self.session.execute(_START, params)).one()

@@ -29,6 +29,7 @@ from quizbot.repositories import (
     AnswerRepository,
     MemberDelta,
     MemberRepository,
+    NewSession,
     QuestionRepository,
     SessionRepository,
 )
@@ -549,36 +550,24 @@ class QuizService:
                 user_id=user_id, guild_id=guild_id, limit=RECENT_WINDOW
             )
         return await self.open_session(
-            guild_id=guild_id,
-            guild_name=guild_name,
-            channel_id=channel_id,
-            user_id=user_id,
-            display_name=display_name,
-            mode=mode,
-            question_ids=self._choose(pool, seen, filters.count),
-            time_limit=guild_settings.timer,
-            topic=filters.topic,
-            category=filters.category,
-            difficulty=filters.difficulty,
+            NewSession(
+                guild_id=guild_id,
+                guild_name=guild_name,
+                channel_id=channel_id,
+                user_id=user_id,
+                display_name=display_name,
+                mode=mode,
+                question_ids=self._choose(pool, seen, filters.count),
+                time_limit=guild_settings.timer,
+                question_started_at=dt.datetime.now(dt.UTC),
+                topic=filters.topic,
+                category=filters.category,
+                difficulty=filters.difficulty,
+            )
         )
 
-    async def open_session(
-        self,
-        *,
-        guild_id: int,
-        guild_name: str,
-        channel_id: int,
-        user_id: int,
-        display_name: str,
-        mode: SessionMode,
-        question_ids: list[int],
-        time_limit: int,
-        topic: str | None = None,
-        category: str | None = None,
-        difficulty: str = "mixed",
-        now: dt.datetime | None = None,
-    ) -> QuestionView:
-        """Start a quiz of the given questions (chosen by the caller) and present the first.
+    async def open_session(self, new: NewSession) -> QuestionView:
+        """Start a quiz of the questions the caller chose and present the first.
 
         One statement: the member is created if missing, and the session inserted.
 
@@ -586,20 +575,7 @@ class QuizService:
             ActiveSessionError: a quiz is already running there.
         """
         async with self._one_statement() as session:
-            row = await SessionRepository(session=session).start(
-                guild_id=guild_id,
-                guild_name=guild_name,
-                channel_id=channel_id,
-                user_id=user_id,
-                display_name=display_name,
-                mode=mode,
-                question_ids=question_ids,
-                time_limit=time_limit,
-                question_started_at=now or dt.datetime.now(dt.UTC),
-                topic=topic,
-                category=category,
-                difficulty=difficulty,
-            )
+            row = await SessionRepository(session=session).start(new)
         return await self._view(row)
 
     def _choose(self, pool: Sequence[int], seen: Sequence[int], count: int) -> list[int]:

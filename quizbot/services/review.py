@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quizbot.errors import InvalidInputError
 from quizbot.models import SessionMode
+from quizbot.repositories import NewSession
 from quizbot.repositories.reviews import ReviewRepository
 from quizbot.services.quiz import QuestionView, QuizService
 
@@ -94,16 +95,18 @@ class ReviewService:
                 _, next_due = await reviews.due_summary(user_id=user_id, guild_id=guild_id, now=now)
                 raise InvalidInputError(_nothing_due(next_due, now))
         return await self._quiz.open_session(
-            guild_id=guild_id,
-            guild_name=guild_name,
-            channel_id=channel_id,
-            user_id=user_id,
-            display_name=display_name,
-            mode=SessionMode.SOLO,
-            question_ids=list(question_ids),
-            time_limit=settings.timer,
-            topic=REVIEW_TOPIC,
-            now=now,
+            NewSession(
+                guild_id=guild_id,
+                guild_name=guild_name,
+                channel_id=channel_id,
+                user_id=user_id,
+                display_name=display_name,
+                mode=SessionMode.SOLO,
+                question_ids=list(question_ids),
+                time_limit=settings.timer,
+                question_started_at=now,
+                topic=REVIEW_TOPIC,
+            )
         )
 
 

@@ -89,6 +89,19 @@ async def test_waits_and_timeouts_are_counted_and_alerted(tiny: AsyncEngine) -> 
     monitor.remove()
 
 
+async def _first_warning(monitor: PoolMonitor, caplog: pytest.LogCaptureFixture) -> str:
+    """Run the periodic check until it logs; its first warning."""
+    task = asyncio.create_task(monitor.run(0.01))
+    try:
+        for _ in range(500):
+            if caplog.records:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+    return caplog.records[0].getMessage()
+
+
 async def test_the_periodic_check_logs_a_warning(
     tiny: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -96,14 +109,9 @@ async def test_the_periodic_check_logs_a_warning(
     caplog.set_level(logging.WARNING, logger="quizbot.pool_monitor")
     async with tiny.connect() as held:
         await held.execute(text("SELECT 1"))
-        task = asyncio.create_task(monitor.run(0.01))
-        for _ in range(500):
-            if caplog.records:
-                break
-            await asyncio.sleep(0.01)
-        task.cancel()
-    assert "pool utilisation 1/1" in caplog.records[0].getMessage()
-    assert caplog.records[0].getMessage().startswith("database pool: ")
+        message = await _first_warning(monitor, caplog)
+    assert "pool utilisation 1/1" in message
+    assert message.startswith("database pool: ")
     monitor.remove()
 
 
@@ -125,13 +133,7 @@ async def test_a_pool_used_in_full_by_design_alerts_on_waits_not_on_utilisation(
         waiter = asyncio.create_task(second())
         await asyncio.sleep(0.05)
     await waiter
-    task = asyncio.create_task(monitor.run(0.01))
-    for _ in range(500):
-        if caplog.records:
-            break
-        await asyncio.sleep(0.01)
-    task.cancel()
-    message = caplog.records[0].getMessage()
+    message = await _first_warning(monitor, caplog)
     assert message.startswith("answer writer pool: 1 checkouts waited")
     assert "utilisation" not in message.split(" — ")[0]
     monitor.remove()
