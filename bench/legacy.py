@@ -28,7 +28,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2.pool import ThreadedConnectionPool
 
-from bench.metrics import count_pool_wait, count_statement, count_tx
+from bench.metrics import count_held, count_pool_wait, count_statement, count_tx, held_by_current
 from bench.workload import Ack, Member, Shown
 
 
@@ -62,7 +62,9 @@ class AsyncConnectionWrapper:
     def transaction(self) -> Iterator[Tx]:
         began = time.perf_counter()
         conn = self.pool.getconn()
-        count_pool_wait(time.perf_counter() - began)
+        taken = time.perf_counter()
+        count_pool_wait(taken - began)
+        holder = held_by_current()
         try:
             # psycopg2 sends BEGIN before the first statement and COMMIT here.
             count_tx("BEGIN")
@@ -75,6 +77,7 @@ class AsyncConnectionWrapper:
             raise
         finally:
             self.pool.putconn(conn)
+            count_held(holder, time.perf_counter() - taken)
 
     async def fetch(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         with self.transaction() as tx:

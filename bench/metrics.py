@@ -54,6 +54,8 @@ class Invocation:
     statements: int = 0
     pool_wait_s: float = 0.0
     checkouts: int = 0
+    # Time between taking a pooled connection and giving it back: what others wait for.
+    held_s: float = 0.0
     pings: int = 0
     # BEGIN / COMMIT / ROLLBACK: round trips too, though not statements of ours.
     tx: int = 0
@@ -86,6 +88,7 @@ class BatchRecord:
     tx: int = 0
     pings: int = 0
     pool_wait_s: float = 0.0
+    held_s: float = 0.0
     failed: bool = False
     # Statements and TX_MARKERS in order, when capturing for the raw replay.
     captured: list[tuple[str, tuple[Any, ...]]] | None = None
@@ -151,7 +154,7 @@ class BatchLog:
             inv.open = False
             CURRENT.reset(token)
             record.statements, record.tx, record.pings = inv.statements, inv.tx, inv.pings
-            record.pool_wait_s = inv.pool_wait_s
+            record.pool_wait_s, record.held_s = inv.pool_wait_s, inv.held_s
             record.captured = inv.captured
 
 
@@ -210,6 +213,18 @@ def count_pool_wait(seconds: float) -> None:
     inv.checkouts += 1
 
 
+def held_by_current() -> Invocation | None:
+    """The running command, to charge a connection it checks out now (see `count_held`)."""
+    inv = CURRENT.get()
+    return inv if inv is not None and inv.open else None
+
+
+def count_held(inv: Invocation | None, seconds: float) -> None:
+    """A connection taken by `inv` (from `held_by_current`) was given back after `seconds`."""
+    if inv is not None:
+        inv.held_s += seconds
+
+
 def count_ping() -> None:
     """A pool pre-ping: one more round trip of the running command."""
     inv = CURRENT.get()
@@ -239,6 +254,7 @@ class CommandStats:
     # Per sample; an answer's share of its batch makes these fractional.
     statements: list[float] = field(default_factory=list)
     pool_waits: list[float] = field(default_factory=list)
+    held: list[float] = field(default_factory=list)
     pings: list[float] = field(default_factory=list)
     tx: list[float] = field(default_factory=list)
     # Size of the batch that wrote the sample's answer (0: not group-committed).
@@ -252,7 +268,7 @@ class CommandStats:
         The batch's pool wait is charged whole: every answer of the batch waited for it.
         """
         statements, pings, tx = float(inv.statements), float(inv.pings), float(inv.tx)
-        pool_wait = inv.pool_wait_s
+        pool_wait, held = inv.pool_wait_s, inv.held_s
         size = 0
         if inv.batch is not None and inv.batch.size:
             b, size = inv.batch, inv.batch.size
@@ -260,9 +276,11 @@ class CommandStats:
             pings += b.pings / size
             tx += b.tx / size
             pool_wait += b.pool_wait_s
+            held += b.held_s / size
         self.latencies.append(latency)
         self.statements.append(statements)
         self.pool_waits.append(pool_wait)
+        self.held.append(held)
         self.pings.append(pings)
         self.tx.append(tx)
         self.batch_sizes.append(size)
@@ -299,6 +317,8 @@ class CommandStats:
             "pool_wait_mean_ms": sum(waits) / n if n else 0.0,
             "pool_wait_p95_ms": percentile(waits, 95),
             "pool_wait_max_ms": max(waits, default=0.0),
+            # Connection time per command (an answer: its share of the batch's).
+            "held_mean_ms": sum(self.held) * 1000 / n if n else 0.0,
         }
 
 

@@ -10,7 +10,15 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bench.metrics import BATCHES, count_ping, count_pool_wait, count_statement, count_tx
+from bench.metrics import (
+    BATCHES,
+    count_held,
+    count_ping,
+    count_pool_wait,
+    count_statement,
+    count_tx,
+    held_by_current,
+)
 from bench.workload import Ack, Member, Shown
 from quizbot.app import App
 from quizbot.config import Settings
@@ -83,6 +91,17 @@ def _instrument_engine(engine: Any) -> None:
             count_pool_wait(time.perf_counter() - began)
 
     pool._do_get = timed_get
+
+    # How long each checkout keeps its connection, charged to the command that took it.
+    @event.listens_for(sync_engine, "checkout")
+    def _taken(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        record.info["bench_taken"] = (time.perf_counter(), held_by_current())
+
+    @event.listens_for(sync_engine, "checkin")
+    def _returned(dbapi_connection: Any, record: Any) -> None:
+        taken = record.info.pop("bench_taken", None)
+        if taken is not None:
+            count_held(taken[1], time.perf_counter() - taken[0])
 
     # Count the pings actually sent: behind an IdleAwarePing, only its inner ping is one.
     dialect: Any = sync_engine.dialect

@@ -165,15 +165,19 @@ class Replayer:
                     if action.statements:
                         began = time.perf_counter()
                         async with self.pool.acquire() as conn:
-                            inv.pool_wait_s += time.perf_counter() - began
+                            taken = time.perf_counter()
+                            inv.pool_wait_s += taken - began
                             inv.checkouts += 1
-                            for statements, committed in _units(action.statements):
-                                inv.statements += len(statements)
-                                if committed is not None:
-                                    inv.tx += 2  # BEGIN and COMMIT (or ROLLBACK)
-                                replies = await self._unit(conn, statements, committed)
-                                if action.name == "start":
-                                    self._remember_session(action, statements, replies)
+                            try:
+                                for statements, committed in _units(action.statements):
+                                    inv.statements += len(statements)
+                                    if committed is not None:
+                                        inv.tx += 2  # BEGIN and COMMIT (or ROLLBACK)
+                                    replies = await self._unit(conn, statements, committed)
+                                    if action.name == "start":
+                                        self._remember_session(action, statements, replies)
+                            finally:
+                                inv.held_s += time.perf_counter() - taken
                 finally:
                     if batch is not None:
                         batch.arrive()  # even after a failure: the batch must not wait for it
@@ -226,12 +230,16 @@ class Replayer:
         try:
             units = _units(batch.trace.statements)
             async with self.pool.acquire() as conn:
-                record.pool_wait_s = time.perf_counter() - record.began
-                for statements, committed in units:
-                    if committed is not None:
-                        record.tx += 2  # BEGIN and COMMIT (or ROLLBACK)
-                    record.statements += len(statements)
-                    await self._unit(conn, statements, committed)
+                taken = time.perf_counter()
+                record.pool_wait_s = taken - record.began
+                try:
+                    for statements, committed in units:
+                        if committed is not None:
+                            record.tx += 2  # BEGIN and COMMIT (or ROLLBACK)
+                        record.statements += len(statements)
+                        await self._unit(conn, statements, committed)
+                finally:
+                    record.held_s = time.perf_counter() - taken
         except Exception as exc:
             record.failed = True
             batch.error = exc

@@ -357,6 +357,7 @@ def _stage_tables(v: dict[str, Any]) -> str:
                     _fmt(c.get("pings_mean", 0.0), 2),
                     _fmt(c["pool_wait_mean_ms"], 2),
                     _fmt(c["pool_wait_max_ms"], 1),
+                    _fmt(c.get("held_mean_ms", 0.0), 2),
                 ]
             )
     return _table(
@@ -375,6 +376,7 @@ def _stage_tables(v: dict[str, Any]) -> str:
             "pre-pings",
             "pool wait ms (mean)",
             "pool wait ms (max)",
+            "connection held ms (mean)",
         ],
         rows,
     )

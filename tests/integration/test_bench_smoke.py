@@ -149,3 +149,16 @@ def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]
             )
         for key in ("batches", "answers", "statements"):
             assert r["batches"][key] == q["batches"][key], key
+        # ... and sends them as quizbot did: BEGIN/COMMIT only where quizbot had them
+        # (a start is a read and an insert in autocommit, a finish one transaction).
+        for command in ("start", "finish", "stats"):
+            assert r["commands"][command]["tx_mean"] == pytest.approx(
+                q["commands"][command]["tx_mean"]
+            ), command
+    # Every variant that reached the database held connections for it, and never for
+    # longer than the commands took.
+    for name in ("quizbot", "raw", "legacy"):
+        for stage in by_name[name]["stages"]:
+            for command in ("start", "finish"):
+                c = stage["commands"][command]
+                assert 0 < c["held_mean_ms"] <= c["mean_ms"], (name, command)
