@@ -107,6 +107,11 @@ class App:
             answer_sessions=(
                 create_sessionmaker(answer_engine, breaker) if answer_engine is not None else None
             ),
+            answer_autocommit=(
+                create_read_sessionmaker(answer_engine, breaker)
+                if answer_engine is not None
+                else None
+            ),
             answer_group_commit=settings.answer_group_commit,
             answer_group_commit_ms=settings.answer_group_commit_ms,
             answer_batch_max=settings.answer_batch_max,

@@ -7,7 +7,8 @@ is full), hands the batch to a flush function, and resolves every caller's futur
 with exactly its own result, after the commit. If the flush raises, every caller
 of that batch gets the exception: nobody is left waiting.
 
-`AnswerBatchWriter` is the flush for answers, one transaction per batch:
+`AnswerBatchWriter` is the flush for answers, one transaction per batch (or the fast
+path below):
 
 1. `_BATCH_CONTEXT`: where every session stands, each member's streak and held
    achievements, whether the answer already exists; the user and member rows of
@@ -27,6 +28,18 @@ of that batch gets the exception: nobody is left waiting.
 
 So a batch is two statements (three with awards) however many answers it holds;
 one answer on its own (ANSWER_GROUP_COMMIT=false) is two statements too.
+
+**The fast path.** Inside a transaction those statements are four or five round
+trips (BEGIN and COMMIT), each waiting for a turn of a busy event loop while the
+batch's callers wait. With autocommit sessions (the app's), a batch first runs the
+steps with no transaction: step 1 reads without locking, and step 3 is
+`_BATCH_RECORD_GUARDED`, which locks the rows in the same order, checks that every
+session still asks the question answered, every member still has the streak step 2
+scored with and no row vanished, and writes only then. If anything moved, or
+another process stored one of the answers, it fails as a whole (nothing written)
+and the batch runs on the transactional path above. Step 4 then commits on its own:
+if it fails, the answers still count (they are committed) and the achievement is
+earned again by the member's next answer.
 """
 
 from __future__ import annotations
@@ -41,6 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quizbot.cache import SCORES, QuizCache
@@ -304,8 +318,10 @@ def rejection(ctx: Any, question_id: int, user_id: int) -> str | None:
     return None
 
 
-_BATCH_CONTEXT = text(
-    """
+def _batch_context_sql(lock: bool) -> str:
+    """Step 1; `lock`: take the row locks (the transaction), else read (the fast path)."""
+    for_update = "FOR NO KEY UPDATE" if lock else ""
+    return f"""
     WITH v AS (
         SELECT * FROM unnest(
             CAST(:ords AS int[]), CAST(:session_ids AS bigint[]), CAST(:question_ids AS bigint[]),
@@ -323,7 +339,7 @@ _BATCH_CONTEXT = text(
         SELECT q.id, q.status, q.guild_id, q.mode, q.user_id AS owner_id, q.time_limit,
                q.question_ids[q.position + 1] AS current_question, q.question_started_at
         FROM quiz_sessions q WHERE q.id IN (SELECT session_id FROM v)
-        ORDER BY q.id FOR NO KEY UPDATE
+        ORDER BY q.id {for_update}
     ), c AS (
         SELECT v.ord, v.session_id, v.question_id, v.user_id, v.name,
                s.status, s.guild_id, s.mode, s.owner_id, s.time_limit, s.current_question,
@@ -346,12 +362,12 @@ _BATCH_CONTEXT = text(
         FROM guild_members t
         WHERE (t.guild_id, t.user_id) IN (SELECT guild_id, user_id FROM c WHERE ok)
           AND (SELECT count(*) FROM ls) >= 0
-        ORDER BY t.guild_id, t.user_id FOR NO KEY UPDATE
+        ORDER BY t.guild_id, t.user_id {for_update}
     ), lu AS (
         SELECT t.user_id FROM users t
         WHERE t.user_id IN (SELECT user_id FROM c WHERE ok)
           AND (SELECT count(*) FROM lm) >= 0
-        ORDER BY t.user_id FOR NO KEY UPDATE
+        ORDER BY t.user_id {for_update}
     )
     SELECT c.ord, c.status, c.guild_id, c.mode, c.owner_id, c.time_limit, c.current_question,
            c.question_started_at,
@@ -362,14 +378,17 @@ _BATCH_CONTEXT = text(
            -- transaction would need a second pooled connection while holding locks.
            (SELECT g.settings FROM guilds g WHERE g.guild_id = c.guild_id) AS guild_settings,
            coalesce((SELECT array_agg(ua.code) FROM user_achievements ua
-                     WHERE ua.user_id = c.user_id AND ua.guild_id = c.guild_id), '{}') AS held,
+                     WHERE ua.user_id = c.user_id AND ua.guild_id = c.guild_id), '{{}}') AS held,
            EXISTS (SELECT 1 FROM answers a
                    WHERE a.session_id = c.session_id AND a.question_id = c.question_id
                      AND a.user_id = c.user_id) AS answered
     FROM c
     LEFT JOIN lm gm ON gm.guild_id = c.guild_id AND gm.user_id = c.user_id
     """
-)
+
+
+_BATCH_CONTEXT = text(_batch_context_sql(lock=True))
+_BATCH_CONTEXT_READ = text(_batch_context_sql(lock=False))
 
 _DAILY = """CASE WHEN t.last_active_day = p.today THEN t.daily_streak
                  WHEN t.last_active_day = p.today - 1 THEN t.daily_streak + 1
@@ -382,9 +401,8 @@ _DAILY = """CASE WHEN t.last_active_day = p.today THEN t.daily_streak
 # assume every answer inserts (step 1 found none of them); `inserted` says whether
 # that held, and if a concurrent process won a race the batch is rolled back and run
 # again, so no total ever counts an answer that was not stored.
-_BATCH_RECORD = text(
-    f"""
-    WITH ins AS (
+_RECORD_TEMPLATE = f"""
+    WITH @GUARD_CTES@ins AS (
         INSERT INTO answers (session_id, question_id, user_id, guild_id, topic, given,
                              correct, response_ms, points)
         SELECT * FROM unnest(
@@ -392,7 +410,7 @@ _BATCH_RECORD = text(
             CAST(:user_ids AS bigint[]), CAST(:guild_ids AS bigint[]), CAST(:topics AS text[]),
             CAST(:givens AS text[]), CAST(:corrects AS boolean[]), CAST(:response_ms AS int[]),
             CAST(:points AS int[])
-        )
+        )@WHEN_OK@
         ON CONFLICT (session_id, question_id, user_id) DO NOTHING
         RETURNING 1
     ), p AS (
@@ -423,7 +441,7 @@ _BATCH_RECORD = text(
             display_name = p.name,
             last_active = now()
         FROM p
-        WHERE t.guild_id = p.guild_id AND t.user_id = p.user_id
+        WHERE t.guild_id = p.guild_id AND t.user_id = p.user_id@AND_OK@
         RETURNING t.guild_id, t.user_id, t.points, t.xp, t.level, t.answered, t.correct,
                   t.quizzes_taken, t.answer_streak, t.best_streak, t.daily_streak
     ), u AS (
@@ -437,7 +455,7 @@ _BATCH_RECORD = text(
             CAST(:u_ids AS bigint[]), CAST(:u_points AS bigint[]), CAST(:u_xp AS bigint[]),
             CAST(:u_names AS text[])
         ) AS pu(user_id, points, xp, name)
-        WHERE t.user_id = pu.user_id
+        WHERE t.user_id = pu.user_id@AND_OK@
     ), s AS (
         UPDATE quiz_sessions q SET
             answered_count = q.answered_count + ps.answered,
@@ -447,13 +465,74 @@ _BATCH_RECORD = text(
             CAST(:s_ids AS bigint[]), CAST(:s_answered AS int[]), CAST(:s_correct AS int[]),
             CAST(:s_points AS bigint[])
         ) AS ps(session_id, answered, correct, points)
-        WHERE q.id = ps.session_id
+        WHERE q.id = ps.session_id@AND_OK@
     )
     SELECT m.*, NULL AS inserted FROM m
     UNION ALL
-    SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, count(*) FROM ins
+    SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, @INSERTED@
+    FROM ins
     """
-)
+
+# Step 3 of the fast path, in autocommit: the statement takes the locks step 1 did not
+# (sessions, members, users, in the order the transactional path and `finish` take
+# them), then checks that nothing step 2 relied on moved since step 1: every session
+# still asks the question answered, every member still has the streak read, no row
+# vanished. Only then does it write; if anything moved, or another process stored one
+# of the answers meanwhile, it raises (`_GUARD_MARKER`) and so writes nothing at all,
+# and the batch runs again on the transactional path.
+_GUARD_MARKER = "quizbot: batch rows moved since step 1"
+_GUARD_CTES = """ls AS (
+        SELECT q.id, q.status, q.question_ids[q.position + 1] AS current_question
+        FROM quiz_sessions q WHERE q.id = ANY(CAST(:s_ids AS bigint[]))
+        ORDER BY q.id FOR NO KEY UPDATE
+    ), lm AS (
+        SELECT t.guild_id, t.user_id, t.answer_streak FROM guild_members t
+        JOIN unnest(CAST(:m_guild_ids AS bigint[]), CAST(:m_user_ids AS bigint[]))
+             AS k(guild_id, user_id) ON t.guild_id = k.guild_id AND t.user_id = k.user_id
+        WHERE (SELECT count(*) FROM ls) >= 0
+        ORDER BY t.guild_id, t.user_id FOR NO KEY UPDATE OF t
+    ), lu AS (
+        SELECT t.user_id FROM users t
+        WHERE t.user_id = ANY(CAST(:u_ids AS bigint[])) AND (SELECT count(*) FROM lm) >= 0
+        ORDER BY t.user_id FOR NO KEY UPDATE
+    ), ok AS (
+        SELECT (SELECT count(*) FROM lu) = cardinality(CAST(:u_ids AS bigint[]))
+           AND (SELECT count(*) FROM lm) = cardinality(CAST(:m_user_ids AS bigint[]))
+           AND NOT EXISTS (
+               SELECT 1 FROM unnest(CAST(:s_ids AS bigint[]), CAST(:s_current AS bigint[]))
+                    AS e(id, current_question)
+               LEFT JOIN ls ON ls.id = e.id
+               WHERE ls.status IS DISTINCT FROM 'active'
+                  OR ls.current_question IS DISTINCT FROM e.current_question)
+           AND NOT EXISTS (
+               SELECT 1 FROM unnest(CAST(:m_guild_ids AS bigint[]), CAST(:m_user_ids AS bigint[]),
+                                    CAST(:m_streaks AS int[])) AS e(guild_id, user_id, streak)
+               JOIN lm ON lm.guild_id = e.guild_id AND lm.user_id = e.user_id
+               WHERE lm.answer_streak <> e.streak) AS ok
+    ), """
+
+
+def _batch_record_sql(guarded: bool) -> str:
+    """Step 3; `guarded`: the fast path's checked, all-or-nothing version (see above)."""
+    if not guarded:
+        return (
+            _RECORD_TEMPLATE.replace("@GUARD_CTES@", "")
+            .replace("@WHEN_OK@", "")
+            .replace("@AND_OK@", "")
+            .replace("@INSERTED@", "count(*)")
+        )
+    # Not a constant: PostgreSQL would fold a constant failing cast while planning.
+    failed = f"CAST('{_GUARD_MARKER} (' || count(*) || ' stored)' AS bigint)"
+    return (
+        _RECORD_TEMPLATE.replace("@GUARD_CTES@", _GUARD_CTES)
+        .replace("@WHEN_OK@", " WHERE (SELECT ok FROM ok)")
+        .replace("@AND_OK@", " AND (SELECT ok FROM ok)")
+        .replace("@INSERTED@", f"CASE WHEN count(*) = :expected THEN count(*) ELSE {failed} END")
+    )
+
+
+_BATCH_RECORD = text(_batch_record_sql(guarded=False))
+_BATCH_RECORD_GUARDED = text(_batch_record_sql(guarded=True))
 
 _BATCH_AWARD = text(
     f"""
@@ -462,9 +541,21 @@ _BATCH_AWARD = text(
             CAST(:user_ids AS bigint[]), CAST(:guild_ids AS bigint[]), CAST(:codes AS text[]),
             CAST(:xps AS bigint[])
         ) AS v(user_id, guild_id, code, xp)
+    ), lm AS (
+        -- Members, then users, locked in key order before anything is written, as
+        -- every writer takes them: run as a statement of its own (the fast path), it
+        -- cannot deadlock with a transaction that holds some of them (a `finish`).
+        -- Inside a transaction that locked them already, this costs nothing.
+        SELECT t.user_id FROM guild_members t
+        WHERE (t.guild_id, t.user_id) IN (SELECT guild_id, user_id FROM v)
+        ORDER BY t.guild_id, t.user_id FOR NO KEY UPDATE
+    ), lu AS (
+        SELECT t.user_id FROM users t
+        WHERE t.user_id IN (SELECT user_id FROM v) AND (SELECT count(*) FROM lm) >= 0
+        ORDER BY t.user_id FOR NO KEY UPDATE
     ), ins AS (
         INSERT INTO user_achievements (user_id, guild_id, code)
-        SELECT user_id, guild_id, code FROM v
+        SELECT user_id, guild_id, code FROM v WHERE (SELECT count(*) FROM lu) >= 0
         ON CONFLICT DO NOTHING
         RETURNING user_id, guild_id, code
     ), r AS (
@@ -554,8 +645,12 @@ def _runs(answers: Sequence[_Accepted]) -> list[int]:
     return runs
 
 
+class _RowsMovedError(Exception):
+    """The fast path's step 3 found its rows changed since step 1 and wrote nothing."""
+
+
 class AnswerBatchWriter:
-    """Writes a batch of answers in one transaction (see the module docstring)."""
+    """Writes a batch of answers (see the module docstring)."""
 
     def __init__(
         self,
@@ -563,11 +658,26 @@ class AnswerBatchWriter:
         cache: QuizCache,
         settings: GuildSettingsService,
         rank_mirror: RankMirror | None = None,
+        *,
+        autocommit: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
+        """Args:
+        sessionmaker: sessions for the transactional path.
+        cache: told which guilds' scores changed, after the commit.
+        settings: the guilds' settings (scoring).
+        rank_mirror: told every member's new points after the commit.
+        autocommit: autocommit sessions on the same connections; with them a batch
+            first tries the fast path (two statements, no BEGIN/COMMIT).
+        """
         self._sessions = sessionmaker
+        self._autocommit = autocommit
         self._cache = cache
         self._settings = settings
         self._rank_mirror = rank_mirror
+        # Batches written by the fast path, and those it handed to the locked path
+        # because their rows moved between its two statements (tests, the benchmark).
+        self.fast_batches = 0
+        self.moved_batches = 0
 
     async def write(self, items: Sequence[PendingAnswer]) -> list[Recorded | BaseException]:
         """Record `items` in one transaction; one result (or error) per item, in order."""
@@ -581,18 +691,10 @@ class AnswerBatchWriter:
             else:
                 first_of[key] = i
         firsts = list(first_of.values())
-        totals: dict[tuple[int, int], int] = {}
-        for attempt in range(1, RACE_ATTEMPTS + 1):
-            try:
-                async with self._sessions() as session, session.begin():
-                    accepted = await self._check(session, items, firsts, results)
-                    if accepted:
-                        totals = await self._record(session, accepted, results)
-                break
-            except RaceLostError:
-                # Rolled back; step 1 of the next attempt sees the stored answers.
-                if attempt == RACE_ATTEMPTS:
-                    raise
+        totals = await self._write_fast(items, firsts, results)
+        if totals is None:
+            results = [None] * len(items)
+            totals = await self._write_locked(items, firsts, results)
         if self._rank_mirror is not None and totals:
             await self._rank_mirror.points_changed((g, u, p) for (g, u), p in totals.items())
         for guild_id in sorted({g for g, _u in totals}):
@@ -613,16 +715,67 @@ class AnswerBatchWriter:
         assert all(r is not None for r in results)
         return [r for r in results if r is not None]
 
+    async def _write_fast(
+        self,
+        items: Sequence[PendingAnswer],
+        firsts: list[int],
+        results: list[Recorded | BaseException | None],
+    ) -> dict[tuple[int, int], int] | None:
+        """Steps 1 to 4 in autocommit: step 1 reads without locks, step 3 locks, checks
+        and writes in one statement. Two round trips where the transaction takes four.
+
+        Returns:
+            Each member's points after the batch; None when there is no fast path or
+            step 3 found its rows moved (it wrote nothing then).
+        """
+        if self._autocommit is None:
+            return None
+        async with self._autocommit() as session:
+            accepted = await self._check(session, items, firsts, results, lock=False)
+            if not accepted:
+                self.fast_batches += 1
+                return {}
+            try:
+                totals = await self._record(session, accepted, results, guarded=True)
+            except _RowsMovedError:
+                self.moved_batches += 1
+                return None
+        self.fast_batches += 1
+        return totals
+
+    async def _write_locked(
+        self,
+        items: Sequence[PendingAnswer],
+        firsts: list[int],
+        results: list[Recorded | BaseException | None],
+    ) -> dict[tuple[int, int], int]:
+        """Steps 1 to 4 in one transaction, step 1 locking every row step 3 writes."""
+        for attempt in range(1, RACE_ATTEMPTS + 1):
+            try:
+                async with self._sessions() as session, session.begin():
+                    accepted = await self._check(session, items, firsts, results, lock=True)
+                    if accepted:
+                        return await self._record(session, accepted, results, guarded=False)
+                return {}
+            except RaceLostError:
+                # Rolled back; step 1 of the next attempt sees the stored answers.
+                if attempt == RACE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     async def _check(
         self,
         session: AsyncSession,
         items: Sequence[PendingAnswer],
         firsts: list[int],
         results: list[Recorded | BaseException | None],
+        *,
+        lock: bool,
     ) -> list[_Accepted]:
-        """Statement 1, then validation and scoring in arrival order."""
+        """Statement 1 (`lock`: locking what step 3 writes), then validation and
+        scoring in arrival order."""
         rows = await session.execute(
-            _BATCH_CONTEXT,
+            _BATCH_CONTEXT if lock else _BATCH_CONTEXT_READ,
             {
                 "ords": firsts,
                 "session_ids": [items[i].session_id for i in firsts],
@@ -682,8 +835,13 @@ class AnswerBatchWriter:
         session: AsyncSession,
         accepted: list[_Accepted],
         results: list[Recorded | BaseException | None],
+        *,
+        guarded: bool,
     ) -> dict[tuple[int, int], int]:
         """Steps 3 and 4; fills `results` for the accepted answers.
+
+        `guarded`: the fast path's step 3, which checks that what step 1 read still
+        holds (raising `_RowsMovedError`, having written nothing, when it does not).
 
         Returns:
             Each member's points after the batch, by (guild_id, user_id).
@@ -697,40 +855,50 @@ class AnswerBatchWriter:
             by_session.setdefault(a.item.session_id, []).append(a)
         members, users, sessions = sorted(by_member), sorted(by_user), sorted(by_session)
         runs = {key: _runs(by_member[key]) for key in members}
-        rows = await session.execute(
-            _BATCH_RECORD,
-            {
-                "session_ids": [a.item.session_id for a in accepted],
-                "question_ids": [a.item.question_id for a in accepted],
-                "user_ids": [a.item.user_id for a in accepted],
-                "guild_ids": [a.guild_id for a in accepted],
-                "topics": [a.item.topic for a in accepted],
-                "givens": [a.item.given[:200] for a in accepted],
-                "corrects": [a.item.correct for a in accepted],
-                "response_ms": [a.response_ms for a in accepted],
-                "points": [a.points for a in accepted],
-                "m_guild_ids": [g for g, _u in members],
-                "m_user_ids": [u for _g, u in members],
-                "m_points": [sum(a.points for a in by_member[k]) for k in members],
-                "m_xp": [sum(a.xp for a in by_member[k]) for k in members],
-                "m_answered": [len(by_member[k]) for k in members],
-                "m_correct": [sum(a.item.correct for a in by_member[k]) for k in members],
-                "m_has_wrong": [len(runs[k]) > 1 for k in members],
-                "m_lead": [runs[k][0] for k in members],
-                "m_tail": [runs[k][-1] for k in members],
-                "m_inner": [max(runs[k][1:], default=0) for k in members],
-                "m_today": [max(a.today for a in by_member[k]) for k in members],
-                "m_names": [by_member[k][-1].item.name[:100] for k in members],
-                "u_ids": users,
-                "u_points": [sum(a.points for a in by_user[u]) for u in users],
-                "u_xp": [sum(a.xp for a in by_user[u]) for u in users],
-                "u_names": [by_user[u][-1].item.name[:100] for u in users],
-                "s_ids": sessions,
-                "s_answered": [len(by_session[s]) for s in sessions],
-                "s_correct": [sum(a.item.correct for a in by_session[s]) for s in sessions],
-                "s_points": [sum(a.points for a in by_session[s]) for s in sessions],
-            },
-        )
+        params: dict[str, Any] = {
+            "session_ids": [a.item.session_id for a in accepted],
+            "question_ids": [a.item.question_id for a in accepted],
+            "user_ids": [a.item.user_id for a in accepted],
+            "guild_ids": [a.guild_id for a in accepted],
+            "topics": [a.item.topic for a in accepted],
+            "givens": [a.item.given[:200] for a in accepted],
+            "corrects": [a.item.correct for a in accepted],
+            "response_ms": [a.response_ms for a in accepted],
+            "points": [a.points for a in accepted],
+            "m_guild_ids": [g for g, _u in members],
+            "m_user_ids": [u for _g, u in members],
+            "m_points": [sum(a.points for a in by_member[k]) for k in members],
+            "m_xp": [sum(a.xp for a in by_member[k]) for k in members],
+            "m_answered": [len(by_member[k]) for k in members],
+            "m_correct": [sum(a.item.correct for a in by_member[k]) for k in members],
+            "m_has_wrong": [len(runs[k]) > 1 for k in members],
+            "m_lead": [runs[k][0] for k in members],
+            "m_tail": [runs[k][-1] for k in members],
+            "m_inner": [max(runs[k][1:], default=0) for k in members],
+            "m_today": [max(a.today for a in by_member[k]) for k in members],
+            "m_names": [by_member[k][-1].item.name[:100] for k in members],
+            "u_ids": users,
+            "u_points": [sum(a.points for a in by_user[u]) for u in users],
+            "u_xp": [sum(a.xp for a in by_user[u]) for u in users],
+            "u_names": [by_user[u][-1].item.name[:100] for u in users],
+            "s_ids": sessions,
+            "s_answered": [len(by_session[s]) for s in sessions],
+            "s_correct": [sum(a.item.correct for a in by_session[s]) for s in sessions],
+            "s_points": [sum(a.points for a in by_session[s]) for s in sessions],
+        }
+        if guarded:
+            # What step 2 scored against: each session's question, each member's streak.
+            params["s_current"] = [by_session[s][0].item.question_id for s in sessions]
+            params["m_streaks"] = [by_member[k][0].ctx.answer_streak for k in members]
+            params["expected"] = len(accepted)
+            try:
+                rows = await session.execute(_BATCH_RECORD_GUARDED, params)
+            except DBAPIError as exc:
+                if _GUARD_MARKER in str(exc.orig):
+                    raise _RowsMovedError(str(exc.orig)) from exc
+                raise
+        else:
+            rows = await session.execute(_BATCH_RECORD, params)
         final: dict[tuple[int, int], Any] = {}
         inserted = None
         for r in rows:
@@ -750,8 +918,16 @@ class AnswerBatchWriter:
             for a in answers
             for code in after[a.index].wanted
         ]
-        if wanted:
+        if wanted and not guarded:
             awarded = await award_achievements(session, wanted)
+        elif wanted:
+            try:
+                awarded = await award_achievements(session, wanted)
+            except Exception:
+                # The answers are committed (autocommit) and must be acknowledged, or
+                # their callers would retry stored answers. An achievement not awarded
+                # now is earned again by the member's next answer (it is not held).
+                log.exception("answers recorded, but their achievements could not be awarded")
         for (guild_id, user_id), answers in by_member.items():
             for a in answers:
                 state = after[a.index]

@@ -379,6 +379,7 @@ class QuizService:
         answer_flushes: int = 1,
         reads: async_sessionmaker[AsyncSession] | None = None,
         answer_sessions: async_sessionmaker[AsyncSession] | None = None,
+        answer_autocommit: async_sessionmaker[AsyncSession] | None = None,
         rank_mirror: RankMirror | None = None,
     ) -> None:
         """Args:
@@ -399,6 +400,8 @@ class QuizService:
         answer_sessions: sessions for the group-committed answer batches (default
             `sessionmaker`; the app passes ones on a connection of their own, so that a
             batch never queues for the pool behind other work).
+        answer_autocommit: autocommit sessions on the same connections as
+            `answer_sessions`: a batch then takes the two-statement fast path first.
         rank_mirror: told every member's new points after each commit (with Redis).
         """
         self._sessions = sessionmaker
@@ -410,7 +413,11 @@ class QuizService:
         self._rng = rng or random.Random()
         self._rank_mirror = rank_mirror
         self._writer = AnswerBatchWriter(
-            answer_sessions or sessionmaker, cache, self.settings, rank_mirror
+            answer_sessions or sessionmaker,
+            cache,
+            self.settings,
+            rank_mirror,
+            autocommit=answer_autocommit,
         )
         self.answer_batcher: GroupCommitter[PendingAnswer, Recorded] | None = None
         if answer_group_commit:

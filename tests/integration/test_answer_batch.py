@@ -38,10 +38,15 @@ LATE = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
 
 
 def _service(
-    sessionmaker: async_sessionmaker[AsyncSession], *, batch: int | None, window_ms: float = 1e5
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    batch: int | None,
+    window_ms: float = 1e5,
+    fast: bool = False,
 ) -> QuizService:
     """`batch`: flush exactly when that many answers are queued (the window never ends
-    first, so batching is deterministic); None: group commit off."""
+    first, so batching is deterministic); None: group commit off. `fast`: batches try
+    the autocommit fast path first, as in the app (needs sessions that really commit)."""
     return QuizService(
         sessionmaker,
         QuizCache(QuizCache.memory_backend()),
@@ -49,6 +54,15 @@ def _service(
         answer_group_commit=batch is not None,
         answer_group_commit_ms=window_ms,
         answer_batch_max=batch or 1,
+        answer_autocommit=_autocommit(sessionmaker) if fast else None,
+    )
+
+
+def _autocommit(committed: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """Autocommit sessions on the engine of `committed` (the fast path's)."""
+    engine = committed.kw["bind"]
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
     )
 
 
@@ -498,10 +512,14 @@ async def live(committed: Callable[[], AsyncSession]) -> AsyncIterator[None]:
         await s.execute(delete(models.Guild).where(models.Guild.guild_id == GUILD))
 
 
+@pytest.mark.parametrize("fast", [False, True])
 async def test_two_processes_batching_the_same_clicks_count_each_once(
-    live: None, committed: Callable[[], AsyncSession]
+    live: None, committed: Callable[[], AsyncSession], fast: bool
 ) -> None:
-    bots = [_service(committed, batch=16, window_ms=2) for _ in range(2)]  # type: ignore[arg-type]
+    bots = [
+        _service(committed, batch=16, window_ms=2, fast=fast)  # type: ignore[arg-type]
+        for _ in range(2)
+    ]
     views = []
     for channel in CHANNELS[:3]:
         view = await bots[0].start(
@@ -532,6 +550,8 @@ async def test_two_processes_batching_the_same_clicks_count_each_once(
         assert (points, answered, correct) == sums[user]
         assert 0 <= streak <= best <= correct
     assert sum(m[0] for m in members.values()) == sum(o.points for o in outcomes if o.recorded)
+    if fast:
+        assert sum(bot._writer.fast_batches for bot in bots) > 0
     for bot in bots:
         await bot.close()
 
@@ -547,8 +567,10 @@ async def test_a_race_lost_to_another_process_rolls_back_and_reruns_the_batch(
     original = AnswerBatchWriter._check
     attempts: list[int] = []
 
-    async def check_then_race(self: AnswerBatchWriter, db: AsyncSession, *args: Any) -> Any:
-        accepted = await original(self, db, *args)
+    async def check_then_race(
+        self: AnswerBatchWriter, db: AsyncSession, *args: Any, **kwargs: Any
+    ) -> Any:
+        accepted = await original(self, db, *args, **kwargs)
         attempts.append(len(accepted))
         if len(attempts) == 1:  # "another process" stores PLAYERS[1]'s answer first
             db.add(
@@ -579,6 +601,63 @@ async def test_a_race_lost_to_another_process_rolls_back_and_reruns_the_batch(
     sums = await _answer_sums(session, GUILD)
     for user in PLAYERS[1:3]:
         assert (members[user][0], members[user][2], members[user][3]) == sums[user]
+
+
+async def test_an_answer_stored_by_another_process_between_the_fast_statements(
+    live: None, committed: Callable[[], AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quiz = _service(committed, batch=2, fast=True)  # type: ignore[arg-type]
+    view = await quiz.start(
+        guild_id=GUILD,
+        guild_name="Live batch",
+        channel_id=CHANNELS[0],
+        user_id=PLAYERS[0],
+        display_name="host",
+        mode=models.SessionMode.CHANNEL,
+        filters=QuizFilters(topic="LiveBatching", count=1),
+    )
+    original = AnswerBatchWriter._check
+    checks: list[bool] = []
+
+    async def check_then_race(
+        self: AnswerBatchWriter, db: AsyncSession, *args: Any, lock: bool, **kwargs: Any
+    ) -> Any:
+        accepted = await original(self, db, *args, lock=lock, **kwargs)
+        checks.append(lock)
+        if not lock:  # "another process" stores PLAYERS[1]'s answer, committed
+            async with committed() as other, other.begin():
+                other.add(
+                    models.Answer(
+                        session_id=view.session_id,
+                        question_id=view.question_id,
+                        user_id=PLAYERS[1],
+                        guild_id=GUILD,
+                        topic="LiveBatching",
+                        given="Beta",
+                        correct=False,
+                        response_ms=1,
+                        points=0,
+                    )
+                )
+        return accepted
+
+    monkeypatch.setattr(AnswerBatchWriter, "_check", check_then_race)
+    outcomes = await asyncio.gather(
+        _click(quiz, view, PLAYERS[1], "Alpha"), _click(quiz, view, PLAYERS[2], "Alpha")
+    )
+    # The guarded insert stored one of two: the statement failed and wrote nothing,
+    # and the locked path found PLAYERS[1]'s answer and counted only PLAYERS[2]'s.
+    assert checks == [False, True]
+    assert quiz._writer.moved_batches == 1
+    assert [(o.recorded, o.reason) for o in outcomes] == [(False, "duplicate"), (True, None)]
+    async with committed() as s:
+        members = await _member_rows(s, GUILD)
+        sums = await _answer_sums(s, GUILD)
+        row = await s.get(models.QuizSession, view.session_id)
+    assert members[PLAYERS[2]][0] == sums[PLAYERS[2]][0] == outcomes[1].points
+    assert PLAYERS[1] not in members or members[PLAYERS[1]][0] == 0
+    assert row is not None and row.answered_count == 1  # the other process's counts nothing
+    await quiz.close()
 
 
 async def test_advance_is_one_statement_and_moves_once(
@@ -665,15 +744,18 @@ async def _start_live(quiz: QuizService, channel: int) -> QuestionView:
         ({"position": 1}, "not_current"),
     ],
 )
-@pytest.mark.parametrize("batch", [1, None])
+@pytest.mark.parametrize(("batch", "fast"), [(1, False), (1, True), (None, False)])
 async def test_an_answer_waiting_for_finish_or_advance_is_refused_after_their_commit(
     live_two: None,
     committed: Callable[[], AsyncSession],
     change: dict[str, Any],
     reason: str,
     batch: int | None,
+    fast: bool,
 ) -> None:
-    quiz = _service(committed, batch=batch)  # type: ignore[arg-type]
+    # The fast path reads the session before the change commits, then waits for its
+    # lock in step 3, finds it moved, writes nothing and runs the locked path.
+    quiz = _service(committed, batch=batch, fast=fast)  # type: ignore[arg-type]
     view = await _start_live(quiz, CHANNELS[0])
     async with committed() as other:  # `finish` / `advance` in another task or process
         await other.execute(
@@ -686,6 +768,8 @@ async def test_an_answer_waiting_for_finish_or_advance_is_refused_after_their_co
         await other.commit()
     outcome = await click
     assert (outcome.recorded, outcome.reason) == (False, reason)
+    if fast:
+        assert quiz._writer.moved_batches == 1  # found moved, then refused on the locked path
     async with committed() as s:
         assert await _answer_sums(s, GUILD) == {}
         row = await s.get(models.QuizSession, view.session_id)
@@ -693,10 +777,12 @@ async def test_an_answer_waiting_for_finish_or_advance_is_refused_after_their_co
     await quiz.close()
 
 
+@pytest.mark.parametrize("fast", [False, True])
 async def test_a_streak_committed_while_the_batch_waited_scores_like_one_by_one(
-    live_two: None, committed: Callable[[], AsyncSession]
+    live_two: None, committed: Callable[[], AsyncSession], fast: bool
 ) -> None:
-    quiz = _service(committed, batch=1)  # type: ignore[arg-type]
+    # Fast path: step 1 read a streak of zero and scored on it; step 3 finds four.
+    quiz = _service(committed, batch=1, fast=fast)  # type: ignore[arg-type]
     view = await _start_live(quiz, CHANNELS[0])
     async with committed() as other:  # another process's batch of this member commits
         await other.execute(
@@ -718,6 +804,7 @@ async def test_a_streak_committed_while_the_batch_waited_scores_like_one_by_one(
         streak_before=4,
     )
     assert (outcome.recorded, outcome.points, outcome.streak) == (True, expected.points, 5)
+    assert quiz._writer.moved_batches == (1 if fast else 0)
     async with committed() as s:
         assert (await _member_rows(s, GUILD))[PLAYERS[0]][0] == expected.points
     await quiz.close()

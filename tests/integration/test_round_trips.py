@@ -48,9 +48,12 @@ async def wire(
     app = _app(database_url, **getattr(request, "param", {}))
     sent: list[str] = []
 
-    @event.listens_for(app.engine.sync_engine, "connect")
     def _log_queries(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.driver_connection.add_query_logger(lambda q: sent.append(q.query))
+
+    for engine in (app.engine, app.answer_engine):
+        if engine is not None:
+            event.listen(engine.sync_engine, "connect", _log_queries)
 
     try:
         yield app, sent
@@ -140,6 +143,42 @@ async def test_a_start_is_a_read_and_one_insert_in_autocommit(
         ).one()
     assert tuple(member) == ("p", "p", "g")
     assert tuple(session_row) == (73, "active")
+
+
+async def test_a_batch_of_answers_is_two_statements_in_autocommit(
+    wire: tuple[App, list[str]],
+) -> None:
+    app, sent = wire
+    await app.bootstrap()
+    view = await app.quiz.start(
+        guild_id=81, guild_name="g", channel_id=82, user_id=83, display_name="p"
+    )
+    await app.quiz.answer(  # warms the answer writer's connection
+        session_id=view.session_id,
+        question_id=view.question_id,
+        user_id=83,
+        display_name="p",
+        given="x",
+    )
+    view = await app.quiz.advance(view.session_id, view.position)
+    assert view is not None
+    assert app.answer_engine is not None
+    sent.clear()
+    with count_statements(app.answer_engine) as statements:
+        outcome = await app.quiz.answer(
+            session_id=view.session_id,
+            question_id=view.question_id,
+            user_id=83,
+            display_name="p",
+            given="x",
+        )
+    assert outcome.recorded
+    # The fast path: step 1 reads, step 3 checks and writes in one statement, each
+    # committing on its own. No BEGIN, no COMMIT (a transaction would be four round trips).
+    assert sent == []
+    assert [sql.split()[0] for sql in statements.statements] == ["WITH", "WITH"]
+    assert "FOR NO KEY UPDATE" not in statements.statements[0]
+    assert "FOR NO KEY UPDATE" in statements.statements[1]
 
 
 @pytest.mark.parametrize("wire", [{"db_ping_after_idle_s": 0.05}], indirect=True)
