@@ -705,6 +705,23 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             raw_table,
             "",
         ]
+    layer_rows = results.get("statement_layers")
+    if layer_rows:
+        out += [
+            "## One statement, layer by layer",
+            "",
+            "Where the difference to the raw replay goes: one indexed one-row read that "
+            "every `/leaderboard` makes (a member's points, by key), called "
+            f"{layer_rows[0]['calls']:,} times one after the other on the seeded database, in the "
+            "benchmark's own process (`bench/layers.py`). CPU is the process's CPU time per "
+            "call; the database's work is in the wall time only.",
+            "",
+            _table(
+                ["layer", "CPU µs per call", "wall µs per call"],
+                [[r["layer"], _fmt(r["cpu_us"]), _fmt(r["wall_us"])] for r in layer_rows],
+            ),
+            "",
+        ]
     ab_rows = ablation_rows(results)
     if ab_rows:
         out += [

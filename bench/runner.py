@@ -23,7 +23,7 @@ import asyncpg
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
-from bench import database, dataset, queries, report
+from bench import database, dataset, layers, queries, report
 from bench.config import BenchConfig
 from bench.raw import QUIZBOT_SESSION_BASE, REPLAY_SESSION_BASE
 from bench.variant import VariantSpec, run_variant
@@ -324,6 +324,7 @@ class Runner:
         ablations: list[dict[str, Any]] = []
         hot: dict[str, Any] | None = None
         pg: dict[str, Any] | None = None
+        statement_layers: list[dict[str, Any]] | None = None
         try:
             with tempfile.TemporaryDirectory(prefix="quizbot-bench-") as tmp:
                 trace = str(Path(tmp) / "quizbot-trace.pickle")
@@ -408,6 +409,9 @@ class Runner:
                         "cProfile of quizbot at the top load (a separate, slower run): "
                         f"`{Path(self._profile(base)).name}`."
                     )
+                if "raw" in wanted and not only_queries:
+                    _say(self.console, "one statement through each layer")
+                    statement_layers = self._loop(layers.measure(base, cfg.scale))
                 if cfg.explain:
                     hot = self._hot_queries(base)
                 if "pgbench" in wanted and not only_queries:
@@ -444,6 +448,7 @@ class Runner:
             "variants": variants,
             "ablations": ablations,
             "hot_queries": hot,
+            "statement_layers": statement_layers,
             "pgbench": pg,
             "notes": self.notes,
         }

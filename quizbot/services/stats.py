@@ -137,7 +137,7 @@ _SOURCES: dict[tuple[bool, bool], _Source] = {
 
 
 # A member's name and points on the all-time board, by key (ranked by the mirror).
-_MEMBER_POINTS = text(
+MEMBER_POINTS = text(
     "SELECT coalesce(display_name, '') AS name, points FROM guild_members "
     "WHERE guild_id = :guild_id AND user_id = :me"
 )
@@ -341,7 +341,7 @@ class StatsService:
         async def read() -> Row[Any] | None:
             async with self._reads() as session:
                 return (
-                    await session.execute(_MEMBER_POINTS, {"guild_id": guild_id, "me": user_id})
+                    await session.execute(MEMBER_POINTS, {"guild_id": guild_id, "me": user_id})
                 ).one_or_none()
 
         row = await retry_transient(read)

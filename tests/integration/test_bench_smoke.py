@@ -163,3 +163,19 @@ def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]
             for command in ("start", "finish"):
                 c = stage["commands"][command]
                 assert 0 < c["held_mean_ms"] <= c["mean_ms"], (name, command)
+
+
+def test_smoke_measures_one_statement_through_each_layer(
+    smoke: tuple[int, dict[str, Any], Path],
+) -> None:
+    _, results, out = smoke
+    rows = results["statement_layers"]
+    assert [r["layer"].split()[0].strip(",") for r in rows] == [
+        "quizbot's",
+        "Core",
+        "asyncpg",
+        "asyncpg",
+    ]
+    for r in rows:
+        assert r["calls"] > 0 and r["cpu_us"] > 0 and r["wall_us"] > 0
+    assert "## One statement, layer by layer" in (out / "bench-smoke.md").read_text()

@@ -1,0 +1,93 @@
+"""What one statement costs the bot's process, layer by layer.
+
+The load runs show quizbot's process busier than the raw replay's for the same
+statements. This measures where that goes, for one statement quizbot runs on every
+`/leaderboard` (a member's points, by key), one call after the other on an idle
+machine: process CPU time and wall time per call through
+
+- quizbot's read path: an autocommit `AsyncSession` from `App.read_sessionmaker`,
+  as the services use it (session, circuit breaker, pool checkout, ORM execution);
+- a Core `AsyncConnection` in autocommit on the same engine (no ORM session);
+- asyncpg on a connection checked out of the same pool (no SQLAlchemy execution);
+- a bare asyncpg connection (what the raw replay pays per statement).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from bench.config import Scale
+from bench.database import asyncpg_args
+from bench.dataset import guild_of, user_of
+from quizbot.app import App
+from quizbot.config import Settings
+from quizbot.services.stats import MEMBER_POINTS
+
+CALLS = 2000
+WARM_UP = 200
+# The same statement in asyncpg's own parameter style.
+_DRIVER_SQL = (
+    "SELECT coalesce(display_name, '') AS name, points FROM guild_members "
+    "WHERE guild_id = $1 AND user_id = $2"
+)
+
+
+async def _per_call(call: Callable[[], Awaitable[Any]], calls: int) -> dict[str, float]:
+    for _ in range(WARM_UP):
+        await call()
+    cpu, wall = time.process_time(), time.perf_counter()
+    for _ in range(calls):
+        await call()
+    return {
+        "cpu_us": (time.process_time() - cpu) / calls * 1e6,
+        "wall_us": (time.perf_counter() - wall) / calls * 1e6,
+    }
+
+
+async def measure(url: str, scale: Scale, calls: int = CALLS) -> list[dict[str, Any]]:
+    """CPU and wall time per call of one indexed one-row read, through each layer."""
+    app = App.create(
+        Settings(database_url=url, redis_url=None, db_pool_monitor_interval=0, cache_enabled=False),
+        url,
+    )
+    params = {"guild_id": guild_of(1, scale), "me": user_of(1)}  # seeded member 1
+    autocommit = app.engine.execution_options(isolation_level="AUTOCOMMIT")
+    bare = await asyncpg.connect(**asyncpg_args(url))
+
+    async def orm_session() -> Any:
+        async with app.read_sessionmaker() as session:
+            return (await session.execute(MEMBER_POINTS, params)).all()
+
+    async def core_connection() -> Any:
+        async with autocommit.connect() as conn:
+            return (await conn.execute(MEMBER_POINTS, params)).all()
+
+    async def pooled_driver() -> Any:
+        async with autocommit.connect() as conn:
+            raw = await conn.get_raw_connection()
+            return await raw.driver_connection.fetch(  # type: ignore[union-attr]
+                _DRIVER_SQL, params["guild_id"], params["me"]
+            )
+
+    async def bare_driver() -> Any:
+        return await bare.fetch(_DRIVER_SQL, params["guild_id"], params["me"])
+
+    layers = [
+        ("quizbot's read path (ORM AsyncSession, autocommit)", orm_session),
+        ("Core AsyncConnection, autocommit", core_connection),
+        ("asyncpg on a connection from the same pool", pooled_driver),
+        ("asyncpg, bare connection (the raw replay)", bare_driver),
+    ]
+    try:
+        if len(await orm_session()) != 1:
+            raise RuntimeError("the measured member is not in the seeded data")
+        return [
+            {"layer": name, "calls": calls, **await _per_call(call, calls)} for name, call in layers
+        ]
+    finally:
+        await bare.close()
+        await app.close()
