@@ -78,6 +78,11 @@ class GuildMember(Base):
     )
 
 
+# The day of an answer in SQL: the UTC date of its `answered_at` (`{at}`), whatever the
+# session's TimeZone, so it agrees with the boards' windows (`stats.period_start`).
+UTC_DAY_SQL = "CAST(timezone('UTC', {at}) AS date)"
+
+
 class MemberDailyPoints(Base):
     """A member's points and answers in one topic on one UTC day: what period boards sum."""
 
