@@ -51,14 +51,13 @@ def hot_queries(scale: Scale) -> tuple[list[HotQuery], list[str]]:
     guild = GUILD_BASE + 1
     # A member in the middle of the guild (rank is hardest to get for the middle).
     middle = USER_BASE + scale.guilds * max(1, scale.members // scale.guilds // 2)
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     try:
-        from quizbot.services.stats import _SOURCES, _me_sql, _page_sql
+        from quizbot.services.stats import _SOURCES, _me_sql, _page_sql, first_day
 
         board = {
             "guild_id": guild,
             "topic": None,
-            "since": epoch,
+            "since_day": first_day(None),
             "after_points": None,
             "after_user": None,
             "limit": 11,
@@ -68,12 +67,12 @@ def hot_queries(scale: Scale) -> tuple[list[HotQuery], list[str]]:
             HotQuery(
                 "own rank",
                 _me_sql(_SOURCES[(True, False)]),
-                {"guild_id": guild, "topic": None, "since": epoch, "me": middle},
+                {"guild_id": guild, "topic": None, "me": middle},
             ),
             HotQuery(
                 "period leaderboard (week)",
                 _page_sql(_SOURCES[(True, True)]),
-                {**board, "since": _week_start(dt.datetime.now(dt.UTC))},
+                {**board, "since_day": first_day(_week_start(dt.datetime.now(dt.UTC)))},
             ),
             HotQuery(
                 "global top-10",
