@@ -1,5 +1,6 @@
 """The per-day points roll-up (member_daily_points): every writer of answers keeps it
-equal to the answers' sums per (guild, UTC day, member, topic)."""
+equal to the answers' sums per (guild, UTC day, member, topic), and the period and
+topic boards read from it are the boards the sums of answers gave."""
 
 from __future__ import annotations
 
@@ -25,7 +26,15 @@ from quizbot.repositories import AchievementRepository, AnswerRepository
 from quizbot.services.achievements import catalogue_rows
 from quizbot.services.members import MemberService
 from quizbot.services.quiz import AnswerOutcome, QuestionView, QuizFilters, QuizService
-from quizbot.services.stats import _SOURCES, Period, StatsService, _me_sql, _page_sql, period_start
+from quizbot.services.stats import (
+    _SOURCES,
+    Period,
+    StatsService,
+    _me_sql,
+    _page_sql,
+    first_day,
+    period_start,
+)
 from tests.daily_points import answer_sums, daily_points
 from tests.database import create_database, drop_database, server_url
 from tests.factories import (
@@ -339,3 +348,12 @@ async def test_period_boards_from_the_roll_up_equal_the_sums_of_answers(
     assert rolled == await answer_sums(session, [GUILD, OTHER_GUILD])
     assert all(user != gone for _g, _d, user, _t in rolled)
     await batched.close()
+
+
+def test_a_window_covers_whole_utc_days() -> None:
+    wednesday = dt.datetime(2026, 11, 25, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    assert first_day(period_start(Period.DAY, wednesday)) == dt.date(2026, 11, 26)  # UTC
+    assert first_day(period_start(Period.WEEK, wednesday)) == dt.date(2026, 11, 23)
+    assert first_day(None) == dt.date(1970, 1, 1)  # a topic board of all time
+    with pytest.raises(ValueError, match="UTC midnight"):
+        first_day(dt.datetime(2026, 11, 26, 0, 0, 1, tzinfo=dt.UTC))
