@@ -137,6 +137,14 @@ def _steps(scale: Scale) -> list[tuple[str, str]]:
             "% 10 < 6 AS ok) c",
         ),
         (
+            "daily points",
+            # The period boards' roll-up, as quizbot's answer writes keep it: per guild,
+            # UTC day, member and topic (the migration's backfill statement).
+            "INSERT INTO member_daily_points (guild_id, day, user_id, topic, points, answers) "
+            "SELECT guild_id, CAST(timezone('UTC', answered_at) AS date), user_id, topic, "
+            "sum(points), count(*) FROM answers GROUP BY 1, 2, 3, 4",
+        ),
+        (
             "past quiz totals",
             "UPDATE quiz_sessions s SET answered_count = a.n, correct_count = a.c, "
             "points_earned = a.p FROM (SELECT session_id, count(*) AS n, "

@@ -10,7 +10,11 @@ from bench.workload import Ack
 
 
 async def check(
-    conn_args: dict[str, Any], acks: list[Ack] | None, *, replay: bool = False
+    conn_args: dict[str, Any],
+    acks: list[Ack] | None,
+    *,
+    replay: bool = False,
+    daily_points: bool = True,
 ) -> dict[str, Any]:
     """Compare the acknowledged answers and every member's totals with the database.
 
@@ -21,6 +25,9 @@ async def check(
             flusher) replay as their own sequence, so a batch may meet a quiz at another
             position than it did in quizbot: per-quiz answer counts are then reported,
             not failed. Points must still add up.
+        daily_points: the variant keeps quizbot's per-day roll-up (member_daily_points),
+            so it must equal the answers' sums; the legacy design has no such table
+            (its rows are then reported, not failed).
 
     Returns:
         The counts of each kind of failure and `passed`.
@@ -79,6 +86,13 @@ async def check(
                  SELECT session_id, count(*) AS n FROM answers GROUP BY 1) a
                  ON a.session_id = s.id
                WHERE s.answered_count <> coalesce(a.n, 0)) AS session_counts_differ,
+              (SELECT count(*) FROM (
+                 SELECT guild_id, CAST(timezone('UTC', answered_at) AS date) AS day, user_id,
+                        topic, sum(points) AS points, count(*) AS answers
+                 FROM answers GROUP BY 1, 2, 3, 4) a
+                 FULL JOIN member_daily_points d USING (guild_id, day, user_id, topic)
+               WHERE a.points IS DISTINCT FROM d.points
+                  OR a.answers IS DISTINCT FROM d.answers) AS daily_points_differ,
               (SELECT count(*) FROM answers) AS answers_in_database
             """
         )
@@ -95,6 +109,8 @@ async def check(
         ]
         if not replay:
             failures.append("session_counts_differ")
+        if daily_points:
+            failures.append("daily_points_differ")
         result = {k: int(v) for k, v in result.items()}
         result["failures"] = {k: result[k] for k in failures if result.get(k)}
         result["passed"] = not result["failures"]

@@ -277,7 +277,7 @@ class Runner:
         )
         try:
             indexed = self._loop(queries.measure(base, cfg.scale, repeats))
-            unindexed = self._loop(queries.measure(unindexed_url, cfg.scale, repeats))
+            unindexed = self._loop(queries.measure(unindexed_url, cfg.scale, repeats, before=True))
         finally:
             self._drop(unindexed_url)
         _say(self.console, "own rank at the top, middle and bottom: counted, and mirrored")

@@ -3,7 +3,7 @@
 from quizbot.models.achievement import Achievement, UserAchievement
 from quizbot.models.base import Base
 from quizbot.models.enums import Difficulty, QuestionKind, SessionMode, SessionStatus
-from quizbot.models.guild import Guild, GuildMember
+from quizbot.models.guild import Guild, GuildMember, MemberDailyPoints
 from quizbot.models.question import Question
 from quizbot.models.quiz import Answer, QuizSession
 from quizbot.models.review import ReviewCard
@@ -16,6 +16,7 @@ __all__ = [
     "Difficulty",
     "Guild",
     "GuildMember",
+    "MemberDailyPoints",
     "Question",
     "QuestionKind",
     "QuizSession",

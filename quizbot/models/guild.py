@@ -1,11 +1,21 @@
-"""Guilds (Discord servers) and their members' per-guild progress."""
+"""Guilds (Discord servers), their members' per-guild progress and daily points."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, text
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, WriteOnlyMapped, mapped_column, relationship
 
@@ -65,4 +75,46 @@ class GuildMember(Base):
         Index("ix_guild_members_leaderboard", "guild_id", points.desc(), "user_id"),
         # "Delete my data" and the global profile look members up by user.
         Index("ix_guild_members_user_id", "user_id"),
+    )
+
+
+# The day of an answer in SQL: the UTC date of its `answered_at` (`{at}`), whatever the
+# session's TimeZone, so it agrees with the boards' windows (`stats.period_start`).
+UTC_DAY_SQL = "CAST(timezone('UTC', {at}) AS date)"
+
+
+class MemberDailyPoints(Base):
+    """A member's points and answers in one topic on one UTC day: what period boards sum."""
+
+    __tablename__ = "member_daily_points"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    # The UTC date of the answers' `answered_at`: the boundary `stats.period_start` uses.
+    day: Mapped[dt.date] = mapped_column(Date)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    # As copied onto the answers (never NULL there), so a topic board filters here too.
+    topic: Mapped[str] = mapped_column(String(64))
+    # BIGINT: one answer may be worth up to 600,000 points (scoring's upper bounds).
+    points: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    answers: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+    __table_args__ = (
+        # A guild's board for a window: the key's (guild_id, day) range, and the
+        # points in the index (INCLUDE) so it is an index-only scan. The key is also
+        # the ON CONFLICT target of the writes.
+        PrimaryKeyConstraint("guild_id", "day", "user_id", "topic", postgresql_include=["points"]),
+        # Deleting a member (or, through guild_members, a user or a guild) deletes their
+        # days, as it deletes their answers.
+        ForeignKeyConstraint(
+            ["guild_id", "user_id"],
+            ["guild_members.guild_id", "guild_members.user_id"],
+            ondelete="CASCADE",
+        ),
+        # The global board for a window: every guild's rows of those days, index-only.
+        Index(
+            "ix_member_daily_points_day", "day", postgresql_include=["user_id", "topic", "points"]
+        ),
+        # The foreign key's ON DELETE CASCADE (a user's "delete my data"): without it, each
+        # deleted member would scan the whole guild's rows.
+        Index("ix_member_daily_points_user_id", "user_id"),
     )

@@ -6,11 +6,24 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, Row, Table, bindparam, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    Row,
+    String,
+    Table,
+    bindparam,
+    func,
+    select,
+    text,
+    update,
+)
 
 from quizbot.errors import ActiveSessionError, NotFoundError
 from quizbot.models import Answer, QuizSession, SessionMode, SessionStatus
+from quizbot.models.guild import UTC_DAY_SQL
 from quizbot.repositories.base import Repository, translate_integrity_errors
 from quizbot.repositories.members import ENSURE_MEMBER_CTES, ensure_member_params
 
@@ -198,6 +211,41 @@ class SessionRepository(Repository[QuizSession]):
         return row
 
 
+# An answer and its day's points together: nothing else may write answers without
+# the roll-up the period boards read.
+_RECORD_ANSWER = text(
+    f"""
+    WITH ins AS (
+        INSERT INTO answers (session_id, question_id, user_id, guild_id, topic, given,
+                             correct, response_ms, points, answered_at)
+        VALUES (:session_id, :question_id, :user_id, :guild_id, :topic, :given,
+                :correct, :response_ms, :points, coalesce(:answered_at, now()))
+        ON CONFLICT (session_id, question_id, user_id) DO NOTHING
+        RETURNING id, answered_at
+    ), d AS (
+        INSERT INTO member_daily_points AS t (guild_id, day, user_id, topic, points, answers)
+        SELECT :guild_id, {UTC_DAY_SQL.format(at="answered_at")}, :user_id, :topic, :points, 1
+        FROM ins
+        ON CONFLICT (guild_id, day, user_id, topic) DO UPDATE SET
+            points = t.points + excluded.points,
+            answers = t.answers + 1
+    )
+    SELECT id FROM ins
+    """
+).bindparams(
+    bindparam("session_id", type_=BigInteger),
+    bindparam("question_id", type_=BigInteger),
+    bindparam("user_id", type_=BigInteger),
+    bindparam("guild_id", type_=BigInteger),
+    bindparam("topic", type_=String),
+    bindparam("given", type_=String),
+    bindparam("correct", type_=Boolean),
+    bindparam("response_ms", type_=Integer),
+    bindparam("points", type_=Integer),
+    bindparam("answered_at", type_=DateTime(timezone=True)),
+)
+
+
 class AnswerRepository(Repository[Answer]):
     """Answers; the unique (session, question, user) key makes a repeat a no-op."""
 
@@ -217,12 +265,14 @@ class AnswerRepository(Repository[Answer]):
         points: int,
         answered_at: dt.datetime | None = None,
     ) -> int | None:
-        """Insert an answer unless this member already answered this question.
+        """Insert an answer unless this member already answered this question, and add
+        its points to the member's day in its topic (`member_daily_points`), in one
+        statement. The member must exist (the day references it).
 
         Returns:
             The new answer's id, or None for a repeat (nothing written).
         """
-        values = {
+        params = {
             "session_id": session_id,
             "question_id": question_id,
             "user_id": user_id,
@@ -232,11 +282,9 @@ class AnswerRepository(Repository[Answer]):
             "correct": correct,
             "response_ms": response_ms,
             "points": points,
+            "answered_at": answered_at,
         }
-        if answered_at is not None:
-            values["answered_at"] = answered_at
-        stmt = insert(Answer).values(values).on_conflict_do_nothing().returning(Answer.id)
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        return (await self.session.execute(_RECORD_ANSWER, params)).scalar_one_or_none()
 
     async def seen_recently(self, *, user_id: int, guild_id: int, limit: int = 500) -> list[int]:
         """Ids of the questions this member answered most recently (no-repeat selection)."""

@@ -17,12 +17,14 @@ path below):
 2. Scores are computed in Python (scoring is pure Python), member by member in
    arrival order, so a member with two answers in the batch (two sessions) gets
    the streak bonus the second answer earns. The deltas are then summed per
-   member, per user and per session: `UPDATE ... FROM` applies one source row per
-   target row, so a key must appear once.
+   member, per user, per session and per (member, topic): `UPDATE ... FROM` applies
+   one source row per target row, so a key must appear once.
 3. `_BATCH_RECORD`: one statement inserts the answers (a repeat inserts nothing:
-   unique constraint) and applies the summed deltas. It also reports how many
-   answers were inserted; if another process stored one of them since step 1, the
-   sums would count it, so the whole transaction is rolled back and run again.
+   unique constraint) and applies the summed deltas, among them each member's points
+   of the day per topic (`member_daily_points`, what the period boards read). It also
+   reports how many answers were inserted; if another process stored one of them
+   since step 1, the sums would count it, so the whole transaction is rolled back and
+   run again.
 4. `_BATCH_AWARD` (only when someone earned something): every new achievement of
    the batch and its XP reward in one statement.
 
@@ -61,6 +63,7 @@ from quizbot.cache import SCORES, QuizCache
 from quizbot.errors import NotFoundError
 from quizbot.levels import LEVEL_SQL, level_for_xp
 from quizbot.models import Difficulty, SessionMode, SessionStatus
+from quizbot.models.guild import UTC_DAY_SQL
 from quizbot.rank_mirror import RankMirror
 from quizbot.services import achievements as catalogue
 from quizbot.services.guild_settings import (
@@ -394,13 +397,17 @@ _DAILY = """CASE WHEN t.last_active_day = p.today THEN t.daily_streak
                  WHEN t.last_active_day = p.today - 1 THEN t.daily_streak + 1
                  ELSE 1 END"""
 
-# Step 3. The per-member, per-user and per-session sums come aggregated from Python
-# (one row per key: UPDATE ... FROM applies a single source row per target), so no
-# CTE is joined to another: with a generic plan their row estimates are guesses, and
-# a nested loop over two CTE scans would be quadratic in the batch size. The sums
-# assume every answer inserts (step 1 found none of them); `inserted` says whether
-# that held, and if a concurrent process won a race the batch is rolled back and run
-# again, so no total ever counts an answer that was not stored.
+# Step 3. The per-member, per-user, per-session and per-topic (the day's roll-up) sums
+# come aggregated from Python: one row per key, because UPDATE ... FROM applies a
+# single source row per target and INSERT ... ON CONFLICT DO UPDATE refuses to update
+# a row twice. The roll-up's rows are also sorted by key, so two writers that share
+# rows take their locks in one order (the members' rows, locked before them, already
+# serialize batches of the same member). No CTE is joined to another: with a generic
+# plan their row estimates are guesses, and a nested loop over two CTE scans would be
+# quadratic in the batch size. The sums assume every answer inserts (step 1 found
+# none of them); `inserted` says whether that held, and if a concurrent process won a
+# race the batch is rolled back and run again, so no total ever counts an answer that
+# was not stored.
 _RECORD_TEMPLATE = f"""
     WITH @GUARD_CTES@ins AS (
         INSERT INTO answers (session_id, question_id, user_id, guild_id, topic, given,
@@ -456,6 +463,21 @@ _RECORD_TEMPLATE = f"""
             CAST(:u_names AS text[])
         ) AS pu(user_id, points, xp, name)
         WHERE t.user_id = pu.user_id@AND_OK@
+    ), d AS (
+        -- The boards' per-day roll-up, one row per (guild, member, topic), in key order.
+        -- The answers above take answered_at = now() (the column default: the
+        -- start of the transaction, or of the statement in autocommit), so their day is
+        -- now()'s, in UTC.
+        INSERT INTO member_daily_points AS t (guild_id, day, user_id, topic, points, answers)
+        SELECT pd.guild_id, {UTC_DAY_SQL.format(at="now()")}, pd.user_id, pd.topic, pd.points,
+               pd.answers
+        FROM unnest(
+            CAST(:d_guild_ids AS bigint[]), CAST(:d_user_ids AS bigint[]),
+            CAST(:d_topics AS text[]), CAST(:d_points AS bigint[]), CAST(:d_answers AS int[])
+        ) AS pd(guild_id, user_id, topic, points, answers)@WHEN_OK@
+        ON CONFLICT (guild_id, day, user_id, topic) DO UPDATE SET
+            points = t.points + excluded.points,
+            answers = t.answers + excluded.answers
     ), s AS (
         UPDATE quiz_sessions q SET
             answered_count = q.answered_count + ps.answered,
@@ -849,11 +871,15 @@ class AnswerBatchWriter:
         by_member: dict[tuple[int, int], list[_Accepted]] = {}
         by_user: dict[int, list[_Accepted]] = {}
         by_session: dict[int, list[_Accepted]] = {}
+        # The day is the same for the whole statement (now()): one roll-up row per key.
+        by_topic: dict[tuple[int, int, str], list[_Accepted]] = {}
         for a in accepted:  # arrival order
             by_member.setdefault((a.guild_id, a.item.user_id), []).append(a)
             by_user.setdefault(a.item.user_id, []).append(a)
             by_session.setdefault(a.item.session_id, []).append(a)
+            by_topic.setdefault((a.guild_id, a.item.user_id, a.item.topic), []).append(a)
         members, users, sessions = sorted(by_member), sorted(by_user), sorted(by_session)
+        topics = sorted(by_topic)
         runs = {key: _runs(by_member[key]) for key in members}
         params: dict[str, Any] = {
             "session_ids": [a.item.session_id for a in accepted],
@@ -881,6 +907,11 @@ class AnswerBatchWriter:
             "u_points": [sum(a.points for a in by_user[u]) for u in users],
             "u_xp": [sum(a.xp for a in by_user[u]) for u in users],
             "u_names": [by_user[u][-1].item.name[:100] for u in users],
+            "d_guild_ids": [g for g, _u, _t in topics],
+            "d_user_ids": [u for _g, u, _t in topics],
+            "d_topics": [t for _g, _u, t in topics],
+            "d_points": [sum(a.points for a in by_topic[k]) for k in topics],
+            "d_answers": [len(by_topic[k]) for k in topics],
             "s_ids": sessions,
             "s_answered": [len(by_session[s]) for s in sessions],
             "s_correct": [sum(a.item.correct for a in by_session[s]) for s in sessions],

@@ -23,6 +23,7 @@ from quizbot.cache import QUESTIONS, SCORES, QuizCache
 from quizbot.errors import InvalidInputError, NotFoundError
 from quizbot.levels import LEVEL_SQL, level_for_xp
 from quizbot.models import Difficulty, QuestionKind, QuizSession, SessionMode, SessionStatus
+from quizbot.models.guild import UTC_DAY_SQL
 from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import (
     AchievementRepository,
@@ -212,7 +213,8 @@ _ANSWER_CONTEXT = text(
 
 # The answer's whole write in one statement: the answer row (a repeat inserts
 # nothing, and then nothing else changes), member and global totals as upserts (a
-# first-time player in a channel quiz gets rows), and the session's counters.
+# first-time player in a channel quiz gets rows), the member's points of the day in
+# the topic (what period boards read), and the session's counters.
 _RECORD_ANSWER = text(
     f"""
     WITH ins AS (
@@ -221,7 +223,16 @@ _RECORD_ANSWER = text(
         VALUES (:session_id, :question_id, :user_id, :guild_id, :topic, :given,
                 :correct, :response_ms, :points)
         ON CONFLICT (session_id, question_id, user_id) DO NOTHING
-        RETURNING id
+        RETURNING id, answered_at
+    ), d AS (
+        -- The member row it references may be created by `m` below: foreign keys are
+        -- checked at the end of the statement.
+        INSERT INTO member_daily_points AS t (guild_id, day, user_id, topic, points, answers)
+        SELECT :guild_id, {UTC_DAY_SQL.format(at="answered_at")}, :user_id, :topic, :points, 1
+        FROM ins
+        ON CONFLICT (guild_id, day, user_id, topic) DO UPDATE SET
+            points = t.points + excluded.points,
+            answers = t.answers + 1
     ), u AS (
         INSERT INTO users AS t (user_id, name, points, xp, level, last_active)
         SELECT :user_id, :name, :points, :xp, {LEVEL_SQL.format(xp="CAST(:xp AS bigint)")}, now()

@@ -114,26 +114,46 @@ _GLOBAL_NAME = "(SELECT u.name FROM users u WHERE u.user_id = {row}.user_id)"
 # Each source yields (user_id, points) for one scope; the page and rank queries below
 # are built on it, and names are looked up for the rows shown only (after the top-N),
 # never joined to a whole board first. All-time boards read the ranked index of
-# guild_members / users; period and topic boards sum answers in the window.
+# guild_members / users; period and topic boards sum the per-day roll-up of the
+# answers (member_daily_points) over the window's days: a window starts at a UTC
+# midnight, so its days hold exactly the answers since then. The sum is cast back to
+# bigint, the type a sum of the answers' integer points had.
 _SOURCES: dict[tuple[bool, bool], _Source] = {
-    # (guild scope, from answers)
+    # (guild scope, from the answers' roll-up)
     (True, False): _Source(
         "SELECT user_id, points FROM guild_members WHERE guild_id = :guild_id", _GUILD_NAME
     ),
     (False, False): _Source("SELECT user_id, points FROM users", _GLOBAL_NAME),
     (True, True): _Source(
-        "SELECT a.user_id, sum(a.points) AS points FROM answers a "
-        "WHERE a.guild_id = :guild_id AND a.answered_at >= :since "
-        "AND (CAST(:topic AS text) IS NULL OR a.topic = :topic) GROUP BY a.user_id",
+        "SELECT d.user_id, CAST(sum(d.points) AS bigint) AS points FROM member_daily_points d "
+        "WHERE d.guild_id = :guild_id AND d.day >= :since_day "
+        "AND (CAST(:topic AS text) IS NULL OR d.topic = :topic) GROUP BY d.user_id",
         _GUILD_NAME,
     ),
     (False, True): _Source(
-        "SELECT a.user_id, sum(a.points) AS points FROM answers a "
-        "WHERE a.answered_at >= :since "
-        "AND (CAST(:topic AS text) IS NULL OR a.topic = :topic) GROUP BY a.user_id",
+        "SELECT d.user_id, CAST(sum(d.points) AS bigint) AS points FROM member_daily_points d "
+        "WHERE d.day >= :since_day "
+        "AND (CAST(:topic AS text) IS NULL OR d.topic = :topic) GROUP BY d.user_id",
         _GLOBAL_NAME,
     ),
 }
+
+# A topic board of all time starts here.
+_FIRST_DAY = dt.date(1970, 1, 1)
+
+
+def first_day(since: dt.datetime | None) -> dt.date:
+    """The first day of the roll-up a window covers (`period_start`'s UTC midnight).
+
+    Raises:
+        ValueError: `since` is not a UTC midnight: the roll-up counts whole days.
+    """
+    if since is None:
+        return _FIRST_DAY
+    start = since.astimezone(dt.UTC)
+    if start.time() != dt.time(0):
+        raise ValueError(f"a board's window starts at a UTC midnight, not {since.isoformat()}")
+    return start.date()
 
 
 # A member's name and points on the all-time board, by key (ranked by the mirror).
@@ -251,7 +271,7 @@ class StatsService:
         params = {
             "guild_id": guild_id,
             "topic": topic,
-            "since": since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+            "since_day": first_day(since),
             "after_points": after.points if after else None,
             "after_user": after.user_id if after else None,
             "limit": limit,
@@ -360,7 +380,7 @@ class StatsService:
         params = {
             "guild_id": guild_id,
             "topic": topic,
-            "since": since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+            "since_day": first_day(since),
             "me": user_id,
         }
 

@@ -26,6 +26,7 @@ from quizbot.services.achievements import catalogue_rows
 from quizbot.services.answer_batch import AnswerBatchWriter, GroupCommitter
 from quizbot.services.quiz import AnswerOutcome, QuestionView, QuizFilters, QuizService
 from quizbot.services.scoring import ScoringConfig, score_answer
+from tests.daily_points import answer_sums, daily_points
 from tests.factories import GuildFactory, QuestionFactory
 
 GUILD = 5_100_000_000_000_001
@@ -164,6 +165,7 @@ async def test_concurrent_answers_with_double_clicks_and_two_sessions_add_up(
     for view in views:
         row = await session.get(models.QuizSession, view.session_id)
         assert row is not None and row.answered_count == len(PLAYERS)
+    assert await daily_points(session, [GUILD]) == await answer_sums(session, [GUILD])
     await quiz.close()
 
 
@@ -545,6 +547,7 @@ async def test_two_processes_batching_the_same_clicks_count_each_once(
     async with committed() as s:
         members = await _member_rows(s, GUILD)
         sums = await _answer_sums(s, GUILD)
+        assert await daily_points(s, [GUILD]) == await answer_sums(s, [GUILD])
     for user in PLAYERS:
         points, _xp, answered, correct, streak, best = members[user]
         assert (points, answered, correct) == sums[user]
@@ -601,6 +604,7 @@ async def test_a_race_lost_to_another_process_rolls_back_and_reruns_the_batch(
     sums = await _answer_sums(session, GUILD)
     for user in PLAYERS[1:3]:
         assert (members[user][0], members[user][2], members[user][3]) == sums[user]
+    assert await daily_points(session, [GUILD]) == await answer_sums(session, [GUILD])
 
 
 async def test_an_answer_stored_by_another_process_between_the_fast_statements(

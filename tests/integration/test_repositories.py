@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from quizbot import models
@@ -292,10 +292,14 @@ async def test_advance_moves_once_for_two_callers(session: AsyncSession) -> None
         await repo.require(-1)
 
 
-async def test_answer_record_is_idempotent(session: AsyncSession) -> None:
+async def test_answer_record_is_idempotent_and_counts_in_its_utc_day(
+    session: AsyncSession,
+) -> None:
     quiz = QuizSessionFactory()
+    GuildMemberFactory(guild=quiz.guild, user=quiz.user)
     question = QuestionFactory()
     await session.flush()
+    await session.execute(text("SET LOCAL TIME ZONE 'Pacific/Kiritimati'"))  # UTC+14
     repo = AnswerRepository(session=session)
     args = {
         "session_id": quiz.id,
@@ -307,10 +311,20 @@ async def test_answer_record_is_idempotent(session: AsyncSession) -> None:
         "correct": True,
         "response_ms": 900,
         "points": 100,
+        "answered_at": dt.datetime(2026, 11, 24, 23, 59, 59, tzinfo=dt.UTC),
     }
     assert await repo.record(**args) is not None
     assert await repo.record(**args) is None
     assert await repo.seen_recently(user_id=quiz.user_id, guild_id=quiz.guild_id) == [question.id]
+    days = await session.execute(
+        select(
+            models.MemberDailyPoints.day,
+            models.MemberDailyPoints.topic,
+            models.MemberDailyPoints.points,
+            models.MemberDailyPoints.answers,
+        ).where(models.MemberDailyPoints.user_id == quiz.user_id)
+    )
+    assert [tuple(d) for d in days] == [(dt.date(2026, 11, 24), question.topic, 100, 1)]
 
 
 async def test_guild_settings_merge(session: AsyncSession) -> None:

@@ -11,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from quizbot.cache import SCORES, QuizCache
 from quizbot.errors import InvalidInputError
 from quizbot.observability import count_statements
-from quizbot.repositories import MemberRepository
+from quizbot.repositories import AnswerRepository, MemberRepository
 from quizbot.services.stats import Cursor, Period, StatsService
 from tests.factories import (
-    AnswerFactory,
     GuildFactory,
     GuildMemberFactory,
+    QuestionFactory,
     QuizSessionFactory,
     UserFactory,
 )
@@ -100,9 +100,27 @@ async def test_period_and_topic_boards_sum_answers_in_the_window(
     GuildMemberFactory(guild=guild, user=a)
     GuildMemberFactory(guild=guild, user=b)
     qa, qb = QuizSessionFactory(guild=guild, user=a), QuizSessionFactory(guild=guild, user=b)
-    AnswerFactory(session=qa, points=100, answered_at=now - dt.timedelta(hours=1))
-    AnswerFactory(session=qa, points=500, answered_at=now - dt.timedelta(days=20))
-    AnswerFactory(session=qb, points=70, answered_at=now - dt.timedelta(days=1))
+    await session.flush()
+    for quiz, points, ago in (
+        (qa, 100, dt.timedelta(hours=1)),
+        (qa, 500, dt.timedelta(days=20)),
+        (qb, 70, dt.timedelta(days=1)),
+    ):
+        # Through the repository: an answer and its day's points are written together.
+        question = QuestionFactory()
+        await session.flush()
+        await AnswerRepository(session=session).record(
+            session_id=quiz.id,
+            question_id=question.id,
+            user_id=quiz.user_id,
+            guild_id=guild.guild_id,
+            topic=question.topic,
+            given="Alpha",
+            correct=True,
+            response_ms=1500,
+            points=points,
+            answered_at=now - ago,
+        )
     await session.commit()
     stats = stats_service(sessionmaker, cache)
 
