@@ -39,7 +39,6 @@ HOT_INDEXES = (
     "ix_questions_pool",
     "ix_quiz_sessions_user_recent",
     "ix_user_achievements_recent",
-    "ix_answers_guild_period",
     "ix_answers_user_guild_recent",
 )
 

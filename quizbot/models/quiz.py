@@ -124,13 +124,6 @@ class Answer(Base):
     __table_args__ = (
         # A double click is a no-op: the second insert conflicts.
         UniqueConstraint("session_id", "question_id", "user_id"),
-        # Period leaderboards (day/week/month) sum points per member in a window.
-        Index(
-            "ix_answers_guild_period",
-            "guild_id",
-            "answered_at",
-            postgresql_include=["user_id", "points"],
-        ),
         # A member's history: no-repeat selection, per-topic stats.
         Index("ix_answers_user_guild_recent", "user_id", "guild_id", text("answered_at DESC")),
         Index("ix_answers_question_id", "question_id"),
