@@ -101,26 +101,32 @@ def aggregate_deltas(deltas: Iterable[MemberDelta]) -> list[MemberDelta]:
     return [MemberDelta(user_id, *totals[user_id]) for user_id in sorted(totals)]
 
 
-# The guild, user and member upserts, as common table expressions: a statement that
+# The guild, member and user upserts, as common table expressions: a statement that
 # needs the member (a quiz's start) creates it in the same round trip. No-op writes
-# when nothing changed.
-_UPSERT_GUILD_AND_USER = """
+# when nothing changed (an upsert still locks the existing row). The member's row is
+# taken before the user's, forced by `u` reading `m` (the order of a statement's CTEs
+# is otherwise unspecified), because every other writer takes members before users:
+# the other order could deadlock with an answer batch of the same member.
+ENSURE_MEMBER_CTES = """
     g AS (
         INSERT INTO guilds (guild_id, name) VALUES (:guild_id, :guild_name)
         ON CONFLICT (guild_id) DO NOTHING
+    ), m AS (
+        INSERT INTO guild_members (guild_id, user_id, display_name)
+        VALUES (:guild_id, :user_id, :display_name)
+        ON CONFLICT (guild_id, user_id) DO UPDATE SET display_name = excluded.display_name
+        WHERE guild_members.display_name IS DISTINCT FROM excluded.display_name
+        RETURNING 1
     ), u AS (
-        INSERT INTO users (user_id, name) VALUES (:user_id, :display_name)
+        INSERT INTO users (user_id, name)
+        SELECT :user_id, :display_name WHERE (SELECT count(*) FROM m) >= 0
         ON CONFLICT (user_id) DO UPDATE SET name = excluded.name
         WHERE users.name IS DISTINCT FROM excluded.name
     )"""
-_UPSERT_MEMBER = """
-    INSERT INTO guild_members (guild_id, user_id, display_name)
-    VALUES (:guild_id, :user_id, :display_name)
-    ON CONFLICT (guild_id, user_id) DO UPDATE SET display_name = excluded.display_name
-    WHERE guild_members.display_name IS DISTINCT FROM excluded.display_name"""
-ENSURE_MEMBER_CTES = f"{_UPSERT_GUILD_AND_USER}, m AS ({_UPSERT_MEMBER})"
-"""`g`, `u` and `m`; parameters :guild_id, :guild_name, :user_id, :display_name."""
-_ENSURE_MEMBER = text(f"WITH {_UPSERT_GUILD_AND_USER} {_UPSERT_MEMBER}")
+"""`g`, `m` and `u`; parameters :guild_id, :guild_name, :user_id, :display_name. The
+foreign keys are checked at the end of the statement, so the order of the inserts
+does not matter to them."""
+_ENSURE_MEMBER = text(f"WITH {ENSURE_MEMBER_CTES} SELECT 1")
 
 
 def ensure_member_params(

@@ -39,9 +39,10 @@ steps with no transaction: step 1 reads without locking, and step 3 is
 session still asks the question answered, every member still has the streak step 2
 scored with and no row vanished, and writes only then. If anything moved, or
 another process stored one of the answers, it fails as a whole (nothing written)
-and the batch runs on the transactional path above. Step 4 then commits on its own:
-if it fails, the answers still count (they are committed) and the achievement is
-earned again by the member's next answer.
+and the batch runs on the transactional path above. Step 4 then commits on its own,
+tried twice: the answers count whatever happens to it (they are committed); if both
+tries fail, the batch's new achievements are lost (logged), and threshold ones come
+back with the member's next answer.
 """
 
 from __future__ import annotations
@@ -696,13 +697,14 @@ class AnswerBatchWriter:
         self._cache = cache
         self._settings = settings
         self._rank_mirror = rank_mirror
-        # Batches written by the fast path, and those it handed to the locked path
-        # because their rows moved between its two statements (tests, the benchmark).
+        # Batches whose answers the fast path wrote, and those it handed to the locked
+        # path because their rows moved between its two statements (tests, benchmark).
         self.fast_batches = 0
         self.moved_batches = 0
 
     async def write(self, items: Sequence[PendingAnswer]) -> list[Recorded | BaseException]:
-        """Record `items` in one transaction; one result (or error) per item, in order."""
+        """Record `items` (the fast path, else one transaction); one result (or error)
+        per item, in order."""
         results: list[Recorded | BaseException | None] = [None] * len(items)
         first_of: dict[tuple[int, int, int], int] = {}
         repeats: list[tuple[int, int]] = []
@@ -755,7 +757,6 @@ class AnswerBatchWriter:
         async with self._autocommit() as session:
             accepted = await self._check(session, items, firsts, results, lock=False)
             if not accepted:
-                self.fast_batches += 1
                 return {}
             try:
                 totals = await self._record(session, accepted, results, guarded=True)
@@ -938,6 +939,8 @@ class AnswerBatchWriter:
             else:
                 final[(r.guild_id, r.user_id)] = r
         if inserted != len(accepted) or len(final) != len(by_member):
+            if guarded:  # the statement raises first (its checks); committed if it did not
+                raise AssertionError("a guarded batch committed rows its checks did not cover")
             raise RaceLostError(
                 f"{len(accepted) - (inserted or 0)} answers of the batch were stored concurrently"
             )
@@ -952,13 +955,7 @@ class AnswerBatchWriter:
         if wanted and not guarded:
             awarded = await award_achievements(session, wanted)
         elif wanted:
-            try:
-                awarded = await award_achievements(session, wanted)
-            except Exception:
-                # The answers are committed (autocommit) and must be acknowledged, or
-                # their callers would retry stored answers. An achievement not awarded
-                # now is earned again by the member's next answer (it is not held).
-                log.exception("answers recorded, but their achievements could not be awarded")
+            awarded = await self._award_committed(session, wanted)
         for (guild_id, user_id), answers in by_member.items():
             for a in answers:
                 state = after[a.index]
@@ -977,6 +974,27 @@ class AnswerBatchWriter:
                     ),
                 )
         return {key: row.points for key, row in final.items()}
+
+    @staticmethod
+    async def _award_committed(
+        session: AsyncSession, wanted: Sequence[tuple[int, int, str]]
+    ) -> set[tuple[int, int, str]]:
+        """Step 4 of the fast path, after its answers committed, tried twice (the award
+        is idempotent). On the batch's own autocommit session: the writer has one
+        connection per batch in flight, so asking for another could wait forever.
+
+        The answers must be acknowledged whatever happens here: failing their callers
+        would have them retry answers that are stored. So a second failure is logged
+        and the achievements are reported as not awarded; the XP shown with the batch's
+        later answers of that member then includes rewards that were not written.
+        """
+        for attempt in (1, 2):
+            try:
+                return await award_achievements(session, wanted)
+            except Exception:
+                if attempt == 2:
+                    log.exception("answers recorded, but their achievements could not be awarded")
+        return set()
 
     @staticmethod
     def _replay(

@@ -661,6 +661,71 @@ async def test_an_answer_stored_by_another_process_between_the_fast_statements(
     assert members[PLAYERS[2]][0] == sums[PLAYERS[2]][0] == outcomes[1].points
     assert PLAYERS[1] not in members or members[PLAYERS[1]][0] == 0
     assert row is not None and row.answered_count == 1  # the other process's counts nothing
+    async with committed() as s:
+        days = await daily_points(s, [GUILD])
+    # The failed statement wrote no roll-up row: only PLAYERS[2]'s answer is in it.
+    assert [key[2] for key in days] == [PLAYERS[2]]
+    await quiz.close()
+
+
+async def test_a_commit_that_leaves_the_checked_columns_alone_does_not_trip_the_fast_path(
+    live_two: None, committed: Callable[[], AsyncSession]
+) -> None:
+    quiz = _service(committed, batch=1, fast=True)  # type: ignore[arg-type]
+    view = await _start_live(quiz, CHANNELS[0])
+    async with committed() as other:  # a `finish` of another quiz of this member commits
+        await other.execute(
+            update(models.GuildMember)
+            .where(models.GuildMember.guild_id == GUILD, models.GuildMember.user_id == PLAYERS[0])
+            .values(
+                quizzes_taken=models.GuildMember.quizzes_taken + 1,
+                xp=models.GuildMember.xp + 7,
+            )
+        )
+        # Step 1 reads without locks; step 3 waits for the member's row.
+        click = _click(quiz, view, PLAYERS[0], "Alpha")
+        await _until_blocked_on_a_lock(committed)
+        await other.commit()
+    outcome = await click
+    assert outcome.recorded
+    assert (quiz._writer.fast_batches, quiz._writer.moved_batches) == (1, 0)
+    async with committed() as s:
+        member = await s.get(models.GuildMember, (GUILD, PLAYERS[0]))
+        assert member is not None
+        # Both writes count: step 3 updated the row the other transaction committed.
+        rewards = sum(a.xp_reward for a in outcome.achievements)
+        assert (member.quizzes_taken, member.xp) == (1, 7 + outcome.xp + rewards)
+        assert member.points == outcome.points
+    await quiz.close()
+
+
+async def test_a_member_deleted_between_the_fast_statements_sends_the_batch_the_locked_way(
+    live_two: None, committed: Callable[[], AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quiz = _service(committed, batch=1, fast=True)  # type: ignore[arg-type]
+    view = await _start_live(quiz, CHANNELS[0])
+    await _click(quiz, view, PLAYERS[1], "Beta")  # PLAYERS[1] is a member now
+    view2 = await _start_live(quiz, CHANNELS[1])
+    original = AnswerBatchWriter._check
+
+    async def check_then_delete(
+        self: AnswerBatchWriter, db: AsyncSession, *args: Any, lock: bool, **kwargs: Any
+    ) -> Any:
+        accepted = await original(self, db, *args, lock=lock, **kwargs)
+        if not lock:  # "delete my data" commits between the two statements
+            async with committed() as other, other.begin():
+                await other.execute(delete(models.User).where(models.User.user_id == PLAYERS[1]))
+        return accepted
+
+    monkeypatch.setattr(AnswerBatchWriter, "_check", check_then_delete)
+    outcome = await _click(quiz, view2, PLAYERS[1], "Alpha")
+    # Step 3 found no member row and wrote nothing; the locked path made the rows anew
+    # (as for any first-time player) and counted the answer there.
+    assert quiz._writer.moved_batches == 1
+    assert outcome.recorded
+    async with committed() as s:
+        assert (await _member_rows(s, GUILD))[PLAYERS[1]][0] == outcome.points
+        assert (await _answer_sums(s, GUILD))[PLAYERS[1]] == (outcome.points, 1, 1)
     await quiz.close()
 
 

@@ -181,6 +181,35 @@ async def test_a_batch_of_answers_is_two_statements_in_autocommit(
     assert "FOR NO KEY UPDATE" in statements.statements[1]
 
 
+@pytest.mark.parametrize("wire", [{"answer_flushes": 1, "db_pool_timeout": 2}], indirect=True)
+async def test_a_fast_batch_awards_on_its_own_connection(wire: tuple[App, list[str]]) -> None:
+    # One batch in flight, so the writer has exactly one connection: the award after
+    # the committed answers must not ask the pool for a second one.
+    app, sent = wire
+    await app.bootstrap()
+    view = await app.quiz.start(
+        guild_id=91, guild_name="g", channel_id=92, user_id=93, display_name="p"
+    )
+    assert app.answer_engine is not None
+    right = (await app.quiz.question(view.question_id)).answer
+    sent.clear()
+    with count_statements(app.answer_engine) as statements:
+        outcome = await app.quiz.answer(
+            session_id=view.session_id,
+            question_id=view.question_id,
+            user_id=93,
+            display_name="p",
+            given=right,
+        )
+    assert outcome.recorded and outcome.correct
+    assert outcome.achievements  # a first right answer earns one
+    # Step 1, step 3 and the award, each committing on its own.
+    assert [sql.split()[0] for sql in statements.statements] == ["WITH", "WITH", "WITH"]
+    assert "INSERT INTO user_achievements" in statements.statements[2]
+    # No BEGIN, no COMMIT (the writer's connection is new here: its set-up is logged).
+    assert not [q for q in sent if q.split()[0] in ("BEGIN", "COMMIT", "COMMIT;")]
+
+
 @pytest.mark.parametrize("wire", [{"db_ping_after_idle_s": 0.05}], indirect=True)
 async def test_a_connection_idle_past_the_threshold_is_pinged_first(
     wire: tuple[App, list[str]],
