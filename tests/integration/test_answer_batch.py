@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import random
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -607,6 +607,30 @@ async def test_a_race_lost_to_another_process_rolls_back_and_reruns_the_batch(
     assert await daily_points(session, [GUILD]) == await answer_sums(session, [GUILD])
 
 
+def _between_fast_statements(
+    monkeypatch: pytest.MonkeyPatch, action: Callable[[], Awaitable[None]]
+) -> list[bool]:
+    """Run `action` after the fast path's step 1, before its step 3.
+
+    Returns:
+        Filled with each step 1's `lock` flag (False: the fast path; True: locked).
+    """
+    original = AnswerBatchWriter._check
+    checks: list[bool] = []
+
+    async def check_then_act(
+        self: AnswerBatchWriter, db: AsyncSession, *args: Any, lock: bool, **kwargs: Any
+    ) -> Any:
+        accepted = await original(self, db, *args, lock=lock, **kwargs)
+        checks.append(lock)
+        if not lock:
+            await action()
+        return accepted
+
+    monkeypatch.setattr(AnswerBatchWriter, "_check", check_then_act)
+    return checks
+
+
 async def test_an_answer_stored_by_another_process_between_the_fast_statements(
     live: None, committed: Callable[[], AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -620,32 +644,24 @@ async def test_an_answer_stored_by_another_process_between_the_fast_statements(
         mode=models.SessionMode.CHANNEL,
         filters=QuizFilters(topic="LiveBatching", count=1),
     )
-    original = AnswerBatchWriter._check
-    checks: list[bool] = []
 
-    async def check_then_race(
-        self: AnswerBatchWriter, db: AsyncSession, *args: Any, lock: bool, **kwargs: Any
-    ) -> Any:
-        accepted = await original(self, db, *args, lock=lock, **kwargs)
-        checks.append(lock)
-        if not lock:  # "another process" stores PLAYERS[1]'s answer, committed
-            async with committed() as other, other.begin():
-                other.add(
-                    models.Answer(
-                        session_id=view.session_id,
-                        question_id=view.question_id,
-                        user_id=PLAYERS[1],
-                        guild_id=GUILD,
-                        topic="LiveBatching",
-                        given="Beta",
-                        correct=False,
-                        response_ms=1,
-                        points=0,
-                    )
+    async def race() -> None:  # "another process" stores PLAYERS[1]'s answer, committed
+        async with committed() as other, other.begin():
+            other.add(
+                models.Answer(
+                    session_id=view.session_id,
+                    question_id=view.question_id,
+                    user_id=PLAYERS[1],
+                    guild_id=GUILD,
+                    topic="LiveBatching",
+                    given="Beta",
+                    correct=False,
+                    response_ms=1,
+                    points=0,
                 )
-        return accepted
+            )
 
-    monkeypatch.setattr(AnswerBatchWriter, "_check", check_then_race)
+    checks = _between_fast_statements(monkeypatch, race)
     outcomes = await asyncio.gather(
         _click(quiz, view, PLAYERS[1], "Alpha"), _click(quiz, view, PLAYERS[2], "Alpha")
     )
@@ -706,18 +722,12 @@ async def test_a_member_deleted_between_the_fast_statements_sends_the_batch_the_
     view = await _start_live(quiz, CHANNELS[0])
     await _click(quiz, view, PLAYERS[1], "Beta")  # PLAYERS[1] is a member now
     view2 = await _start_live(quiz, CHANNELS[1])
-    original = AnswerBatchWriter._check
 
-    async def check_then_delete(
-        self: AnswerBatchWriter, db: AsyncSession, *args: Any, lock: bool, **kwargs: Any
-    ) -> Any:
-        accepted = await original(self, db, *args, lock=lock, **kwargs)
-        if not lock:  # "delete my data" commits between the two statements
-            async with committed() as other, other.begin():
-                await other.execute(delete(models.User).where(models.User.user_id == PLAYERS[1]))
-        return accepted
+    async def delete_my_data() -> None:  # commits between the two statements
+        async with committed() as other, other.begin():
+            await other.execute(delete(models.User).where(models.User.user_id == PLAYERS[1]))
 
-    monkeypatch.setattr(AnswerBatchWriter, "_check", check_then_delete)
+    _between_fast_statements(monkeypatch, delete_my_data)
     outcome = await _click(quiz, view2, PLAYERS[1], "Alpha")
     # Step 3 found no member row and wrote nothing; the locked path made the rows anew
     # (as for any first-time player) and counted the answer there.
