@@ -55,7 +55,7 @@ async def measure(url: str, scale: Scale, calls: int = CALLS) -> list[dict[str, 
         url,
     )
     params = {"guild_id": guild_of(1, scale), "me": user_of(1)}  # seeded member 1
-    autocommit = app.engine.execution_options(isolation_level="AUTOCOMMIT")
+    autocommit = app.engine  # its connections are in autocommit mode
     bare = await asyncpg.connect(**asyncpg_args(url))
 
     async def orm_session() -> Any:

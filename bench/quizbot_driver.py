@@ -119,9 +119,10 @@ def _instrument_engine(engine: Any) -> None:
 
 
 def _count_tx(kind: str, conn: Any) -> None:
-    # In autocommit (quizbot's read-only sessions) SQLAlchemy still fires the events,
-    # but asyncpg sends nothing: no round trip to count.
-    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+    # In autocommit (quizbot's one-statement units of work) SQLAlchemy still fires the
+    # events, but asyncpg sends nothing: no round trip to count. The mode is the
+    # adapter's, whether it is the engine's default or was set at checkout.
+    if conn.connection.dbapi_connection.autocommit:
         return
     count_tx(kind)
 

@@ -17,9 +17,9 @@ from quizbot.config import Settings
 from quizbot.db import (
     create_breaker,
     create_engine,
-    create_read_sessionmaker,
     create_sessionmaker,
     database_url,
+    in_transactions,
 )
 from quizbot.migrations import upgrade
 from quizbot.models import Question
@@ -75,14 +75,18 @@ class App:
     @classmethod
     def create(cls, settings: Settings, url: str, cache: QuizCache | None = None) -> App:
         """Build the services over one engine and one cache."""
-        engine = create_engine(settings, url)
+        # Most units of work are one statement, so the pools' connections stay in
+        # autocommit mode and the units that need a transaction ask for one.
+        engine = create_engine(settings, url, autocommit=True)
         breaker = create_breaker(settings)
-        sessions = create_sessionmaker(engine, breaker)
-        reads = create_read_sessionmaker(engine, breaker)
+        sessions = create_sessionmaker(in_transactions(engine), breaker)
+        reads = create_sessionmaker(engine, breaker)
         # Group-committed answers are written on connections of their own (one per batch
         # in flight): the hot path never queues for the pool behind reads and quiz moves.
         answer_engine = (
-            create_engine(settings, url, pool_size=settings.answer_flushes, max_overflow=0)
+            create_engine(
+                settings, url, pool_size=settings.answer_flushes, max_overflow=0, autocommit=True
+            )
             if settings.answer_group_commit
             else None
         )
@@ -105,12 +109,12 @@ class App:
             guild_settings,
             reads=reads,
             answer_sessions=(
-                create_sessionmaker(answer_engine, breaker) if answer_engine is not None else None
-            ),
-            answer_autocommit=(
-                create_read_sessionmaker(answer_engine, breaker)
+                create_sessionmaker(in_transactions(answer_engine), breaker)
                 if answer_engine is not None
                 else None
+            ),
+            answer_autocommit=(
+                create_sessionmaker(answer_engine, breaker) if answer_engine is not None else None
             ),
             answer_group_commit=settings.answer_group_commit,
             answer_group_commit_ms=settings.answer_group_commit_ms,

@@ -390,16 +390,34 @@ async def test_the_app_wires_flags_breaker_and_monitor(database_url: str) -> Non
         flushes = Settings().answer_flushes
         assert defaults.quiz.answer_batcher.in_flight == flushes == 2
         assert defaults.answer_engine.sync_engine.pool.size() == flushes  # type: ignore[attr-defined]
-        assert defaults.quiz._writer._sessions.kw["bind"] is defaults.answer_engine
+        writer_pool = defaults.answer_engine.sync_engine.pool
+        assert defaults.quiz._writer._sessions.kw["bind"].sync_engine.pool is writer_pool
         # Both pools are watched; the writer's alerts on waits only (it is full by design).
         assert [m.name for m in defaults.pool_monitors] == ["database pool", "answer writer pool"]
         assert defaults.pool_monitors[1].engine is defaults.answer_engine
         assert defaults.pool_monitors[1].alert_utilisation is None
-        async with defaults.read_sessionmaker() as s:
-            conn = await s.connection()
-            assert conn.sync_connection.get_execution_options()["isolation_level"] == "AUTOCOMMIT"
     finally:
         await defaults.close()
+
+
+async def test_reads_commit_each_statement_and_units_of_work_run_in_one_transaction(
+    database_url: str,
+) -> None:
+    from quizbot.app import App
+
+    # The pool's connections are in autocommit mode; the transactional sessions switch
+    # theirs for the unit of work and back. Two statements in one transaction share a
+    # transaction id; in autocommit each statement is a transaction of its own.
+    app = App.create(Settings(db_pool_size=1, db_max_overflow=0), database_url)
+    xact = text("SELECT pg_current_xact_id()::text")
+    try:
+        for _ in range(2):  # the same connection, back and forth between the modes
+            async with app.read_sessionmaker() as s:
+                assert await s.scalar(xact) != await s.scalar(xact)
+            async with app.sessionmaker() as s, s.begin():
+                assert await s.scalar(xact) == await s.scalar(xact)
+    finally:
+        await app.close()
 
 
 async def test_a_stuck_statement_is_cancelled_and_reported_as_unavailable(
