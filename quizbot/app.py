@@ -26,7 +26,7 @@ from quizbot.models import Question
 from quizbot.pool_monitor import PoolMonitor
 from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import AchievementRepository
-from quizbot.resilience import CircuitBreaker
+from quizbot.resilience import CircuitBreaker, GuardedConnections
 from quizbot.services.achievements import catalogue_rows
 from quizbot.services.guild_settings import GuildSettingsService
 from quizbot.services.question_bank import QuestionBankService
@@ -81,6 +81,9 @@ class App:
         breaker = create_breaker(settings)
         sessions = create_sessionmaker(in_transactions(engine), breaker)
         reads = create_sessionmaker(engine, breaker)
+        # The hottest one-statement units run on Core connections: no ORM session to
+        # build and close around a statement that returns rows.
+        statements = GuardedConnections(engine, breaker)
         # Group-committed answers are written on connections of their own (one per batch
         # in flight): the hot path never queues for the pool behind reads and quiz moves.
         answer_engine = (
@@ -114,8 +117,9 @@ class App:
                 else None
             ),
             answer_autocommit=(
-                create_sessionmaker(answer_engine, breaker) if answer_engine is not None else None
+                GuardedConnections(answer_engine, breaker) if answer_engine is not None else None
             ),
+            statements=statements,
             answer_group_commit=settings.answer_group_commit,
             answer_group_commit_ms=settings.answer_group_commit_ms,
             answer_batch_max=settings.answer_batch_max,
@@ -133,7 +137,7 @@ class App:
                 sessions,
                 cache,
                 stats_single_statement=settings.stats_single_statement,
-                reads=reads,
+                reads=statements,
                 rank_mirror=mirror,
             ),
             bank=QuestionBankService(sessions, cache),

@@ -1,6 +1,7 @@
 """Data access: one repository per aggregate; each takes a session, flushes, never commits."""
 
 from quizbot.repositories.achievements import AchievementRepository
+from quizbot.repositories.base import Executor, ExecutorFactory
 from quizbot.repositories.guilds import GuildRepository
 from quizbot.repositories.members import (
     MemberDelta,
@@ -18,6 +19,8 @@ from quizbot.repositories.users import UserRepository
 __all__ = [
     "AchievementRepository",
     "AnswerRepository",
+    "Executor",
+    "ExecutorFactory",
     "GuildRepository",
     "MemberDelta",
     "MemberRepository",

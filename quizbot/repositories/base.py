@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from quizbot.errors import ConflictError, NotFoundError
 from quizbot.models import Base
 
 ModelT = TypeVar("ModelT", bound=Base)
+# What a repository runs its statements on: an ORM session, or, for statements that
+# return rows rather than mapped objects, a Core connection (no ORM session to build
+# and close for a one-statement unit of work; see `quizbot.resilience.GuardedConnection`).
+Executor = AsyncSession | AsyncConnection
+# Where a service gets one for a unit of work: `async with executors() as executor:`.
+ExecutorFactory = Callable[[], AbstractAsyncContextManager[Executor]]
 
 
 @contextmanager
@@ -41,8 +47,20 @@ class Repository(Generic[ModelT]):
 
     model_type: ClassVar[type[Base]]
 
-    def __init__(self, *, session: AsyncSession) -> None:
+    def __init__(self, *, session: Executor) -> None:
         self.session = session
+
+    @property
+    def orm(self) -> AsyncSession:
+        """The ORM session, for methods that load, add or flush mapped objects.
+
+        Raises:
+            TypeError: the repository was given a Core connection. On a connection,
+                `select(Model)` would return plain rows, not objects: refuse instead.
+        """
+        if not isinstance(self.session, AsyncSession):
+            raise TypeError(f"{type(self).__name__} needs an ORM session for this method")
+        return self.session
 
     async def get(self, key: Any) -> ModelT:
         """The row with primary key `key`.
@@ -50,7 +68,7 @@ class Repository(Generic[ModelT]):
         Raises:
             NotFoundError: no such row.
         """
-        row = await self.session.get(self.model_type, key)
+        row = await self.orm.get(self.model_type, key)
         if row is None:
             raise NotFoundError(f"{self.model_type.__name__} {key!r} not found")
         return row  # type: ignore[return-value]
@@ -61,7 +79,7 @@ class Repository(Generic[ModelT]):
         Raises:
             ConflictError: the row breaks a unique or foreign key constraint.
         """
-        self.session.add(row)
+        self.orm.add(row)
         with translate_integrity_errors():
-            await self.session.flush()
+            await self.orm.flush()
         return row

@@ -92,7 +92,7 @@ class QuestionRepository(Repository[Question]):
         """The questions with these ids, in the order given (missing ids are left out)."""
         if not ids:
             return []
-        rows = (await self.session.scalars(select(Question).where(Question.id.in_(ids)))).all()
+        rows = (await self.orm.scalars(select(Question).where(Question.id.in_(ids)))).all()
         by_id = {q.id: q for q in rows}
         return [by_id[i] for i in ids if i in by_id]
 
@@ -126,4 +126,4 @@ class QuestionRepository(Repository[Question]):
         stmt = select(Question).where(
             Question.guild_id.is_(None) if guild_id is None else Question.guild_id == guild_id
         )
-        return list((await self.session.scalars(stmt.order_by(Question.id))).all())
+        return list((await self.orm.scalars(stmt.order_by(Question.id))).all())

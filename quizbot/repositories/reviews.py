@@ -154,4 +154,4 @@ class ReviewRepository(Repository[ReviewCard]):
             .order_by(ReviewCard.due)
             .limit(limit)
         )
-        return list((await self.session.scalars(stmt)).all())
+        return list((await self.orm.scalars(stmt)).all())

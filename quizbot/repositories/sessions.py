@@ -112,9 +112,9 @@ class SessionRepository(Repository[QuizSession]):
         Raises:
             ActiveSessionError: a quiz is already running there.
         """
-        self.session.add(session_row)
+        self.orm.add(session_row)
         with translate_integrity_errors(dict(_ACTIVE_CONFLICTS)):
-            await self.session.flush()
+            await self.orm.flush()
         return session_row
 
     async def start(self, new: NewSession) -> Row[Any]:
@@ -152,12 +152,12 @@ class SessionRepository(Repository[QuizSession]):
         stmt = select(QuizSession).where(
             QuizSession.channel_id == channel_id, QuizSession.status == SessionStatus.ACTIVE
         )
-        return list((await self.session.scalars(stmt)).all())
+        return list((await self.orm.scalars(stmt)).all())
 
     async def all_active(self) -> list[QuizSession]:
         """Every running session (restart recovery)."""
         stmt = select(QuizSession).where(QuizSession.status == SessionStatus.ACTIVE)
-        return list((await self.session.scalars(stmt.order_by(QuizSession.id))).all())
+        return list((await self.orm.scalars(stmt.order_by(QuizSession.id))).all())
 
     async def advance(self, *, session_id: int, from_position: int) -> int | None:
         """Move to the next question if the session is still at `from_position`.
@@ -195,13 +195,25 @@ class SessionRepository(Repository[QuizSession]):
         params = {"session_id": session_id, "new_message_id": message_id}
         await self.session.execute(_SET_MESSAGE, params)
 
+    async def require_row(self, session_id: int) -> Row[Any]:
+        """The session's columns as a row, freshly read (works on a Core connection).
+
+        Raises:
+            NotFoundError: no such session.
+        """
+        stmt = select(*_SESSIONS.c).where(_SESSIONS.c.id == session_id)
+        row = (await self.session.execute(stmt)).one_or_none()
+        if row is None:
+            raise NotFoundError(f"quiz session {session_id} not found")
+        return row
+
     async def require(self, session_id: int) -> QuizSession:
         """The session, freshly read.
 
         Raises:
             NotFoundError: no such session.
         """
-        row = await self.session.scalar(
+        row = await self.orm.scalar(
             select(QuizSession)
             .where(QuizSession.id == session_id)
             .execution_options(populate_existing=True)
@@ -303,4 +315,4 @@ class AnswerRepository(Repository[Answer]):
             .where(Answer.session_id == session_id, Answer.question_id == question_id)
             .order_by(Answer.response_ms, Answer.id)
         )
-        return list((await self.session.scalars(stmt)).all())
+        return list((await self.orm.scalars(stmt)).all())

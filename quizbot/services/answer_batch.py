@@ -66,6 +66,7 @@ from quizbot.levels import LEVEL_SQL, level_for_xp
 from quizbot.models import Difficulty, SessionMode, SessionStatus
 from quizbot.models.guild import UTC_DAY_SQL
 from quizbot.rank_mirror import RankMirror
+from quizbot.repositories import Executor, ExecutorFactory
 from quizbot.services import achievements as catalogue
 from quizbot.services.guild_settings import (
     GuildSettings,
@@ -602,7 +603,7 @@ _BATCH_AWARD = text(
 
 
 async def award_achievements(
-    session: AsyncSession, wanted: Sequence[tuple[int, int, str]]
+    session: Executor, wanted: Sequence[tuple[int, int, str]]
 ) -> set[tuple[int, int, str]]:
     """Award (user, guild, code) triples and their XP in one statement.
 
@@ -682,15 +683,15 @@ class AnswerBatchWriter:
         settings: GuildSettingsService,
         rank_mirror: RankMirror | None = None,
         *,
-        autocommit: async_sessionmaker[AsyncSession] | None = None,
+        autocommit: ExecutorFactory | None = None,
     ) -> None:
         """Args:
         sessionmaker: sessions for the transactional path.
         cache: told which guilds' scores changed, after the commit.
         settings: the guilds' settings (scoring).
         rank_mirror: told every member's new points after the commit.
-        autocommit: autocommit sessions on the same connections; with them a batch
-            first tries the fast path (two statements, no BEGIN/COMMIT).
+        autocommit: autocommit connections (or sessions) on the same pool; with them a
+            batch first tries the fast path (two statements, no BEGIN/COMMIT).
         """
         self._sessions = sessionmaker
         self._autocommit = autocommit
@@ -788,7 +789,7 @@ class AnswerBatchWriter:
 
     async def _check(
         self,
-        session: AsyncSession,
+        session: Executor,
         items: Sequence[PendingAnswer],
         firsts: list[int],
         results: list[Recorded | BaseException | None],
@@ -855,7 +856,7 @@ class AnswerBatchWriter:
 
     async def _record(
         self,
-        session: AsyncSession,
+        session: Executor,
         accepted: list[_Accepted],
         results: list[Recorded | BaseException | None],
         *,
@@ -977,7 +978,7 @@ class AnswerBatchWriter:
 
     @staticmethod
     async def _award_committed(
-        session: AsyncSession, wanted: Sequence[tuple[int, int, str]]
+        session: Executor, wanted: Sequence[tuple[int, int, str]]
     ) -> set[tuple[int, int, str]]:
         """Step 4 of the fast path, after its answers committed, tried twice (the award
         is idempotent). On the batch's own autocommit session: the writer has one

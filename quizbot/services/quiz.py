@@ -28,6 +28,8 @@ from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import (
     AchievementRepository,
     AnswerRepository,
+    Executor,
+    ExecutorFactory,
     MemberDelta,
     MemberRepository,
     NewSession,
@@ -390,8 +392,9 @@ class QuizService:
         answer_flushes: int = 1,
         reads: async_sessionmaker[AsyncSession] | None = None,
         answer_sessions: async_sessionmaker[AsyncSession] | None = None,
-        answer_autocommit: async_sessionmaker[AsyncSession] | None = None,
+        answer_autocommit: ExecutorFactory | None = None,
         rank_mirror: RankMirror | None = None,
+        statements: ExecutorFactory | None = None,
     ) -> None:
         """Args:
         sessionmaker: one session per unit of work.
@@ -411,13 +414,18 @@ class QuizService:
         answer_sessions: sessions for the group-committed answer batches (default
             `sessionmaker`; the app passes ones on a connection of their own, so that a
             batch never queues for the pool behind other work).
-        answer_autocommit: autocommit sessions on the same connections as
+        answer_autocommit: autocommit connections (or sessions) on the same pool as
             `answer_sessions`: a batch then takes the two-statement fast path first.
         rank_mirror: told every member's new points after each commit (with Redis).
+        statements: autocommit Core connections for the hot units of work of one
+            statement that returns rows, not mapped objects (start, move on, remember
+            the message, reveal): `resilience.GuardedConnections`. Default: `reads`
+            when given, else `sessionmaker` in a transaction.
         """
         self._sessions = sessionmaker
         self._reads = reads or sessionmaker
         self._autocommit = reads
+        self._statements: ExecutorFactory = statements or self._one_statement
         self._reviews = reviews or ReviewScheduler()
         self._cache = cache
         self.settings = settings or GuildSettingsService(sessionmaker, cache, reads=reads)
@@ -563,7 +571,7 @@ class QuizService:
         # "Recently seen" is read before, not inside, the write: a start holds no
         # transaction open across round trips, so a burst of starts does not tie up the
         # pool (it was four statements between BEGIN and COMMIT).
-        async with self._reads() as session:
+        async with self._statements() as session:
             seen = await AnswerRepository(session=session).seen_recently(
                 user_id=user_id, guild_id=guild_id, limit=RECENT_WINDOW
             )
@@ -592,7 +600,7 @@ class QuizService:
         Raises:
             ActiveSessionError: a quiz is already running there.
         """
-        async with self._one_statement() as session:
+        async with self._statements() as session:
             row = await SessionRepository(session=session).start(new)
         return await self._view(row)
 
@@ -864,7 +872,7 @@ class QuizService:
         return defs
 
     @contextlib.asynccontextmanager
-    async def _one_statement(self) -> AsyncIterator[AsyncSession]:
+    async def _one_statement(self) -> AsyncIterator[Executor]:
         """A session for writes that are each one atomic statement.
 
         In autocommit when the app gave autocommit sessions (each statement commits on
@@ -887,7 +895,7 @@ class QuizService:
         async def move() -> QuizSession | Row[Any] | None:
             # Autocommit: the UPDATE is atomic on its own, and without BEGIN and COMMIT
             # the usual case is one round trip, not three (this runs after every question).
-            async with self._one_statement() as session:
+            async with self._statements() as session:
                 repo = SessionRepository(session=session)
                 # The usual case, one statement: move and read the moved row.
                 moved = await repo.advance_returning(
@@ -897,7 +905,7 @@ class QuizService:
                     return moved
                 # Not running, at its last question, or already moved by another caller
                 # (a read of the row as it is now: nothing here needs the UPDATE's snapshot).
-                row = await repo.require(session_id)
+                row = await repo.require_row(session_id)
                 if row.status is not SessionStatus.ACTIVE or row.position == from_position:
                     return None
                 return row
@@ -910,7 +918,7 @@ class QuizService:
     async def set_message(self, session_id: int, message_id: int | None) -> None:
         """Remember which message shows the current question (restart recovery)."""
         # One UPDATE, atomic on its own: autocommit spares the BEGIN and COMMIT round trips.
-        async with self._one_statement() as session:
+        async with self._statements() as session:
             await SessionRepository(session=session).set_message(
                 session_id=session_id, message_id=message_id
             )
@@ -1018,7 +1026,7 @@ class QuizService:
 
     async def reveal(self, session_id: int, question_id: int) -> list[PlayerResult]:
         """Who answered a question, fastest first (for the channel reveal)."""
-        async with self._reads() as session:
+        async with self._statements() as session:
             rows = await session.execute(
                 _REVEAL, {"session_id": session_id, "question_id": question_id}
             )

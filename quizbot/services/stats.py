@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from quizbot.cache import SCORES, QuizCache
 from quizbot.errors import InvalidInputError
 from quizbot.rank_mirror import RankMirror
-from quizbot.repositories import MemberRepository, MemberStats
+from quizbot.repositories import ExecutorFactory, MemberRepository, MemberStats
 from quizbot.resilience import retry_transient
 
 MAX_PAGE = 25
@@ -198,7 +198,7 @@ class StatsService:
         cache: QuizCache,
         *,
         stats_single_statement: bool = True,
-        reads: async_sessionmaker[AsyncSession] | None = None,
+        reads: ExecutorFactory | None = None,
         rank_mirror: RankMirror | None = None,
     ) -> None:
         """Args:
@@ -206,13 +206,15 @@ class StatsService:
         cache: memoized reads and their invalidation.
         stats_single_statement: /stats in one statement (STATS_SINGLE_STATEMENT);
             off, one statement per part.
-        reads: sessions for these reads (default `sessionmaker`; the app passes
-            autocommit ones: no BEGIN/ROLLBACK round trips).
+        reads: what these reads run on (default `sessionmaker`). The app passes
+            autocommit Core connections (`resilience.GuardedConnections`): no
+            BEGIN/ROLLBACK round trips and no ORM session per read; every read here
+            is one statement that returns rows.
         rank_mirror: own ranks on the all-time board of large guilds (with Redis).
         """
         self._sessions = sessionmaker
         self._rank_mirror = rank_mirror
-        self._reads = reads or sessionmaker
+        self._reads: ExecutorFactory = reads or sessionmaker
         self._cache = cache
         self.stats_single_statement = stats_single_statement
         self._cached_stats = cache.memoize("stats", self._load_stats, ttl=60)

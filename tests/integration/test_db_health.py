@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
@@ -19,9 +19,11 @@ from quizbot.db import connect_args, create_engine, create_sessionmaker
 from quizbot.errors import DatabaseUnavailableError
 from quizbot.models import Difficulty, QuestionKind
 from quizbot.pool_monitor import MonitoredPool, PoolMonitor
+from quizbot.repositories import ExecutorFactory
 from quizbot.resilience import (
     BreakerState,
     CircuitBreaker,
+    GuardedConnections,
     is_connection_failure,
     is_stale_statement,
     retry_transient,
@@ -171,18 +173,27 @@ def _count_connects(engine: AsyncEngine) -> list[int]:
     return attempts
 
 
-async def _select_one(sessions: async_sessionmaker[AsyncSession]) -> int:
-    async with sessions() as s:
+async def _select_one(units: ExecutorFactory) -> int:
+    async with units() as s:
         return int((await s.execute(text("SELECT 1"))).scalar_one())
 
 
+# Units of work come as ORM sessions or, on the hot one-statement paths, as Core
+# connections: both are guarded the same way.
+GUARDS: dict[str, Callable[[AsyncEngine, CircuitBreaker], ExecutorFactory]] = {
+    "session": create_sessionmaker,
+    "connection": GuardedConnections,
+}
+
+
+@pytest.mark.parametrize("guard", GUARDS)
 async def test_breaker_opens_fails_fast_probes_and_closes(
-    unreachable: AsyncEngine, engine: AsyncEngine
+    unreachable: AsyncEngine, engine: AsyncEngine, guard: str
 ) -> None:
     clock = FakeClock()
     breaker = CircuitBreaker(failure_threshold=3, cooldown=5, clock=clock)
-    down = create_sessionmaker(unreachable, breaker)
-    up = create_sessionmaker(engine, breaker)  # the same database, once it is back
+    down = GUARDS[guard](unreachable, breaker)
+    up = GUARDS[guard](engine, breaker)  # the same database, once it is back
     attempts = _count_connects(unreachable)
 
     for n in range(3):
@@ -224,9 +235,12 @@ async def test_half_open_lets_one_probe_through_at_a_time() -> None:
     assert breaker.state is BreakerState.CLOSED
 
 
-async def test_errors_that_are_not_about_connections_do_not_trip_it(engine: AsyncEngine) -> None:
+@pytest.mark.parametrize("guard", GUARDS)
+async def test_errors_that_are_not_about_connections_do_not_trip_it(
+    engine: AsyncEngine, guard: str
+) -> None:
     breaker = CircuitBreaker(failure_threshold=1)
-    sessions = create_sessionmaker(engine, breaker)
+    sessions = GUARDS[guard](engine, breaker)
     for _ in range(3):
         with pytest.raises(Exception, match="division by zero"):
             async with sessions() as s:

@@ -292,6 +292,30 @@ async def test_advance_moves_once_for_two_callers(session: AsyncSession) -> None
         await repo.require(-1)
 
 
+async def test_on_a_core_connection_rows_work_and_mapped_objects_are_refused(
+    session: AsyncSession, connection: AsyncConnection
+) -> None:
+    # The hot one-statement paths run repositories on a Core connection. There,
+    # `select(Model)` would quietly return plain rows: the methods that load or add
+    # mapped objects refuse a connection instead.
+    quiz = QuizSessionFactory(question_ids=[1, 2, 3])
+    question = QuestionFactory()
+    await session.flush()
+    repo = SessionRepository(session=connection)
+    moved = await repo.advance_returning(session_id=quiz.id, from_position=0)
+    assert moved is not None and moved.position == 1
+    row = await repo.require_row(quiz.id)
+    assert (row.id, row.position, row.question_ids) == (quiz.id, 1, [1, 2, 3])
+    with pytest.raises(NotFoundError):
+        await repo.require_row(-1)
+    with pytest.raises(TypeError, match="needs an ORM session"):
+        await repo.require(quiz.id)
+    with pytest.raises(TypeError, match="needs an ORM session"):
+        await QuestionRepository(session=connection).get_many([question.id])
+    with pytest.raises(TypeError, match="needs an ORM session"):
+        await QuestionRepository(session=connection).get(question.id)
+
+
 async def test_answer_record_is_idempotent_and_counts_in_its_utc_day(
     session: AsyncSession,
 ) -> None:
