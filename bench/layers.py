@@ -5,9 +5,10 @@ statements. This measures where that goes, for one statement quizbot runs on eve
 `/leaderboard` (a member's points, by key), one call after the other on an idle
 machine: process CPU time and wall time per call through
 
-- quizbot's read path: an autocommit `AsyncSession` from `App.read_sessionmaker`,
-  as the services use it (session, circuit breaker, pool checkout, ORM execution);
-- a Core `AsyncConnection` in autocommit on the same engine (no ORM session);
+- an autocommit ORM `AsyncSession` from `App.read_sessionmaker` (session, circuit
+  breaker, pool checkout, ORM execution): what the hot reads used before;
+- quizbot's hot read path: a guarded Core `AsyncConnection` from `App.read_connections`
+  (circuit breaker, pool checkout, Core execution; no ORM session);
 - asyncpg on a connection checked out of the same pool (no SQLAlchemy execution);
 - a bare asyncpg connection (what the raw replay pays per statement).
 """
@@ -55,7 +56,7 @@ async def measure(url: str, scale: Scale, calls: int = CALLS) -> list[dict[str, 
         url,
     )
     params = {"guild_id": guild_of(1, scale), "me": user_of(1)}  # seeded member 1
-    autocommit = app.engine  # its connections are in autocommit mode
+
     bare = await asyncpg.connect(**asyncpg_args(url))
 
     async def orm_session() -> Any:
@@ -63,11 +64,11 @@ async def measure(url: str, scale: Scale, calls: int = CALLS) -> list[dict[str, 
             return (await session.execute(MEMBER_POINTS, params)).all()
 
     async def core_connection() -> Any:
-        async with autocommit.connect() as conn:
+        async with app.read_connections() as conn:
             return (await conn.execute(MEMBER_POINTS, params)).all()
 
     async def pooled_driver() -> Any:
-        async with autocommit.connect() as conn:
+        async with app.engine.connect() as conn:  # in autocommit mode
             raw = await conn.get_raw_connection()
             return await raw.driver_connection.fetch(  # type: ignore[union-attr]
                 _DRIVER_SQL, params["guild_id"], params["me"]
@@ -77,8 +78,8 @@ async def measure(url: str, scale: Scale, calls: int = CALLS) -> list[dict[str, 
         return await bare.fetch(_DRIVER_SQL, params["guild_id"], params["me"])
 
     layers = [
-        ("quizbot's read path (ORM AsyncSession, autocommit)", orm_session),
-        ("Core AsyncConnection, autocommit", core_connection),
+        ("ORM AsyncSession, autocommit", orm_session),
+        ("quizbot's read path (guarded Core AsyncConnection, autocommit)", core_connection),
         ("asyncpg on a connection from the same pool", pooled_driver),
         ("asyncpg, bare connection (the raw replay)", bare_driver),
     ]

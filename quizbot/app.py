@@ -55,6 +55,8 @@ class App:
     sessionmaker: async_sessionmaker[AsyncSession]
     # Autocommit sessions for read-only units of work (no BEGIN/ROLLBACK round trips).
     read_sessionmaker: async_sessionmaker[AsyncSession]
+    # Autocommit Core connections for the hot one-statement units (no ORM session).
+    read_connections: GuardedConnections
     cache: QuizCache
     guild_settings: GuildSettingsService
     quiz: QuizService
@@ -130,6 +132,7 @@ class App:
             engine=engine,
             sessionmaker=sessions,
             read_sessionmaker=reads,
+            read_connections=statements,
             cache=cache,
             guild_settings=guild_settings,
             quiz=quiz,
