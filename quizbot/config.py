@@ -52,7 +52,12 @@ class Settings(BaseSettings):
     # again when returned, so under sustained load beyond DB_POOL_SIZE every command
     # pays a new connection (TLS probe, type introspection, statements prepared anew):
     # size the pool for the load and keep the overflow for spikes.
-    db_pool_size: int = Field(default=20, ge=1, le=500)
+    # 40: a connection is held for as long as its unit of work waits for the event loop
+    # between round trips, and with a busy loop (1,000 players on one process) 20 were
+    # all taken in bursts: starts and moves queued for the pool (docs/performance.md).
+    # Several bot processes share PostgreSQL's max_connections (100 by default): keep
+    # processes × (DB_POOL_SIZE + ANSWER_FLUSHES) below it, or put PgBouncer in between.
+    db_pool_size: int = Field(default=40, ge=1, le=500)
     db_max_overflow: int = Field(default=0, ge=0, le=500)
     db_pool_timeout: float = Field(default=10.0, gt=0)
     db_pool_recycle: int = Field(default=1800, ge=-1)
