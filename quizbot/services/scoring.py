@@ -8,6 +8,7 @@ so a slow, careful learner levels up as fast as a quick one.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -51,10 +52,16 @@ _SECTION = "scoring"
 _V = TypeVar("_V", int, float)
 
 
+@functools.lru_cache(maxsize=256)
 def _exact(value: float) -> Fraction:
     # repr() is the shortest decimal that round-trips, so 0.1 becomes exactly 1/10
-    # and 200 x 1.1 is 220, not 220.00000000000003 rounded the wrong way.
+    # and 200 x 1.1 is 220, not 220.00000000000003 rounded the wrong way. Cached: a
+    # guild's config has a handful of these, and parsing them again for every answer
+    # was a fifth of the scoring's CPU (Fractions are immutable, so sharing is safe).
     return Fraction(repr(float(value)))
+
+
+_HALF = Fraction(1, 2)
 
 
 def round_half_up(value: Fraction) -> int:
@@ -66,7 +73,7 @@ def round_half_up(value: Fraction) -> int:
     Returns:
         The rounded integer (2.5 -> 3, 2.4999 -> 2).
     """
-    return math.floor(value + Fraction(1, 2))
+    return math.floor(value + _HALF)
 
 
 def _check_int(name: str, value: object, maximum: int) -> int:
