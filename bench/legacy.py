@@ -247,7 +247,12 @@ class LegacyDriver:
             )
             return Ack(session_id, question_id, m.user_id, points)
 
-    async def reveal(self, session_id: int, question_id: int) -> None:
+    async def advance(self, session_id: int, question_id: int, position: int) -> Shown | None:
+        # The old bot: the reveal's reads, then the move, each on its own.
+        await self._reveal(session_id, question_id)
+        return await self._advance(session_id, position)
+
+    async def _reveal(self, session_id: int, question_id: int) -> None:
         with self.db.transaction() as tx:
             self._question(tx, question_id)
             rows = tx.fetchall(
@@ -261,7 +266,7 @@ class LegacyDriver:
                     (guild_id, user_id),
                 )
 
-    async def advance(self, session_id: int, position: int) -> Shown | None:
+    async def _advance(self, session_id: int, position: int) -> Shown | None:
         with self.db.transaction() as tx:
             s = tx.fetchone(
                 "SELECT status, position, question_ids FROM quiz_sessions WHERE id = %s",

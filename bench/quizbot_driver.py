@@ -177,13 +177,12 @@ class QuizbotDriver:
             return None
         return Ack(session_id, question_id, m.user_id, outcome.points)
 
-    async def reveal(self, session_id: int, question_id: int) -> None:
-        # What Game._reveal reads before editing the question message.
+    async def advance(self, session_id: int, question_id: int, position: int) -> Shown | None:
+        # What Game._run does when a question's time is up: who answered it and the move
+        # on (one statement), the question for the reveal message, then the next
+        # question's message remembered.
+        _results, view = await self.app.quiz.reveal_and_advance(session_id, question_id, position)
         await self.app.quiz.question(question_id)
-        await self.app.quiz.reveal(session_id, question_id)
-
-    async def advance(self, session_id: int, position: int) -> Shown | None:
-        view = await self.app.quiz.advance(session_id, position)
         if view is None:
             return None
         await self.app.quiz.set_message(session_id, _message_id(session_id, view.position))

@@ -660,7 +660,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             "",
             "After the ramp, one stage with no think time in which every player is in a "
             "channel quiz of `flood_group` members (a trivia night): all of them answer "
-            "each question at once, then the game reveals and advances, and after each "
+            "each question at once, then the game reveals the answers and moves on, and after each "
             "quiz one member looks at the stats and the host at the board.",
             "",
             _table(

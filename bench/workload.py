@@ -3,7 +3,8 @@
 Two kinds of players share a stage:
 
 - solo players: start a solo quiz, answer each question after a think time
-  (the bot then reveals and advances), finish, look at their stats and the
+  (the bot then reveals the answers and moves on: `advance`), finish, look at
+  their stats and the
   leaderboard (sometimes this week's);
 - channel groups: `burst_size` members of one guild in a channel quiz; every
   question is answered by all of them within a burst window (one second at the
@@ -39,7 +40,6 @@ CORRECT_RATE = 0.6
 COMMANDS = (
     "start",
     "answer",
-    "reveal",
     "advance",
     "finish",
     "stats",
@@ -89,9 +89,9 @@ class Driver(Protocol):
         self, m: Member, session_id: int, question_id: int, given: str
     ) -> Ack | None: ...
 
-    async def reveal(self, session_id: int, question_id: int) -> None: ...
-
-    async def advance(self, session_id: int, position: int) -> Shown | None: ...
+    async def advance(self, session_id: int, question_id: int, position: int) -> Shown | None:
+        """The question's time is up: reveal who answered it, then move to the next one."""
+        ...
 
     async def finish(self, session_id: int) -> None: ...
 
@@ -285,9 +285,9 @@ class Stage:
             ]
             for ack in await self._step(trace, answers):
                 self._ack(ack)
-            await self._step(trace, [(0.0, "reveal", partial(d.reveal, sid, q.question_id), sid)])
             (current,) = await self._step(
-                trace, [(0.0, "advance", partial(d.advance, sid, q.position), sid)]
+                trace,
+                [(0.0, "advance", partial(d.advance, sid, q.question_id, q.position), sid)],
             )
         await self._step(trace, [(0.0, "finish", partial(d.finish, sid), sid)])
 

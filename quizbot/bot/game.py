@@ -15,7 +15,7 @@ import discord
 from quizbot.bot.components import question_components
 from quizbot.bot.embeds import NO_PINGS, outcome_text, question_embed, reveal_embed, summary_embed
 from quizbot.models import QuestionKind, SessionMode, SessionStatus
-from quizbot.services.quiz import AnswerOutcome, QuestionView, display_order
+from quizbot.services.quiz import AnswerOutcome, PlayerResult, QuestionView, display_order
 
 if TYPE_CHECKING:
     from quizbot.bot.client import QuizBot
@@ -195,8 +195,12 @@ class Game:
                     pass
                 finally:
                     self._answered.pop((session_id, view.question_id), None)
-                await self._reveal(message, view)
-                view = await self.quiz.advance(session_id, view.position)
+                # Who answered, and the move to the next question: one round trip.
+                results, upcoming = await self.quiz.reveal_and_advance(
+                    session_id, view.question_id, view.position
+                )
+                await self._reveal(message, view, results)
+                view = upcoming
             summary = await self.quiz.finish(session_id)
             await channel.send(embed=summary_embed(summary), allowed_mentions=NO_PINGS)
         except asyncio.CancelledError:
@@ -236,9 +240,8 @@ class Game:
         await self.quiz.set_message(view.session_id, message.id)
         return message
 
-    async def _reveal(self, message: Any, view: QuestionView) -> None:
+    async def _reveal(self, message: Any, view: QuestionView, results: list[PlayerResult]) -> None:
         question = await self.quiz.question(view.question_id)
-        results = await self.quiz.reveal(view.session_id, view.question_id)
         await message.edit(
             embed=reveal_embed(view, question.answer, question.explanation, results), view=None
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    column,
     func,
     select,
     text,
@@ -56,6 +58,35 @@ _SET_MESSAGE = (
     .where(_SESSIONS.c.id == bindparam("session_id"))
     .values(message_id=bindparam("new_message_id"))
 )
+
+_SESSION_COLUMNS = ", ".join(c.name for c in _SESSIONS.c)
+# After a question's time is up: who answered it (fastest first, for the reveal) and
+# the move to the next question, in one statement and one round trip where they took
+# two, after every question of every quiz. The row is the moved session (`moved`), or,
+# when nothing moved, the session as it stood when the statement began.
+_ADVANCE_REVEALING = text(
+    f"""
+    WITH moved AS (
+        UPDATE quiz_sessions
+        SET position = position + 1, question_started_at = now(), message_id = NULL
+        WHERE id = :session_id AND position = :from_position AND status = 'active'
+          AND cardinality(question_ids) > :from_position + 1
+        RETURNING {_SESSION_COLUMNS}
+    ), revealed AS (
+        SELECT coalesce(json_agg(json_build_array(
+                   a.user_id, coalesce(gm.display_name, ''), a.correct, a.points)
+                   ORDER BY a.response_ms, a.id), '[]') AS revealed
+        FROM answers a
+        LEFT JOIN guild_members gm ON gm.guild_id = a.guild_id AND gm.user_id = a.user_id
+        WHERE a.session_id = :session_id AND a.question_id = :question_id
+    )
+    SELECT true AS moved, moved.*, revealed.revealed FROM moved, revealed
+    UNION ALL
+    SELECT false, {_SESSION_COLUMNS}, revealed.revealed
+    FROM quiz_sessions, revealed
+    WHERE id = :session_id AND NOT EXISTS (SELECT FROM moved)
+    """
+).columns(column("moved", Boolean), *_SESSIONS.c, column("revealed", JSON))
 
 # A quiz's start in one statement: the guild, user and member rows are created if
 # missing, then the session. The foreign keys are checked at the statement's end, so
@@ -182,6 +213,24 @@ class SessionRepository(Repository[QuizSession]):
         """
         params = {"session_id": session_id, "from_position": from_position}
         return (await self.session.execute(_ADVANCE, params)).one_or_none()
+
+    async def advance_revealing(
+        self, *, session_id: int, from_position: int, question_id: int
+    ) -> Row[Any] | None:
+        """Who answered `question_id` and the move past it, in one statement.
+
+        Returns:
+            None for no such session; else a row with the session's columns, `moved`
+            (whether this call moved it: the columns are then the moved row's, else
+            the session's as the statement began) and `revealed`, the question's answers
+            fastest first as [user id, display name, correct, points] lists.
+        """
+        params = {
+            "session_id": session_id,
+            "from_position": from_position,
+            "question_id": question_id,
+        }
+        return (await self.session.execute(_ADVANCE_REVEALING, params)).one_or_none()
 
     async def finish(
         self, *, session_id: int, status: SessionStatus = SessionStatus.FINISHED

@@ -915,6 +915,63 @@ class QuizService:
             return None
         return await self._view(row)
 
+    async def reveal_and_advance(
+        self, session_id: int, question_id: int, from_position: int
+    ) -> tuple[list[PlayerResult], QuestionView | None]:
+        """Who answered the question, then move past it: one round trip, not two.
+
+        What `reveal` then `advance` return, read and moved in one statement (this runs
+        after every question of every quiz). Answers stored before the statement began
+        are revealed; the quiz moves once however many callers there are.
+
+        Args:
+            session_id: the quiz.
+            question_id: the question whose time is up (at `from_position`).
+            from_position: where the caller saw the quiz.
+
+        Returns:
+            The question's answers, fastest first, and the next question (None when the
+            quiz has no more: then call `finish`).
+
+        Raises:
+            NotFoundError: no such session.
+        """
+
+        async def move() -> Row[Any]:
+            async with self._statements() as session:
+                row = await SessionRepository(session=session).advance_revealing(
+                    session_id=session_id, from_position=from_position, question_id=question_id
+                )
+            if row is None:
+                raise NotFoundError(f"quiz session {session_id} not found")
+            return row
+
+        row = await retry_transient(move)
+        results = [
+            PlayerResult(user_id, name, 1, int(correct), points)
+            for user_id, name, correct, points in row.revealed
+        ]
+        current: QuizSession | Row[Any] | None = row
+        if not row.moved:
+            last = from_position + 1 >= len(row.question_ids)
+            if row.status is not SessionStatus.ACTIVE or (row.position == from_position and last):
+                current = None  # ended, or at its last question
+            elif row.position == from_position:
+                # Another caller moved it after this statement began (its UPDATE waited
+                # for that one, then found nothing to move): read where it is now.
+                current = await self._moved_by_another(session_id, from_position)
+        if current is None or current.position >= len(current.question_ids):
+            return results, None
+        return results, await self._view(current)
+
+    async def _moved_by_another(self, session_id: int, from_position: int) -> Row[Any] | None:
+        """The session as it is now when another caller moved it past `from_position`."""
+        async with self._statements() as session:
+            row = await SessionRepository(session=session).require_row(session_id)
+        if row.status is not SessionStatus.ACTIVE or row.position == from_position:
+            return None
+        return row
+
     async def set_message(self, session_id: int, message_id: int | None) -> None:
         """Remember which message shows the current question (restart recovery)."""
         # One UPDATE, atomic on its own: autocommit spares the BEGIN and COMMIT round trips.

@@ -186,8 +186,8 @@ def test_smoke_measures_one_statement_through_each_layer(
     _, results, out = smoke
     rows = results["statement_layers"]
     assert [r["layer"].split()[0].strip(",") for r in rows] == [
+        "ORM",
         "quizbot's",
-        "Core",
         "asyncpg",
         "asyncpg",
     ]

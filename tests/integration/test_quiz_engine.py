@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from quizbot import models
 from quizbot.cache import QuizCache
-from quizbot.errors import ActiveSessionError, InvalidInputError
+from quizbot.errors import ActiveSessionError, InvalidInputError, NotFoundError
 from quizbot.observability import count_statements
 from quizbot.repositories import AchievementRepository
 from quizbot.services.achievements import catalogue_rows
@@ -166,6 +166,45 @@ async def test_a_stale_button_does_not_answer_the_next_question(quiz: QuizServic
     again = await quiz.advance(view.session_id, view.position)
     assert again is not None and again.position == 1
     assert await quiz.advance(view.session_id, 1) is None
+
+
+async def test_reveal_and_advance_reveals_then_moves_once(quiz: QuizService) -> None:
+    view = await quiz.start(
+        guild_id=GUILD,
+        guild_name="School",
+        channel_id=CHANNEL,
+        user_id=ALICE,
+        display_name="user10",
+        mode=models.SessionMode.CHANNEL,
+        filters=QuizFilters(topic="History", count=2),
+    )
+    for user, given in ((ALICE, "Alpha"), (BOB, "Gamma")):
+        await quiz.answer(
+            session_id=view.session_id,
+            question_id=view.question_id,
+            user_id=user,
+            display_name=f"user{user % 100}",
+            given=given,
+        )
+    expected = await quiz.reveal(view.session_id, view.question_id)
+    assert len(expected) == 2
+    results, nxt = await quiz.reveal_and_advance(view.session_id, view.question_id, view.position)
+    assert results == expected
+    assert nxt is not None and nxt.position == 1 and nxt.question_id != view.question_id
+    # A second caller from the same position gets the same reveal and the question the
+    # first one moved to; nothing is skipped.
+    again, moved_to = await quiz.reveal_and_advance(view.session_id, view.question_id, 0)
+    assert again == expected
+    assert moved_to is not None and (moved_to.position, moved_to.question_id) == (
+        1,
+        nxt.question_id,
+    )
+    # The last question: its (empty) reveal, and no next question.
+    assert await quiz.reveal_and_advance(view.session_id, nxt.question_id, 1) == ([], None)
+    await quiz.finish(view.session_id)
+    assert await quiz.reveal_and_advance(view.session_id, view.question_id, 0) == (expected, None)
+    with pytest.raises(NotFoundError):
+        await quiz.reveal_and_advance(-1, view.question_id, 0)
 
 
 async def test_wrong_answer_breaks_the_streak(quiz: QuizService) -> None:

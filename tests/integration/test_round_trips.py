@@ -17,6 +17,7 @@ from quizbot.cache import QuizCache
 from quizbot.config import Settings
 from quizbot.db_admin import asyncpg_args
 from quizbot.observability import count_statements
+from quizbot.services.quiz import QuizFilters
 from tests.database import drop_database, migrated_database
 
 
@@ -104,6 +105,38 @@ async def test_moving_to_the_next_question_is_one_statement_in_autocommit(
     updates = [sql for sql in statements.statements if sql.startswith("UPDATE quiz_sessions")]
     assert len(updates) == 2
     assert all(sql.startswith("SELECT") for sql in statements.statements if sql not in updates)
+
+
+async def test_revealing_and_moving_on_is_one_statement_in_autocommit(
+    wire: tuple[App, list[str]],
+) -> None:
+    app, sent = wire
+    await app.bootstrap()
+    view = await app.quiz.start(
+        guild_id=1,
+        guild_name="g",
+        channel_id=4,
+        user_id=3,
+        display_name="p",
+        filters=QuizFilters(count=2),
+    )
+    await app.quiz.question(view.question_id)
+    sent.clear()
+    with count_statements(app.engine) as statements:
+        results, moved = await app.quiz.reveal_and_advance(
+            view.session_id, view.question_id, view.position
+        )
+    assert results == [] and moved is not None and moved.position == view.position + 1
+    assert sent == []
+    sessions = [sql for sql in statements.statements if "quiz_sessions" in sql]
+    assert len(sessions) == 1 and "json_agg" in sessions[0]
+    # At the last question nothing moves, and no second read asks why.
+    await app.quiz.question(moved.question_id)
+    with count_statements(app.engine) as statements:
+        assert await app.quiz.reveal_and_advance(
+            view.session_id, moved.question_id, moved.position
+        ) == ([], None)
+    assert statements.count == 1 and sent == []
 
 
 async def test_a_start_is_a_read_and_one_insert_in_autocommit(
