@@ -8,7 +8,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from quizbot import models
@@ -289,19 +289,20 @@ async def live_quiz(
     async with committed() as s, s.begin():
         await AchievementRepository(session=s).sync_catalogue(catalogue_rows())
         s.add(models.Guild(guild_id=guild, name="Live"))
-        s.add(
-            models.Question(
-                topic="LiveTopic",
-                category="c",
-                difficulty=models.Difficulty.EASY,
-                kind=models.QuestionKind.MULTIPLE_CHOICE,
-                prompt="Live?",
-                choices=["Yes", "No", "Maybe", "Never"],
-                answer="Yes",
-                explanation="Because.",
-                content_hash="live-question-hash",
+        for n in ("", "-2"):
+            s.add(
+                models.Question(
+                    topic="LiveTopic",
+                    category="c",
+                    difficulty=models.Difficulty.EASY,
+                    kind=models.QuestionKind.MULTIPLE_CHOICE,
+                    prompt=f"Live{n}?",
+                    choices=["Yes", "No", "Maybe", "Never"],
+                    answer="Yes",
+                    explanation="Because.",
+                    content_hash=f"live-question-hash{n}",
+                )
             )
-        )
     service = QuizService(committed, QuizCache(QuizCache.memory_backend()))  # type: ignore[arg-type]
     yield service
     async with committed() as s, s.begin():
@@ -441,3 +442,46 @@ async def test_finishing_costs_the_same_statements_for_one_player_or_many(
     one = await finish_with([ALICE], CHANNEL + 1)
     three = await finish_with([BOB, CAROL, ALICE + 5], CHANNEL + 2)
     assert one == three
+
+
+async def test_reveal_and_advance_after_another_caller_moved_it_meanwhile(
+    live_quiz: QuizService, committed: Callable[[], AsyncSession]
+) -> None:
+    view = await live_quiz.start(
+        guild_id=GUILD + 100,
+        guild_name="Live",
+        channel_id=CHANNEL + 101,
+        user_id=ALICE,
+        display_name="alice",
+        filters=QuizFilters(topic="LiveTopic", count=2),
+    )
+    # Another caller moves the quiz and holds its row until we say so.
+    async with committed() as other, other.begin():
+        await other.execute(
+            update(models.QuizSession)
+            .where(models.QuizSession.id == view.session_id)
+            .values(position=1)
+        )
+        mine = asyncio.create_task(
+            live_quiz.reveal_and_advance(view.session_id, view.question_id, 0)
+        )
+        # Our statement began before the other commits: it waits for the row's lock.
+        # (A new transaction per look: pg_stat_activity is a snapshot per transaction.)
+        for _ in range(500):
+            async with committed() as probe:
+                waiting = await probe.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE wait_event_type = 'Lock' AND query LIKE '%json_agg%'"
+                    )
+                )
+            if waiting:
+                break
+            await asyncio.sleep(0.01)
+        assert waiting == 1 and not mine.done()
+    # Nothing was moved by us, and our snapshot still showed position 0: the quiz is
+    # read again, and we get the question the other caller moved to.
+    results, moved_to = await mine
+    assert results == []
+    assert moved_to is not None and moved_to.position == 1
+    assert moved_to.question_id != view.question_id
