@@ -64,12 +64,15 @@ _SESSION_COLUMNS = ", ".join(c.name for c in _SESSIONS.c)
 # the move to the next question, in one statement and one round trip where they took
 # two, after every question of every quiz. The row is the moved session (`moved`), or,
 # when nothing moved, the session as it stood when the statement began.
+# `status = :active` is a parameter, not a literal, as in `_ADVANCE`: with the literal,
+# the planner's generic plan may serve the UPDATE from the partial index of running
+# sessions (every running session's entry read to find one id), not the primary key.
 _ADVANCE_REVEALING = text(
     f"""
     WITH moved AS (
         UPDATE quiz_sessions
         SET position = position + 1, question_started_at = now(), message_id = NULL
-        WHERE id = :session_id AND position = :from_position AND status = 'active'
+        WHERE id = :session_id AND position = :from_position AND status = :active
           AND cardinality(question_ids) > :from_position + 1
         RETURNING {_SESSION_COLUMNS}
     ), revealed AS (
@@ -229,6 +232,7 @@ class SessionRepository(Repository[QuizSession]):
             "session_id": session_id,
             "from_position": from_position,
             "question_id": question_id,
+            "active": SessionStatus.ACTIVE.value,
         }
         return (await self.session.execute(_ADVANCE_REVEALING, params)).one_or_none()
 
