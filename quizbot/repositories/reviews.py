@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select, text
+from sqlalchemy import func, or_, select, text
 
-from quizbot.models import Answer, Question, QuizSession, ReviewCard
+from quizbot.models import Question, ReviewCard
 from quizbot.repositories.base import Repository
 
 _STATE_COLUMNS = ("due", "stability", "difficulty", "reps", "lapses", "last_review")
@@ -79,30 +79,6 @@ class ReviewRepository(Repository[ReviewCard]):
                 "last_review": [state.last_review for _u, _q, state in cards],
             },
         )
-
-    async def answers_with_cards(self, *, session_id: int) -> Sequence[Row[Any]]:
-        """A quiz's answers with the quiz's time limit and each member's card (if any)."""
-        stmt = (
-            select(
-                Answer.user_id,
-                Answer.question_id,
-                Answer.correct,
-                Answer.response_ms,
-                Answer.answered_at,
-                QuizSession.time_limit,
-                *(getattr(ReviewCard, name) for name in _STATE_COLUMNS),
-            )
-            .join(QuizSession, QuizSession.id == Answer.session_id)
-            .outerjoin(
-                ReviewCard,
-                and_(
-                    ReviewCard.user_id == Answer.user_id,
-                    ReviewCard.question_id == Answer.question_id,
-                ),
-            )
-            .where(Answer.session_id == session_id)
-        )
-        return (await self.session.execute(stmt)).all()
 
     def _visible_due(self, user_id: int, guild_id: int, now: dt.datetime) -> Any:
         # Cards of questions this guild can ask: the shared bank and its own, enabled.

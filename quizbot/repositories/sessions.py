@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     Integer,
     Row,
     String,
@@ -45,12 +47,6 @@ _ADVANCE = (
     # The message showing the previous question does not show this one: forget it,
     # so that a bot restarted before posting the next question posts it anew.
     .values(position=_SESSIONS.c.position + 1, question_started_at=func.now(), message_id=None)
-    .returning(*_SESSIONS.c)
-)
-_FINISH = (
-    update(_SESSIONS)
-    .where(_SESSIONS.c.id == bindparam("session_id"), _SESSIONS.c.status == SessionStatus.ACTIVE)
-    .values(status=bindparam("new_status"), finished_at=func.now())
     .returning(*_SESSIONS.c)
 )
 _SET_MESSAGE = (
@@ -90,6 +86,64 @@ _ADVANCE_REVEALING = text(
     WHERE id = :session_id AND NOT EXISTS (SELECT FROM moved)
     """
 ).columns(column("moved", Boolean), *_SESSIONS.c, column("revealed", JSON))
+
+# A quiz's end and everything the end needs to know, in one statement (where it took
+# three): the ending UPDATE, then one row per answer of the quiz with the player's name
+# and the player's review card of the question (a quiz without answers gives one row,
+# its answer columns NULL). `ended` says whether this call ended it; when it did not,
+# the session columns are the row as the statement began. The answers are read in the
+# snapshot the statement began with: an answer batch that committed while the UPDATE
+# waited for the session's row is missing from them. The moved row's `answered_count`
+# (its newest version) then differs from the answers read, and the caller reads them
+# again (`SessionRepository.answers_of`), in its transaction that now holds the row.
+_ANSWER_COLUMNS = """
+    a.user_id AS a_user_id, coalesce(gm.display_name, u.name, '') AS a_name,
+    a.question_id AS a_question_id, a.correct AS a_correct, a.points AS a_points,
+    a.response_ms AS a_response_ms, a.answered_at AS a_answered_at,
+    rc.due AS c_due, rc.stability AS c_stability, rc.difficulty AS c_difficulty,
+    rc.reps AS c_reps, rc.lapses AS c_lapses, rc.last_review AS c_last_review
+"""
+_ANSWER_JOINS = """
+    LEFT JOIN guild_members gm ON gm.guild_id = a.guild_id AND gm.user_id = a.user_id
+    LEFT JOIN users u ON u.user_id = a.user_id
+    LEFT JOIN review_cards rc ON rc.user_id = a.user_id AND rc.question_id = a.question_id
+"""
+_ANSWER_TYPES = (
+    column("a_user_id", BigInteger),
+    column("a_name", String),
+    column("a_question_id", BigInteger),
+    column("a_correct", Boolean),
+    column("a_points", Integer),
+    column("a_response_ms", Integer),
+    column("a_answered_at", DateTime(timezone=True)),
+    column("c_due", DateTime(timezone=True)),
+    column("c_stability", Float),
+    column("c_difficulty", Float),
+    column("c_reps", Integer),
+    column("c_lapses", Integer),
+    column("c_last_review", DateTime(timezone=True)),
+)
+_FINISH_WITH_ANSWERS = text(
+    f"""
+    WITH ended AS (
+        UPDATE quiz_sessions SET status = :new_status, finished_at = now()
+        WHERE id = :session_id AND status = :active
+        RETURNING {_SESSION_COLUMNS}
+    ), s AS (
+        SELECT true AS ended, ended.* FROM ended
+        UNION ALL
+        SELECT false, {_SESSION_COLUMNS} FROM quiz_sessions
+        WHERE id = :session_id AND NOT EXISTS (SELECT FROM ended)
+    )
+    SELECT s.*, {_ANSWER_COLUMNS}
+    FROM s
+    LEFT JOIN answers a ON a.session_id = s.id
+    {_ANSWER_JOINS}
+    """
+).columns(column("ended", Boolean), *_SESSIONS.c, *_ANSWER_TYPES)
+_ANSWERS_OF = text(
+    f"SELECT {_ANSWER_COLUMNS} FROM answers a {_ANSWER_JOINS} WHERE a.session_id = :session_id"
+).columns(*_ANSWER_TYPES)
 
 # A quiz's start in one statement: the guild, user and member rows are created if
 # missing, then the session. The foreign keys are checked at the statement's end, so
@@ -236,12 +290,32 @@ class SessionRepository(Repository[QuizSession]):
         }
         return (await self.session.execute(_ADVANCE_REVEALING, params)).one_or_none()
 
-    async def finish(
+    async def finish_with_answers(
         self, *, session_id: int, status: SessionStatus = SessionStatus.FINISHED
-    ) -> Row[Any] | None:
-        """End a running session and return its columns; None when it had already ended."""
-        params = {"session_id": session_id, "new_status": status}
-        return (await self.session.execute(_FINISH, params)).one_or_none()
+    ) -> Sequence[Row[Any]]:
+        """End a running session and read its answers, in one statement.
+
+        Returns:
+            No row for no such session; else one row per answer (one row with NULL
+            answer columns for a quiz without answers), each with the session's columns,
+            `ended` (whether this call ended it; if not, the columns are the session as
+            the statement began), the answer as `a_user_id`, `a_name`, `a_question_id`,
+            `a_correct`, `a_points`, `a_response_ms`, `a_answered_at`, and the player's
+            review card of the question (`c_due`, `c_stability`, `c_difficulty`,
+            `c_reps`, `c_lapses`, `c_last_review`; NULL without one).
+            When `answered_count` differs from the answers returned, an answer committed
+            while the UPDATE waited is missing: read them again with `answers_of`.
+        """
+        params = {
+            "session_id": session_id,
+            "new_status": status.value,
+            "active": SessionStatus.ACTIVE.value,
+        }
+        return (await self.session.execute(_FINISH_WITH_ANSWERS, params)).all()
+
+    async def answers_of(self, *, session_id: int) -> Sequence[Row[Any]]:
+        """A session's answers with the columns of `finish_with_answers`' answer part."""
+        return (await self.session.execute(_ANSWERS_OF, {"session_id": session_id})).all()
 
     async def set_message(self, *, session_id: int, message_id: int | None) -> None:
         """Remember the Discord message that shows the current question."""

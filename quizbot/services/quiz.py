@@ -302,19 +302,23 @@ _RECORD_ANSWER = text(
     bindparam("today", type_=Date),
 )
 
-_PLAYER_RESULTS = text(
-    """
-    SELECT a.user_id, coalesce(gm.display_name, u.name, '') AS display_name,
-           count(*) AS answered, count(*) FILTER (WHERE a.correct) AS correct,
-           coalesce(sum(a.points), 0) AS points
-    FROM answers a
-    LEFT JOIN guild_members gm ON gm.guild_id = a.guild_id AND gm.user_id = a.user_id
-    LEFT JOIN users u ON u.user_id = a.user_id
-    WHERE a.session_id = :session_id
-    GROUP BY a.user_id, gm.display_name, u.name
-    ORDER BY points DESC, correct DESC, a.user_id
-    """
-)
+
+def _player_results(answers: Sequence[Row[Any]]) -> tuple[PlayerResult, ...]:
+    """Each player's totals in a quiz from its answers (`finish_with_answers`' rows):
+    most points first, then most correct, then by user id."""
+    totals: dict[int, list[Any]] = {}
+    for a in answers:
+        t = totals.setdefault(a.a_user_id, [a.a_name, 0, 0, 0])
+        t[1] += 1
+        t[2] += bool(a.a_correct)
+        t[3] += a.a_points or 0
+    results = [
+        PlayerResult(u, name, n, correct, points)
+        for u, (name, n, correct, points) in totals.items()
+    ]
+    results.sort(key=lambda p: (-p.points, -p.correct, p.user_id))
+    return tuple(results)
+
 
 # What the end-of-quiz achievements need about each player, in one statement.
 _FINISH_PROGRESS = text(
@@ -341,17 +345,6 @@ _FINISH_PROGRESS = text(
     WHERE gm.guild_id = :guild_id AND gm.user_id = ANY(:user_ids)
     """
 ).bindparams(bindparam("user_ids", type_=ARRAY(BigInteger)))
-
-
-_REVEAL = text(
-    """
-    SELECT a.user_id, coalesce(gm.display_name, '') AS display_name, a.correct, a.points
-    FROM answers a
-    LEFT JOIN guild_members gm ON gm.guild_id = a.guild_id AND gm.user_id = a.user_id
-    WHERE a.session_id = :session_id AND a.question_id = :question_id
-    ORDER BY a.response_ms, a.id
-    """
-)
 
 
 def _question_data(q: Any) -> QuestionData:
@@ -892,25 +885,19 @@ class QuizService:
         second gets the question the first moved to.
         """
 
-        async def move() -> QuizSession | Row[Any] | None:
+        async def move() -> Row[Any] | None:
             # Autocommit: the UPDATE is atomic on its own, and without BEGIN and COMMIT
-            # the usual case is one round trip, not three (this runs after every question).
+            # the usual case is one round trip, not three. The usual case is one
+            # statement: move and read the moved row.
             async with self._statements() as session:
-                repo = SessionRepository(session=session)
-                # The usual case, one statement: move and read the moved row.
-                moved = await repo.advance_returning(
+                return await SessionRepository(session=session).advance_returning(
                     session_id=session_id, from_position=from_position
                 )
-                if moved is not None:
-                    return moved
-                # Not running, at its last question, or already moved by another caller
-                # (a read of the row as it is now: nothing here needs the UPDATE's snapshot).
-                row = await repo.require_row(session_id)
-                if row.status is not SessionStatus.ACTIVE or row.position == from_position:
-                    return None
-                return row
 
         row = await retry_transient(move)
+        if row is None:
+            # Not running, at its last question, or already moved by another caller.
+            row = await self._where_it_moved(session_id, from_position)
         if row is None or row.position >= len(row.question_ids):
             return None
         return await self._view(row)
@@ -959,13 +946,19 @@ class QuizService:
             elif row.position == from_position:
                 # Another caller moved it after this statement began (its UPDATE waited
                 # for that one, then found nothing to move): read where it is now.
-                current = await self._moved_by_another(session_id, from_position)
+                current = await self._where_it_moved(session_id, from_position)
         if current is None or current.position >= len(current.question_ids):
             return results, None
         return results, await self._view(current)
 
-    async def _moved_by_another(self, session_id: int, from_position: int) -> Row[Any] | None:
-        """The session as it is now when another caller moved it past `from_position`."""
+    async def _where_it_moved(self, session_id: int, from_position: int) -> Row[Any] | None:
+        """Where the quiz is now, after this caller's move from `from_position` moved
+        nothing: None when it is not running or still there (its last question), else
+        the row another caller moved (a fresh read: no UPDATE's snapshot is needed).
+
+        Raises:
+            NotFoundError: no such session.
+        """
         async with self._statements() as session:
             row = await SessionRepository(session=session).require_row(session_id)
         if row.status is not SessionStatus.ACTIVE or row.position == from_position:
@@ -994,21 +987,26 @@ class QuizService:
         awarded: dict[int, tuple[catalogue.AchievementDef, ...]] = {}
         async with self._sessions() as session, session.begin():
             repo = SessionRepository(session=session)
-            ended = await repo.finish(session_id=session_id, status=status)
-            ended_now = ended is not None
-            # The ending UPDATE returned the row; only a repeat call reads it again.
-            row = ended if ended is not None else await repo.require(session_id)
-            results = tuple(
-                PlayerResult(r.user_id, r.display_name, r.answered, r.correct, r.points)
-                for r in await session.execute(_PLAYER_RESULTS, {"session_id": session_id})
-            )
+            # The end, the answers and their review cards: one statement.
+            rows = await repo.finish_with_answers(session_id=session_id, status=status)
+            if not rows:
+                raise NotFoundError(f"quiz session {session_id} not found")
+            row = rows[0]
+            ended_now = bool(row.ended)
+            answers = [r for r in rows if r.a_user_id is not None]
+            if len(answers) != row.answered_count:
+                # An answer batch committed while the UPDATE waited for the row: its
+                # answers are newer than the statement's snapshot. Read them again (this
+                # transaction holds the row now: no answer can be added meanwhile).
+                answers = list(await repo.answers_of(session_id=session_id))
+            results = _player_results(answers)
             if ended_now and results:
                 await MemberRepository(session=session).award_batch(
                     guild_id=row.guild_id,
                     deltas=[MemberDelta(p.user_id, quizzes=1) for p in results],
                 )
                 awarded = await self._finish_achievements(session, row, results)
-                await schedule_quiz_reviews(session, session_id, self._reviews)
+                await schedule_quiz_reviews(session, answers, row.time_limit, self._reviews)
         if ended_now:
             await self._scores_changed(row.guild_id)
         asked = min(row.position + 1, len(row.question_ids)) if results else row.position
@@ -1080,13 +1078,3 @@ class QuizService:
         """Every running quiz (used at start-up to resume them)."""
         async with self._reads() as session:
             return await SessionRepository(session=session).all_active()
-
-    async def reveal(self, session_id: int, question_id: int) -> list[PlayerResult]:
-        """Who answered a question, fastest first (for the channel reveal)."""
-        async with self._statements() as session:
-            rows = await session.execute(
-                _REVEAL, {"session_id": session_id, "question_id": question_id}
-            )
-            return [
-                PlayerResult(r.user_id, r.display_name, 1, int(r.correct), r.points) for r in rows
-            ]

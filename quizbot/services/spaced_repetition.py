@@ -1,8 +1,9 @@
 """Spaced-repetition scheduling: every question a member answers becomes a review
 card, scheduled with FSRS (the algorithm Anki uses).
 
-Cards are written when a quiz ends, in the transaction that ends it (one read and
-one upsert for the whole quiz), so the answer path stays one write. A wrong answer
+Cards are written when a quiz ends, in the transaction that ends it (the answers and
+their cards come with the statement that ends the quiz; then one upsert for the whole
+quiz), so the answer path stays one write. A wrong answer
 brings a question back within days; right answers push it further out each time,
 further when the answer came quickly.
 """
@@ -10,11 +11,12 @@ further when the answer came quickly.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 import fsrs
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from quizbot.repositories.base import Executor
 from quizbot.repositories.reviews import CardState, ReviewRepository
 
 # Within this share of the time limit a right answer counts as easy; past the
@@ -73,25 +75,35 @@ class ReviewScheduler:
 
 
 def _card_of(row: Any) -> CardState | None:
-    if row.reps is None:
+    if row.c_reps is None:
         return None
-    return CardState(row.due, row.stability, row.difficulty, row.reps, row.lapses, row.last_review)
+    return CardState(
+        row.c_due, row.c_stability, row.c_difficulty, row.c_reps, row.c_lapses, row.c_last_review
+    )
 
 
 async def schedule_quiz_reviews(
-    session: AsyncSession, session_id: int, scheduler: ReviewScheduler
+    session: Executor, answers: Iterable[Any], time_limit: int, scheduler: ReviewScheduler
 ) -> int:
     """Turn a finished quiz's answers into review cards, inside the caller's transaction.
 
-    Two statements whatever the quiz's size: read the answers with their cards, then
-    one upsert. Returns the number of cards written.
+    One statement whatever the quiz's size (one upsert).
+
+    Args:
+        session: the transaction that ends the quiz.
+        answers: its answers as `SessionRepository.finish_with_answers` returns them
+            (`a_user_id`, `a_question_id`, `a_correct`, `a_response_ms`,
+            `a_answered_at`, and the card's `c_due` ... `c_last_review`).
+        time_limit: the quiz's time limit per question, in seconds.
+        scheduler: FSRS.
+
+    Returns:
+        The number of cards written.
     """
-    repo = ReviewRepository(session=session)
     cards: list[tuple[int, int, CardState]] = []
-    for row in await repo.answers_with_cards(session_id=session_id):
-        rating = rating_for(row.correct, row.response_ms, row.time_limit)
-        cards.append(
-            (row.user_id, row.question_id, scheduler.next(_card_of(row), rating, row.answered_at))
-        )
-    await repo.upsert_many(cards)
+    for row in answers:
+        rating = rating_for(row.a_correct, row.a_response_ms, time_limit)
+        card = scheduler.next(_card_of(row), rating, row.a_answered_at)
+        cards.append((row.a_user_id, row.a_question_id, card))
+    await ReviewRepository(session=session).upsert_many(cards)
     return len(cards)

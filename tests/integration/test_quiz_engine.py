@@ -15,7 +15,7 @@ from quizbot import models
 from quizbot.cache import QuizCache
 from quizbot.errors import ActiveSessionError, InvalidInputError, NotFoundError
 from quizbot.observability import count_statements
-from quizbot.repositories import AchievementRepository
+from quizbot.repositories import AchievementRepository, MemberRepository
 from quizbot.services.achievements import catalogue_rows
 from quizbot.services.quiz import QuizFilters, QuizService
 from tests.factories import GuildFactory, QuestionFactory
@@ -186,10 +186,14 @@ async def test_reveal_and_advance_reveals_then_moves_once(quiz: QuizService) -> 
             display_name=f"user{user % 100}",
             given=given,
         )
-    expected = await quiz.reveal(view.session_id, view.question_id)
-    assert len(expected) == 2
     results, nxt = await quiz.reveal_and_advance(view.session_id, view.question_id, view.position)
-    assert results == expected
+    # Fastest first: Alice answered before Bob; Bob's answer was wrong.
+    assert [(r.user_id, r.display_name, r.answered, r.correct) for r in results] == [
+        (ALICE, "user10", 1, 1),
+        (BOB, "user11", 1, 0),
+    ]
+    assert results[0].points > 0 and results[1].points == 0
+    expected = results
     assert nxt is not None and nxt.position == 1 and nxt.question_id != view.question_id
     # A second caller from the same position gets the same reveal and the question the
     # first one moved to; nothing is skipped.
@@ -485,3 +489,66 @@ async def test_reveal_and_advance_after_another_caller_moved_it_meanwhile(
     assert results == []
     assert moved_to is not None and moved_to.position == 1
     assert moved_to.question_id != view.question_id
+
+
+async def test_finish_counts_an_answer_committed_while_it_waited_for_the_quiz(
+    live_quiz: QuizService, committed: Callable[[], AsyncSession]
+) -> None:
+    guild = GUILD + 100
+    view = await live_quiz.start(
+        guild_id=guild,
+        guild_name="Live",
+        channel_id=CHANNEL + 102,
+        user_id=ALICE,
+        display_name="alice",
+        mode=models.SessionMode.CHANNEL,
+        filters=QuizFilters(topic="LiveTopic", count=1),
+    )
+    # An answer batch stores Bob's answer, holding the quiz's row until it commits.
+    async with committed() as batch, batch.begin():
+        await MemberRepository(session=batch).ensure(
+            guild_id=guild, user_id=BOB, display_name="bob", guild_name="Live"
+        )
+        await batch.execute(
+            update(models.QuizSession)
+            .where(models.QuizSession.id == view.session_id)
+            .values(answered_count=models.QuizSession.answered_count + 1)
+        )
+        batch.add(
+            models.Answer(
+                session_id=view.session_id,
+                question_id=view.question_id,
+                user_id=BOB,
+                guild_id=guild,
+                topic="LiveTopic",
+                given="Yes",
+                correct=True,
+                response_ms=1200,
+                points=90,
+            )
+        )
+        await batch.flush()
+        ending = asyncio.create_task(live_quiz.finish(view.session_id))
+        # The finish began before the batch commits: it waits for the quiz's row.
+        for _ in range(500):
+            async with committed() as probe:  # a new snapshot of pg_stat_activity each time
+                waiting = await probe.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE wait_event_type = 'Lock' AND query LIKE '%a_answered_at%'"
+                    )
+                )
+            if waiting:
+                break
+            await asyncio.sleep(0.01)
+        assert waiting == 1 and not ending.done()
+    # Its statement's snapshot missed Bob's answer; the newest row's count did not.
+    summary = await ending
+    assert [
+        (p.user_id, p.display_name, p.answered, p.correct, p.points) for p in summary.players
+    ] == [(BOB, "bob", 1, 1, 90)]
+    async with committed() as s:
+        member = await s.get(models.GuildMember, (guild, BOB))
+        card = await s.get(models.ReviewCard, (BOB, view.question_id))
+    assert member is not None and member.quizzes_taken == 1
+    assert card is not None and card.reps == 1

@@ -285,8 +285,11 @@ async def test_advance_moves_once_for_two_callers(session: AsyncSession) -> None
     repo = SessionRepository(session=session)
     assert await repo.advance(session_id=quiz.id, from_position=0) == 1
     assert await repo.advance(session_id=quiz.id, from_position=0) is None
-    assert await repo.finish(session_id=quiz.id)
-    assert not await repo.finish(session_id=quiz.id)
+    (ended,) = await repo.finish_with_answers(session_id=quiz.id)
+    assert ended.ended and ended.a_user_id is None  # no answers: one row, answer columns NULL
+    (again,) = await repo.finish_with_answers(session_id=quiz.id)
+    assert not again.ended and again.status == models.SessionStatus.FINISHED
+    assert await repo.finish_with_answers(session_id=-1) == []
     assert (await repo.require(quiz.id)).status == models.SessionStatus.FINISHED
     with pytest.raises(NotFoundError):
         await repo.require(-1)

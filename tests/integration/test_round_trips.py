@@ -139,6 +139,40 @@ async def test_revealing_and_moving_on_is_one_statement_in_autocommit(
     assert statements.count == 1 and sent == []
 
 
+async def test_a_finish_is_five_statements_in_one_transaction(
+    wire: tuple[App, list[str]],
+) -> None:
+    app, sent = wire
+    await app.bootstrap()
+    view = await app.quiz.start(
+        guild_id=1,
+        guild_name="g",
+        channel_id=5,
+        user_id=3,
+        display_name="p",
+        filters=QuizFilters(count=1),
+    )
+    question = await app.quiz.question(view.question_id)
+    await app.quiz.answer(
+        session_id=view.session_id,
+        question_id=view.question_id,
+        user_id=3,
+        display_name="p",
+        given=question.answer,
+    )
+    sent.clear()
+    with count_statements(app.engine) as statements:
+        summary = await app.quiz.finish(view.session_id)
+    assert [p.user_id for p in summary.players] == [3]
+    # The end with the answers and their cards; the quiz counted; the achievements'
+    # progress; the awards; the review cards. It was seven (the answers, the players'
+    # totals and the cards were read apart).
+    # (The wire log also shows each new statement once, when it is prepared.)
+    control = [q.split()[0] for q in sent if q.split()[0] in ("BEGIN", "COMMIT;", "ROLLBACK;", ";")]
+    assert control == ["BEGIN", "COMMIT;"]
+    assert statements.count == 5
+
+
 async def test_a_start_is_a_read_and_one_insert_in_autocommit(
     wire: tuple[App, list[str]],
 ) -> None:
