@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from quizbot.errors import NotFoundError
@@ -88,12 +88,17 @@ class QuestionRepository(Repository[Question]):
             stmt = stmt.where(Question.difficulty == difficulty)
         return list((await self.session.scalars(stmt.order_by(Question.id))).all())
 
-    async def get_many(self, ids: Sequence[int]) -> list[Question]:
-        """The questions with these ids, in the order given (missing ids are left out)."""
+    async def get_many(self, ids: Sequence[int]) -> list[Row[Any]]:
+        """The questions with these ids, in the order given (missing ids are left out).
+
+        Rows with the question's columns as attributes, not mapped objects: this runs
+        on a Core connection, with no identity map or object per question.
+        """
         if not ids:
             return []
-        rows = (await self.orm.scalars(select(Question).where(Question.id.in_(ids)))).all()
-        by_id = {q.id: q for q in rows}
+        table = Question.__table__
+        stmt = select(*table.c).where(table.c.id.in_(ids))
+        by_id = {r.id: r for r in (await self.session.execute(stmt)).all()}
         return [by_id[i] for i in ids if i in by_id]
 
     async def topics(self, *, guild_id: int | None) -> list[tuple[str, str, int]]:

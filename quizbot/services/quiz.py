@@ -456,7 +456,9 @@ class QuizService:
         _shared_gen: int,
         _guild_gen: int,
     ) -> tuple[int, ...]:
-        async with self._reads() as session:
+        # A Core connection: a pool is a thousand ids or more, and the ORM built a row
+        # object for each of them (the profile showed it among the costliest reads).
+        async with self._statements() as session:
             ids = await QuestionRepository(session=session).pool_ids(
                 guild_id=guild_id,
                 topic=topic,
@@ -482,7 +484,7 @@ class QuizService:
     async def _load_topics(
         self, guild_id: int, _shared_gen: int, _guild_gen: int
     ) -> tuple[tuple[str, str, int], ...]:
-        async with self._reads() as session:
+        async with self._statements() as session:
             rows = await QuestionRepository(session=session).topics(guild_id=guild_id)
         return tuple(rows)
 
@@ -492,7 +494,7 @@ class QuizService:
         return await self._topics(guild_id, shared_gen, guild_gen)
 
     async def _load_question(self, question_id: int) -> QuestionData | None:
-        async with self._reads() as session:
+        async with self._statements() as session:
             rows = await QuestionRepository(session=session).get_many([question_id])
         return _question_data(rows[0]) if rows else None
 

@@ -314,7 +314,7 @@ async def test_on_a_core_connection_rows_work_and_mapped_objects_are_refused(
     with pytest.raises(TypeError, match="needs an ORM session"):
         await repo.require(quiz.id)
     with pytest.raises(TypeError, match="needs an ORM session"):
-        await QuestionRepository(session=connection).get_many([question.id])
+        await QuestionRepository(session=connection).for_export(guild_id=None)
     with pytest.raises(TypeError, match="needs an ORM session"):
         await QuestionRepository(session=connection).get(question.id)
 
