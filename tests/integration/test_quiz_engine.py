@@ -448,6 +448,26 @@ async def test_finishing_costs_the_same_statements_for_one_player_or_many(
     assert one == three
 
 
+async def _waits_for_a_lock(committed: Callable[[], AsyncSession], marker: str) -> bool:
+    """Whether one statement containing `marker` comes to wait for a lock (within 5 s).
+
+    A new transaction per look: pg_stat_activity is a snapshot per transaction.
+    """
+    for _ in range(500):
+        async with committed() as probe:
+            waiting = await probe.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND query LIKE :pattern"
+                ),
+                {"pattern": f"%{marker}%"},
+            )
+        if waiting:
+            return bool(waiting == 1)
+        await asyncio.sleep(0.01)
+    return False
+
+
 async def test_reveal_and_advance_after_another_caller_moved_it_meanwhile(
     live_quiz: QuizService, committed: Callable[[], AsyncSession]
 ) -> None:
@@ -470,19 +490,7 @@ async def test_reveal_and_advance_after_another_caller_moved_it_meanwhile(
             live_quiz.reveal_and_advance(view.session_id, view.question_id, 0)
         )
         # Our statement began before the other commits: it waits for the row's lock.
-        # (A new transaction per look: pg_stat_activity is a snapshot per transaction.)
-        for _ in range(500):
-            async with committed() as probe:
-                waiting = await probe.scalar(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE wait_event_type = 'Lock' AND query LIKE '%json_agg%'"
-                    )
-                )
-            if waiting:
-                break
-            await asyncio.sleep(0.01)
-        assert waiting == 1 and not mine.done()
+        assert await _waits_for_a_lock(committed, "json_agg") and not mine.done()
     # Nothing was moved by us, and our snapshot still showed position 0: the quiz is
     # read again, and we get the question the other caller moved to.
     results, moved_to = await mine
@@ -530,18 +538,7 @@ async def test_finish_counts_an_answer_committed_while_it_waited_for_the_quiz(
         await batch.flush()
         ending = asyncio.create_task(live_quiz.finish(view.session_id))
         # The finish began before the batch commits: it waits for the quiz's row.
-        for _ in range(500):
-            async with committed() as probe:  # a new snapshot of pg_stat_activity each time
-                waiting = await probe.scalar(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE wait_event_type = 'Lock' AND query LIKE '%a_answered_at%'"
-                    )
-                )
-            if waiting:
-                break
-            await asyncio.sleep(0.01)
-        assert waiting == 1 and not ending.done()
+        assert await _waits_for_a_lock(committed, "a_answered_at") and not ending.done()
     # Its statement's snapshot missed Bob's answer; the newest row's count did not.
     summary = await ending
     assert [

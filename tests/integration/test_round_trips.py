@@ -17,7 +17,7 @@ from quizbot.cache import QuizCache
 from quizbot.config import Settings
 from quizbot.db_admin import asyncpg_args
 from quizbot.observability import count_statements
-from quizbot.services.quiz import QuizFilters
+from quizbot.services.quiz import QuestionView, QuizFilters
 from tests.database import drop_database, migrated_database
 
 
@@ -107,19 +107,24 @@ async def test_moving_to_the_next_question_is_one_statement_in_autocommit(
     assert all(sql.startswith("SELECT") for sql in statements.statements if sql not in updates)
 
 
+async def _bootstrapped_quiz(app: App, *, channel_id: int, count: int) -> QuestionView:
+    """A solo quiz of `count` questions from the bundled bank, started by user 3."""
+    await app.bootstrap()
+    return await app.quiz.start(
+        guild_id=1,
+        guild_name="g",
+        channel_id=channel_id,
+        user_id=3,
+        display_name="p",
+        filters=QuizFilters(count=count),
+    )
+
+
 async def test_revealing_and_moving_on_is_one_statement_in_autocommit(
     wire: tuple[App, list[str]],
 ) -> None:
     app, sent = wire
-    await app.bootstrap()
-    view = await app.quiz.start(
-        guild_id=1,
-        guild_name="g",
-        channel_id=4,
-        user_id=3,
-        display_name="p",
-        filters=QuizFilters(count=2),
-    )
+    view = await _bootstrapped_quiz(app, channel_id=4, count=2)
     await app.quiz.question(view.question_id)
     sent.clear()
     with count_statements(app.engine) as statements:
@@ -143,15 +148,7 @@ async def test_a_finish_is_five_statements_in_one_transaction(
     wire: tuple[App, list[str]],
 ) -> None:
     app, sent = wire
-    await app.bootstrap()
-    view = await app.quiz.start(
-        guild_id=1,
-        guild_name="g",
-        channel_id=5,
-        user_id=3,
-        display_name="p",
-        filters=QuizFilters(count=1),
-    )
+    view = await _bootstrapped_quiz(app, channel_id=5, count=1)
     question = await app.quiz.question(view.question_id)
     await app.quiz.answer(
         session_id=view.session_id,
