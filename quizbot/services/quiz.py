@@ -563,15 +563,15 @@ class QuizService:
                 v for v in (filters.topic, filters.category, filters.difficulty) if v
             )
             raise InvalidInputError(f"no questions match {wanted}; try /topics")
-        # "Recently seen" is read before, not inside, the write: a start holds no
-        # transaction open across round trips, so a burst of starts does not tie up the
-        # pool (it was four statements between BEGIN and COMMIT).
+        # "Recently seen", then the insert: two statements in autocommit on one
+        # connection. No transaction is held open between them (it was four statements
+        # between BEGIN and COMMIT), and a burst of starts queues for the pool once per
+        # start, not once per statement.
         async with self._statements() as session:
             seen = await AnswerRepository(session=session).seen_recently(
                 user_id=user_id, guild_id=guild_id, limit=RECENT_WINDOW
             )
-        return await self.open_session(
-            NewSession(
+            new = NewSession(
                 guild_id=guild_id,
                 guild_name=guild_name,
                 channel_id=channel_id,
@@ -585,7 +585,8 @@ class QuizService:
                 category=filters.category,
                 difficulty=filters.difficulty,
             )
-        )
+            row = await SessionRepository(session=session).start(new)
+        return await self._view(row)
 
     async def open_session(self, new: NewSession) -> QuestionView:
         """Start a quiz of the questions the caller chose and present the first.
