@@ -5,6 +5,7 @@ state lives in the database, so a restarted bot picks every quiz up again."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Awaitable
@@ -186,7 +187,7 @@ class Game:
             while view is not None:
                 # Before the question is shown, so that an answer or `time_up` can't miss it.
                 event = self._answered.setdefault((session_id, view.question_id), asyncio.Event())
-                message = await self._show(channel, view, message_id)
+                message, view = await self._show(channel, view, message_id)
                 self._showing[session_id] = message
                 message_id = None  # only the first question of a resume reuses its message
                 try:
@@ -227,18 +228,22 @@ class Game:
         except Exception:
             log.exception("quiz %s: could not mark it expired", session_id)
 
-    async def _show(self, channel: Any, view: QuestionView, message_id: int | None) -> Any:
-        ends = (view.started_at or dt.datetime.now(dt.UTC)) + dt.timedelta(seconds=view.time_limit)
+    async def _show(
+        self, channel: Any, view: QuestionView, message_id: int | None
+    ) -> tuple[Any, QuestionView]:
+        """Post the question (or, resuming, find its message); the view's clock is the
+        one the database keeps, which starts when the question is posted."""
         if message_id is not None:
             # Resuming: the message and its buttons are still there.
-            return channel.get_partial_message(message_id)
+            return channel.get_partial_message(message_id), view
+        ends = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=view.time_limit)
         message = await channel.send(
             embed=question_embed(view, ends_at=ends),
             view=question_components(view),
             allowed_mentions=NO_PINGS,
         )
-        await self.quiz.set_message(view.session_id, message.id)
-        return message
+        started = await self.quiz.set_message(view.session_id, message.id)
+        return message, dataclasses.replace(view, started_at=started or view.started_at)
 
     async def _reveal(self, message: Any, view: QuestionView, results: list[PlayerResult]) -> None:
         question = await self.quiz.question(view.question_id)

@@ -64,4 +64,4 @@ class AchievementRepository(Repository[Achievement]):
             .where(UserAchievement.user_id == user_id, UserAchievement.guild_id == guild_id)
             .order_by(UserAchievement.earned_at.desc())
         )
-        return [(a, ua) for a, ua in (await self.session.execute(stmt))]
+        return [(a, ua) for a, ua in (await self.orm.execute(stmt))]

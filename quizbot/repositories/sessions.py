@@ -49,10 +49,13 @@ _ADVANCE = (
     .values(position=_SESSIONS.c.position + 1, question_started_at=func.now(), message_id=None)
     .returning(*_SESSIONS.c)
 )
+# The question's clock starts when its message is posted: the move that chose it ran
+# before the previous question's reveal was edited into Discord, which can take seconds.
 _SET_MESSAGE = (
     update(_SESSIONS)
     .where(_SESSIONS.c.id == bindparam("session_id"))
-    .values(message_id=bindparam("new_message_id"))
+    .values(message_id=bindparam("new_message_id"), question_started_at=func.statement_timestamp())
+    .returning(_SESSIONS.c.question_started_at)
 )
 
 _SESSION_COLUMNS = ", ".join(c.name for c in _SESSIONS.c)
@@ -317,10 +320,14 @@ class SessionRepository(Repository[QuizSession]):
         """A session's answers with the columns of `finish_with_answers`' answer part."""
         return (await self.session.execute(_ANSWERS_OF, {"session_id": session_id})).all()
 
-    async def set_message(self, *, session_id: int, message_id: int | None) -> None:
-        """Remember the Discord message that shows the current question."""
+    async def set_message(self, *, session_id: int, message_id: int | None) -> dt.datetime | None:
+        """Remember the Discord message that shows the current question, and start the
+        question's clock now. Returns the new start (None for no such session)."""
         params = {"session_id": session_id, "new_message_id": message_id}
-        await self.session.execute(_SET_MESSAGE, params)
+        started: dt.datetime | None = (
+            await self.session.execute(_SET_MESSAGE, params)
+        ).scalar_one_or_none()
+        return started
 
     async def require_row(self, session_id: int) -> Row[Any]:
         """The session's columns as a row, freshly read (works on a Core connection).

@@ -968,11 +968,16 @@ class QuizService:
             return None
         return row
 
-    async def set_message(self, session_id: int, message_id: int | None) -> None:
-        """Remember which message shows the current question (restart recovery)."""
+    async def set_message(self, session_id: int, message_id: int | None) -> dt.datetime | None:
+        """Remember which message shows the current question (restart recovery), and
+        start the question's clock: its time runs from when players can see it.
+
+        Returns:
+            When the question's time started (None: no such session).
+        """
         # One UPDATE, atomic on its own: autocommit spares the BEGIN and COMMIT round trips.
         async with self._statements() as session:
-            await SessionRepository(session=session).set_message(
+            return await SessionRepository(session=session).set_message(
                 session_id=session_id, message_id=message_id
             )
 
@@ -996,6 +1001,10 @@ class QuizService:
                 raise NotFoundError(f"quiz session {session_id} not found")
             row = rows[0]
             ended_now = bool(row.ended)
+            if not ended_now:
+                # Ended by another call, maybe one that committed while this UPDATE waited:
+                # the row above is the snapshot from before the wait. Read it as it is now.
+                row = await repo.require_row(session_id)
             answers = [r for r in rows if r.a_user_id is not None]
             if len(answers) != row.answered_count:
                 # An answer batch committed while the UPDATE waited for the row: its

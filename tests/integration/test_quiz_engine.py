@@ -549,3 +549,39 @@ async def test_finish_counts_an_answer_committed_while_it_waited_for_the_quiz(
         card = await s.get(models.ReviewCard, (BOB, view.question_id))
     assert member is not None and member.quizzes_taken == 1
     assert card is not None and card.reps == 1
+
+
+async def test_a_finish_that_waited_for_another_reports_what_the_other_did(
+    live_quiz: QuizService, committed: Callable[[], AsyncSession]
+) -> None:
+    view = await live_quiz.start(
+        guild_id=GUILD + 100,
+        guild_name="Live",
+        channel_id=CHANNEL + 103,
+        user_id=ALICE,
+        display_name="alice",
+        filters=QuizFilters(topic="LiveTopic", count=1),
+    )
+    # `/stop` cancels the quiz and holds its row while the game's own finish starts.
+    async with committed() as stop, stop.begin():
+        await stop.execute(
+            update(models.QuizSession)
+            .where(models.QuizSession.id == view.session_id)
+            .values(status=models.SessionStatus.CANCELLED)
+        )
+        ending = asyncio.create_task(live_quiz.finish(view.session_id))
+        assert await _waits_for_a_lock(committed, "a_answered_at") and not ending.done()
+    summary = await ending
+    assert summary.status is models.SessionStatus.CANCELLED  # not the snapshot's ACTIVE
+
+
+async def test_a_question_s_clock_starts_when_its_message_is_posted(
+    quiz: QuizService,
+) -> None:
+    view = await _start(quiz, topic="History", count=2)
+    started = await quiz.set_message(view.session_id, 4242)
+    assert started is not None and view.started_at is not None
+    assert started >= view.started_at
+    current = await quiz.current(view.session_id)
+    assert current is not None and current.started_at == started
+    assert await quiz.set_message(-1, 1) is None
