@@ -27,9 +27,11 @@ from quizbot.errors import DatabaseUnavailableError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# SQLSTATEs that mean "no usable connection": class 08 (connection exception),
-# admin/crash shutdown, cannot connect now, too many connections.
-_CONNECTION_SQLSTATES = ("57P01", "57P02", "57P03", "53300")
+# SQLSTATEs that mean "no usable connection": classes 08 (connection exception) and 28
+# (login refused), admin/crash shutdown, cannot connect now, too many connections, no
+# such database. A refused login is no answer either: a probe that met one must not
+# close the breaker (a wrong password after a failover leaves every unit failing).
+_CONNECTION_SQLSTATES = ("57P01", "57P02", "57P03", "53300", "3D000")
 # A transaction that failed as a whole and left nothing behind: safe to run again.
 _RETRYABLE_SQLSTATES = ("40P01", "40001")  # deadlock, serialization failure
 
@@ -49,7 +51,7 @@ def is_connection_failure(error: BaseException) -> bool:
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
     state = _sqlstate(error)
-    if state is not None and (state.startswith("08") or state in _CONNECTION_SQLSTATES):
+    if state is not None and (state[:2] in ("08", "28") or state in _CONNECTION_SQLSTATES):
         return True
     root = getattr(error, "orig", None) or error
     # Connect errors (refused, unreachable, DNS, connect timeout) reach us as OSError
@@ -212,6 +214,23 @@ def settle(breaker: CircuitBreaker | None, error: BaseException | None) -> None:
     breaker.success()
 
 
+async def settle_after(
+    close: Awaitable[object], breaker: CircuitBreaker | None, error: BaseException | None
+) -> None:
+    """Close a guarded unit of work, then `settle` its outcome: `error`, or the close's
+    own failure (a connection lost while rolling back or returning it to the pool).
+
+    The close's failure is reported too: a half-open breaker's probe that went
+    unreported would keep every other caller failing fast for another cool-down.
+    """
+    try:
+        await close
+    except BaseException as close_error:
+        settle(breaker, close_error)
+        raise
+    settle(breaker, error)
+
+
 class GuardedSession(AsyncSession):
     """An AsyncSession whose `async with` block is one guarded unit of work.
 
@@ -235,8 +254,7 @@ class GuardedSession(AsyncSession):
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await super().__aexit__(type_, value, traceback)
-        settle(self.breaker, value)
+        await settle_after(super().__aexit__(type_, value, traceback), self.breaker, value)
 
 
 class GuardedConnection:
@@ -270,8 +288,9 @@ class GuardedConnection:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self._connection.__aexit__(type_, value, traceback)
-        settle(self._breaker, value)
+        await settle_after(
+            self._connection.__aexit__(type_, value, traceback), self._breaker, value
+        )
 
 
 class GuardedConnections:

@@ -59,10 +59,23 @@ _SET_MESSAGE = (
 )
 
 _SESSION_COLUMNS = ", ".join(c.name for c in _SESSIONS.c)
+# A question's answers, fastest first, for its reveal: [user id, name, correct, points].
+_REVEALED_SELECT = """
+    SELECT coalesce(json_agg(json_build_array(
+               a.user_id, coalesce(gm.display_name, ''), a.correct, a.points)
+               ORDER BY a.response_ms, a.id), '[]') AS revealed
+    FROM answers a
+    LEFT JOIN guild_members gm ON gm.guild_id = a.guild_id AND gm.user_id = a.user_id
+    WHERE a.session_id = :session_id AND a.question_id = :question_id
+"""
 # After a question's time is up: who answered it (fastest first, for the reveal) and
 # the move to the next question, in one statement and one round trip where they took
 # two, after every question of every quiz. The row is the moved session (`moved`), or,
 # when nothing moved, the session as it stood when the statement began.
+# The answers are read in the snapshot the statement began with. An answer batch that
+# committed while the UPDATE waited for the session's row is missing from them; the
+# moved row (its newest version) then counts more answers (`answered_count`) than the
+# snapshot did (`seen_count`), and the caller reads the reveal again (`revealed_of`).
 # `status = :active` is a parameter, not a literal, as in `_ADVANCE`: with the literal,
 # the planner's generic plan may serve the UPDATE from the partial index of running
 # sessions (every running session's entry read to find one id), not the primary key.
@@ -74,31 +87,34 @@ _ADVANCE_REVEALING = text(
         WHERE id = :session_id AND position = :from_position AND status = :active
           AND cardinality(question_ids) > :from_position + 1
         RETURNING {_SESSION_COLUMNS}
-    ), revealed AS (
-        SELECT coalesce(json_agg(json_build_array(
-                   a.user_id, coalesce(gm.display_name, ''), a.correct, a.points)
-                   ORDER BY a.response_ms, a.id), '[]') AS revealed
-        FROM answers a
-        LEFT JOIN guild_members gm ON gm.guild_id = a.guild_id AND gm.user_id = a.user_id
-        WHERE a.session_id = :session_id AND a.question_id = :question_id
+    ), revealed AS ({_REVEALED_SELECT}
+    ), seen AS (
+        SELECT answered_count AS seen_count FROM quiz_sessions WHERE id = :session_id
     )
-    SELECT true AS moved, moved.*, revealed.revealed FROM moved, revealed
+    SELECT true AS moved, moved.*, revealed.revealed, seen.seen_count
+    FROM moved, revealed, seen
     UNION ALL
-    SELECT false, {_SESSION_COLUMNS}, revealed.revealed
+    SELECT false, {_SESSION_COLUMNS}, revealed.revealed, answered_count
     FROM quiz_sessions, revealed
     WHERE id = :session_id AND NOT EXISTS (SELECT FROM moved)
     """
-).columns(column("moved", Boolean), *_SESSIONS.c, column("revealed", JSON))
+).columns(
+    column("moved", Boolean), *_SESSIONS.c, column("revealed", JSON), column("seen_count", Integer)
+)
+_REVEALED = text(_REVEALED_SELECT).columns(column("revealed", JSON))
 
 # A quiz's end and everything the end needs to know, in one statement (where it took
-# three): the ending UPDATE, then one row per answer of the quiz with the player's name
-# and the player's review card of the question (a quiz without answers gives one row,
-# its answer columns NULL). `ended` says whether this call ended it; when it did not,
-# the session columns are the row as the statement began. The answers are read in the
-# snapshot the statement began with: an answer batch that committed while the UPDATE
-# waited for the session's row is missing from them. The moved row's `answered_count`
-# (its newest version) then differs from the answers read, and the caller reads them
-# again (`SessionRepository.answers_of`), in its transaction that now holds the row.
+# three): the ending UPDATE, then the answers of the quiz with the player's name and
+# the player's review card of the question. The session comes once, in a row whose
+# answer columns are NULL, and each answer in a row whose session columns are NULL
+# (`FULL JOIN ... ON false`): a channel quiz has hundreds of answers, and repeating the
+# session's columns on each made every row twice as wide. `ended` says whether this
+# call ended it; when it did not, the session columns are the row as the statement
+# began. The answers are read in the snapshot the statement began with: an answer
+# batch that committed while the UPDATE waited for the session's row is missing from
+# them. The ended row's `answered_count` (its newest version) then differs from the
+# answers read, and the caller reads them again (`SessionRepository.answers_of`), in
+# its transaction that now holds the row.
 _ANSWER_COLUMNS = """
     a.user_id AS a_user_id, coalesce(gm.display_name, u.name, '') AS a_name,
     a.question_id AS a_question_id, a.correct AS a_correct, a.points AS a_points,
@@ -138,10 +154,11 @@ _FINISH_WITH_ANSWERS = text(
         SELECT false, {_SESSION_COLUMNS} FROM quiz_sessions
         WHERE id = :session_id AND NOT EXISTS (SELECT FROM ended)
     )
-    SELECT s.*, {_ANSWER_COLUMNS}
-    FROM s
-    LEFT JOIN answers a ON a.session_id = s.id
-    {_ANSWER_JOINS}
+    SELECT s.*, answer.*
+    FROM s FULL JOIN (
+        SELECT {_ANSWER_COLUMNS} FROM answers a {_ANSWER_JOINS}
+        WHERE a.session_id = :session_id
+    ) answer ON false
     """
 ).columns(column("ended", Boolean), *_SESSIONS.c, *_ANSWER_TYPES)
 _ANSWERS_OF = text(
@@ -282,8 +299,11 @@ class SessionRepository(Repository[QuizSession]):
         Returns:
             None for no such session; else a row with the session's columns, `moved`
             (whether this call moved it: the columns are then the moved row's, else
-            the session's as the statement began) and `revealed`, the question's answers
-            fastest first as [user id, display name, correct, points] lists.
+            the session's as the statement began), `revealed`, the question's answers
+            fastest first as [user id, display name, correct, points] lists, and
+            `seen_count`, the session's `answered_count` in the statement's snapshot.
+            A moved row whose `answered_count` exceeds `seen_count` had answers committed
+            while the move waited: they are missing from `revealed` (`revealed_of`).
         """
         params = {
             "session_id": session_id,
@@ -293,16 +313,23 @@ class SessionRepository(Repository[QuizSession]):
         }
         return (await self.session.execute(_ADVANCE_REVEALING, params)).one_or_none()
 
+    async def revealed_of(self, *, session_id: int, question_id: int) -> list[list[Any]]:
+        """A question's answers as `advance_revealing` reveals them, read now."""
+        params = {"session_id": session_id, "question_id": question_id}
+        revealed: list[list[Any]] = (await self.session.execute(_REVEALED, params)).scalar_one()
+        return revealed
+
     async def finish_with_answers(
         self, *, session_id: int, status: SessionStatus = SessionStatus.FINISHED
     ) -> Sequence[Row[Any]]:
         """End a running session and read its answers, in one statement.
 
         Returns:
-            No row for no such session; else one row per answer (one row with NULL
-            answer columns for a quiz without answers), each with the session's columns,
-            `ended` (whether this call ended it; if not, the columns are the session as
-            the statement began), the answer as `a_user_id`, `a_name`, `a_question_id`,
+            No row for no such session; else, in no set order, one row with the
+            session's columns and `ended` (whether this call ended it; if not, the
+            columns are the session as the statement began), its answer columns NULL;
+            and one row per answer, its session columns NULL (`ended` too), with the
+            answer as `a_user_id`, `a_name`, `a_question_id`,
             `a_correct`, `a_points`, `a_response_ms`, `a_answered_at`, and the player's
             review card of the question (`c_due`, `c_stability`, `c_difficulty`,
             `c_reps`, `c_lapses`, `c_last_review`; NULL without one).

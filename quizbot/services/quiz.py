@@ -911,8 +911,8 @@ class QuizService:
         """Who answered the question, then move past it: one round trip, not two.
 
         What `reveal` then `advance` return, read and moved in one statement (this runs
-        after every question of every quiz). Answers stored before the statement began
-        are revealed; the quiz moves once however many callers there are.
+        after every question of every quiz). Answers stored before the quiz moved are
+        revealed; the quiz moves once however many callers there are.
 
         Args:
             session_id: the quiz.
@@ -937,9 +937,18 @@ class QuizService:
             return row
 
         row = await retry_transient(move)
+        revealed = row.revealed
+        if row.moved and row.answered_count != row.seen_count:
+            # An answer batch committed while the move waited for the quiz's row: the
+            # statement's snapshot missed its answers. Rare (a batch and the question's
+            # end within milliseconds), so one more statement then, none otherwise.
+            async with self._statements() as session:
+                revealed = await SessionRepository(session=session).revealed_of(
+                    session_id=session_id, question_id=question_id
+                )
         results = [
             PlayerResult(user_id, name, 1, int(correct), points)
-            for user_id, name, correct, points in row.revealed
+            for user_id, name, correct, points in revealed
         ]
         current: QuizSession | Row[Any] | None = row
         if not row.moved:
@@ -997,9 +1006,9 @@ class QuizService:
             repo = SessionRepository(session=session)
             # The end, the answers and their review cards: one statement.
             rows = await repo.finish_with_answers(session_id=session_id, status=status)
-            if not rows:
+            row = next((r for r in rows if r.ended is not None), None)
+            if row is None:
                 raise NotFoundError(f"quiz session {session_id} not found")
-            row = rows[0]
             ended_now = bool(row.ended)
             if not ended_now:
                 # Ended by another call, maybe one that committed while this UPDATE waited:

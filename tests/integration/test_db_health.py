@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
@@ -232,6 +232,50 @@ async def test_half_open_lets_one_probe_through_at_a_time() -> None:
         breaker.before()  # others still fail fast while it is out
     breaker.success()
     breaker.before()
+    assert breaker.state is BreakerState.CLOSED
+
+
+@pytest.mark.parametrize("guard", GUARDS)
+async def test_a_refused_login_counts_as_a_failure(database_url: str, guard: str) -> None:
+    """The server answers, but with no usable connection: no probe may close on that."""
+    missing = make_url(database_url).set(database="quizbot_no_such_database")
+    engine = create_engine(Settings(), missing.render_as_string(hide_password=False))
+    breaker = CircuitBreaker(failure_threshold=2, clock=FakeClock())
+    try:
+        for _ in range(2):
+            with pytest.raises(DatabaseUnavailableError) as caught:
+                await _select_one(GUARDS[guard](engine, breaker))
+            assert "quizbot_no_such_database" in str(caught.value.__cause__)
+        assert breaker.state is BreakerState.OPEN
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("guard", GUARDS)
+async def test_a_connection_lost_while_closing_is_reported(
+    engine: AsyncEngine, guard: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A half-open probe whose close fails reports that failure: were it left
+    unreported, every other caller would fail fast for another cool-down."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, cooldown=5, clock=clock)
+    breaker.failure()
+    clock.now += 5
+    kind = {"session": AsyncSession, "connection": AsyncConnection}[guard]
+    close = kind.close
+
+    async def close_then_lose_it(self: AsyncSession | AsyncConnection) -> None:
+        await close(self)  # type: ignore[arg-type]
+        raise ConnectionResetError("connection lost while closing")
+
+    monkeypatch.setattr(kind, "close", close_then_lose_it)
+    with pytest.raises(DatabaseUnavailableError) as caught:
+        await _select_one(GUARDS[guard](engine, breaker))
+    assert isinstance(caught.value.__cause__, ConnectionResetError)
+    assert breaker.state is BreakerState.OPEN and breaker.opened == 2
+    monkeypatch.undo()
+    clock.now += 5  # the next probe is let through, and closes it
+    assert await _select_one(GUARDS[guard](engine, breaker)) == 1
     assert breaker.state is BreakerState.CLOSED
 
 

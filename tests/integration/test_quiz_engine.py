@@ -17,7 +17,7 @@ from quizbot.errors import ActiveSessionError, InvalidInputError, NotFoundError
 from quizbot.observability import count_statements
 from quizbot.repositories import AchievementRepository, MemberRepository
 from quizbot.services.achievements import catalogue_rows
-from quizbot.services.quiz import QuizFilters, QuizService
+from quizbot.services.quiz import QuestionView, QuizFilters, QuizService
 from tests.factories import GuildFactory, QuestionFactory
 
 GUILD = 3_000_000_000_000_001
@@ -451,6 +451,9 @@ async def test_finishing_costs_the_same_statements_for_one_player_or_many(
 async def _waits_for_a_lock(committed: Callable[[], AsyncSession], marker: str) -> bool:
     """Whether one statement containing `marker` comes to wait for a lock (within 5 s).
 
+    pg_stat_activity keeps a statement's first 1,024 bytes (track_activity_query_size):
+    the marker must be near its start.
+
     A new transaction per look: pg_stat_activity is a snapshot per transaction.
     """
     for _ in range(500):
@@ -499,6 +502,63 @@ async def test_reveal_and_advance_after_another_caller_moved_it_meanwhile(
     assert moved_to.question_id != view.question_id
 
 
+async def test_reveal_shows_an_answer_committed_while_the_move_waited(
+    live_quiz: QuizService, committed: Callable[[], AsyncSession]
+) -> None:
+    guild = GUILD + 100
+    view = await live_quiz.start(
+        guild_id=guild,
+        guild_name="Live",
+        channel_id=CHANNEL + 104,
+        user_id=ALICE,
+        display_name="alice",
+        mode=models.SessionMode.CHANNEL,
+        filters=QuizFilters(topic="LiveTopic", count=2),
+    )
+    async with committed() as batch, batch.begin():
+        await _store_answer_holding_the_quiz(batch, view, guild=guild, user_id=BOB)
+        moving = asyncio.create_task(
+            live_quiz.reveal_and_advance(view.session_id, view.question_id, 0)
+        )
+        # The move began before the batch commits: it waits for the quiz's row.
+        assert await _waits_for_a_lock(committed, "json_agg") and not moving.done()
+    # The statement's snapshot missed Bob's acknowledged answer; the reveal shows it.
+    results, moved_to = await moving
+    assert [(p.user_id, p.display_name, p.correct, p.points) for p in results] == [
+        (BOB, "bob", 1, 90)
+    ]
+    assert moved_to is not None and moved_to.position == 1
+
+
+async def _store_answer_holding_the_quiz(
+    batch: AsyncSession, view: QuestionView, *, guild: int, user_id: int
+) -> None:
+    """What an answer batch does for one correct answer, in `batch`'s open transaction:
+    the quiz's row stays locked until the caller commits."""
+    await MemberRepository(session=batch).ensure(
+        guild_id=guild, user_id=user_id, display_name="bob", guild_name="Live"
+    )
+    await batch.execute(
+        update(models.QuizSession)
+        .where(models.QuizSession.id == view.session_id)
+        .values(answered_count=models.QuizSession.answered_count + 1)
+    )
+    batch.add(
+        models.Answer(
+            session_id=view.session_id,
+            question_id=view.question_id,
+            user_id=user_id,
+            guild_id=guild,
+            topic="LiveTopic",
+            given="Yes",
+            correct=True,
+            response_ms=1200,
+            points=90,
+        )
+    )
+    await batch.flush()
+
+
 async def test_finish_counts_an_answer_committed_while_it_waited_for_the_quiz(
     live_quiz: QuizService, committed: Callable[[], AsyncSession]
 ) -> None:
@@ -514,31 +574,10 @@ async def test_finish_counts_an_answer_committed_while_it_waited_for_the_quiz(
     )
     # An answer batch stores Bob's answer, holding the quiz's row until it commits.
     async with committed() as batch, batch.begin():
-        await MemberRepository(session=batch).ensure(
-            guild_id=guild, user_id=BOB, display_name="bob", guild_name="Live"
-        )
-        await batch.execute(
-            update(models.QuizSession)
-            .where(models.QuizSession.id == view.session_id)
-            .values(answered_count=models.QuizSession.answered_count + 1)
-        )
-        batch.add(
-            models.Answer(
-                session_id=view.session_id,
-                question_id=view.question_id,
-                user_id=BOB,
-                guild_id=guild,
-                topic="LiveTopic",
-                given="Yes",
-                correct=True,
-                response_ms=1200,
-                points=90,
-            )
-        )
-        await batch.flush()
+        await _store_answer_holding_the_quiz(batch, view, guild=guild, user_id=BOB)
         ending = asyncio.create_task(live_quiz.finish(view.session_id))
         # The finish began before the batch commits: it waits for the quiz's row.
-        assert await _waits_for_a_lock(committed, "a_answered_at") and not ending.done()
+        assert await _waits_for_a_lock(committed, "finished_at = now()") and not ending.done()
     # Its statement's snapshot missed Bob's answer; the newest row's count did not.
     summary = await ending
     assert [
@@ -570,7 +609,7 @@ async def test_a_finish_that_waited_for_another_reports_what_the_other_did(
             .values(status=models.SessionStatus.CANCELLED)
         )
         ending = asyncio.create_task(live_quiz.finish(view.session_id))
-        assert await _waits_for_a_lock(committed, "a_answered_at") and not ending.done()
+        assert await _waits_for_a_lock(committed, "finished_at = now()") and not ending.done()
     summary = await ending
     assert summary.status is models.SessionStatus.CANCELLED  # not the snapshot's ACTIVE
 

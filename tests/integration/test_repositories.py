@@ -295,6 +295,22 @@ async def test_advance_moves_once_for_two_callers(session: AsyncSession) -> None
         await repo.require(-1)
 
 
+async def test_finish_returns_the_session_once_and_each_answer_without_it(
+    session: AsyncSession,
+) -> None:
+    quiz = QuizSessionFactory()
+    first, second = AnswerFactory(session=quiz), AnswerFactory(session=quiz, correct=False)
+    await session.flush()
+    rows = await SessionRepository(session=session).finish_with_answers(session_id=quiz.id)
+    (ended,) = [r for r in rows if r.ended is not None]
+    assert ended.ended and ended.id == quiz.id and ended.a_user_id is None
+    answers = sorted((r for r in rows if r.ended is None), key=lambda r: r.a_question_id)
+    assert [(a.a_question_id, a.a_correct) for a in answers] == sorted(
+        [(first.question_id, True), (second.question_id, False)]
+    )
+    assert all(a.id is None and a.guild_id is None for a in answers)  # no session columns
+
+
 async def test_on_a_core_connection_rows_work_and_mapped_objects_are_refused(
     session: AsyncSession, connection: AsyncConnection
 ) -> None:
