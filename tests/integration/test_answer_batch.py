@@ -26,6 +26,7 @@ from quizbot.services.achievements import catalogue_rows
 from quizbot.services.answer_batch import AnswerBatchWriter, GroupCommitter
 from quizbot.services.quiz import AnswerOutcome, QuestionView, QuizFilters, QuizService
 from quizbot.services.scoring import ScoringConfig, score_answer
+from tests.committed_data import quiz_data, waits_for_a_lock
 from tests.daily_points import answer_sums, daily_points
 from tests.factories import GuildFactory, QuestionFactory
 
@@ -491,27 +492,10 @@ async def test_the_observer_wraps_each_flush_with_its_items() -> None:
 
 @pytest.fixture
 async def live(committed: Callable[[], AsyncSession]) -> AsyncIterator[None]:
-    async with committed() as s, s.begin():
-        await AchievementRepository(session=s).sync_catalogue(catalogue_rows())
-        s.add(models.Guild(guild_id=GUILD, name="Live batch"))
-        s.add(
-            models.Question(
-                topic="LiveBatching",
-                category="c",
-                difficulty=models.Difficulty.MEDIUM,
-                kind=models.QuestionKind.MULTIPLE_CHOICE,
-                prompt="Live batch?",
-                choices=["Alpha", "Beta", "Gamma", "Delta"],
-                answer="Alpha",
-                explanation="First.",
-                content_hash="live-batch-question-hash",
-            )
-        )
-    yield
-    async with committed() as s, s.begin():
-        await s.execute(delete(models.Question).where(models.Question.topic == "LiveBatching"))
-        await s.execute(delete(models.User).where(models.User.user_id.in_(PLAYERS)))
-        await s.execute(delete(models.Guild).where(models.Guild.guild_id == GUILD))
+    async with quiz_data(
+        committed, guild_id=GUILD, topic="LiveBatching", questions=1, players=PLAYERS
+    ):
+        yield
 
 
 @pytest.mark.parametrize("fast", [False, True])
@@ -700,7 +684,7 @@ async def test_a_commit_that_leaves_the_checked_columns_alone_does_not_trip_the_
         )
         # Step 1 reads without locks; step 3 waits for the member's row.
         click = _click(quiz, view, PLAYERS[0], "Alpha")
-        await _until_blocked_on_a_lock(committed)
+        assert await waits_for_a_lock(committed)
         await other.commit()
     outcome = await click
     assert outcome.recorded
@@ -763,51 +747,16 @@ async def test_advance_is_one_statement_and_moves_once(
 @pytest.fixture
 async def live_two(committed: Callable[[], AsyncSession]) -> AsyncIterator[None]:
     """Committed data for races with another transaction: a guild and two questions."""
-    async with committed() as s, s.begin():
-        await AchievementRepository(session=s).sync_catalogue(catalogue_rows())
-        s.add(models.Guild(guild_id=GUILD, name="Lock waits"))
-        for i in range(2):
-            s.add(
-                models.Question(
-                    topic="LockWaits",
-                    category="c",
-                    difficulty=models.Difficulty.MEDIUM,
-                    kind=models.QuestionKind.MULTIPLE_CHOICE,
-                    prompt=f"Lock wait {i}?",
-                    choices=["Alpha", "Beta", "Gamma", "Delta"],
-                    answer="Alpha",
-                    explanation="First.",
-                    content_hash=f"lock-wait-question-{i}",
-                )
-            )
-    yield
-    async with committed() as s, s.begin():
-        await s.execute(delete(models.Question).where(models.Question.topic == "LockWaits"))
-        await s.execute(delete(models.User).where(models.User.user_id.in_(PLAYERS)))
-        await s.execute(delete(models.Guild).where(models.Guild.guild_id == GUILD))
-
-
-async def _until_blocked_on_a_lock(committed: Callable[[], AsyncSession]) -> None:
-    """Wait (no timing assumed) until a backend of this database waits for a row lock."""
-    async with committed() as s:
-        for _ in range(2000):
-            waiting = await s.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock'"
-                )
-            )
-            await s.rollback()  # a fresh snapshot of pg_stat_activity next time
-            if waiting:
-                return
-            await asyncio.sleep(0.005)
-    raise AssertionError("the answer never waited for the lock")
+    async with quiz_data(
+        committed, guild_id=GUILD, topic="LockWaits", questions=2, players=PLAYERS
+    ):
+        yield
 
 
 async def _start_live(quiz: QuizService, channel: int) -> QuestionView:
     return await quiz.start(
         guild_id=GUILD,
-        guild_name="Lock waits",
+        guild_name="LockWaits",
         channel_id=channel,
         user_id=PLAYERS[0],
         display_name="host",
@@ -843,7 +792,7 @@ async def test_an_answer_waiting_for_finish_or_advance_is_refused_after_their_co
             .values(**change)
         )
         click = _click(quiz, view, PLAYERS[1], "Alpha")
-        await _until_blocked_on_a_lock(committed)
+        assert await waits_for_a_lock(committed)
         await other.commit()
     outcome = await click
     assert (outcome.recorded, outcome.reason) == (False, reason)
@@ -870,7 +819,7 @@ async def test_a_streak_committed_while_the_batch_waited_scores_like_one_by_one(
             .values(answer_streak=4, best_streak=4)
         )
         click = _click(quiz, view, PLAYERS[0], "Alpha")
-        await _until_blocked_on_a_lock(committed)
+        assert await waits_for_a_lock(committed)
         await other.commit()
     outcome = await click
     # What one by one gives on a streak of four (an hour late: the slowest speed factor).

@@ -8,7 +8,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from quizbot import models
@@ -18,6 +18,7 @@ from quizbot.observability import count_statements
 from quizbot.repositories import AchievementRepository, MemberRepository
 from quizbot.services.achievements import catalogue_rows
 from quizbot.services.quiz import QuestionView, QuizFilters, QuizService
+from tests.committed_data import quiz_data, waits_for_a_lock
 from tests.factories import GuildFactory, QuestionFactory
 
 GUILD = 3_000_000_000_000_001
@@ -286,47 +287,44 @@ async def test_question_pool_is_cached_until_questions_change(
 
 
 @pytest.fixture
-async def live_quiz(
-    committed: Callable[[], AsyncSession], engine: object
-) -> AsyncIterator[QuizService]:
-    guild, users = GUILD + 100, [ALICE, BOB, CAROL]
-    async with committed() as s, s.begin():
-        await AchievementRepository(session=s).sync_catalogue(catalogue_rows())
-        s.add(models.Guild(guild_id=guild, name="Live"))
-        for n in ("", "-2"):
-            s.add(
-                models.Question(
-                    topic="LiveTopic",
-                    category="c",
-                    difficulty=models.Difficulty.EASY,
-                    kind=models.QuestionKind.MULTIPLE_CHOICE,
-                    prompt=f"Live{n}?",
-                    choices=["Yes", "No", "Maybe", "Never"],
-                    answer="Yes",
-                    explanation="Because.",
-                    content_hash=f"live-question-hash{n}",
-                )
-            )
-    service = QuizService(committed, QuizCache(QuizCache.memory_backend()))  # type: ignore[arg-type]
-    yield service
-    async with committed() as s, s.begin():
-        await s.execute(delete(models.Question).where(models.Question.topic == "LiveTopic"))
-        await s.execute(delete(models.User).where(models.User.user_id.in_(users)))
-        await s.execute(delete(models.Guild).where(models.Guild.guild_id == guild))
+async def live_quiz(committed: Callable[[], AsyncSession]) -> AsyncIterator[QuizService]:
+    async with quiz_data(
+        committed,
+        guild_id=GUILD + 100,
+        topic="LiveTopic",
+        questions=2,
+        players=[ALICE, BOB, CAROL],
+        choices=("Yes", "No", "Maybe", "Never"),
+        difficulty=models.Difficulty.EASY,
+    ):
+        yield QuizService(committed, QuizCache(QuizCache.memory_backend()))  # type: ignore[arg-type]
+
+
+async def _start_live(
+    quiz: QuizService,
+    *,
+    channel: int,
+    count: int,
+    mode: models.SessionMode = models.SessionMode.SOLO,
+) -> QuestionView:
+    """Alice starts a quiz of `count` live questions in the live guild."""
+    return await quiz.start(
+        guild_id=GUILD + 100,
+        guild_name="Live",
+        channel_id=channel,
+        user_id=ALICE,
+        display_name="alice",
+        mode=mode,
+        filters=QuizFilters(topic="LiveTopic", count=count),
+    )
 
 
 async def test_channel_quiz_with_simultaneous_double_clicks_counts_each_member_once(
     live_quiz: QuizService, committed: Callable[[], AsyncSession]
 ) -> None:
     guild = GUILD + 100
-    view = await live_quiz.start(
-        guild_id=guild,
-        guild_name="Live",
-        channel_id=CHANNEL + 100,
-        user_id=ALICE,
-        display_name="alice",
-        mode=models.SessionMode.CHANNEL,
-        filters=QuizFilters(topic="LiveTopic", count=1),
+    view = await _start_live(
+        live_quiz, channel=CHANNEL + 100, count=1, mode=models.SessionMode.CHANNEL
     )
     clicks = [
         live_quiz.answer(
@@ -448,40 +446,10 @@ async def test_finishing_costs_the_same_statements_for_one_player_or_many(
     assert one == three
 
 
-async def _waits_for_a_lock(committed: Callable[[], AsyncSession], marker: str) -> bool:
-    """Whether one statement containing `marker` comes to wait for a lock (within 5 s).
-
-    pg_stat_activity keeps a statement's first 1,024 bytes (track_activity_query_size):
-    the marker must be near its start.
-
-    A new transaction per look: pg_stat_activity is a snapshot per transaction.
-    """
-    for _ in range(500):
-        async with committed() as probe:
-            waiting = await probe.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE wait_event_type = 'Lock' AND query LIKE :pattern"
-                ),
-                {"pattern": f"%{marker}%"},
-            )
-        if waiting:
-            return bool(waiting == 1)
-        await asyncio.sleep(0.01)
-    return False
-
-
 async def test_reveal_and_advance_after_another_caller_moved_it_meanwhile(
     live_quiz: QuizService, committed: Callable[[], AsyncSession]
 ) -> None:
-    view = await live_quiz.start(
-        guild_id=GUILD + 100,
-        guild_name="Live",
-        channel_id=CHANNEL + 101,
-        user_id=ALICE,
-        display_name="alice",
-        filters=QuizFilters(topic="LiveTopic", count=2),
-    )
+    view = await _start_live(live_quiz, channel=CHANNEL + 101, count=2)
     # Another caller moves the quiz and holds its row until we say so.
     async with committed() as other, other.begin():
         await other.execute(
@@ -493,7 +461,7 @@ async def test_reveal_and_advance_after_another_caller_moved_it_meanwhile(
             live_quiz.reveal_and_advance(view.session_id, view.question_id, 0)
         )
         # Our statement began before the other commits: it waits for the row's lock.
-        assert await _waits_for_a_lock(committed, "json_agg") and not mine.done()
+        assert await waits_for_a_lock(committed, "json_agg") and not mine.done()
     # Nothing was moved by us, and our snapshot still showed position 0: the quiz is
     # read again, and we get the question the other caller moved to.
     results, moved_to = await mine
@@ -506,14 +474,8 @@ async def test_reveal_shows_an_answer_committed_while_the_move_waited(
     live_quiz: QuizService, committed: Callable[[], AsyncSession]
 ) -> None:
     guild = GUILD + 100
-    view = await live_quiz.start(
-        guild_id=guild,
-        guild_name="Live",
-        channel_id=CHANNEL + 104,
-        user_id=ALICE,
-        display_name="alice",
-        mode=models.SessionMode.CHANNEL,
-        filters=QuizFilters(topic="LiveTopic", count=2),
+    view = await _start_live(
+        live_quiz, channel=CHANNEL + 104, count=2, mode=models.SessionMode.CHANNEL
     )
     async with committed() as batch, batch.begin():
         await _store_answer_holding_the_quiz(batch, view, guild=guild, user_id=BOB)
@@ -521,7 +483,7 @@ async def test_reveal_shows_an_answer_committed_while_the_move_waited(
             live_quiz.reveal_and_advance(view.session_id, view.question_id, 0)
         )
         # The move began before the batch commits: it waits for the quiz's row.
-        assert await _waits_for_a_lock(committed, "json_agg") and not moving.done()
+        assert await waits_for_a_lock(committed, "json_agg") and not moving.done()
     # The statement's snapshot missed Bob's acknowledged answer; the reveal shows it.
     results, moved_to = await moving
     assert [(p.user_id, p.display_name, p.correct, p.points) for p in results] == [
@@ -563,21 +525,15 @@ async def test_finish_counts_an_answer_committed_while_it_waited_for_the_quiz(
     live_quiz: QuizService, committed: Callable[[], AsyncSession]
 ) -> None:
     guild = GUILD + 100
-    view = await live_quiz.start(
-        guild_id=guild,
-        guild_name="Live",
-        channel_id=CHANNEL + 102,
-        user_id=ALICE,
-        display_name="alice",
-        mode=models.SessionMode.CHANNEL,
-        filters=QuizFilters(topic="LiveTopic", count=1),
+    view = await _start_live(
+        live_quiz, channel=CHANNEL + 102, count=1, mode=models.SessionMode.CHANNEL
     )
     # An answer batch stores Bob's answer, holding the quiz's row until it commits.
     async with committed() as batch, batch.begin():
         await _store_answer_holding_the_quiz(batch, view, guild=guild, user_id=BOB)
         ending = asyncio.create_task(live_quiz.finish(view.session_id))
         # The finish began before the batch commits: it waits for the quiz's row.
-        assert await _waits_for_a_lock(committed, "finished_at = now()") and not ending.done()
+        assert await waits_for_a_lock(committed, "finished_at = now()") and not ending.done()
     # Its statement's snapshot missed Bob's answer; the newest row's count did not.
     summary = await ending
     assert [
@@ -593,14 +549,7 @@ async def test_finish_counts_an_answer_committed_while_it_waited_for_the_quiz(
 async def test_a_finish_that_waited_for_another_reports_what_the_other_did(
     live_quiz: QuizService, committed: Callable[[], AsyncSession]
 ) -> None:
-    view = await live_quiz.start(
-        guild_id=GUILD + 100,
-        guild_name="Live",
-        channel_id=CHANNEL + 103,
-        user_id=ALICE,
-        display_name="alice",
-        filters=QuizFilters(topic="LiveTopic", count=1),
-    )
+    view = await _start_live(live_quiz, channel=CHANNEL + 103, count=1)
     # `/stop` cancels the quiz and holds its row while the game's own finish starts.
     async with committed() as stop, stop.begin():
         await stop.execute(
@@ -609,7 +558,7 @@ async def test_a_finish_that_waited_for_another_reports_what_the_other_did(
             .values(status=models.SessionStatus.CANCELLED)
         )
         ending = asyncio.create_task(live_quiz.finish(view.session_id))
-        assert await _waits_for_a_lock(committed, "finished_at = now()") and not ending.done()
+        assert await waits_for_a_lock(committed, "finished_at = now()") and not ending.done()
     summary = await ending
     assert summary.status is models.SessionStatus.CANCELLED  # not the snapshot's ACTIVE
 
