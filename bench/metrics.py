@@ -359,7 +359,12 @@ class Recorder:
         self.commands: dict[str, CommandStats] = {}
 
     def stats(self, name: str) -> CommandStats:
-        return self.commands.setdefault(name, CommandStats())
+        # Not setdefault: that builds a CommandStats on every call, and this runs for
+        # every simulated click, in the bot's process (the profile showed it).
+        stats = self.commands.get(name)
+        if stats is None:
+            stats = self.commands[name] = CommandStats()
+        return stats
 
 
 class ProcessMonitor:

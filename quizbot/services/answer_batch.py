@@ -69,9 +69,8 @@ from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import Executor, ExecutorFactory
 from quizbot.services import achievements as catalogue
 from quizbot.services.guild_settings import (
-    GuildSettings,
     GuildSettingsService,
-    stored_settings,
+    stored_settings_text,
 )
 from quizbot.services.scoring import score_answer
 
@@ -381,7 +380,7 @@ def _batch_context_sql(lock: bool) -> str:
            coalesce(gm.best_streak, 0) AS best_streak,
            -- Read here, not through the settings cache: a cache miss inside this
            -- transaction would need a second pooled connection while holding locks.
-           (SELECT g.settings FROM guilds g WHERE g.guild_id = c.guild_id) AS guild_settings,
+           (SELECT g.settings::text FROM guilds g WHERE g.guild_id = c.guild_id) AS guild_settings,
            coalesce((SELECT array_agg(ua.code) FROM user_achievements ua
                      WHERE ua.user_id = c.user_id AND ua.guild_id = c.guild_id), '{{}}') AS held,
            EXISTS (SELECT 1 FROM answers a
@@ -809,7 +808,6 @@ class AnswerBatchWriter:
             },
         )
         ctx_of = {r.ord: r for r in rows}
-        settings_of: dict[int, GuildSettings] = {}
         streaks: dict[tuple[int, int], int] = {}
         accepted: list[_Accepted] = []
         for i in firsts:
@@ -824,9 +822,7 @@ class AnswerBatchWriter:
             if reason is not None:
                 results[i] = Recorded.rejected(reason)
                 continue
-            guild_settings = settings_of.get(ctx.guild_id)
-            if guild_settings is None:
-                guild_settings = settings_of[ctx.guild_id] = stored_settings(ctx.guild_settings)
+            guild_settings = stored_settings_text(ctx.guild_settings)
             started = ctx.question_started_at or it.now
             response_ms = max(0, int((it.now - started).total_seconds() * 1000))
             key = (ctx.guild_id, it.user_id)

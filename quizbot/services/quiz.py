@@ -47,7 +47,7 @@ from quizbot.services.answer_batch import (
     progress_snapshot,
     rejection,
 )
-from quizbot.services.guild_settings import GuildSettingsService, stored_settings
+from quizbot.services.guild_settings import GuildSettingsService, stored_settings_text
 from quizbot.services.matching import check_answer
 from quizbot.services.scoring import score_answer
 from quizbot.services.spaced_repetition import ReviewScheduler, schedule_quiz_reviews
@@ -203,7 +203,7 @@ _ANSWER_CONTEXT = text(
            s.question_ids[s.position + 1] AS current_question,
            s.question_started_at,
            coalesce(gm.answer_streak, 0) AS answer_streak,
-           (SELECT g.settings FROM guilds g WHERE g.guild_id = s.guild_id) AS guild_settings,
+           (SELECT g.settings::text FROM guilds g WHERE g.guild_id = s.guild_id) AS guild_settings,
            coalesce((SELECT array_agg(ua.code) FROM user_achievements ua
                      WHERE ua.user_id = :user_id AND ua.guild_id = s.guild_id), '{}') AS held
     FROM quiz_sessions s
@@ -759,7 +759,7 @@ class QuizService:
                 return Recorded.rejected(reason)
             # From the context row: loading them here (a cache miss) would need a
             # second pooled connection while this transaction holds its locks.
-            guild_settings = stored_settings(ctx.guild_settings)
+            guild_settings = stored_settings_text(ctx.guild_settings)
             started = ctx.question_started_at or it.now
             response_ms = max(0, int((it.now - started).total_seconds() * 1000))
             score = score_answer(
