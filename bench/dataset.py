@@ -144,6 +144,17 @@ def _steps(scale: Scale) -> list[tuple[str, str]]:
             "sum(points), count(*) FROM answers GROUP BY 1, 2, 3, 4",
         ),
         (
+            "week and month points",
+            # The weekly and monthly boards' sums, as the answer writes keep them (the
+            # migration's backfill statement).
+            "INSERT INTO member_period_points (guild_id, period, starts, user_id, points) "
+            "SELECT d.guild_id, k.period, "
+            "CAST(date_trunc(k.period, CAST(d.day AS timestamp)) AS date), d.user_id, "
+            "sum(d.points) "
+            "FROM member_daily_points d CROSS JOIN (VALUES ('week'), ('month')) AS k(period) "
+            "GROUP BY 1, 2, 3, 4 HAVING sum(d.points) > 0",
+        ),
+        (
             "past quiz totals",
             "UPDATE quiz_sessions s SET answered_count = a.n, correct_count = a.c, "
             "points_earned = a.p FROM (SELECT session_id, count(*) AS n, "

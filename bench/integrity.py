@@ -25,9 +25,10 @@ async def check(
             flusher) replay as their own sequence, so a batch may meet a quiz at another
             position than it did in quizbot: per-quiz answer counts are then reported,
             not failed. Points must still add up.
-        daily_points: the variant keeps quizbot's per-day roll-up (member_daily_points),
-            so it must equal the answers' sums; the legacy design has no such table
-            (its rows are then reported, not failed).
+        daily_points: the variant keeps quizbot's per-day roll-up (member_daily_points)
+            and the members' week and month sums (member_period_points), so they must
+            equal the answers' sums; the legacy design has no such tables (their
+            differences are then reported, not failed).
 
     Returns:
         The counts of each kind of failure and `passed`.
@@ -93,6 +94,15 @@ async def check(
                  FULL JOIN member_daily_points d USING (guild_id, day, user_id, topic)
                WHERE a.points IS DISTINCT FROM d.points
                   OR a.answers IS DISTINCT FROM d.answers) AS daily_points_differ,
+              (SELECT count(*) FROM (
+                 SELECT guild_id, k.period,
+                        CAST(date_trunc(k.period, timezone('UTC', answered_at)) AS date)
+                          AS starts,
+                        user_id, sum(points) AS points
+                 FROM answers CROSS JOIN (VALUES ('week'), ('month')) AS k(period)
+                 GROUP BY 1, 2, 3, 4 HAVING sum(points) > 0) a
+                 FULL JOIN member_period_points w USING (guild_id, period, starts, user_id)
+               WHERE a.points IS DISTINCT FROM w.points) AS period_points_differ,
               (SELECT count(*) FROM answers) AS answers_in_database
             """
         )
@@ -110,7 +120,7 @@ async def check(
         if not replay:
             failures.append("session_counts_differ")
         if daily_points:
-            failures.append("daily_points_differ")
+            failures += ["daily_points_differ", "period_points_differ"]
         result = {k: int(v) for k, v in result.items()}
         result["failures"] = {k: result[k] for k in failures if result.get(k)}
         result["passed"] = not result["failures"]

@@ -73,9 +73,11 @@ def hot_queries(scale: Scale) -> tuple[list[HotQuery], list[str]]:
         from quizbot.services.stats import (
             _GUILD_NAME,
             _SOURCES,
+            Period,
             _me_sql,
             _page_sql,
             _Source,
+            _source_of,
             first_day,
         )
 
@@ -96,15 +98,15 @@ def hot_queries(scale: Scale) -> tuple[list[HotQuery], list[str]]:
             ),
             HotQuery(
                 "period leaderboard (week)",
-                _page_sql(_SOURCES[(True, True)]),
-                {**board, "since_day": first_day(week)},
+                _page_sql(_source_of(guild, Period.WEEK, None)),
+                {**board, "period": Period.WEEK.value, "since_day": first_day(week)},
                 before=HotQuery(
                     "period leaderboard (week)",
                     _page_sql(_Source(_PERIOD_BOARD_FROM_ANSWERS, _GUILD_NAME)),
                     {**board, "since": week},
                     label="before the roll-up: the week's answers summed per member",
                 ),
-                label="the per-day roll-up (member_daily_points)",
+                label="the week's kept sums (member_period_points)",
             ),
             HotQuery(
                 "global top-10",

@@ -1,5 +1,6 @@
-"""The per-day points roll-up as the tests check it: its rows, and the same sums
-computed from the answers in Python (an independent reference)."""
+"""The points roll-ups as the tests check them (per day and topic, per week and month):
+their rows, and the same sums computed from the answers in Python (an independent
+reference)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,37 @@ async def answer_sums(session: AsyncSession, guilds: Sequence[int]) -> Days:
         total, count = sums.get(key, (0, 0))
         sums[key] = (total + points, count + 1)
     return sums
+
+
+PeriodKey = tuple[int, str, dt.date, int]  # (guild, "week" or "month", first day, member)
+Periods = dict[PeriodKey, int]
+
+
+async def period_points(session: AsyncSession, guilds: Sequence[int]) -> Periods:
+    """The members' kept points by (guild, period, first day, member)."""
+    w = models.MemberPeriodPoints
+    rows = await session.execute(
+        select(w.guild_id, w.period, w.starts, w.user_id, w.points).where(w.guild_id.in_(guilds))
+    )
+    return {(g, period, starts, u): points for g, period, starts, u, points in rows}
+
+
+async def answer_period_sums(session: AsyncSession, guilds: Sequence[int]) -> Periods:
+    """The same from the answers, the ISO week and the month of their UTC day computed in
+    Python; windows without points have no row."""
+    sums: Periods = {}
+    for (guild, day, user, _topic), (points, _n) in (await answer_sums(session, guilds)).items():
+        week = day - dt.timedelta(days=day.weekday())
+        for key in ((guild, "week", week, user), (guild, "month", day.replace(day=1), user)):
+            sums[key] = sums.get(key, 0) + points
+    return {key: points for key, points in sums.items() if points > 0}
+
+
+async def roll_ups(session: AsyncSession, guilds: Sequence[int]) -> tuple[Days, Periods]:
+    """Both roll-ups as stored: per day and topic, and per week and month."""
+    return await daily_points(session, guilds), await period_points(session, guilds)
+
+
+async def answer_roll_ups(session: AsyncSession, guilds: Sequence[int]) -> tuple[Days, Periods]:
+    """Both roll-ups as the answers give them."""
+    return await answer_sums(session, guilds), await answer_period_sums(session, guilds)

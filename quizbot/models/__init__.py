@@ -3,7 +3,7 @@
 from quizbot.models.achievement import Achievement, UserAchievement
 from quizbot.models.base import Base
 from quizbot.models.enums import Difficulty, QuestionKind, SessionMode, SessionStatus
-from quizbot.models.guild import Guild, GuildMember, MemberDailyPoints
+from quizbot.models.guild import Guild, GuildMember, MemberDailyPoints, MemberPeriodPoints
 from quizbot.models.question import Question
 from quizbot.models.quiz import Answer, QuizSession
 from quizbot.models.review import ReviewCard
@@ -17,6 +17,7 @@ __all__ = [
     "Guild",
     "GuildMember",
     "MemberDailyPoints",
+    "MemberPeriodPoints",
     "Question",
     "QuestionKind",
     "QuizSession",

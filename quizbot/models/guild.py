@@ -1,4 +1,5 @@
-"""Guilds (Discord servers), their members' per-guild progress and daily points."""
+"""Guilds (Discord servers), their members' per-guild progress, and their points per
+day and per week and month."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Date,
     ForeignKey,
     ForeignKeyConstraint,
@@ -117,4 +119,58 @@ class MemberDailyPoints(Base):
         # The foreign key's ON DELETE CASCADE (a user's "delete my data"): without it, each
         # deleted member would scan the whole guild's rows.
         Index("ix_member_daily_points_user_id", "user_id"),
+    )
+
+
+# The windows a member's points are kept per: the boards of this week and this month
+# read one row per member from here. (Today's board sums one day of the per-day
+# roll-up, at most a row per member and topic: no table of its own.)
+PERIOD_KINDS = ("week", "month")
+# The first day of a date's ISO week and of its month, as `stats.period_start` has them
+# (through `timestamp`, not `timestamptz`: the session's TimeZone must not matter).
+PERIOD_START_SQL = {
+    kind: f"CAST(date_trunc('{kind}', CAST({{day}} AS timestamp)) AS date)" for kind in PERIOD_KINDS
+}
+
+
+class MemberPeriodPoints(Base):
+    """A member's points in one week or month (UTC): the ranked rows of a guild's
+    weekly and monthly boards.
+
+    The per-day roll-up holds the same sums, but a week of a guild of a million members
+    is a hundred thousand rows or more to add up on every read; here the board's top
+    and a member's rank are ranges of one index. Every writer of answers adds to both
+    tables in the same statement, so the two always agree (tests and the benchmark's
+    integrity check compare them with the answers).
+    """
+
+    __tablename__ = "member_period_points"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger)
+    period: Mapped[str] = mapped_column(String(5))  # one of PERIOD_KINDS
+    # The window's first UTC day: a Monday for a week, the 1st for a month.
+    starts: Mapped[dt.date] = mapped_column(Date)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    points: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+
+    __table_args__ = (
+        PrimaryKeyConstraint("guild_id", "period", "starts", "user_id"),
+        CheckConstraint("period IN ('week', 'month')", name="period"),
+        ForeignKeyConstraint(
+            ["guild_id", "user_id"],
+            ["guild_members.guild_id", "guild_members.user_id"],
+            ondelete="CASCADE",
+        ),
+        # A window's board, best first, and the count of members ahead of one: both
+        # index-only ranges (ties by user id, the boards' order).
+        Index(
+            "ix_member_period_points_board",
+            "guild_id",
+            "period",
+            "starts",
+            text("points DESC"),
+            "user_id",
+        ),
+        # The foreign key's ON DELETE CASCADE ("delete my data"), as for the days.
+        Index("ix_member_period_points_user_id", "user_id"),
     )

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from quizbot.errors import NotFoundError
 from quizbot.levels import LEVEL_SQL, level_sql
 from quizbot.models import GuildMember
+from quizbot.models.guild import PERIOD_START_SQL, UTC_DAY_SQL
 from quizbot.repositories.base import Repository
 
 
@@ -107,6 +108,41 @@ def aggregate_deltas(deltas: Iterable[MemberDelta]) -> list[MemberDelta]:
 # taken before the user's, forced by `u` reading `m` (the order of a statement's CTEs
 # is otherwise unspecified), because every other writer takes members before users:
 # the other order could deadlock with an answer batch of the same member.
+def add_period_points_sql(rows: str, day: str, *, and_where: str = "") -> str:
+    """An INSERT, for a data-modifying CTE, that adds each row's points to its member's
+    week and month of the UTC date `day` (`member_period_points`, the rows the weekly
+    and monthly boards rank).
+
+    Args:
+        rows: a FROM item aliased `r`, with columns guild_id, user_id and points; at
+            most one row per member (ON CONFLICT DO UPDATE refuses to update a row twice).
+        day: the answers' UTC date, in SQL over `r` (`UTC_DAY_SQL`).
+        and_where: more of the WHERE clause, starting with " AND".
+
+    A row without points (only wrong answers) writes nothing. The rows go in key order,
+    so two writers sharing rows lock them in one order.
+    """
+    week, month = (PERIOD_START_SQL[kind].format(day=day) for kind in ("week", "month"))
+    return f"""
+        INSERT INTO member_period_points AS t (guild_id, period, starts, user_id, points)
+        SELECT r.guild_id, k.period, k.starts, r.user_id, r.points
+        FROM {rows}
+        CROSS JOIN LATERAL (VALUES ('week', {week}), ('month', {month})) AS k(period, starts)
+        WHERE r.points > 0{and_where}
+        ORDER BY r.guild_id, k.period, k.starts, r.user_id
+        ON CONFLICT (guild_id, period, starts, user_id) DO UPDATE SET
+            points = t.points + excluded.points"""
+
+
+# The same for a statement that inserts one answer in a CTE `ins` (RETURNING
+# answered_at), with the answer's :guild_id, :user_id and :points as parameters.
+ONE_ANSWER_PERIOD_POINTS = add_period_points_sql(
+    "(SELECT CAST(:guild_id AS bigint) AS guild_id, CAST(:user_id AS bigint) AS user_id, "
+    "CAST(:points AS bigint) AS points, answered_at FROM ins) AS r",
+    UTC_DAY_SQL.format(at="r.answered_at"),
+)
+
+
 ENSURE_MEMBER_CTES = """
     g AS (
         INSERT INTO guilds (guild_id, name) VALUES (:guild_id, :guild_name)

@@ -29,7 +29,11 @@ from quizbot.errors import ActiveSessionError, NotFoundError
 from quizbot.models import Answer, QuizSession, SessionMode, SessionStatus
 from quizbot.models.guild import UTC_DAY_SQL
 from quizbot.repositories.base import Repository, translate_integrity_errors
-from quizbot.repositories.members import ENSURE_MEMBER_CTES, ensure_member_params
+from quizbot.repositories.members import (
+    ENSURE_MEMBER_CTES,
+    ONE_ANSWER_PERIOD_POINTS,
+    ensure_member_params,
+)
 
 # The table, for Core statements on the hot paths (no ORM identity-map bookkeeping).
 _SESSIONS: Table = QuizSession.__table__  # type: ignore[assignment]
@@ -384,8 +388,8 @@ class SessionRepository(Repository[QuizSession]):
         return row
 
 
-# An answer and its day's points together: nothing else may write answers without
-# the roll-up the period boards read.
+# An answer with its day's, week's and month's points: nothing else may write answers
+# without the roll-ups the period boards read.
 _RECORD_ANSWER = text(
     f"""
     WITH ins AS (
@@ -402,6 +406,8 @@ _RECORD_ANSWER = text(
         ON CONFLICT (guild_id, day, user_id, topic) DO UPDATE SET
             points = t.points + excluded.points,
             answers = t.answers + 1
+    ), w AS (
+        {ONE_ANSWER_PERIOD_POINTS}
     )
     SELECT id FROM ins
     """

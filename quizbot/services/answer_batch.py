@@ -67,6 +67,7 @@ from quizbot.models import Difficulty, SessionMode, SessionStatus
 from quizbot.models.guild import UTC_DAY_SQL
 from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import Executor, ExecutorFactory
+from quizbot.repositories.members import add_period_points_sql
 from quizbot.services import achievements as catalogue
 from quizbot.services.guild_settings import (
     GuildSettingsService,
@@ -479,6 +480,10 @@ _RECORD_TEMPLATE = f"""
         ON CONFLICT (guild_id, day, user_id, topic) DO UPDATE SET
             points = t.points + excluded.points,
             answers = t.answers + excluded.answers
+    ), w AS (
+        -- The week's and the month's points (what those boards rank), from the members'
+        -- sums above, of the same UTC day.
+        {add_period_points_sql("p AS r", UTC_DAY_SQL.format(at="now()"), and_where="@AND_OK@")}
     ), s AS (
         UPDATE quiz_sessions q SET
             answered_count = q.answered_count + ps.answered,

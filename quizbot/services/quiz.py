@@ -36,6 +36,7 @@ from quizbot.repositories import (
     QuestionRepository,
     SessionRepository,
 )
+from quizbot.repositories.members import ONE_ANSWER_PERIOD_POINTS
 from quizbot.resilience import is_connection_failure, retry_transient
 from quizbot.services import achievements as catalogue
 from quizbot.services.answer_batch import (
@@ -216,7 +217,8 @@ _ANSWER_CONTEXT = text(
 # The answer's whole write in one statement: the answer row (a repeat inserts
 # nothing, and then nothing else changes), member and global totals as upserts (a
 # first-time player in a channel quiz gets rows), the member's points of the day in
-# the topic (what period boards read), and the session's counters.
+# the topic, of the week and of the month (what period boards read), and the
+# session's counters.
 _RECORD_ANSWER = text(
     f"""
     WITH ins AS (
@@ -235,6 +237,9 @@ _RECORD_ANSWER = text(
         ON CONFLICT (guild_id, day, user_id, topic) DO UPDATE SET
             points = t.points + excluded.points,
             answers = t.answers + 1
+    ), w AS (
+        -- The week's and the month's points (what those boards rank).
+        {ONE_ANSWER_PERIOD_POINTS}
     ), u AS (
         INSERT INTO users AS t (user_id, name, points, xp, level, last_active)
         SELECT :user_id, :name, :points, :xp, {LEVEL_SQL.format(xp="CAST(:xp AS bigint)")}, now()

@@ -138,6 +138,24 @@ _SOURCES: dict[tuple[bool, bool], _Source] = {
     ),
 }
 
+# A guild's board of this week or this month (no topic): the members' sums of the
+# window are kept (member_period_points), so its top and a member's rank are ranges of
+# one index where the roll-up's days would be summed per member first.
+_PERIOD_SOURCE = _Source(
+    "SELECT user_id, points FROM member_period_points "
+    "WHERE guild_id = :guild_id AND period = :period AND starts = :since_day",
+    _GUILD_NAME,
+)
+_KEPT_PERIODS = frozenset({Period.WEEK, Period.MONTH})
+
+
+def _source_of(guild_id: int | None, period: Period, topic: str | None) -> _Source:
+    """Where a board's (user_id, points) rows come from."""
+    if guild_id is not None and topic is None and period in _KEPT_PERIODS:
+        return _PERIOD_SOURCE
+    return _SOURCES[(guild_id is not None, period is not Period.ALL or topic is not None)]
+
+
 # A topic board of all time starts here.
 _FIRST_DAY = dt.date(1970, 1, 1)
 
@@ -268,11 +286,11 @@ class StatsService:
         limit: int,
         _gen: int,
     ) -> tuple[Entry, ...]:
-        from_answers = since is not None or topic is not None
-        source = _SOURCES[(guild_id is not None, from_answers)]
+        source = _source_of(guild_id, period, topic)
         params = {
             "guild_id": guild_id,
             "topic": topic,
+            "period": period.value,
             "since_day": first_day(since),
             "after_points": after.points if after else None,
             "after_user": after.user_id if after else None,
@@ -333,19 +351,24 @@ class StatsService:
             next_cursor = Cursor(last.points, last.user_id, last.rank, position)
         me = None
         if caller_id is not None:
-            me = await self._my_entry(guild_id, caller_id, topic, since)
+            me = await self._my_entry(guild_id, caller_id, period, topic, since)
         return LeaderboardPage(entries, next_cursor, me, period, guild_id, topic)
 
     async def _my_entry(
-        self, guild_id: int | None, user_id: int, topic: str | None, since: dt.datetime | None
+        self,
+        guild_id: int | None,
+        user_id: int,
+        period: Period,
+        topic: str | None,
+        since: dt.datetime | None,
     ) -> Entry | None:
-        from_answers = since is not None or topic is not None
-        mirror = self._rank_mirror if guild_id is not None and not from_answers else None
+        all_time = period is Period.ALL and topic is None
+        mirror = self._rank_mirror if guild_id is not None and all_time else None
         if mirror is not None and guild_id is not None and await mirror.ready(guild_id):
             answered, entry = await self._my_mirrored_entry(mirror, guild_id, user_id)
             if answered:
                 return entry
-        entry = await self._my_counted_entry(guild_id, user_id, topic, since)
+        entry = await self._my_counted_entry(guild_id, user_id, period, topic, since)
         if mirror is not None and guild_id is not None and entry is not None:
             mirror.ranked(guild_id, entry.rank)  # a deep rank starts building a mirror
         return entry
@@ -375,13 +398,18 @@ class StatsService:
         return True, Entry(rank, user_id, row.name, int(row.points))
 
     async def _my_counted_entry(
-        self, guild_id: int | None, user_id: int, topic: str | None, since: dt.datetime | None
+        self,
+        guild_id: int | None,
+        user_id: int,
+        period: Period,
+        topic: str | None,
+        since: dt.datetime | None,
     ) -> Entry | None:
-        from_answers = since is not None or topic is not None
-        source = _SOURCES[(guild_id is not None, from_answers)]
+        source = _source_of(guild_id, period, topic)
         params = {
             "guild_id": guild_id,
             "topic": topic,
+            "period": period.value,
             "since_day": first_day(since),
             "me": user_id,
         }

@@ -27,7 +27,7 @@ from quizbot.services.answer_batch import AnswerBatchWriter, GroupCommitter
 from quizbot.services.quiz import AnswerOutcome, QuestionView, QuizFilters, QuizService
 from quizbot.services.scoring import ScoringConfig, score_answer
 from tests.committed_data import quiz_data, waits_for_a_lock
-from tests.daily_points import answer_sums, daily_points
+from tests.daily_points import answer_roll_ups, roll_ups
 from tests.factories import GuildFactory, QuestionFactory
 
 GUILD = 5_100_000_000_000_001
@@ -166,7 +166,7 @@ async def test_concurrent_answers_with_double_clicks_and_two_sessions_add_up(
     for view in views:
         row = await session.get(models.QuizSession, view.session_id)
         assert row is not None and row.answered_count == len(PLAYERS)
-    assert await daily_points(session, [GUILD]) == await answer_sums(session, [GUILD])
+    assert await roll_ups(session, [GUILD]) == await answer_roll_ups(session, [GUILD])
     await quiz.close()
 
 
@@ -531,7 +531,7 @@ async def test_two_processes_batching_the_same_clicks_count_each_once(
     async with committed() as s:
         members = await _member_rows(s, GUILD)
         sums = await _answer_sums(s, GUILD)
-        assert await daily_points(s, [GUILD]) == await answer_sums(s, [GUILD])
+        assert await roll_ups(s, [GUILD]) == await answer_roll_ups(s, [GUILD])
     for user in PLAYERS:
         points, _xp, answered, correct, streak, best = members[user]
         assert (points, answered, correct) == sums[user]
@@ -588,7 +588,7 @@ async def test_a_race_lost_to_another_process_rolls_back_and_reruns_the_batch(
     sums = await _answer_sums(session, GUILD)
     for user in PLAYERS[1:3]:
         assert (members[user][0], members[user][2], members[user][3]) == sums[user]
-    assert await daily_points(session, [GUILD]) == await answer_sums(session, [GUILD])
+    assert await roll_ups(session, [GUILD]) == await answer_roll_ups(session, [GUILD])
 
 
 def _between_fast_statements(
@@ -662,9 +662,10 @@ async def test_an_answer_stored_by_another_process_between_the_fast_statements(
     assert PLAYERS[1] not in members or members[PLAYERS[1]][0] == 0
     assert row is not None and row.answered_count == 1  # the other process's counts nothing
     async with committed() as s:
-        days = await daily_points(s, [GUILD])
-    # The failed statement wrote no roll-up row: only PLAYERS[2]'s answer is in it.
+        days, periods = await roll_ups(s, [GUILD])
+    # The failed statement wrote no roll-up row: only PLAYERS[2]'s answer is in them.
     assert [key[2] for key in days] == [PLAYERS[2]]
+    assert {key[3] for key in periods} == {PLAYERS[2]}
     await quiz.close()
 
 

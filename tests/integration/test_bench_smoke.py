@@ -89,15 +89,16 @@ def test_smoke_run_writes_reports(smoke: tuple[int, dict[str, Any], Path]) -> No
     )
     assert results["claims"], "the claims table is computed"
     comparison = {r["query"]: r for r in results["hot_queries"]["comparison"]}
-    # The period board: the roll-up, against the statement it replaced (sum of answers).
+    # The period board: the week's kept sums, against the statement the roll-ups replaced
+    # (the sum of the answers).
     period = comparison["period leaderboard (week)"]
-    assert "member_daily_points" in period["indexed_statement"]
+    assert "member_period_points" in period["indexed_statement"]
     assert period["unindexed_statement"].startswith("before the roll-up")
     assert comparison["leaderboard top-10"]["unindexed_statement"] is None
     explain = (out / "bench-smoke-explain.txt").read_text()
     indexed = explain.split("=== period leaderboard (week) (indexed")[1].split("===")[1]
     unindexed = explain.split("=== period leaderboard (week) (unindexed")[1].split("===")[1]
-    assert " on member_daily_points d" in indexed and " on answers " not in indexed
+    assert " on member_period_points" in indexed and " on answers " not in indexed
     assert " on answers a" in unindexed
     assert results["pgbench"] is not None
 

@@ -1,6 +1,7 @@
-"""The per-day points roll-up (member_daily_points): every writer of answers keeps it
-equal to the answers' sums per (guild, UTC day, member, topic), and the period and
-topic boards read from it are the boards the sums of answers gave."""
+"""The points roll-ups (member_daily_points, member_period_points): every writer of
+answers keeps them equal to the answers' sums per (guild, UTC day, member, topic) and
+per (guild, week or month, member), and the period and topic boards read from them are
+the boards the sums of answers gave."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from quizbot.services.achievements import catalogue_rows
 from quizbot.services.members import MemberService
 from quizbot.services.quiz import AnswerOutcome, QuestionView, QuizFilters, QuizService
 from quizbot.services.stats import (
+    _PERIOD_SOURCE,
     _SOURCES,
     Period,
     StatsService,
@@ -35,7 +37,7 @@ from quizbot.services.stats import (
     first_day,
     period_start,
 )
-from tests.daily_points import answer_sums, daily_points
+from tests.daily_points import answer_roll_ups, roll_ups
 from tests.database import create_database, drop_database, server_url
 from tests.factories import (
     GuildFactory,
@@ -142,8 +144,9 @@ async def test_batches_and_one_by_one_answers_with_double_clicks_keep_the_roll_u
         assert sum(o.recorded for o in outcomes) == 20
         assert sum(o.reason == "duplicate" for o in outcomes) == 4
     assert batched.answer_batcher is not None and batched.answer_batcher.stats.batches == 1
-    rolled = await daily_points(session, [GUILD, OTHER_GUILD])
-    assert rolled == await answer_sums(session, [GUILD, OTHER_GUILD])
+    rolled, periods = await roll_ups(session, [GUILD, OTHER_GUILD])
+    assert (rolled, periods) == await answer_roll_ups(session, [GUILD, OTHER_GUILD])
+    assert {kind for _g, kind, _s, _u in periods} == {"week", "month"}
     assert {topic for _g, _d, _u, topic in rolled} == set(TOPICS)
     assert {guild for guild, _d, _u, _t in rolled} == {GUILD, OTHER_GUILD}
     await batched.close()
@@ -166,6 +169,11 @@ async def vacuumed() -> AsyncIterator[AsyncConnection]:
                 "INSERT INTO member_daily_points (guild_id, day, user_id, topic, points, answers) "
                 "SELECT g, DATE '2026-08-25' + d, u, t, d, 1 FROM generate_series(1, 5) g, "
                 "generate_series(0, 89) d, generate_series(1, 6) u, unnest(ARRAY['a', 'b']) t",
+                "INSERT INTO member_period_points (guild_id, period, starts, user_id, points) "
+                "SELECT guild_id, k.period, "
+                "CAST(date_trunc(k.period, CAST(day AS timestamp)) AS date), user_id, sum(points) "
+                "FROM member_daily_points CROSS JOIN (VALUES ('week'), ('month')) AS k(period) "
+                "GROUP BY 1, 2, 3, 4 HAVING sum(points) > 0",
                 "VACUUM ANALYZE",
             ):
                 await conn.execute(text(statement))
@@ -198,6 +206,29 @@ async def test_period_boards_read_the_window_from_the_roll_up_indexes(
             assert f"Index Only Scan using {index} on member_daily_points" in plan, plan
             assert "Index Cond: " in plan and "day >= '2026-11-16'" in plan, plan
             assert "answers" not in plan, plan
+
+
+async def test_weekly_and_monthly_guild_boards_are_ranges_of_one_index(
+    vacuumed: AsyncConnection,
+) -> None:
+    """The page is the index's first rows in board order (no sum, no sort) and a rank
+    is a count over the index range ahead of the member: no day is summed."""
+    for period, since in (("week", dt.date(2026, 11, 16)), ("month", dt.date(2026, 11, 1))):
+        params = {
+            "guild_id": 1,
+            "period": period,
+            "since_day": since,
+            "after_points": None,
+            "after_user": None,
+            "limit": 11,
+            "me": 3,
+        }
+        for statement in (_page_sql(_PERIOD_SOURCE), _me_sql(_PERIOD_SOURCE)):
+            explain = text("EXPLAIN " + statement.text)
+            plan = "\n".join(r[0] for r in await vacuumed.execute(explain, params))
+            assert "Index Only Scan using ix_member_period_points_board" in plan, plan
+            assert "member_daily_points" not in plan and "Sort" not in plan, plan
+            assert "HashAggregate" not in plan and "GroupAggregate" not in plan, plan
 
 
 # The period and topic boards as quizbot computed them before the roll-up: the window's
@@ -344,9 +375,10 @@ async def test_period_boards_from_the_roll_up_equal_the_sums_of_answers(
     after = await _boards(session, stats, now)
     assert all(user != gone for board in after.values() for _r, user, _p in board)
     assert after != before
-    rolled = await daily_points(session, [GUILD, OTHER_GUILD])
-    assert rolled == await answer_sums(session, [GUILD, OTHER_GUILD])
+    rolled, periods = await roll_ups(session, [GUILD, OTHER_GUILD])
+    assert (rolled, periods) == await answer_roll_ups(session, [GUILD, OTHER_GUILD])
     assert all(user != gone for _g, _d, user, _t in rolled)
+    assert all(user != gone for _g, _k, _s, user in periods)
     await batched.close()
 
 

@@ -43,6 +43,8 @@ async def test_downgrade_base_then_upgrade_head_on_a_populated_database() -> Non
                 "correct, response_ms, points) VALUES (1, 1, 2, 1, 't', 'a', true, 1, 5)",
                 "INSERT INTO member_daily_points (guild_id, day, user_id, topic, points, answers) "
                 "VALUES (1, current_date, 2, 't', 5, 1)",
+                "INSERT INTO member_period_points (guild_id, period, starts, user_id, points) "
+                "VALUES (1, 'week', current_date, 2, 5)",
             ):
                 await conn.execute(text(statement))
         async with engine.begin() as conn:
@@ -68,8 +70,9 @@ _ANSWERED = (
 )
 
 
-async def test_the_daily_points_revision_fills_the_table_from_the_answers() -> None:
-    """Per (guild, UTC day, member, topic): the points and number of the stored answers.
+async def test_the_points_revisions_fill_their_tables_from_the_answers() -> None:
+    """Per (guild, UTC day, member, topic): the points and number of the stored answers;
+    then per (guild, week or month, member): the points.
 
     The server's TimeZone is 14 hours ahead of UTC, so a day taken in local time
     would put every answer of the evening (UTC) on the next day.
@@ -84,6 +87,8 @@ async def test_the_daily_points_revision_fills_the_table_from_the_answers() -> N
         (4, 2, "u", 40, midnight + dt.timedelta(hours=12)),  # another topic
         (1, 3, "t", 0, midnight + dt.timedelta(hours=12)),  # a wrong answer still counts one
         (2, 4, "t", 99, midnight),  # user 4 is no member of guild 1: cannot be referenced
+        # Sunday the 22nd, just (UTC), but Monday in Kiritimati: the week of the 16th.
+        (3, 3, "t", 5, midnight - dt.timedelta(days=1, microseconds=1)),
     ]
     try:
         async with engine.begin() as conn:
@@ -114,10 +119,25 @@ async def test_the_daily_points_revision_fills_the_table_from_the_answers() -> N
                 )
             )
             assert [tuple(r) for r in rows] == [
+                (1, dt.date(2026, 11, 22), 3, "t", 5, 1),
                 (1, dt.date(2026, 11, 23), 2, "t", 10, 1),
                 (1, dt.date(2026, 11, 24), 2, "t", 50, 2),
                 (1, dt.date(2026, 11, 24), 2, "u", 40, 1),
                 (1, dt.date(2026, 11, 24), 3, "t", 0, 1),
+            ]
+            # The next revision sums the days per ISO week and month; a window without
+            # points (user 3's week of the 23rd) has no row.
+            rows = await conn.execute(
+                text(
+                    "SELECT guild_id, period, starts, user_id, points "
+                    "FROM member_period_points ORDER BY period, starts, user_id"
+                )
+            )
+            assert [tuple(r) for r in rows] == [
+                (1, "month", dt.date(2026, 11, 1), 2, 100),
+                (1, "month", dt.date(2026, 11, 1), 3, 5),
+                (1, "week", dt.date(2026, 11, 16), 3, 5),
+                (1, "week", dt.date(2026, 11, 23), 2, 100),
             ]
     finally:
         await engine.dispose()
