@@ -226,7 +226,10 @@ async def settle_after(
     try:
         await close
     except BaseException as close_error:
-        settle(breaker, close_error)
+        # The unit's own connection failure wins over what closing then ran into (a
+        # rollback after a timeout may fail with "another operation is in progress").
+        lost = error is not None and is_connection_failure(error)
+        settle(breaker, error if lost else close_error)
         raise
     settle(breaker, error)
 

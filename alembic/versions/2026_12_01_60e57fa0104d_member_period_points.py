@@ -5,7 +5,8 @@ weekly and monthly guild boards rank with one index instead of summing a
 window of the per-day roll-up. The upgrade fills the table from the per-day
 roll-up (its sums, windows with points only), in the same transaction as the
 DDL and before the indexes are built; the downgrade drops the table (the
-answers and the days stay, so nothing is lost).
+answers and the days stay, so nothing is lost). Stop running bots before this
+upgrade: a bot of the previous version writes days but no weeks or months.
 
 Revision ID: 60e57fa0104d
 Revises: cee4495a388f

@@ -129,7 +129,8 @@ class Game:
     async def resume_all(self) -> int:
         """Pick up every quiz the database says is running (after a restart).
 
-        A quiz whose channel is gone is ended cleanly as expired.
+        A quiz whose channel is gone is ended cleanly as expired; one that had revealed
+        its last question is finished and its summary posted.
         """
         resumed = 0
         for row in await self.quiz.running_sessions():
@@ -142,6 +143,14 @@ class Game:
                 # One broken quiz must not keep the others from resuming.
                 log.exception("quiz %s could not be resumed; ending it", row.id)
                 channel = view = None
+            if channel is not None and view is None and row.position >= len(row.question_ids):
+                # Every question was asked and revealed; the bot stopped before the summary.
+                try:
+                    await self._summarise(channel, row.id)
+                except Exception:
+                    log.exception("quiz %s: could not post its summary on resume", row.id)
+                    await self._expire(row.id)
+                continue
             if channel is None or view is None:
                 await self._expire(row.id)
                 log.info("quiz %s ended on resume: channel or question gone", row.id)
@@ -202,8 +211,7 @@ class Game:
                 )
                 await self._reveal(message, view, results)
                 view = upcoming
-            summary = await self.quiz.finish(session_id)
-            await channel.send(embed=summary_embed(summary), allowed_mentions=NO_PINGS)
+            await self._summarise(channel, session_id)
         except asyncio.CancelledError:
             raise
         except (discord.NotFound, discord.Forbidden) as exc:
@@ -227,6 +235,11 @@ class Game:
             await self.quiz.finish(session_id, SessionStatus.EXPIRED)
         except Exception:
             log.exception("quiz %s: could not mark it expired", session_id)
+
+    async def _summarise(self, channel: Any, session_id: int) -> None:
+        """End the quiz (after its last question) and post its summary."""
+        summary = await self.quiz.finish(session_id)
+        await channel.send(embed=summary_embed(summary), allowed_mentions=NO_PINGS)
 
     async def _show(
         self, channel: Any, view: QuestionView, message_id: int | None

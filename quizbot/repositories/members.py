@@ -102,12 +102,6 @@ def aggregate_deltas(deltas: Iterable[MemberDelta]) -> list[MemberDelta]:
     return [MemberDelta(user_id, *totals[user_id]) for user_id in sorted(totals)]
 
 
-# The guild, member and user upserts, as common table expressions: a statement that
-# needs the member (a quiz's start) creates it in the same round trip. No-op writes
-# when nothing changed (an upsert still locks the existing row). The member's row is
-# taken before the user's, forced by `u` reading `m` (the order of a statement's CTEs
-# is otherwise unspecified), because every other writer takes members before users:
-# the other order could deadlock with an answer batch of the same member.
 def add_period_points_sql(rows: str, day: str, *, and_where: str = "") -> str:
     """An INSERT, for a data-modifying CTE, that adds each row's points to its member's
     week and month of the UTC date `day` (`member_period_points`, the rows the weekly
@@ -143,6 +137,12 @@ ONE_ANSWER_PERIOD_POINTS = add_period_points_sql(
 )
 
 
+# The guild, member and user upserts, as common table expressions: a statement that
+# needs the member (a quiz's start) creates it in the same round trip. No-op writes
+# when nothing changed (an upsert still locks the existing row). The member's row is
+# taken before the user's, forced by `u` reading `m` (the order of a statement's CTEs
+# is otherwise unspecified), because every other writer takes members before users:
+# the other order could deadlock with an answer batch of the same member.
 ENSURE_MEMBER_CTES = """
     g AS (
         INSERT INTO guilds (guild_id, name) VALUES (:guild_id, :guild_name)

@@ -75,7 +75,11 @@ _REVEALED_SELECT = """
 # After a question's time is up: who answered it (fastest first, for the reveal) and
 # the move to the next question, in one statement and one round trip where they took
 # two, after every question of every quiz. The row is the moved session (`moved`), or,
-# when nothing moved, the session as it stood when the statement began.
+# when nothing moved, the session as it stood when the statement began. After the last
+# question the quiz moves past its end (`position` = the number of questions): that
+# closes the last question to answers as a move closes any other (they are refused
+# as no longer current until `finish` ends the quiz), and takes the row's lock, so
+# the check below covers the last question's reveal too.
 # The answers are read in the snapshot the statement began with. An answer batch that
 # committed while the UPDATE waited for the session's row is missing from them; the
 # moved row (its newest version) then counts more answers (`answered_count`) than the
@@ -89,7 +93,7 @@ _ADVANCE_REVEALING = text(
         UPDATE quiz_sessions
         SET position = position + 1, question_started_at = now(), message_id = NULL
         WHERE id = :session_id AND position = :from_position AND status = :active
-          AND cardinality(question_ids) > :from_position + 1
+          AND cardinality(question_ids) > :from_position
         RETURNING {_SESSION_COLUMNS}
     ), revealed AS ({_REVEALED_SELECT}
     ), seen AS (
@@ -299,6 +303,9 @@ class SessionRepository(Repository[QuizSession]):
         self, *, session_id: int, from_position: int, question_id: int
     ) -> Row[Any] | None:
         """Who answered `question_id` and the move past it, in one statement.
+
+        After the last question the session moves past its end (`position` equals
+        the number of questions), where no answer counts.
 
         Returns:
             None for no such session; else a row with the session's columns, `moved`

@@ -905,7 +905,7 @@ class QuizService:
         row = await retry_transient(move)
         if row is None:
             # Not running, at its last question, or already moved by another caller.
-            row = await self._where_it_moved(session_id, from_position)
+            row = self._moved_from(await self._now(session_id), from_position)
         if row is None or row.position >= len(row.question_ids):
             return None
         return await self._view(row)
@@ -942,11 +942,23 @@ class QuizService:
             return row
 
         row = await retry_transient(move)
+        current: QuizSession | Row[Any] | None = row
+        answered = row.answered_count  # the newest count known of the quiz's answers
+        if not row.moved:
+            if row.status is not SessionStatus.ACTIVE:
+                current = None  # ended
+            elif row.position == from_position:
+                # Another caller moved it after this statement began (its UPDATE waited
+                # for that one, then found nothing to move): read where it is now.
+                now = await self._now(session_id)
+                answered = now.answered_count
+                current = self._moved_from(now, from_position)
         revealed = row.revealed
-        if row.moved and row.answered_count != row.seen_count:
-            # An answer batch committed while the move waited for the quiz's row: the
-            # statement's snapshot missed its answers. Rare (a batch and the question's
-            # end within milliseconds), so one more statement then, none otherwise.
+        if answered != row.seen_count:
+            # Answers committed after the statement's snapshot (while the move waited
+            # for the quiz's row, or before another caller's move): the snapshot missed
+            # them. Rare (a batch and the question's end within milliseconds), so one
+            # more statement then, none otherwise.
             async with self._statements() as session:
                 revealed = await SessionRepository(session=session).revealed_of(
                     session_id=session_id, question_id=question_id
@@ -955,29 +967,23 @@ class QuizService:
             PlayerResult(user_id, name, 1, int(correct), points)
             for user_id, name, correct, points in revealed
         ]
-        current: QuizSession | Row[Any] | None = row
-        if not row.moved:
-            last = from_position + 1 >= len(row.question_ids)
-            if row.status is not SessionStatus.ACTIVE or (row.position == from_position and last):
-                current = None  # ended, or at its last question
-            elif row.position == from_position:
-                # Another caller moved it after this statement began (its UPDATE waited
-                # for that one, then found nothing to move): read where it is now.
-                current = await self._where_it_moved(session_id, from_position)
         if current is None or current.position >= len(current.question_ids):
             return results, None
         return results, await self._view(current)
 
-    async def _where_it_moved(self, session_id: int, from_position: int) -> Row[Any] | None:
-        """Where the quiz is now, after this caller's move from `from_position` moved
-        nothing: None when it is not running or still there (its last question), else
-        the row another caller moved (a fresh read: no UPDATE's snapshot is needed).
+    async def _now(self, session_id: int) -> Row[Any]:
+        """The quiz's row as it is now (a fresh read: no UPDATE's snapshot is needed).
 
         Raises:
             NotFoundError: no such session.
         """
         async with self._statements() as session:
-            row = await SessionRepository(session=session).require_row(session_id)
+            return await SessionRepository(session=session).require_row(session_id)
+
+    @staticmethod
+    def _moved_from(row: Row[Any], from_position: int) -> Row[Any] | None:
+        """`row` when another caller moved the quiz on from `from_position`; None when
+        it is not running or still there."""
         if row.status is not SessionStatus.ACTIVE or row.position == from_position:
             return None
         return row

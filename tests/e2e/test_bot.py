@@ -838,6 +838,32 @@ async def test_a_quiz_whose_channel_vanished_during_a_restart_is_ended(scene: Bo
     standin.assert_no_violations()
 
 
+async def test_a_quiz_stopped_after_its_last_reveal_is_summarised_on_restart(
+    scene: BotScene,
+) -> None:
+    standin, alice = scene.standin, scene.alice
+    start = await standin.invoke_command(
+        scene.guild.id, scene.channel.id, alice.id, "quiz start", options={"topic": "Physics"}
+    )
+    await start.wait_original_message()
+    await scene.question(1, 3)
+    session_id = await scene.session_id()
+    await scene.stop_bot()
+    # The bot had revealed the last question (the quiz moved past its end) and stopped
+    # before it could finish the quiz.
+    await scene.execute(
+        "UPDATE quiz_sessions SET position = cardinality(question_ids) WHERE id = :s",
+        s=session_id,
+    )
+    restarted = await scene.start_bot()
+    assert restarted.game.running() == set()
+    summary = await scene.summary()
+    assert summary.embeds[0]["title"] == "Quiz over · 3/3 questions"
+    status = await scene.scalar("SELECT status FROM quiz_sessions WHERE id = :s", s=session_id)
+    assert status == "finished"
+    standin.assert_no_violations()
+
+
 # --- the other admin commands, and errors users see -------------------------------------------
 
 

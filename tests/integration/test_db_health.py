@@ -280,6 +280,29 @@ async def test_a_connection_lost_while_closing_is_reported(
 
 
 @pytest.mark.parametrize("guard", GUARDS)
+async def test_a_lost_connection_counts_even_when_closing_then_fails_otherwise(
+    engine: AsyncEngine, guard: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A timeout in the unit, then the rollback refused ("another operation is in
+    progress"): the connection failure is what the breaker hears of."""
+    breaker = CircuitBreaker(failure_threshold=1, clock=FakeClock())
+    kind = {"session": AsyncSession, "connection": AsyncConnection}[guard]
+    close = kind.close
+
+    async def close_then_refuse(self: AsyncSession | AsyncConnection) -> None:
+        await close(self)  # type: ignore[arg-type]
+        raise RuntimeError("another operation is in progress")
+
+    monkeypatch.setattr(kind, "close", close_then_refuse)
+    with pytest.raises(DatabaseUnavailableError) as caught:
+        async with GUARDS[guard](engine, breaker)() as s:
+            await s.execute(text("SELECT 1"))
+            raise TimeoutError("the statement timed out")
+    assert isinstance(caught.value.__cause__, TimeoutError)
+    assert breaker.state is BreakerState.OPEN
+
+
+@pytest.mark.parametrize("guard", GUARDS)
 async def test_errors_that_are_not_about_connections_do_not_trip_it(
     engine: AsyncEngine, guard: str
 ) -> None:

@@ -450,8 +450,10 @@ async def test_reveal_and_advance_after_another_caller_moved_it_meanwhile(
     live_quiz: QuizService, committed: Callable[[], AsyncSession]
 ) -> None:
     view = await _start_live(live_quiz, channel=CHANNEL + 101, count=2)
-    # Another caller moves the quiz and holds its row until we say so.
+    # Another caller stores Bob's answer and moves the quiz, holding its row until we
+    # say so.
     async with committed() as other, other.begin():
+        await _store_answer_holding_the_quiz(other, view, guild=GUILD + 100, user_id=BOB)
         await other.execute(
             update(models.QuizSession)
             .where(models.QuizSession.id == view.session_id)
@@ -463,9 +465,10 @@ async def test_reveal_and_advance_after_another_caller_moved_it_meanwhile(
         # Our statement began before the other commits: it waits for the row's lock.
         assert await waits_for_a_lock(committed, "json_agg") and not mine.done()
     # Nothing was moved by us, and our snapshot still showed position 0: the quiz is
-    # read again, and we get the question the other caller moved to.
+    # read again, and we get the question the other caller moved to. Our snapshot
+    # missed Bob's answer too; the fresh count tells, and the reveal shows it.
     results, moved_to = await mine
-    assert results == []
+    assert [(p.user_id, p.points) for p in results] == [(BOB, 90)]
     assert moved_to is not None and moved_to.position == 1
     assert moved_to.question_id != view.question_id
 
@@ -490,6 +493,37 @@ async def test_reveal_shows_an_answer_committed_while_the_move_waited(
         (BOB, "bob", 1, 90)
     ]
     assert moved_to is not None and moved_to.position == 1
+
+
+async def test_the_last_question_s_reveal_closes_it_and_shows_a_late_batch(
+    live_quiz: QuizService, committed: Callable[[], AsyncSession]
+) -> None:
+    guild = GUILD + 100
+    view = await _start_live(
+        live_quiz, channel=CHANNEL + 105, count=1, mode=models.SessionMode.CHANNEL
+    )
+    async with committed() as batch, batch.begin():
+        await _store_answer_holding_the_quiz(batch, view, guild=guild, user_id=BOB)
+        ending = asyncio.create_task(
+            live_quiz.reveal_and_advance(view.session_id, view.question_id, 0)
+        )
+        # The last question's end waits for the quiz's row too.
+        assert await waits_for_a_lock(committed, "json_agg") and not ending.done()
+    results, upcoming = await ending
+    assert [(p.user_id, p.points) for p in results] == [(BOB, 90)] and upcoming is None
+    # Past its end, the quiz takes no more answers to its last question.
+    late = await live_quiz.answer(
+        session_id=view.session_id,
+        question_id=view.question_id,
+        user_id=CAROL,
+        display_name="carol",
+        given="Yes",
+    )
+    assert not late.recorded and late.reason == "not_current"
+    assert await live_quiz.current(view.session_id) is None
+    summary = await live_quiz.finish(view.session_id)
+    assert (summary.asked, summary.total_questions) == (1, 1)
+    assert [p.user_id for p in summary.players] == [BOB]
 
 
 async def _store_answer_holding_the_quiz(
