@@ -251,6 +251,18 @@ async def test_a_refused_login_counts_as_a_failure(database_url: str, guard: str
         await engine.dispose()
 
 
+def _closing_fails(monkeypatch: pytest.MonkeyPatch, guard: str, error: Exception) -> None:
+    """Closing a unit of `guard`'s kind closes it, then raises `error`."""
+    kind = {"session": AsyncSession, "connection": AsyncConnection}[guard]
+    close = kind.close
+
+    async def close_then_fail(self: AsyncSession | AsyncConnection) -> None:
+        await close(self)  # type: ignore[arg-type]
+        raise error
+
+    monkeypatch.setattr(kind, "close", close_then_fail)
+
+
 @pytest.mark.parametrize("guard", GUARDS)
 async def test_a_connection_lost_while_closing_is_reported(
     engine: AsyncEngine, guard: str, monkeypatch: pytest.MonkeyPatch
@@ -261,14 +273,7 @@ async def test_a_connection_lost_while_closing_is_reported(
     breaker = CircuitBreaker(failure_threshold=1, cooldown=5, clock=clock)
     breaker.failure()
     clock.now += 5
-    kind = {"session": AsyncSession, "connection": AsyncConnection}[guard]
-    close = kind.close
-
-    async def close_then_lose_it(self: AsyncSession | AsyncConnection) -> None:
-        await close(self)  # type: ignore[arg-type]
-        raise ConnectionResetError("connection lost while closing")
-
-    monkeypatch.setattr(kind, "close", close_then_lose_it)
+    _closing_fails(monkeypatch, guard, ConnectionResetError("connection lost while closing"))
     with pytest.raises(DatabaseUnavailableError) as caught:
         await _select_one(GUARDS[guard](engine, breaker))
     assert isinstance(caught.value.__cause__, ConnectionResetError)
@@ -286,14 +291,7 @@ async def test_a_lost_connection_counts_even_when_closing_then_fails_otherwise(
     """A timeout in the unit, then the rollback refused ("another operation is in
     progress"): the connection failure is what the breaker hears of."""
     breaker = CircuitBreaker(failure_threshold=1, clock=FakeClock())
-    kind = {"session": AsyncSession, "connection": AsyncConnection}[guard]
-    close = kind.close
-
-    async def close_then_refuse(self: AsyncSession | AsyncConnection) -> None:
-        await close(self)  # type: ignore[arg-type]
-        raise RuntimeError("another operation is in progress")
-
-    monkeypatch.setattr(kind, "close", close_then_refuse)
+    _closing_fails(monkeypatch, guard, RuntimeError("another operation is in progress"))
     with pytest.raises(DatabaseUnavailableError) as caught:
         async with GUARDS[guard](engine, breaker)() as s:
             await s.execute(text("SELECT 1"))
