@@ -20,6 +20,7 @@ import asyncpg
 
 from bench.config import Scale
 from quizbot.levels import LEVEL_SQL
+from quizbot.models.guild import PERIOD_POINTS_FROM_DAYS_SQL
 from quizbot.services.achievements import catalogue_rows
 
 GUILD_BASE = 1_000_000
@@ -145,14 +146,8 @@ def _steps(scale: Scale) -> list[tuple[str, str]]:
         ),
         (
             "week and month points",
-            # The weekly and monthly boards' sums, as the answer writes keep them (the
-            # migration's backfill statement).
-            "INSERT INTO member_period_points (guild_id, period, starts, user_id, points) "
-            "SELECT d.guild_id, k.period, "
-            "CAST(date_trunc(k.period, CAST(d.day AS timestamp)) AS date), d.user_id, "
-            "sum(d.points) "
-            "FROM member_daily_points d CROSS JOIN (VALUES ('week'), ('month')) AS k(period) "
-            "GROUP BY 1, 2, 3, 4 HAVING sum(d.points) > 0",
+            # The weekly and monthly boards' sums, as the answer writes keep them.
+            PERIOD_POINTS_FROM_DAYS_SQL,
         ),
         (
             "past quiz totals",

@@ -131,6 +131,16 @@ PERIOD_KINDS = ("week", "month")
 PERIOD_START_SQL = {
     kind: f"CAST(date_trunc('{kind}', CAST({{day}} AS timestamp)) AS date)" for kind in PERIOD_KINDS
 }
+# The weeks and months re-derived from the days (windows with points only), as the
+# answer writes keep them: for seeding and repairs. (Migration 60e57fa0104d keeps its
+# own copy: a migration must not change when this module does.)
+PERIOD_POINTS_FROM_DAYS_SQL = (
+    "INSERT INTO member_period_points (guild_id, period, starts, user_id, points) "
+    "SELECT d.guild_id, k.period, "
+    "CAST(date_trunc(k.period, CAST(d.day AS timestamp)) AS date), d.user_id, sum(d.points) "
+    "FROM member_daily_points d CROSS JOIN (VALUES ('week'), ('month')) AS k(period) "
+    "GROUP BY 1, 2, 3, 4 HAVING sum(d.points) > 0"
+)
 
 
 class MemberPeriodPoints(Base):

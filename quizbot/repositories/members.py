@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from quizbot.errors import NotFoundError
 from quizbot.levels import LEVEL_SQL, level_sql
 from quizbot.models import GuildMember
-from quizbot.models.guild import PERIOD_START_SQL, UTC_DAY_SQL
+from quizbot.models.guild import PERIOD_KINDS, PERIOD_START_SQL, UTC_DAY_SQL
 from quizbot.repositories.base import Repository
 
 
@@ -116,12 +116,14 @@ def add_period_points_sql(rows: str, day: str, *, and_where: str = "") -> str:
     A row without points (only wrong answers) writes nothing. The rows go in key order,
     so two writers sharing rows lock them in one order.
     """
-    week, month = (PERIOD_START_SQL[kind].format(day=day) for kind in ("week", "month"))
+    windows = ", ".join(
+        f"('{kind}', {PERIOD_START_SQL[kind].format(day=day)})" for kind in PERIOD_KINDS
+    )
     return f"""
         INSERT INTO member_period_points AS t (guild_id, period, starts, user_id, points)
         SELECT r.guild_id, k.period, k.starts, r.user_id, r.points
         FROM {rows}
-        CROSS JOIN LATERAL (VALUES ('week', {week}), ('month', {month})) AS k(period, starts)
+        CROSS JOIN LATERAL (VALUES {windows}) AS k(period, starts)
         WHERE r.points > 0{and_where}
         ORDER BY r.guild_id, k.period, k.starts, r.user_id
         ON CONFLICT (guild_id, period, starts, user_id) DO UPDATE SET

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quizbot.cache import SCORES, QuizCache
 from quizbot.errors import InvalidInputError
+from quizbot.models.guild import PERIOD_KINDS
 from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import ExecutorFactory, MemberRepository, MemberStats
 from quizbot.resilience import retry_transient
@@ -146,7 +147,7 @@ _PERIOD_SOURCE = _Source(
     "WHERE guild_id = :guild_id AND period = :period AND starts = :since_day",
     _GUILD_NAME,
 )
-_KEPT_PERIODS = frozenset({Period.WEEK, Period.MONTH})
+_KEPT_PERIODS = frozenset(Period(kind) for kind in PERIOD_KINDS)
 
 
 def _source_of(guild_id: int | None, period: Period, topic: str | None) -> _Source:
@@ -154,6 +155,19 @@ def _source_of(guild_id: int | None, period: Period, topic: str | None) -> _Sour
     if guild_id is not None and topic is None and period in _KEPT_PERIODS:
         return _PERIOD_SOURCE
     return _SOURCES[(guild_id is not None, period is not Period.ALL or topic is not None)]
+
+
+def _board(
+    guild_id: int | None, period: Period, topic: str | None, since: dt.datetime | None
+) -> tuple[_Source, dict[str, Any]]:
+    """A board's source and the parameters every statement built on it takes."""
+    params = {
+        "guild_id": guild_id,
+        "topic": topic,
+        "period": period.value,
+        "since_day": first_day(since),
+    }
+    return _source_of(guild_id, period, topic), params
 
 
 # A topic board of all time starts here.
@@ -286,16 +300,12 @@ class StatsService:
         limit: int,
         _gen: int,
     ) -> tuple[Entry, ...]:
-        source = _source_of(guild_id, period, topic)
-        params = {
-            "guild_id": guild_id,
-            "topic": topic,
-            "period": period.value,
-            "since_day": first_day(since),
-            "after_points": after.points if after else None,
-            "after_user": after.user_id if after else None,
-            "limit": limit,
-        }
+        source, params = _board(guild_id, period, topic, since)
+        params.update(
+            after_points=after.points if after else None,
+            after_user=after.user_id if after else None,
+            limit=limit,
+        )
 
         async def read() -> Sequence[Row[Any]]:
             async with self._reads() as session:
@@ -405,14 +415,8 @@ class StatsService:
         topic: str | None,
         since: dt.datetime | None,
     ) -> Entry | None:
-        source = _source_of(guild_id, period, topic)
-        params = {
-            "guild_id": guild_id,
-            "topic": topic,
-            "period": period.value,
-            "since_day": first_day(since),
-            "me": user_id,
-        }
+        source, params = _board(guild_id, period, topic, since)
+        params["me"] = user_id
 
         async def read() -> Row[Any] | None:
             async with self._reads() as session:

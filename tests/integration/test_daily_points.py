@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 from quizbot import models
 from quizbot.cache import QuizCache
 from quizbot.migrations import upgrade_on
+from quizbot.models.guild import PERIOD_POINTS_FROM_DAYS_SQL
 from quizbot.repositories import AchievementRepository, AnswerRepository
 from quizbot.services.achievements import catalogue_rows
 from quizbot.services.members import MemberService
@@ -169,11 +170,7 @@ async def vacuumed() -> AsyncIterator[AsyncConnection]:
                 "INSERT INTO member_daily_points (guild_id, day, user_id, topic, points, answers) "
                 "SELECT g, DATE '2026-08-25' + d, u, t, d, 1 FROM generate_series(1, 5) g, "
                 "generate_series(0, 89) d, generate_series(1, 6) u, unnest(ARRAY['a', 'b']) t",
-                "INSERT INTO member_period_points (guild_id, period, starts, user_id, points) "
-                "SELECT guild_id, k.period, "
-                "CAST(date_trunc(k.period, CAST(day AS timestamp)) AS date), user_id, sum(points) "
-                "FROM member_daily_points CROSS JOIN (VALUES ('week'), ('month')) AS k(period) "
-                "GROUP BY 1, 2, 3, 4 HAVING sum(points) > 0",
+                PERIOD_POINTS_FROM_DAYS_SQL,
                 "VACUUM ANALYZE",
             ):
                 await conn.execute(text(statement))
