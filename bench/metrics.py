@@ -71,7 +71,15 @@ class Invocation:
 # A captured transaction-control marker (SQL text); its parameters are empty.
 TX_MARKERS = ("BEGIN", "COMMIT", "ROLLBACK")
 
-AnswerKey = tuple[int, int, int]  # (session_id, question_id, user_id)
+# What a caller waits for in a group commit: an answer (session_id, question_id,
+# user_id), or a question message (see `message_key`).
+BatchKey = tuple[int, int, int]
+AnswerKey = BatchKey
+
+
+def message_key(session_id: int, message_id: int) -> BatchKey:
+    """The key of a question message written by the message group commit."""
+    return (session_id, -1, message_id)
 
 
 @dataclass
@@ -79,9 +87,10 @@ class BatchRecord:
     """One group-commit flush: what it cost, once, and how many answers it covered."""
 
     index: int  # in its stage
-    size: int  # answers the flush covered
+    size: int  # answers (or messages) the flush covered
     attributed: int  # of which the benchmark's commands were waiting for
     full: bool  # the batch reached the committer's size limit (it did not wait)
+    kind: str = "answers"  # or "messages": QuizService.set_message's group commit
     began: float = 0.0  # perf_counter when the flush began
     seconds: float = 0.0
     statements: int = 0
@@ -104,7 +113,7 @@ class BatchLog:
     def __init__(self) -> None:
         self.records: list[BatchRecord] = []
         self.capture = False
-        self.waiting: dict[AnswerKey, Invocation] = {}
+        self.waiting: dict[BatchKey, Invocation] = {}
 
     def start(self, *, capture: bool) -> None:
         """A stage begins: a fresh log."""
@@ -118,8 +127,9 @@ class BatchLog:
         return records
 
     @contextmanager
-    def waiting_for(self, key: AnswerKey) -> Iterator[None]:
-        """The running command submitted the answer `key` and waits for its batch."""
+    def waiting_for(self, key: BatchKey) -> Iterator[None]:
+        """The running command submitted `key` (an answer, a message) and waits for its
+        batch."""
         inv = CURRENT.get()
         if inv is None:
             yield
@@ -132,9 +142,11 @@ class BatchLog:
                 del self.waiting[key]
 
     @contextmanager
-    def flush(self, keys: Sequence[AnswerKey], *, full: bool = False) -> Iterator[BatchRecord]:
+    def flush(
+        self, keys: Sequence[BatchKey], *, full: bool = False, kind: str = "answers"
+    ) -> Iterator[BatchRecord]:
         """Run a batch's flush: its statements count for the batch, not for a command."""
-        record = BatchRecord(len(self.records), len(keys), 0, full)
+        record = BatchRecord(len(self.records), len(keys), 0, full, kind)
         self.records.append(record)
         for key in keys:
             inv = self.waiting.get(key)
@@ -323,7 +335,11 @@ class CommandStats:
 
 
 def batch_summary(records: Sequence[BatchRecord], seconds: float) -> dict[str, Any] | None:
-    """A stage's group-commit batches, each counted once (None: no batch)."""
+    """A stage's group-committed answer batches, each counted once (None: no batch).
+
+    The message batches are left out: their figures would blur the answers'.
+    """
+    records = [r for r in records if r.kind == "answers"]
     if not records:
         return None
     n = len(records)

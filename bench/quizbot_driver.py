@@ -18,6 +18,7 @@ from bench.metrics import (
     count_statement,
     count_tx,
     held_by_current,
+    message_key,
 )
 from bench.workload import Ack, Member, Shown
 from quizbot.app import App
@@ -63,6 +64,18 @@ def instrument(app: App) -> None:
             return BATCHES.flush(keys, full=len(items) >= limit)
 
         batcher.observer = observe
+
+    # So is a flush of question messages (QuizService.set_message).
+    writer = app.quiz.message_writer
+    message_limit = writer.max_batch
+
+    def observe_messages(
+        items: Sequence[tuple[int, int | None]],
+    ) -> AbstractContextManager[object]:
+        keys = [message_key(session_id, message_id or 0) for session_id, message_id in items]
+        return BATCHES.flush(keys, full=len(items) >= message_limit, kind="messages")
+
+    writer.observer = observe_messages
 
 
 def _instrument_engine(engine: Any) -> None:
@@ -161,7 +174,7 @@ class QuizbotDriver:
             filters=QuizFilters(count=count),
         )
         # The game posts the question, then remembers its message (Game._show).
-        await self.app.quiz.set_message(view.session_id, _message_id(view.session_id, 0))
+        await self._set_message(view.session_id, 0)
         return Shown(view.session_id, view.question_id, view.position)
 
     async def answer(self, m: Member, session_id: int, question_id: int, given: str) -> Ack | None:
@@ -185,8 +198,13 @@ class QuizbotDriver:
         await self.app.quiz.question(question_id)
         if view is None:
             return None
-        await self.app.quiz.set_message(session_id, _message_id(session_id, view.position))
+        await self._set_message(session_id, view.position)
         return Shown(view.session_id, view.question_id, view.position)
+
+    async def _set_message(self, session_id: int, position: int) -> None:
+        message_id = _message_id(session_id, position)
+        with BATCHES.waiting_for(message_key(session_id, message_id)):
+            await self.app.quiz.set_message(session_id, message_id)
 
     async def finish(self, session_id: int) -> None:
         await self.app.quiz.finish(session_id)

@@ -60,7 +60,9 @@ class _PendingBatch:
         self.queued = False
         self.done = asyncio.Event()
         self.error: BaseException | None = None
-        self.record = BatchRecord(trace.index, trace.size, trace.attributed, trace.full)
+        self.record = BatchRecord(
+            trace.index, trace.size, trace.attributed, trace.full, trace.kind
+        )
         self._ready = ready
         self._window = window
         if trace.attributed == 0:
@@ -247,22 +249,25 @@ class Replayer:
             record.seconds = time.perf_counter() - record.began
             batch.done.set()
 
-    async def _committer(self, ready: asyncio.Queue[_PendingBatch]) -> None:
+    async def _committer(
+        self, ready: asyncio.Queue[_PendingBatch], pending: list[_PendingBatch]
+    ) -> None:
         """One flush at a time, like quizbot's committer, each batch once, as it gets ready.
 
         Batches are taken as they become ready, not strictly in quizbot's order: one
         answer arriving late in the replay must not hold up every later batch. Their
         effects on the totals commute, and a player's next answer comes only after
-        the batch of their previous one committed, as in quizbot.
+        the batch of their previous one committed, as in quizbot. Answer batches and
+        message batches (`BatchTrace.kind`) have a committer each, as in quizbot.
         """
-        left = len(self._pending)
+        left = len(pending)
         while left:
             try:
                 async with asyncio.timeout(BATCH_ARRIVAL_TIMEOUT_S):
                     batch = await ready.get()
             except TimeoutError:
                 # Answers the replay never delivered: flush what waits, counted.
-                for waiting in self._pending:
+                for waiting in pending:
                     if not waiting.queued:
                         self.batches_forced += 1
                         waiting.enqueue()
@@ -277,16 +282,27 @@ class Replayer:
     async def replay(self, trace: StageTrace, recorder: Recorder) -> float:
         """Replay one stage; returns its wall time (see `batches` for its batches)."""
         began = self._began = time.perf_counter()
-        ready: asyncio.Queue[_PendingBatch] = asyncio.Queue()
-        self._pending = [_PendingBatch(b, ready, trace.batch_window_s) for b in trace.batches]
-        committer = asyncio.create_task(self._committer(ready))
+        ready: dict[str, asyncio.Queue[_PendingBatch]] = {}
+        self._pending = []
+        for b in trace.batches:
+            queue = ready.setdefault(b.kind, asyncio.Queue())
+            # Messages are written at once when the writer is idle (no window).
+            window = trace.batch_window_s if b.kind == "answers" else 0.0
+            self._pending.append(_PendingBatch(b, queue, window))
+        committers = [
+            asyncio.create_task(
+                self._committer(queue, [p for p in self._pending if p.trace.kind == kind])
+            )
+            for kind, queue in ready.items()
+        ]
         try:
             await asyncio.gather(*(self._group(g, recorder) for g in trace.groups))
-            await committer
+            await asyncio.gather(*committers)
         finally:
-            if not committer.done():
-                committer.cancel()
-                await asyncio.gather(committer, return_exceptions=True)
+            for committer in committers:
+                if not committer.done():
+                    committer.cancel()
+            await asyncio.gather(*committers, return_exceptions=True)
         return time.perf_counter() - began
 
     @property

@@ -127,6 +127,7 @@ class BatchTrace:
     full: bool  # it flushed at the size limit, without waiting for the window
     # The flush's statements and BEGIN / COMMIT / ROLLBACK markers, in order.
     statements: list[tuple[str, tuple[Any, ...]]]
+    kind: str = "answers"  # or "messages" (BatchRecord.kind)
 
 
 @dataclass
@@ -382,7 +383,7 @@ class Stage:
             self.batches = BATCHES.take()
         if self.capture:
             self.trace.batches = [
-                BatchTrace(b.index, b.size, b.attributed, b.full, b.captured or [])
+                BatchTrace(b.index, b.size, b.attributed, b.full, b.captured or [], b.kind)
                 for b in self.batches
             ]
         if background:

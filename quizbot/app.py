@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -185,7 +186,8 @@ class App:
             )
 
     async def bootstrap(self, *, seed: bool = True) -> None:
-        """Upsert the achievements catalogue; load the bundled bank when no question exists.
+        """Upsert the achievements catalogue; load the bundled bank when no question
+        exists; fill the question cache (`QuizService.warm_question_cache`).
 
         Also starts the pool monitor (see `start_monitoring`).
         """
@@ -197,6 +199,14 @@ class App:
             log.info("first start: loading the bundled question bank")
             report = await self.bank.seed_bundled()
             log.info("loaded %d questions", report.inserted)
+        began = time.perf_counter()
+        warmed = await self.quiz.warm_question_cache()
+        if warmed:
+            log.info(
+                "question cache: %d questions loaded in %.0f ms",
+                warmed,
+                (time.perf_counter() - began) * 1000,
+            )
 
     async def close(self) -> None:
         """Write queued answers, then release the monitor, the cache and the pool.

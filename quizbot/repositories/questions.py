@@ -101,6 +101,12 @@ class QuestionRepository(Repository[Question]):
         by_id = {r.id: r for r in (await self.session.execute(stmt)).all()}
         return [by_id[i] for i in ids if i in by_id]
 
+    async def enabled(self, *, limit: int) -> list[Row[Any]]:
+        """Up to `limit` enabled questions of every scope, by id (the cache's warm-up)."""
+        table = Question.__table__
+        stmt = select(*table.c).where(table.c.enabled).order_by(table.c.id).limit(limit)
+        return list((await self.session.execute(stmt)).all())
+
     async def topics(self, *, guild_id: int | None) -> list[tuple[str, str, int]]:
         """(topic, category, number of enabled questions) visible to a guild."""
         stmt = (

@@ -24,6 +24,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from quizbot.errors import ActiveSessionError, NotFoundError
 from quizbot.models import Answer, QuizSession, SessionMode, SessionStatus
@@ -55,11 +56,27 @@ _ADVANCE = (
 )
 # The question's clock starts when its message is posted: the move that chose it ran
 # before the previous question's reveal was edited into Discord, which can take seconds.
-_SET_MESSAGE = (
-    update(_SESSIONS)
-    .where(_SESSIONS.c.id == bindparam("session_id"))
-    .values(message_id=bindparam("new_message_id"), question_started_at=func.statement_timestamp())
-    .returning(_SESSIONS.c.question_started_at)
+# The messages that now show their quizzes' questions, and each question's clock
+# started: one statement for every quiz of a group commit (QuizService.set_message).
+# The rows are locked in id order first, as the answer batches lock them, so that two
+# statements that share quizzes queue instead of deadlocking.
+_SET_MESSAGES = text(
+    """
+    UPDATE quiz_sessions AS s
+    SET message_id = m.message_id, question_started_at = statement_timestamp()
+    FROM (
+        SELECT q.id, m.message_id
+        FROM unnest(:session_ids, :message_ids) AS m(id, message_id)
+        JOIN quiz_sessions q ON q.id = m.id
+        ORDER BY q.id
+        FOR NO KEY UPDATE OF q
+    ) AS m
+    WHERE s.id = m.id
+    RETURNING s.id, s.question_started_at
+    """
+).bindparams(
+    bindparam("session_ids", type_=ARRAY(BigInteger)),
+    bindparam("message_ids", type_=ARRAY(BigInteger)),
 )
 
 _SESSION_COLUMNS = ", ".join(c.name for c in _SESSIONS.c)
@@ -358,14 +375,16 @@ class SessionRepository(Repository[QuizSession]):
         """A session's answers with the columns of `finish_with_answers`' answer part."""
         return (await self.session.execute(_ANSWERS_OF, {"session_id": session_id})).all()
 
-    async def set_message(self, *, session_id: int, message_id: int | None) -> dt.datetime | None:
-        """Remember the Discord message that shows the current question, and start the
-        question's clock now. Returns the new start (None for no such session)."""
-        params = {"session_id": session_id, "new_message_id": message_id}
-        started: dt.datetime | None = (
-            await self.session.execute(_SET_MESSAGE, params)
-        ).scalar_one_or_none()
-        return started
+    async def set_messages(self, messages: dict[int, int | None]) -> dict[int, dt.datetime]:
+        """Remember the Discord message that shows each session's current question
+        (session id -> message id), and start those questions' clocks now.
+
+        Returns each updated session's new start; a session that does not exist is
+        left out.
+        """
+        params = {"session_ids": list(messages), "message_ids": list(messages.values())}
+        rows = (await self.session.execute(_SET_MESSAGES, params)).all()
+        return {session_id: started for session_id, started in rows}
 
     async def require_row(self, session_id: int) -> Row[Any]:
         """The session's columns as a row, freshly read (works on a Core connection).

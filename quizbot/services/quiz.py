@@ -41,13 +41,13 @@ from quizbot.resilience import is_connection_failure, retry_transient
 from quizbot.services import achievements as catalogue
 from quizbot.services.answer_batch import (
     AnswerBatchWriter,
-    GroupCommitter,
     PendingAnswer,
     Recorded,
     award_achievements,
     progress_snapshot,
     rejection,
 )
+from quizbot.services.group_commit import GroupCommitter
 from quizbot.services.guild_settings import GuildSettingsService, stored_settings_text
 from quizbot.services.matching import check_answer
 from quizbot.services.scoring import score_answer
@@ -59,6 +59,10 @@ MIN_QUESTIONS, MAX_QUESTIONS = 1, 50
 DIFFICULTIES = ("easy", "medium", "hard", "mixed")
 # Questions kept in process memory (their content never changes; see `question`).
 QUESTION_MEMO_SIZE = 20_000
+# Question messages written by one statement at most, and such writes under way at once
+# (each holds a connection of the main pool while it runs).
+MESSAGE_BATCH_MAX, MESSAGE_FLUSHES = 256, 2
+MessageItem = tuple[int, int | None]  # (session id, message id) for `set_message`
 # How many recent answers count as "seen recently" when choosing questions.
 RECENT_WINDOW = 300
 
@@ -445,6 +449,15 @@ class QuizService:
                 in_flight=answer_flushes,
                 key=_answer_key,
             )
+        # No window: a message is written at once when the writer is idle; under load the
+        # messages posted while a write is under way form the next batch.
+        self.message_writer: GroupCommitter[MessageItem, dt.datetime | None] = GroupCommitter(
+            self._write_messages,
+            window=0.0,
+            max_batch=MESSAGE_BATCH_MAX,
+            in_flight=MESSAGE_FLUSHES,
+            name="message",
+        )
         self._pool = cache.memoize("pool", self._load_pool, ttl=300)
         self._question = cache.memoize("question", self._load_question, ttl=3600)
         self._question_memo: dict[int, QuestionData] = {}
@@ -503,6 +516,37 @@ class QuizService:
             rows = await QuestionRepository(session=session).get_many([question_id])
         return _question_data(rows[0]) if rows else None
 
+    def _memoise(self, data: QuestionData) -> None:
+        if len(self._question_memo) >= QUESTION_MEMO_SIZE:
+            self._question_memo.clear()
+        self._question_memo[data.id] = data
+
+    async def _prefetch_questions(self, session: Executor, ids: Sequence[int]) -> None:
+        """Memoise a new quiz's questions in one statement on the start's connection.
+
+        Loaded one at a time, each question this process had not seen yet cost a
+        statement (and a checkout) at the start or at a move; now a quiz costs at most
+        one, and none once the memo holds its questions.
+        """
+        if not self._cache.enabled:
+            return  # the ablation without cache reads every question, as it always did
+        missing = [i for i in dict.fromkeys(ids) if i not in self._question_memo]
+        if missing:
+            for row in await QuestionRepository(session=session).get_many(missing):
+                self._memoise(_question_data(row))
+
+    async def warm_question_cache(self, limit: int = QUESTION_MEMO_SIZE) -> int:
+        """Memoise up to `limit` enabled questions (by id) in one statement; returns how
+        many. Run once at start-up, so the first quizzes after a restart read no
+        question; a bank larger than the memo keeps its first `limit` questions."""
+        if not self._cache.enabled or limit <= 0:
+            return 0
+        async with self._statements() as session:
+            rows = await QuestionRepository(session=session).enabled(limit=limit)
+        for row in rows:
+            self._memoise(_question_data(row))
+        return len(rows)
+
     async def question(self, question_id: int) -> QuestionData:
         """A question's data, cached (questions are immutable once written but for `enabled`).
 
@@ -518,9 +562,7 @@ class QuizService:
         if self._cache.enabled:
             # Immutable once written, so an in-process copy never goes stale; it
             # saves the shared cache's round trip on every answer.
-            if len(self._question_memo) >= QUESTION_MEMO_SIZE:
-                self._question_memo.clear()
-            self._question_memo[question_id] = data
+            self._memoise(data)
         return data
 
     # -- the game -----------------------------------------------------------
@@ -591,6 +633,7 @@ class QuizService:
                 difficulty=filters.difficulty,
             )
             row = await SessionRepository(session=session).start(new)
+            await self._prefetch_questions(session, row.question_ids)
         return await self._view(row)
 
     async def open_session(self, new: NewSession) -> QuestionView:
@@ -603,6 +646,7 @@ class QuizService:
         """
         async with self._statements() as session:
             row = await SessionRepository(session=session).start(new)
+            await self._prefetch_questions(session, row.question_ids)
         return await self._view(row)
 
     def _choose(self, pool: Sequence[int], seen: Sequence[int], count: int) -> list[int]:
@@ -830,9 +874,13 @@ class QuizService:
             log.exception("could not invalidate the scores cache of guild %s", guild_id)
 
     async def close(self) -> None:
-        """Write the answers still queued (call before the engine is disposed)."""
-        if self.answer_batcher is not None:
-            await self.answer_batcher.close()
+        """Write the answers and messages still queued (call before the engine is
+        disposed)."""
+        try:
+            if self.answer_batcher is not None:
+                await self.answer_batcher.close()
+        finally:
+            await self.message_writer.close()
 
     @staticmethod
     def _not_recorded(question: QuestionData, reason: str, correct: bool) -> AnswerOutcome:
@@ -992,14 +1040,24 @@ class QuizService:
         """Remember which message shows the current question (restart recovery), and
         start the question's clock: its time runs from when players can see it.
 
+        Returns once written. Messages posted close together are written by one
+        statement (`group_commit`): at the start of a game night hundreds of quizzes
+        post their first question within a second, and each wrote its message with a
+        checkout and a round trip of its own.
+
         Returns:
             When the question's time started (None: no such session).
         """
+        return await self.message_writer.submit((session_id, message_id))
+
+    async def _write_messages(self, items: Sequence[MessageItem]) -> list[dt.datetime | None]:
+        # A session named twice in one batch keeps the later message, as two writes one
+        # after the other would; both callers get the clock's one start.
+        latest = dict(items)
         # One UPDATE, atomic on its own: autocommit spares the BEGIN and COMMIT round trips.
         async with self._statements() as session:
-            return await SessionRepository(session=session).set_message(
-                session_id=session_id, message_id=message_id
-            )
+            started = await SessionRepository(session=session).set_messages(latest)
+        return [started.get(session_id) for session_id, _message in items]
 
     async def finish(
         self, session_id: int, status: SessionStatus = SessionStatus.FINISHED

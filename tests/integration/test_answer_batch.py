@@ -23,7 +23,8 @@ from quizbot.observability import count_statements
 from quizbot.repositories import AchievementRepository, MemberRepository
 from quizbot.resilience import CircuitBreaker
 from quizbot.services.achievements import catalogue_rows
-from quizbot.services.answer_batch import AnswerBatchWriter, GroupCommitter
+from quizbot.services.answer_batch import AnswerBatchWriter
+from quizbot.services.group_commit import GroupCommitter
 from quizbot.services.quiz import AnswerOutcome, QuestionView, QuizFilters, QuizService
 from quizbot.services.scoring import ScoringConfig, score_answer
 from tests.committed_data import quiz_data, waits_for_a_lock

@@ -102,9 +102,10 @@ async def test_moving_to_the_next_question_is_one_statement_in_autocommit(
     # Two UPDATEs, each atomic on its own: no BEGIN, no COMMIT, no ping around them
     # (the only other statement reads the next question, a cache miss here).
     assert sent == []
-    updates = [sql for sql in statements.statements if sql.startswith("UPDATE quiz_sessions")]
+    sql_sent = [sql.lstrip() for sql in statements.statements]
+    updates = [sql for sql in sql_sent if sql.startswith("UPDATE quiz_sessions")]
     assert len(updates) == 2
-    assert all(sql.startswith("SELECT") for sql in statements.statements if sql not in updates)
+    assert all(sql.startswith("SELECT") for sql in sql_sent if sql not in updates)
 
 
 async def _bootstrapped_quiz(app: App, *, channel_id: int, count: int) -> QuestionView:
@@ -187,8 +188,8 @@ async def test_a_start_is_a_read_and_one_insert_in_autocommit(
     # No BEGIN/COMMIT: "recently seen" is read first, then one statement creates the
     # member and the session (atomic on its own).
     assert sent == [], sent
-    first_two = [sql.split()[0] for sql in statements.statements[:2]]
-    assert first_two == ["SELECT", "WITH"]
+    # Nothing else: the bootstrap memoised the bank's questions (no question read).
+    assert [sql.split()[0] for sql in statements.statements] == ["SELECT", "WITH"]
     async with app.read_sessionmaker() as session:
         member = (
             await session.execute(
@@ -324,3 +325,113 @@ async def test_the_bot_connections_run_without_jit(wire: tuple[App, list[str]]) 
         assert (await session.execute(text("SHOW jit"))).scalar() == "off"
         name = (await session.execute(text("SHOW application_name"))).scalar()
     assert name == "quizbot"
+
+
+async def _question_ids(app: App, session_id: int) -> list[int]:
+    async with app.read_sessionmaker() as session:
+        ids = await session.scalar(
+            text("SELECT question_ids FROM quiz_sessions WHERE id = :id"), {"id": session_id}
+        )
+    return list(ids)
+
+
+def _question_reads(statements: list[str]) -> list[str]:
+    """Reads of questions' content (not of a pool of ids)."""
+    return [sql for sql in statements if "WHERE questions.id IN" in sql]
+
+
+async def test_a_start_reads_its_quiz_s_questions_in_one_statement(database_url: str) -> None:
+    seeding = _app(database_url)
+    try:
+        await seeding.bootstrap()  # the bundled bank
+    finally:
+        await seeding.close()
+    app = _app(database_url)  # not bootstrapped: its question cache is empty
+    try:
+        with count_statements(app.engine) as statements:
+            view = await app.quiz.start(
+                guild_id=81,
+                guild_name="g",
+                channel_id=81,
+                user_id=81,
+                display_name="p",
+                filters=QuizFilters(count=5),
+            )
+            ids = await _question_ids(app, view.session_id)
+            questions = [await app.quiz.question(q) for q in ids]
+        # One read for the five questions, at the start, not one per question shown.
+        assert len(_question_reads(statements.statements)) == 1
+        assert [q.id for q in questions] == ids and len(ids) == 5
+    finally:
+        await app.close()
+
+
+async def test_the_bootstrap_fills_the_question_cache(database_url: str) -> None:
+    app = _app(database_url)
+    try:
+        await app.bootstrap()
+        with count_statements(app.engine) as statements:
+            view = await app.quiz.start(
+                guild_id=82,
+                guild_name="g",
+                channel_id=82,
+                user_id=82,
+                display_name="p",
+                filters=QuizFilters(count=5),
+            )
+            for q in await _question_ids(app, view.session_id):
+                await app.quiz.question(q)
+        assert _question_reads(statements.statements) == []
+    finally:
+        await app.close()
+    # Without the cache (CACHE_ENABLED=false) nothing is memoised, so nothing is warmed.
+    uncached = App.create(
+        Settings(_env_file=None, redis_url=None, db_pool_monitor_interval=0),  # type: ignore[call-arg]
+        database_url,
+        QuizCache(QuizCache.memory_backend(), enabled=False),
+    )
+    try:
+        assert await uncached.quiz.warm_question_cache() == 0
+    finally:
+        await uncached.close()
+
+
+async def test_messages_posted_together_are_written_by_one_statement(
+    wire: tuple[App, list[str]],
+) -> None:
+    app, sent = wire
+    await app.bootstrap()
+    views = [
+        await app.quiz.start(
+            guild_id=83, guild_name="g", channel_id=90 + i, user_id=90, display_name="p"
+        )
+        for i in range(20)
+    ]
+    twice = views[0].session_id
+    sent.clear()
+    with count_statements(app.engine) as statements:
+        started = await asyncio.gather(
+            *(app.quiz.set_message(v.session_id, 9000 + i) for i, v in enumerate(views)),
+            app.quiz.set_message(twice, 8999),  # the same quiz again, later: it wins
+            app.quiz.set_message(-1, 1),  # no such quiz
+        )
+    # The writer was idle, and every call came in the same turn of the loop: one batch,
+    # one UPDATE in autocommit (no BEGIN, no COMMIT).
+    assert len(statements.statements) == 1 and sent == []
+    assert started[-1] is None
+    assert all(s is not None for s in started[:-1])
+    assert started[0] == started[-2]  # one clock start for the quiz named twice
+    async with app.read_sessionmaker() as session:
+        stored = dict(
+            (
+                await session.execute(
+                    text("SELECT id, message_id FROM quiz_sessions WHERE id = ANY(:ids)"),
+                    {"ids": [v.session_id for v in views]},
+                )
+            ).all()
+        )
+    expected = {v.session_id: 9000 + i for i, v in enumerate(views)} | {twice: 8999}
+    assert stored == expected
+    for view, when in zip(views, started, strict=False):
+        current = await app.quiz.current(view.session_id)
+        assert current is not None and current.started_at == when
