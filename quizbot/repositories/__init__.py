@@ -13,7 +13,12 @@ from quizbot.repositories.members import (
 )
 from quizbot.repositories.questions import QuestionRepository, question_hash
 from quizbot.repositories.reviews import ReviewRepository
-from quizbot.repositories.sessions import AnswerRepository, NewSession, SessionRepository
+from quizbot.repositories.sessions import (
+    AnswerRepository,
+    NewSession,
+    QuestionDraw,
+    SessionRepository,
+)
 from quizbot.repositories.users import UserRepository
 
 __all__ = [
@@ -26,6 +31,7 @@ __all__ = [
     "MemberRepository",
     "MemberStats",
     "NewSession",
+    "QuestionDraw",
     "QuestionRepository",
     "RecentAchievement",
     "ReviewRepository",

@@ -204,6 +204,36 @@ _START = text(
     """
 ).columns(*_SESSIONS.c)
 
+# The same start, drawing its questions in the statement (`QuestionDraw`): one round
+# trip where reading the member's recent answers first took two. Unseen candidates come
+# first, in the candidates' (random) order, then those seen longest ago; a question
+# answered again counts by its latest answer.
+_START_DRAWING = text(
+    f"""
+    WITH {ENSURE_MEMBER_CTES},
+    recent AS (
+        SELECT question_id, answered_at FROM answers
+        WHERE user_id = :user_id AND guild_id = :guild_id
+        ORDER BY answered_at DESC
+        LIMIT :window
+    ), drawn AS (
+        SELECT c.id, s.last, c.ord
+        FROM unnest(CAST(:candidates AS bigint[])) WITH ORDINALITY AS c(id, ord)
+        LEFT JOIN (
+            SELECT question_id, max(answered_at) AS last FROM recent GROUP BY question_id
+        ) s ON s.question_id = c.id
+        ORDER BY s.last NULLS FIRST, c.ord
+        LIMIT :count
+    )
+    INSERT INTO quiz_sessions (guild_id, channel_id, user_id, mode, topic, category,
+                               difficulty, question_ids, time_limit, question_started_at)
+    VALUES (:guild_id, :channel_id, :user_id, :mode, :topic, :category, :difficulty,
+            ARRAY(SELECT id FROM drawn ORDER BY last NULLS FIRST, ord),
+            :time_limit, :question_started_at)
+    RETURNING {", ".join(c.name for c in _SESSIONS.c)}
+    """
+).columns(*_SESSIONS.c)
+
 _ACTIVE_CONFLICTS: dict[str, tuple[type[ActiveSessionError], str]] = {
     "uq_quiz_sessions_active_channel": (
         ActiveSessionError,
@@ -217,6 +247,17 @@ _ACTIVE_CONFLICTS: dict[str, tuple[type[ActiveSessionError], str]] = {
 
 
 @dataclass(frozen=True)
+class QuestionDraw:
+    """Questions a start draws in its own statement: `count` of `candidates` (ids, in
+    random order), the member's unseen ones first, then those they saw longest ago
+    among their last `window` answers in the guild."""
+
+    candidates: list[int]
+    count: int
+    window: int
+
+
+@dataclass(frozen=True)
 class NewSession:
     """A quiz about to start: where, who, and the questions chosen for it."""
 
@@ -226,7 +267,7 @@ class NewSession:
     user_id: int
     display_name: str
     mode: SessionMode
-    question_ids: list[int]
+    questions: list[int] | QuestionDraw  # the ids, or what the start's statement draws
     time_limit: int
     question_started_at: dt.datetime
     topic: str | None = None
@@ -253,7 +294,8 @@ class SessionRepository(Repository[QuizSession]):
     async def start(self, new: NewSession) -> Row[Any]:
         """Insert a running session, creating its guild, user and member if missing.
 
-        One statement (atomic on its own, so it may run in autocommit).
+        One statement (atomic on its own, so it may run in autocommit). The questions
+        are the ids `new.questions` names, or, for a `QuestionDraw`, drawn by the statement.
 
         Returns:
             The new session's row.
@@ -273,12 +315,18 @@ class SessionRepository(Repository[QuizSession]):
             topic=new.topic,
             category=new.category,
             difficulty=new.difficulty,
-            question_ids=new.question_ids,
             time_limit=new.time_limit,
             question_started_at=new.question_started_at,
         )
+        statement = _START
+        if isinstance(new.questions, QuestionDraw):
+            statement = _START_DRAWING
+            draw = new.questions
+            params.update(candidates=draw.candidates, count=draw.count, window=draw.window)
+        else:
+            params.update(question_ids=new.questions)
         with translate_integrity_errors(dict(_ACTIVE_CONFLICTS)):
-            return (await self.session.execute(_START, params)).one()
+            return (await self.session.execute(statement, params)).one()
 
     async def active_in_channel(self, *, channel_id: int) -> list[QuizSession]:
         """Running sessions in a channel."""
@@ -490,16 +538,6 @@ class AnswerRepository(Repository[Answer]):
             "answered_at": answered_at,
         }
         return (await self.session.execute(_RECORD_ANSWER, params)).scalar_one_or_none()
-
-    async def seen_recently(self, *, user_id: int, guild_id: int, limit: int = 500) -> list[int]:
-        """Ids of the questions this member answered most recently (no-repeat selection)."""
-        stmt = (
-            select(Answer.question_id)
-            .where(Answer.user_id == user_id, Answer.guild_id == guild_id)
-            .order_by(Answer.answered_at.desc())
-            .limit(limit)
-        )
-        return list((await self.session.scalars(stmt)).all())
 
     async def for_question(self, *, session_id: int, question_id: int) -> list[Answer]:
         """Everyone's answers to one question of a session, fastest first (the reveal)."""

@@ -27,12 +27,12 @@ from quizbot.models.guild import UTC_DAY_SQL
 from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import (
     AchievementRepository,
-    AnswerRepository,
     Executor,
     ExecutorFactory,
     MemberDelta,
     MemberRepository,
     NewSession,
+    QuestionDraw,
     QuestionRepository,
     SessionRepository,
 )
@@ -610,28 +610,24 @@ class QuizService:
                 v for v in (filters.topic, filters.category, filters.difficulty) if v
             )
             raise InvalidInputError(f"no questions match {wanted}; try /topics")
-        # "Recently seen", then the insert: two statements in autocommit on one
-        # connection. No transaction is held open between them (it was four statements
-        # between BEGIN and COMMIT), and a burst of starts queues for the pool once per
-        # start, not once per statement.
+        # One statement in autocommit: it reads the member's recent answers, draws the
+        # questions from the candidates and inserts the session. It was two statements
+        # ("recently seen", then the insert), and four between BEGIN and COMMIT before.
+        new = NewSession(
+            guild_id=guild_id,
+            guild_name=guild_name,
+            channel_id=channel_id,
+            user_id=user_id,
+            display_name=display_name,
+            mode=mode,
+            questions=self._draw(pool, filters.count),
+            time_limit=guild_settings.timer,
+            question_started_at=dt.datetime.now(dt.UTC),
+            topic=filters.topic,
+            category=filters.category,
+            difficulty=filters.difficulty,
+        )
         async with self._statements() as session:
-            seen = await AnswerRepository(session=session).seen_recently(
-                user_id=user_id, guild_id=guild_id, limit=RECENT_WINDOW
-            )
-            new = NewSession(
-                guild_id=guild_id,
-                guild_name=guild_name,
-                channel_id=channel_id,
-                user_id=user_id,
-                display_name=display_name,
-                mode=mode,
-                question_ids=self._choose(pool, seen, filters.count),
-                time_limit=guild_settings.timer,
-                question_started_at=dt.datetime.now(dt.UTC),
-                topic=filters.topic,
-                category=filters.category,
-                difficulty=filters.difficulty,
-            )
             row = await SessionRepository(session=session).start(new)
             await self._prefetch_questions(session, row.question_ids)
         return await self._view(row)
@@ -649,21 +645,19 @@ class QuizService:
             await self._prefetch_questions(session, row.question_ids)
         return await self._view(row)
 
-    def _choose(self, pool: Sequence[int], seen: Sequence[int], count: int) -> list[int]:
-        """Unseen questions first (random order), then the least recently seen.
+    def _draw(self, pool: Sequence[int], count: int) -> QuestionDraw:
+        """What the start's statement draws `count` questions from: unseen first (at
+        random), then the least recently seen.
 
-        `seen` is most recent first. Sampling, not shuffling the pool: a pool of
-        thousands of questions costs one pass, not thousands of random draws.
+        The statement knows only the member's last RECENT_WINDOW answers, so at most
+        that many candidates are seen ones: a random sample of `count` + RECENT_WINDOW
+        of the pool holds at least `count` unseen questions whenever the pool does, and
+        its unseen ones, in sample order, are a random draw of the pool's. A smaller
+        pool is sent whole, shuffled. Either way at most a few hundred ids, not the pool
+        of a bank of a hundred thousand.
         """
-        recency: dict[int, int] = {}
-        for i, q in enumerate(seen):
-            recency.setdefault(q, i)  # a question answered again: its latest answer counts
-        fresh = [q for q in pool if q not in recency]
-        chosen = self._rng.sample(fresh, min(count, len(fresh)))
-        if len(chosen) < count:
-            stale = sorted((q for q in pool if q in recency), key=recency.__getitem__)
-            chosen += stale[::-1][: count - len(chosen)]
-        return chosen
+        candidates = self._rng.sample(pool, min(len(pool), count + RECENT_WINDOW))
+        return QuestionDraw(candidates=candidates, count=count, window=RECENT_WINDOW)
 
     async def _view(self, row: QuizSession | Row[Any]) -> QuestionView:
         question = await self.question(row.question_ids[row.position])

@@ -102,7 +102,7 @@ class ReviewService:
                 user_id=user_id,
                 display_name=display_name,
                 mode=SessionMode.SOLO,
-                question_ids=list(question_ids),
+                questions=list(question_ids),
                 time_limit=settings.timer,
                 question_started_at=now,
                 topic=REVIEW_TOPIC,

@@ -17,7 +17,7 @@ from quizbot.errors import ActiveSessionError, InvalidInputError, NotFoundError
 from quizbot.observability import count_statements
 from quizbot.repositories import AchievementRepository, MemberRepository
 from quizbot.services.achievements import catalogue_rows
-from quizbot.services.quiz import QuestionView, QuizFilters, QuizService
+from quizbot.services.quiz import RECENT_WINDOW, QuestionView, QuizFilters, QuizService
 from tests.committed_data import quiz_data, waits_for_a_lock
 from tests.factories import GuildFactory, QuestionFactory
 
@@ -394,22 +394,19 @@ async def test_answer_write_is_two_statements(
     assert log.count == 2, log.statements
 
 
-def test_choose_takes_unseen_first_then_the_least_recently_seen() -> None:
-    quiz = QuizService.__new__(QuizService)  # _choose is pure: no database needed
+def test_a_draw_sends_enough_candidates_and_no_more() -> None:
+    quiz = QuizService.__new__(QuizService)  # _draw is pure: no database needed
     quiz._rng = random.Random(1)
-    chosen = quiz._choose([1, 2, 3, 4, 5], seen=[3, 1, 2], count=4)
-    assert set(chosen[:2]) == {4, 5}
-    assert chosen[2:] == [2, 1]  # 2 was seen longest ago, then 1; 3 (just seen) is left out
-    assert quiz._choose([1, 2], seen=[], count=5) in ([1, 2], [2, 1])
-
-
-def test_choose_ranks_a_question_seen_again_by_its_latest_answer() -> None:
-    """`seen` repeats a question answered in several quizzes; its latest answer counts."""
-    quiz = QuizService.__new__(QuizService)  # _choose is pure: no database needed
-    quiz._rng = random.Random(1)
-    # 1 was answered just now (and once long ago), 2 before it, 3 before that.
-    assert quiz._choose([1, 2, 3], seen=[1, 2, 3, 1], count=1) == [3]
-    assert quiz._choose([1, 2, 3], seen=[1, 2, 3, 1], count=3) == [3, 2, 1]
+    big = list(range(10_000))
+    draw = quiz._draw(big, 5)
+    # At most RECENT_WINDOW of them can be seen ones: 5 unseen remain whatever was seen.
+    assert len(draw.candidates) == 5 + RECENT_WINDOW == len(set(draw.candidates))
+    assert set(draw.candidates) <= set(big) and (draw.count, draw.window) == (5, RECENT_WINDOW)
+    small = list(range(20))
+    assert sorted(quiz._draw(small, 5).candidates) == small  # a small pool goes whole
+    # ... in random order: the statement keeps it for the unseen ones.
+    orders = {tuple(quiz._draw(small, 5).candidates) for _ in range(5)}
+    assert len(orders) > 1
 
 
 async def test_finishing_costs_the_same_statements_for_one_player_or_many(

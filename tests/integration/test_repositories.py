@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 from sqlalchemy import select, text
@@ -18,6 +19,8 @@ from quizbot.repositories import (
     GuildRepository,
     MemberDelta,
     MemberRepository,
+    NewSession,
+    QuestionDraw,
     QuestionRepository,
     ReviewRepository,
     SessionRepository,
@@ -358,7 +361,10 @@ async def test_answer_record_is_idempotent_and_counts_in_its_utc_day(
     }
     assert await repo.record(**args) is not None
     assert await repo.record(**args) is None
-    assert await repo.seen_recently(user_id=quiz.user_id, guild_id=quiz.guild_id) == [question.id]
+    stored = await session.scalars(
+        select(models.Answer.question_id).where(models.Answer.session_id == quiz.id)
+    )
+    assert list(stored) == [question.id]
     days = await session.execute(
         select(
             models.MemberDailyPoints.day,
@@ -393,3 +399,80 @@ async def test_due_review_cards(session: AsyncSession) -> None:
     assert [c.question_id for c in due] == [late.question_id, soon.question_id]
     late.reps = 3
     await repo.upsert(late)
+
+
+_DRAW_CHANNELS = itertools.count(10_000)
+
+
+async def _drawn(
+    session: AsyncSession, member: models.GuildMember, candidates: list[int], count: int, **kw: int
+) -> list[int]:
+    """The questions a drawing start of `member` takes from `candidates`."""
+    row = await SessionRepository(session=session).start(
+        NewSession(
+            guild_id=member.guild_id,
+            guild_name="g",
+            channel_id=next(_DRAW_CHANNELS),  # one solo quiz per player and channel
+            user_id=member.user_id,
+            display_name="p",
+            mode=models.SessionMode.SOLO,
+            questions=QuestionDraw(
+                candidates=candidates, count=count, window=kw.get("window", 300)
+            ),
+            time_limit=30,
+            question_started_at=dt.datetime.now(dt.UTC),
+        )
+    )
+    return list(row.question_ids)
+
+
+async def _answered(
+    session: AsyncSession, member: models.GuildMember, ago: list[tuple[models.Question, int]]
+) -> None:
+    """`member` answered each question so many minutes ago (each in a quiz of its own)."""
+    now = dt.datetime.now(dt.UTC)
+    for question, minutes in ago:
+        quiz = QuizSessionFactory(guild=member.guild, user=member.user, status="finished")
+        AnswerFactory(
+            session=quiz, question=question, answered_at=now - dt.timedelta(minutes=minutes)
+        )
+    await session.flush()
+
+
+async def test_a_start_draws_unseen_questions_first_then_the_least_recently_seen(
+    session: AsyncSession,
+) -> None:
+    member = GuildMemberFactory()
+    q = [QuestionFactory() for _ in range(5)]
+    # Seen: q[2] just now, q[0] before, q[1] longest ago; q[3] and q[4] never.
+    await _answered(session, member, [(q[2], 1), (q[0], 2), (q[1], 3)])
+    ids = [x.id for x in q]
+    # Unseen first, in the candidates' (random) order, then the seen longest ago first;
+    # the one just seen is left out.
+    assert await _drawn(session, member, ids, 4) == [ids[3], ids[4], ids[1], ids[0]]
+    assert await _drawn(session, member, ids[::-1], 2) == [ids[4], ids[3]]
+    # More than the candidates: all of them.
+    assert sorted(await _drawn(session, member, ids, 9)) == sorted(ids)
+
+
+async def test_a_start_ranks_a_question_seen_again_by_its_latest_answer(
+    session: AsyncSession,
+) -> None:
+    member = GuildMemberFactory()
+    q = [QuestionFactory() for _ in range(3)]
+    # q[0] answered just now and long ago, q[1] before it, q[2] before that.
+    await _answered(session, member, [(q[0], 100), (q[0], 1), (q[1], 2), (q[2], 3)])
+    ids = [x.id for x in q]
+    assert await _drawn(session, member, ids, 1) == [ids[2]]
+    assert await _drawn(session, member, ids, 3) == [ids[2], ids[1], ids[0]]
+    # Only the last `window` answers count as seen: with one, only q[0] is.
+    assert await _drawn(session, member, ids, 3, window=1) == [ids[1], ids[2], ids[0]]
+
+
+async def test_a_draw_ignores_answers_in_other_guilds(session: AsyncSession) -> None:
+    member = GuildMemberFactory()
+    elsewhere = GuildMemberFactory(user=member.user)
+    q = [QuestionFactory() for _ in range(2)]
+    await _answered(session, elsewhere, [(q[0], 1)])
+    ids = [x.id for x in q]
+    assert await _drawn(session, member, ids, 2) == ids  # q[0] is unseen here

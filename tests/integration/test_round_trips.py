@@ -171,7 +171,7 @@ async def test_a_finish_is_five_statements_in_one_transaction(
     assert statements.count == 5
 
 
-async def test_a_start_is_a_read_and_one_insert_in_autocommit(
+async def test_a_start_is_one_statement_in_autocommit(
     wire: tuple[App, list[str]],
 ) -> None:
     app, sent = wire
@@ -185,11 +185,11 @@ async def test_a_start_is_a_read_and_one_insert_in_autocommit(
         view = await app.quiz.start(
             guild_id=71, guild_name="g", channel_id=72, user_id=73, display_name="p"
         )
-    # No BEGIN/COMMIT: "recently seen" is read first, then one statement creates the
-    # member and the session (atomic on its own).
+    # No BEGIN/COMMIT: one statement reads "recently seen", draws the questions and
+    # creates the member and the session (atomic on its own). Nothing else: the
+    # bootstrap memoised the bank's questions (no question read).
     assert sent == [], sent
-    # Nothing else: the bootstrap memoised the bank's questions (no question read).
-    assert [sql.split()[0] for sql in statements.statements] == ["SELECT", "WITH"]
+    assert [sql.split()[0] for sql in statements.statements] == ["WITH"]
     async with app.read_sessionmaker() as session:
         member = (
             await session.execute(
