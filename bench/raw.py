@@ -60,9 +60,7 @@ class _PendingBatch:
         self.queued = False
         self.done = asyncio.Event()
         self.error: BaseException | None = None
-        self.record = BatchRecord(
-            trace.index, trace.size, trace.attributed, trace.full, trace.kind
-        )
+        self.record = BatchRecord(trace.index, trace.size, trace.attributed, trace.full, trace.kind)
         self._ready = ready
         self._window = window
         if trace.attributed == 0:
