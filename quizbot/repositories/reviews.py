@@ -27,22 +27,39 @@ class CardState:
     last_review: dt.datetime | None
 
 
-_UPSERT_CARDS = text(
-    """
+# Many cards in one statement; its parameters come from `card_params`. Also a CTE of the
+# statement that ends a quiz's bookkeeping (`QuizService.finish`).
+UPSERT_CARDS_SQL = """
     INSERT INTO review_cards
         (user_id, question_id, due, stability, difficulty, reps, lapses, last_review)
     SELECT * FROM unnest(
-        CAST(:user_ids AS bigint[]), CAST(:question_ids AS bigint[]),
-        CAST(:due AS timestamptz[]), CAST(:stability AS float8[]),
-        CAST(:difficulty AS float8[]), CAST(:reps AS integer[]),
-        CAST(:lapses AS integer[]), CAST(:last_review AS timestamptz[])
+        CAST(:card_user_ids AS bigint[]), CAST(:card_question_ids AS bigint[]),
+        CAST(:card_due AS timestamptz[]), CAST(:card_stability AS float8[]),
+        CAST(:card_difficulty AS float8[]), CAST(:card_reps AS integer[]),
+        CAST(:card_lapses AS integer[]), CAST(:card_last_review AS timestamptz[])
     )
     ON CONFLICT (user_id, question_id) DO UPDATE SET
         due = excluded.due, stability = excluded.stability,
         difficulty = excluded.difficulty, reps = excluded.reps,
         lapses = excluded.lapses, last_review = excluded.last_review
-    """
-)
+"""
+_UPSERT_CARDS = text(UPSERT_CARDS_SQL)
+
+Cards = Sequence[tuple[int, int, CardState]]  # (user id, question id, state)
+
+
+def card_params(cards: Cards) -> dict[str, list[Any]]:
+    """The parameters of `UPSERT_CARDS_SQL` (each (user, question) at most once)."""
+    return {
+        "card_user_ids": [user_id for user_id, _q, _s in cards],
+        "card_question_ids": [question_id for _u, question_id, _s in cards],
+        "card_due": [state.due for _u, _q, state in cards],
+        "card_stability": [state.stability for _u, _q, state in cards],
+        "card_difficulty": [state.difficulty for _u, _q, state in cards],
+        "card_reps": [state.reps for _u, _q, state in cards],
+        "card_lapses": [state.lapses for _u, _q, state in cards],
+        "card_last_review": [state.last_review for _u, _q, state in cards],
+    }
 
 
 class ReviewRepository(Repository[ReviewCard]):
@@ -57,28 +74,15 @@ class ReviewRepository(Repository[ReviewCard]):
         )
         await self.upsert_many([(card.user_id, card.question_id, state)])
 
-    async def upsert_many(self, cards: Sequence[tuple[int, int, CardState]]) -> None:
+    async def upsert_many(self, cards: Cards) -> None:
         """Insert or replace many cards in one statement (each (user, question) once).
 
         One fixed statement over arrays, whatever the number of cards: it is prepared
         once per connection, where a multi-row VALUES list would be a new statement
         (compiled and prepared again) for every quiz size.
         """
-        if not cards:
-            return
-        await self.session.execute(
-            _UPSERT_CARDS,
-            {
-                "user_ids": [user_id for user_id, _q, _s in cards],
-                "question_ids": [question_id for _u, question_id, _s in cards],
-                "due": [state.due for _u, _q, state in cards],
-                "stability": [state.stability for _u, _q, state in cards],
-                "difficulty": [state.difficulty for _u, _q, state in cards],
-                "reps": [state.reps for _u, _q, state in cards],
-                "lapses": [state.lapses for _u, _q, state in cards],
-                "last_review": [state.last_review for _u, _q, state in cards],
-            },
-        )
+        if cards:
+            await self.session.execute(_UPSERT_CARDS, card_params(cards))
 
     def _visible_due(self, user_id: int, guild_id: int, now: dt.datetime) -> Any:
         # Cards of questions this guild can ask: the shared bank and its own, enabled.

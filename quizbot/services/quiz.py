@@ -37,6 +37,7 @@ from quizbot.repositories import (
     SessionRepository,
 )
 from quizbot.repositories.members import ONE_ANSWER_PERIOD_POINTS
+from quizbot.repositories.reviews import UPSERT_CARDS_SQL, Cards, card_params
 from quizbot.resilience import is_connection_failure, retry_transient
 from quizbot.services import achievements as catalogue
 from quizbot.services.answer_batch import (
@@ -51,7 +52,7 @@ from quizbot.services.group_commit import GroupCommitter
 from quizbot.services.guild_settings import GuildSettingsService, stored_settings_text
 from quizbot.services.matching import check_answer
 from quizbot.services.scoring import score_answer
-from quizbot.services.spaced_repetition import ReviewScheduler, schedule_quiz_reviews
+from quizbot.services.spaced_repetition import ReviewScheduler, quiz_review_cards
 
 log = logging.getLogger(__name__)
 
@@ -330,8 +331,24 @@ def _player_results(answers: Sequence[Row[Any]]) -> tuple[PlayerResult, ...]:
 
 
 # What the end-of-quiz achievements need about each player, in one statement.
-_FINISH_PROGRESS = text(
-    """
+# After a quiz ends, in one statement: its review cards are written, its players' quiz
+# counts go up (rows locked in key order, as every writer of members locks them), and
+# what the end-of-quiz achievements need is read from the updated rows. It was three
+# statements: the counts, the progress and the cards.
+_FINISH_PLAYERS = text(
+    f"""
+    WITH cards AS ({UPSERT_CARDS_SQL}
+    ), lm AS (
+        SELECT gm.user_id FROM guild_members gm
+        WHERE gm.guild_id = :guild_id AND gm.user_id = ANY(:user_ids)
+        ORDER BY gm.user_id FOR NO KEY UPDATE
+    ), gm AS (
+        UPDATE guild_members gm
+        SET quizzes_taken = gm.quizzes_taken + 1, last_active = now()
+        FROM lm
+        WHERE gm.guild_id = :guild_id AND gm.user_id = lm.user_id
+        RETURNING gm.*
+    )
     SELECT gm.user_id, gm.answered, gm.correct, gm.quizzes_taken, gm.answer_streak,
            gm.best_streak, gm.daily_streak, gm.level,
            (SELECT count(*) FROM quiz_sessions q
@@ -349,9 +366,8 @@ _FINISH_PROGRESS = text(
                 HAVING count(*) FILTER (WHERE a.correct) >= 0.9 * count(*)
            ) t) AS mastered_topic_answers,
            coalesce((SELECT array_agg(ua.code) FROM user_achievements ua
-                     WHERE ua.user_id = gm.user_id AND ua.guild_id = gm.guild_id), '{}') AS held
-    FROM guild_members gm
-    WHERE gm.guild_id = :guild_id AND gm.user_id = ANY(:user_ids)
+                     WHERE ua.user_id = gm.user_id AND ua.guild_id = gm.guild_id), '{{}}') AS held
+    FROM gm
     """
 ).bindparams(bindparam("user_ids", type_=ARRAY(BigInteger)))
 
@@ -1085,12 +1101,8 @@ class QuizService:
                 answers = list(await repo.answers_of(session_id=session_id))
             results = _player_results(answers)
             if ended_now and results:
-                await MemberRepository(session=session).award_batch(
-                    guild_id=row.guild_id,
-                    deltas=[MemberDelta(p.user_id, quizzes=1) for p in results],
-                )
-                awarded = await self._finish_achievements(session, row, results)
-                await schedule_quiz_reviews(session, answers, row.time_limit, self._reviews)
+                cards = quiz_review_cards(answers, row.time_limit, self._reviews)
+                awarded = await self._finish_players(session, row, results, cards)
         if ended_now:
             await self._scores_changed(row.guild_id)
         asked = min(row.position + 1, len(row.question_ids)) if results else row.position
@@ -1103,16 +1115,23 @@ class QuizService:
             achievements=awarded,
         )
 
-    async def _finish_achievements(
-        self, session: AsyncSession, row: QuizSession | Row[Any], results: tuple[PlayerResult, ...]
+    async def _finish_players(
+        self,
+        session: AsyncSession,
+        row: QuizSession | Row[Any],
+        results: tuple[PlayerResult, ...],
+        cards: Cards,
     ) -> dict[int, tuple[catalogue.AchievementDef, ...]]:
+        """Count the quiz for its players, write its review cards and award what its
+        end earned (`_FINISH_PLAYERS`, then the awards when there are any)."""
         by_user = {p.user_id: p for p in results}
         progress = await session.execute(
-            _FINISH_PROGRESS,
+            _FINISH_PLAYERS,
             {
                 "guild_id": row.guild_id,
                 "user_ids": list(by_user),
                 "perfect_min": catalogue.PERFECT_QUIZ_MIN_QUESTIONS,
+                **card_params(cards),
             },
         )
         # Every player's new achievements in one statement (not one per player).

@@ -2,8 +2,8 @@
 card, scheduled with FSRS (the algorithm Anki uses).
 
 Cards are written when a quiz ends, in the transaction that ends it (the answers and
-their cards come with the statement that ends the quiz; then one upsert for the whole
-quiz), so the answer path stays one write. A wrong answer
+their cards come with the statement that ends the quiz; the new cards go with the
+statement that counts the quiz for its players), so the answer path stays one write. A wrong answer
 brings a question back within days; right answers push it further out each time,
 further when the answer came quickly.
 """
@@ -16,8 +16,7 @@ from typing import Any
 
 import fsrs
 
-from quizbot.repositories.base import Executor
-from quizbot.repositories.reviews import CardState, ReviewRepository
+from quizbot.repositories.reviews import CardState
 
 # Within this share of the time limit a right answer counts as easy; past the
 # second share, as hard (recalled, with effort).
@@ -82,15 +81,13 @@ def _card_of(row: Any) -> CardState | None:
     )
 
 
-async def schedule_quiz_reviews(
-    session: Executor, answers: Iterable[Any], time_limit: int, scheduler: ReviewScheduler
-) -> int:
-    """Turn a finished quiz's answers into review cards, inside the caller's transaction.
-
-    One statement whatever the quiz's size (one upsert).
+def quiz_review_cards(
+    answers: Iterable[Any], time_limit: int, scheduler: ReviewScheduler
+) -> list[tuple[int, int, CardState]]:
+    """A finished quiz's answers turned into review cards (written by the caller, in
+    the transaction that ends the quiz: see `QuizService.finish`).
 
     Args:
-        session: the transaction that ends the quiz.
         answers: its answers as `SessionRepository.finish_with_answers` returns them
             (`a_user_id`, `a_question_id`, `a_correct`, `a_response_ms`,
             `a_answered_at`, and the card's `c_due` ... `c_last_review`).
@@ -98,12 +95,11 @@ async def schedule_quiz_reviews(
         scheduler: FSRS.
 
     Returns:
-        The number of cards written.
+        (user id, question id, the card after this answer), one per answer.
     """
     cards: list[tuple[int, int, CardState]] = []
     for row in answers:
         rating = rating_for(row.a_correct, row.a_response_ms, time_limit)
         card = scheduler.next(_card_of(row), rating, row.a_answered_at)
         cards.append((row.a_user_id, row.a_question_id, card))
-    await ReviewRepository(session=session).upsert_many(cards)
-    return len(cards)
+    return cards

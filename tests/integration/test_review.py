@@ -101,7 +101,7 @@ async def test_ending_a_quiz_schedules_every_answer(
     assert cards[0].stability < cards[-1].stability
 
 
-async def test_reviews_cost_the_finish_one_statement_more(
+async def test_reviews_cost_the_finish_no_statement_more(
     services: tuple[QuizService, ReviewService], connection: AsyncConnection
 ) -> None:
     quiz, _ = services
@@ -109,10 +109,12 @@ async def test_reviews_cost_the_finish_one_statement_more(
     with count_statements(connection) as log:
         await quiz.finish(session_id)
     review_statements = [s for s in log.statements if "review_cards" in s]
-    # The cards come with the answers in the statement that ends the quiz; one upsert.
+    # The cards come with the answers in the statement that ends the quiz, and are
+    # written by the statement that counts the quiz for its players.
     assert len(review_statements) == 2
     assert "UPDATE quiz_sessions" in review_statements[0]
-    assert review_statements[1].lstrip().startswith("INSERT INTO review_cards")
+    assert "INSERT INTO review_cards" in review_statements[1]
+    assert "UPDATE guild_members" in review_statements[1]
 
 
 async def test_a_repeated_finish_schedules_nothing_again(
