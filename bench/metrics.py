@@ -269,7 +269,8 @@ class CommandStats:
     held: list[float] = field(default_factory=list)
     pings: list[float] = field(default_factory=list)
     tx: list[float] = field(default_factory=list)
-    # Size of the batch that wrote the sample's answer (0: not group-committed).
+    # Size of the batch that wrote the sample's answer, or the message a start or a move
+    # posted (0: not group-committed).
     batch_sizes: list[int] = field(default_factory=list)
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)

@@ -157,7 +157,7 @@ class QuizbotDriver:
         self.batch_window_s = batcher.window if batcher is not None else 0.0
 
     async def setup(self) -> None:
-        await self.app.bootstrap(seed=False)
+        await self.app.bootstrap(seed=False, warm=True)  # as the bot does
         tune_garbage_collector()  # as the bot does once started (quizbot.bot.runner)
 
     async def close(self) -> None:

@@ -14,13 +14,16 @@ players in step as they were in quizbot, so a batch's answers arrive together.)
 Group-committed answers are written by the committer's background task, many
 answers per transaction, so they are traced per batch, not per command: an
 answer action carries only its own statements (e.g. a question cache miss) and
-the index of the batch that wrote it. Each batch is replayed once, by one committer
-task (one flush at a time, like quizbot's), with the committer's policy: it is
-ready when every answer it covered has arrived in the replay and the window
-has passed since the first of them (at once if it was full); its transactions
-are replayed as quizbot ran them (one, unless quizbot retried). Each of its
-answers is acknowledged when it commits, like quizbot's callers, and is charged
-the same share of it.
+the index of the batch that wrote it. Each batch is replayed once, by a committer
+task (one flush at a time), with the committer's policy: it is ready when every
+answer it covered has arrived in the replay and the window has passed since the
+first of them (at once if it was full); its transactions are replayed as quizbot
+ran them (one, unless quizbot retried). Each of its answers is acknowledged when
+it commits, like quizbot's callers, and is charged the same share of it. The
+question messages that quizbot group-commits (`QuizService.set_message`) are
+batches too, of the start or move that posted them, replayed the same way by a
+committer of their own with no window and up to MESSAGE_FLUSHES flushes at once,
+as quizbot writes them.
 
 Session ids are the one thing that differs between the two databases: the
 runner starts each variant's identity at its own base, so a parameter in the
@@ -38,6 +41,7 @@ import asyncpg
 
 from bench.metrics import TX_MARKERS, BatchRecord, Recorder, invocation
 from bench.workload import Ack, Action, BatchTrace, StageTrace
+from quizbot.services.quiz import MESSAGE_FLUSHES
 
 QUIZBOT_SESSION_BASE = 5_000_000_000
 REPLAY_SESSION_BASE = 7_000_000_000
@@ -248,9 +252,9 @@ class Replayer:
             batch.done.set()
 
     async def _committer(
-        self, ready: asyncio.Queue[_PendingBatch], pending: list[_PendingBatch]
+        self, ready: asyncio.Queue[_PendingBatch], pending: list[_PendingBatch], in_flight: int
     ) -> None:
-        """One flush at a time, like quizbot's committer, each batch once, as it gets ready.
+        """Up to `in_flight` flushes at a time, each batch once, as it gets ready.
 
         Batches are taken as they become ready, not strictly in quizbot's order: one
         answer arriving late in the replay must not hold up every later batch. Their
@@ -258,20 +262,38 @@ class Replayer:
         the batch of their previous one committed, as in quizbot. Answer batches and
         message batches (`BatchTrace.kind`) have a committer each, as in quizbot.
         """
-        left = len(pending)
-        while left:
+        slots = asyncio.Semaphore(in_flight)
+        flushes: set[asyncio.Task[None]] = set()
+
+        async def flush(batch: _PendingBatch) -> None:
             try:
-                async with asyncio.timeout(BATCH_ARRIVAL_TIMEOUT_S):
-                    batch = await ready.get()
-            except TimeoutError:
-                # Answers the replay never delivered: flush what waits, counted.
-                for waiting in pending:
-                    if not waiting.queued:
-                        self.batches_forced += 1
-                        waiting.enqueue()
-                continue
-            await self._flush(batch)
-            left -= 1
+                await self._flush(batch)
+            finally:
+                slots.release()
+
+        left = len(pending)
+        try:
+            while left:
+                try:
+                    async with asyncio.timeout(BATCH_ARRIVAL_TIMEOUT_S):
+                        batch = await ready.get()
+                except TimeoutError:
+                    # Answers the replay never delivered: flush what waits, counted.
+                    for waiting in pending:
+                        if not waiting.queued:
+                            self.batches_forced += 1
+                            waiting.enqueue()
+                    continue
+                await slots.acquire()
+                task = asyncio.create_task(flush(batch))
+                flushes.add(task)
+                task.add_done_callback(flushes.discard)
+                left -= 1
+            await asyncio.gather(*flushes)
+        finally:
+            for task in flushes:
+                task.cancel()
+            await asyncio.gather(*flushes, return_exceptions=True)
 
     async def _group(self, steps: list[list[Action]], recorder: Recorder) -> None:
         for step in steps:
@@ -289,7 +311,11 @@ class Replayer:
             self._pending.append(_PendingBatch(b, queue, window))
         committers = [
             asyncio.create_task(
-                self._committer(queue, [p for p in self._pending if p.trace.kind == kind])
+                self._committer(
+                    queue,
+                    [p for p in self._pending if p.trace.kind == kind],
+                    MESSAGE_FLUSHES if kind == "messages" else 1,
+                )
             )
             for kind, queue in ready.items()
         ]

@@ -185,9 +185,11 @@ class App:
                 _all(checks), name="pool-monitor"
             )
 
-    async def bootstrap(self, *, seed: bool = True) -> None:
+    async def bootstrap(self, *, seed: bool = True, warm: bool = False) -> None:
         """Upsert the achievements catalogue; load the bundled bank when no question
-        exists; fill the question cache (`QuizService.warm_question_cache`).
+        exists; with `warm`, fill the question cache (`QuizService.warm_question_cache`:
+        the bot does, so that its first quizzes read no question; a one-off command
+        such as `quizbot import` has no use for it).
 
         Also starts the pool monitor (see `start_monitoring`).
         """
@@ -199,6 +201,8 @@ class App:
             log.info("first start: loading the bundled question bank")
             report = await self.bank.seed_bundled()
             log.info("loaded %d questions", report.inserted)
+        if not warm:
+            return
         began = time.perf_counter()
         warmed = await self.quiz.warm_question_cache()
         if warmed:
@@ -209,7 +213,8 @@ class App:
             )
 
     async def close(self) -> None:
-        """Write queued answers, then release the monitor, the cache and the pool.
+        """Write queued answers and messages, then release the monitor, the cache and the
+        pool.
 
         The connections are released even when writing the queue or closing the cache
         fails (the error is raised after).

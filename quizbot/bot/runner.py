@@ -21,7 +21,7 @@ async def run_bot(settings: Settings, url: str) -> int:
     assert settings.discord_token is not None
     app = App.create(settings, url)
     try:
-        await app.bootstrap()
+        await app.bootstrap(warm=True)
         async with QuizBot(app, settings) as bot:
             tune_garbage_collector()
             await bot.start(settings.discord_token.get_secret_value())

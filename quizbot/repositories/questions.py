@@ -7,8 +7,8 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BigInteger, Row, any_, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from quizbot.errors import NotFoundError
 from quizbot.models import Difficulty, Question
@@ -16,6 +16,8 @@ from quizbot.repositories.base import Repository
 
 # Every row of a multi-row INSERT must name the same columns (SQLAlchemy takes
 # the column list from the first row), so missing optional values are filled here.
+_ID_ARRAY = ARRAY(BigInteger)
+
 _OPTIONAL_COLUMNS: dict[str, Any] = {
     "guild_id": None,
     "choices": [],
@@ -97,8 +99,11 @@ class QuestionRepository(Repository[Question]):
         if not ids:
             return []
         table = Question.__table__
-        stmt = select(*table.c).where(table.c.id.in_(ids))
-        by_id = {r.id: r for r in (await self.session.execute(stmt)).all()}
+        # `= ANY(array)`, not `IN (...)`: one statement for any number of ids, prepared
+        # once per connection (an IN list is a new statement for every length).
+        stmt = select(*table.c).where(table.c.id == any_(bindparam("ids", type_=_ID_ARRAY)))
+        rows = (await self.session.execute(stmt, {"ids": list(ids)})).all()
+        by_id = {r.id: r for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
     async def enabled(self, *, limit: int) -> list[Row[Any]]:

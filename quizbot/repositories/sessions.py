@@ -65,9 +65,9 @@ _SET_MESSAGES = text(
     UPDATE quiz_sessions AS s
     SET message_id = m.message_id, question_started_at = statement_timestamp()
     FROM (
-        SELECT q.id, m.message_id
-        FROM unnest(:session_ids, :message_ids) AS m(id, message_id)
-        JOIN quiz_sessions q ON q.id = m.id
+        SELECT q.id, given.message_id
+        FROM unnest(:session_ids, :message_ids) AS given(id, message_id)
+        JOIN quiz_sessions q ON q.id = given.id
         ORDER BY q.id
         FOR NO KEY UPDATE OF q
     ) AS m
@@ -190,27 +190,32 @@ _ANSWERS_OF = text(
     f"SELECT {_ANSWER_COLUMNS} FROM answers a {_ANSWER_JOINS} WHERE a.session_id = :session_id"
 ).columns(*_ANSWER_TYPES)
 
-# A quiz's start in one statement: the guild, user and member rows are created if
-# missing, then the session. The foreign keys are checked at the statement's end, so
-# they see the rows the CTEs inserted; a conflict with a running quiz undoes it all.
-_START = text(
-    f"""
-    WITH {ENSURE_MEMBER_CTES}
+
+def _start_sql(questions: str, draw_ctes: str = "") -> str:
+    """A quiz's start in one statement: the guild, user and member rows are created if
+    missing, then the session, whose questions are the SQL expression `questions`.
+
+    The foreign keys are checked at the statement's end, so they see the rows the CTEs
+    inserted; a conflict with a running quiz undoes it all.
+    """
+    return f"""
+    WITH {ENSURE_MEMBER_CTES}{draw_ctes}
     INSERT INTO quiz_sessions (guild_id, channel_id, user_id, mode, topic, category,
                                difficulty, question_ids, time_limit, question_started_at)
     VALUES (:guild_id, :channel_id, :user_id, :mode, :topic, :category, :difficulty,
-            CAST(:question_ids AS bigint[]), :time_limit, :question_started_at)
-    RETURNING {", ".join(c.name for c in _SESSIONS.c)}
+            {questions}, :time_limit, :question_started_at)
+    RETURNING {_SESSION_COLUMNS}
     """
-).columns(*_SESSIONS.c)
 
-# The same start, drawing its questions in the statement (`QuestionDraw`): one round
-# trip where reading the member's recent answers first took two. Unseen candidates come
-# first, in the candidates' (random) order, then those seen longest ago; a question
-# answered again counts by its latest answer.
-_START_DRAWING = text(
-    f"""
-    WITH {ENSURE_MEMBER_CTES},
+
+# The questions the caller chose.
+_START = text(_start_sql("CAST(:question_ids AS bigint[])")).columns(*_SESSIONS.c)
+
+# The questions drawn by the statement (`QuestionDraw`): one round trip where reading
+# the member's recent answers first took two. Unseen candidates come first, in the
+# candidates' (random) order, then those seen longest ago; a question answered again
+# counts by its latest answer.
+_DRAW_CTES = """,
     recent AS (
         SELECT question_id, answered_at FROM answers
         WHERE user_id = :user_id AND guild_id = :guild_id
@@ -224,14 +229,9 @@ _START_DRAWING = text(
         ) s ON s.question_id = c.id
         ORDER BY s.last NULLS FIRST, c.ord
         LIMIT :count
-    )
-    INSERT INTO quiz_sessions (guild_id, channel_id, user_id, mode, topic, category,
-                               difficulty, question_ids, time_limit, question_started_at)
-    VALUES (:guild_id, :channel_id, :user_id, :mode, :topic, :category, :difficulty,
-            ARRAY(SELECT id FROM drawn ORDER BY last NULLS FIRST, ord),
-            :time_limit, :question_started_at)
-    RETURNING {", ".join(c.name for c in _SESSIONS.c)}
-    """
+    )"""
+_START_DRAWING = text(
+    _start_sql("ARRAY(SELECT id FROM drawn ORDER BY last NULLS FIRST, ord)", _DRAW_CTES)
 ).columns(*_SESSIONS.c)
 
 _ACTIVE_CONFLICTS: dict[str, tuple[type[ActiveSessionError], str]] = {

@@ -330,11 +330,14 @@ def _player_results(answers: Sequence[Row[Any]]) -> tuple[PlayerResult, ...]:
     return tuple(results)
 
 
-# What the end-of-quiz achievements need about each player, in one statement.
 # After a quiz ends, in one statement: its review cards are written, its players' quiz
 # counts go up (rows locked in key order, as every writer of members locks them), and
 # what the end-of-quiz achievements need is read from the updated rows. It was three
-# statements: the counts, the progress and the cards.
+# statements: the counts, the progress and the cards. The sub-selects read the snapshot
+# the statement began with: an answer batch of a player that commits while `lm` waits
+# for the player's row counts for their topics at their next finish, not this one.
+# (Global totals are untouched: a quiz's end changes no points; `users.last_active`
+# moved with the player's answers.)
 _FINISH_PLAYERS = text(
     f"""
     WITH cards AS ({UPSERT_CARDS_SQL}
@@ -386,6 +389,12 @@ def _question_data(q: Any) -> QuestionData:
         tolerance=q.tolerance,
         explanation=q.explanation,
     )
+
+
+def _message_key(item: MessageItem) -> int:
+    """A quiz's messages are written one flush after the other (no two flushes race for
+    its row)."""
+    return item[0]
 
 
 def _answer_key(answer: PendingAnswer) -> int:
@@ -472,6 +481,7 @@ class QuizService:
             window=0.0,
             max_batch=MESSAGE_BATCH_MAX,
             in_flight=MESSAGE_FLUSHES,
+            key=_message_key,
             name="message",
         )
         self._pool = cache.memoize("pool", self._load_pool, ttl=300)
@@ -533,8 +543,10 @@ class QuizService:
         return _question_data(rows[0]) if rows else None
 
     def _memoise(self, data: QuestionData) -> None:
-        if len(self._question_memo) >= QUESTION_MEMO_SIZE:
-            self._question_memo.clear()
+        if data.id not in self._question_memo and len(self._question_memo) >= QUESTION_MEMO_SIZE:
+            # Full: the oldest entry goes (dicts keep insertion order), not the whole
+            # memo, so a bank larger than the memo keeps most of what was warmed.
+            del self._question_memo[next(iter(self._question_memo))]
         self._question_memo[data.id] = data
 
     async def _prefetch_questions(self, session: Executor, ids: Sequence[int]) -> None:
@@ -547,9 +559,17 @@ class QuizService:
         if not self._cache.enabled:
             return  # the ablation without cache reads every question, as it always did
         missing = [i for i in dict.fromkeys(ids) if i not in self._question_memo]
-        if missing:
-            for row in await QuestionRepository(session=session).get_many(missing):
-                self._memoise(_question_data(row))
+        if not missing:
+            return
+        try:
+            rows = await QuestionRepository(session=session).get_many(missing)
+        except Exception:
+            # Only a saving: the quiz is committed, and each question is read when it is
+            # shown. Failing here would leave a started quiz nobody runs.
+            log.warning("could not read the questions of a new quiz ahead", exc_info=True)
+            return
+        for row in rows:
+            self._memoise(_question_data(row))
 
     async def warm_question_cache(self, limit: int = QUESTION_MEMO_SIZE) -> int:
         """Memoise up to `limit` enabled questions (by id) in one statement; returns how
@@ -1064,9 +1084,15 @@ class QuizService:
         # A session named twice in one batch keeps the later message, as two writes one
         # after the other would; both callers get the clock's one start.
         latest = dict(items)
-        # One UPDATE, atomic on its own: autocommit spares the BEGIN and COMMIT round trips.
-        async with self._statements() as session:
-            started = await SessionRepository(session=session).set_messages(latest)
+
+        async def write() -> dict[int, dt.datetime]:
+            # One UPDATE, atomic on its own: autocommit spares the BEGIN and COMMIT round
+            # trips. Written again after a transient failure (a batch fails all of its
+            # games' questions, and writing it twice only starts the clocks later).
+            async with self._statements() as session:
+                return await SessionRepository(session=session).set_messages(latest)
+
+        started = await retry_transient(write)
         return [started.get(session_id) for session_id, _message in items]
 
     async def finish(

@@ -107,7 +107,7 @@ async def e2e_template() -> AsyncIterator[str]:
         await engine.dispose()
     app = App.create(e2e_settings(), url, QuizCache(QuizCache.memory_backend()))
     try:
-        await app.bootstrap(seed=False)
+        await app.bootstrap(seed=False, warm=True)  # as the bot runner does
         await app.bank.import_file(
             json.dumps({"questions": BANK}).encode(), filename="bank.json", guild_id=None
         )

@@ -16,8 +16,15 @@ from quizbot.cache import QuizCache
 from quizbot.errors import ActiveSessionError, InvalidInputError, NotFoundError
 from quizbot.observability import count_statements
 from quizbot.repositories import AchievementRepository, MemberRepository
+from quizbot.services import quiz as quiz_module
 from quizbot.services.achievements import catalogue_rows
-from quizbot.services.quiz import RECENT_WINDOW, QuestionView, QuizFilters, QuizService
+from quizbot.services.quiz import (
+    RECENT_WINDOW,
+    QuestionData,
+    QuestionView,
+    QuizFilters,
+    QuizService,
+)
 from tests.committed_data import quiz_data, waits_for_a_lock
 from tests.factories import GuildFactory, QuestionFactory
 
@@ -407,6 +414,34 @@ def test_a_draw_sends_enough_candidates_and_no_more() -> None:
     # ... in random order: the statement keeps it for the unseen ones.
     orders = {tuple(quiz._draw(small, 5).candidates) for _ in range(5)}
     assert len(orders) > 1
+
+
+def test_a_full_question_memo_drops_its_oldest_question(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(quiz_module, "QUESTION_MEMO_SIZE", 3)
+    quiz = QuizService.__new__(QuizService)  # _memoise is pure: no database needed
+    quiz._question_memo = {}
+
+    def data(question_id: int) -> QuestionData:
+        return QuestionData(
+            id=question_id,
+            topic="t",
+            category="c",
+            difficulty=models.Difficulty.EASY,
+            kind=models.QuestionKind.FREE_TEXT,
+            prompt="?",
+            choices=(),
+            answer="a",
+            accepted=(),
+            tolerance=None,
+            explanation="",
+        )
+
+    for question_id in (1, 2, 3, 4):
+        quiz._memoise(data(question_id))
+    # One question out, not the whole memo (a warmed memo survives a bigger bank).
+    assert list(quiz._question_memo) == [2, 3, 4]
+    quiz._memoise(data(3))  # already held: nothing goes
+    assert list(quiz._question_memo) == [2, 3, 4]
 
 
 async def test_finishing_costs_the_same_statements_for_one_player_or_many(

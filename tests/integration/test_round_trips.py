@@ -5,7 +5,7 @@ the pool's ping (it does not log prepared statements, which the events count).""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -17,6 +17,7 @@ from quizbot.cache import QuizCache
 from quizbot.config import Settings
 from quizbot.db_admin import asyncpg_args
 from quizbot.observability import count_statements
+from quizbot.repositories import QuestionRepository, SessionRepository
 from quizbot.services.quiz import QuestionView, QuizFilters
 from tests.database import drop_database, migrated_database
 
@@ -176,7 +177,7 @@ async def test_a_start_is_one_statement_in_autocommit(
     wire: tuple[App, list[str]],
 ) -> None:
     app, sent = wire
-    await app.bootstrap()
+    await app.bootstrap(warm=True)
     # A first start warms the pool, the cached reads and the connection's type cache.
     await app.quiz.start(guild_id=71, guild_name="g", channel_id=70, user_id=70, display_name="o")
     await app.guild_settings.get(71)
@@ -338,7 +339,7 @@ async def _question_ids(app: App, session_id: int) -> list[int]:
 
 def _question_reads(statements: list[str]) -> list[str]:
     """Reads of questions' content (not of a pool of ids)."""
-    return [sql for sql in statements if "WHERE questions.id IN" in sql]
+    return [sql for sql in statements if "WHERE questions.id = ANY" in sql]
 
 
 async def test_a_start_reads_its_quiz_s_questions_in_one_statement(database_url: str) -> None:
@@ -370,7 +371,7 @@ async def test_a_start_reads_its_quiz_s_questions_in_one_statement(database_url:
 async def test_the_bootstrap_fills_the_question_cache(database_url: str) -> None:
     app = _app(database_url)
     try:
-        await app.bootstrap()
+        await app.bootstrap(warm=True)
         with count_statements(app.engine) as statements:
             view = await app.quiz.start(
                 guild_id=82,
@@ -436,3 +437,82 @@ async def test_messages_posted_together_are_written_by_one_statement(
     for view, when in zip(views, started, strict=False):
         current = await app.quiz.current(view.session_id)
         assert current is not None and current.started_at == when
+
+
+async def test_a_start_whose_questions_cannot_be_read_ahead_still_starts(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeding = _app(database_url)
+    try:
+        await seeding.bootstrap()  # the bundled bank
+    finally:
+        await seeding.close()
+    read = QuestionRepository.get_many
+
+    async def one_at_a_time(self: QuestionRepository, ids: Sequence[int]) -> list[Any]:
+        if len(ids) > 1:
+            raise RuntimeError("the read ahead failed")
+        return await read(self, ids)
+
+    monkeypatch.setattr(QuestionRepository, "get_many", one_at_a_time)
+    app = _app(database_url)  # not warmed: the start reads its questions ahead
+    try:
+        view = await app.quiz.start(
+            guild_id=85,
+            guild_name="g",
+            channel_id=85,
+            user_id=85,
+            display_name="p",
+            filters=QuizFilters(count=5),
+        )
+        # The quiz started (its insert committed) and its questions are read one by one.
+        assert view.total == 5
+        for q in await _question_ids(app, view.session_id):
+            assert (await app.quiz.question(q)).id == q
+    finally:
+        await app.close()
+
+
+async def test_a_failed_message_write_fails_every_caller_of_its_batch(
+    wire: tuple[App, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, _ = wire
+    await app.bootstrap()
+    views = [
+        await app.quiz.start(
+            guild_id=86, guild_name="g", channel_id=120 + i, user_id=86, display_name="p"
+        )
+        for i in range(3)
+    ]
+
+    async def broken(self: SessionRepository, messages: dict[int, int | None]) -> None:
+        raise RuntimeError("the write failed")
+
+    monkeypatch.setattr(SessionRepository, "set_messages", broken)
+    results = await asyncio.gather(
+        *(app.quiz.set_message(v.session_id, 1) for v in views), return_exceptions=True
+    )
+    assert [str(r) for r in results] == ["the write failed"] * 3  # nobody waits forever
+    monkeypatch.undo()
+    assert await app.quiz.set_message(views[0].session_id, 2) is not None  # it goes on
+
+
+async def test_closing_writes_the_messages_still_queued(database_url: str) -> None:
+    app = _app(database_url)
+    try:
+        await app.bootstrap()
+        view = await app.quiz.start(
+            guild_id=87, guild_name="g", channel_id=87, user_id=87, display_name="p"
+        )
+        queued = asyncio.ensure_future(app.quiz.set_message(view.session_id, 777))
+        await asyncio.sleep(0)  # submitted; its write has not begun
+        await app.quiz.close()
+        assert queued.done() and queued.result() is not None
+        async with app.read_sessionmaker() as session:
+            stored = await session.scalar(
+                text("SELECT message_id FROM quiz_sessions WHERE id = :id"),
+                {"id": view.session_id},
+            )
+        assert stored == 777
+    finally:
+        await app.close()
