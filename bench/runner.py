@@ -52,7 +52,6 @@ ABLATIONS = (
     Ablation("single-statement stats", {"stats_single_statement": False}),
     Ablation("cache", {"cache_enabled": False}),
     Ablation("statement cache", {"db_statement_cache_size": 0}),
-    Ablation("start admission", {"start_concurrency": 10_000}),
     Ablation("indexes", {}, drop_indexes=True),
 )
 

@@ -127,7 +127,6 @@ class App:
             answer_group_commit_ms=settings.answer_group_commit_ms,
             answer_batch_max=settings.answer_batch_max,
             answer_flushes=settings.answer_flushes,
-            start_concurrency=settings.start_concurrency,
             rank_mirror=mirror,
         )
         return cls(

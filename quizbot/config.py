@@ -96,10 +96,6 @@ class Settings(BaseSettings):
     # Batches written at once, each on a connection of its own (a member's answers are
     # never in two at once, so they are written in arrival order).
     answer_flushes: int = Field(default=2, ge=1, le=16)
-    # Quiz starts writing at once; the others queue in the process, not for the pool.
-    # A game night starts hundreds of quizzes within a second: unbounded, they took
-    # every connection and flooded the event loop, delaying every other command.
-    start_concurrency: int = Field(default=16, ge=1, le=10_000)
     # Off: the memoized reads (question pools, settings, stats, leaderboards) go to
     # the database every time; writes still bump the invalidation generations.
     cache_enabled: bool = True

@@ -6,7 +6,6 @@ engine runs the Discord bot, `quizbot play` and the benchmark.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import functools
@@ -418,7 +417,6 @@ class QuizService:
         answer_group_commit_ms: float = 3.0,
         answer_batch_max: int = 1024,
         answer_flushes: int = 1,
-        start_concurrency: int = 16,
         reads: async_sessionmaker[AsyncSession] | None = None,
         answer_sessions: async_sessionmaker[AsyncSession] | None = None,
         answer_autocommit: ExecutorFactory | None = None,
@@ -437,9 +435,6 @@ class QuizService:
         answer_batch_max: most answers per batch.
         answer_flushes: batches written at once (ANSWER_FLUSHES; `answer_sessions` must
             offer that many connections). A member's answers are never in two at once.
-        start_concurrency: quiz starts writing at once (START_CONCURRENCY); the rest
-            wait their turn in the process, so a burst of starts neither takes the whole
-            pool nor floods the event loop.
         reads: autocommit sessions (`db.create_read_sessionmaker`), for units of work of
             one statement: reads, and writes that are a single atomic statement (no
             BEGIN/COMMIT round trips). Default: `sessionmaker`, in a transaction.
@@ -462,7 +457,6 @@ class QuizService:
         self._cache = cache
         self.settings = settings or GuildSettingsService(sessionmaker, cache, reads=reads)
         self._rng = rng or random.Random()
-        self._start_slots = asyncio.Semaphore(start_concurrency)
         self._rank_mirror = rank_mirror
         self._writer = AnswerBatchWriter(
             answer_sessions or sessionmaker,
@@ -669,12 +663,7 @@ class QuizService:
             category=filters.category,
             difficulty=filters.difficulty,
         )
-        return await self._open(new)
-
-    async def _open(self, new: NewSession) -> QuestionView:
-        """Insert the session (and read its questions ahead), one start at a time per
-        free slot, then present its first question."""
-        async with self._start_slots, self._statements() as session:
+        async with self._statements() as session:
             row = await SessionRepository(session=session).start(new)
             await self._prefetch_questions(session, row.question_ids)
         return await self._view(row)
@@ -687,7 +676,10 @@ class QuizService:
         Raises:
             ActiveSessionError: a quiz is already running there.
         """
-        return await self._open(new)
+        async with self._statements() as session:
+            row = await SessionRepository(session=session).start(new)
+            await self._prefetch_questions(session, row.question_ids)
+        return await self._view(row)
 
     def _draw(self, pool: Sequence[int], count: int) -> QuestionDraw:
         """What the start's statement draws `count` questions from: unseen first (at

@@ -516,37 +516,3 @@ async def test_closing_writes_the_messages_still_queued(database_url: str) -> No
         assert stored == 777
     finally:
         await app.close()
-
-
-async def test_starts_beyond_start_concurrency_wait_their_turn(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    app = _app(database_url, start_concurrency=2)
-    insert = SessionRepository.start
-    running, most = 0, 0
-
-    async def observed(self: SessionRepository, new: Any) -> Any:
-        nonlocal running, most
-        running += 1
-        most = max(most, running)
-        try:
-            await asyncio.sleep(0.01)  # a start that takes a while: the others pile up
-            return await insert(self, new)
-        finally:
-            running -= 1
-
-    monkeypatch.setattr(SessionRepository, "start", observed)
-    try:
-        await app.bootstrap()
-        views = await asyncio.gather(
-            *(
-                app.quiz.start(
-                    guild_id=88, guild_name="g", channel_id=130 + i, user_id=88, display_name="p"
-                )
-                for i in range(6)
-            )
-        )
-        assert len({v.session_id for v in views}) == 6  # every start went through
-        assert most == 2  # never more than START_CONCURRENCY at once
-    finally:
-        await app.close()
