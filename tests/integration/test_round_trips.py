@@ -342,6 +342,19 @@ def _question_reads(statements: list[str]) -> list[str]:
     return [sql for sql in statements if "WHERE questions.id = ANY" in sql]
 
 
+async def _five_question_quiz(app: App, member: int) -> QuestionView:
+    """A solo quiz of five questions, started by `member` in a guild and channel of
+    the same number."""
+    return await app.quiz.start(
+        guild_id=member,
+        guild_name="g",
+        channel_id=member,
+        user_id=member,
+        display_name="p",
+        filters=QuizFilters(count=5),
+    )
+
+
 async def test_a_start_reads_its_quiz_s_questions_in_one_statement(database_url: str) -> None:
     seeding = _app(database_url)
     try:
@@ -351,14 +364,7 @@ async def test_a_start_reads_its_quiz_s_questions_in_one_statement(database_url:
     app = _app(database_url)  # not bootstrapped: its question cache is empty
     try:
         with count_statements(app.engine) as statements:
-            view = await app.quiz.start(
-                guild_id=81,
-                guild_name="g",
-                channel_id=81,
-                user_id=81,
-                display_name="p",
-                filters=QuizFilters(count=5),
-            )
+            view = await _five_question_quiz(app, 81)
             ids = await _question_ids(app, view.session_id)
             questions = [await app.quiz.question(q) for q in ids]
         # One read for the five questions, at the start, not one per question shown.
@@ -373,14 +379,7 @@ async def test_the_bootstrap_fills_the_question_cache(database_url: str) -> None
     try:
         await app.bootstrap(warm=True)
         with count_statements(app.engine) as statements:
-            view = await app.quiz.start(
-                guild_id=82,
-                guild_name="g",
-                channel_id=82,
-                user_id=82,
-                display_name="p",
-                filters=QuizFilters(count=5),
-            )
+            view = await _five_question_quiz(app, 82)
             for q in await _question_ids(app, view.session_id):
                 await app.quiz.question(q)
         assert _question_reads(statements.statements) == []
@@ -398,17 +397,26 @@ async def test_the_bootstrap_fills_the_question_cache(database_url: str) -> None
         await uncached.close()
 
 
+async def _quizzes(app: App, member: int, count: int) -> list[QuestionView]:
+    """`count` solo quizzes of `member` (bank bootstrapped), each in a channel of its own."""
+    await app.bootstrap()
+    return [
+        await app.quiz.start(
+            guild_id=member,
+            guild_name="g",
+            channel_id=member * 1000 + i,
+            user_id=member,
+            display_name="p",
+        )
+        for i in range(count)
+    ]
+
+
 async def test_messages_posted_together_are_written_by_one_statement(
     wire: tuple[App, list[str]],
 ) -> None:
     app, sent = wire
-    await app.bootstrap()
-    views = [
-        await app.quiz.start(
-            guild_id=83, guild_name="g", channel_id=90 + i, user_id=90, display_name="p"
-        )
-        for i in range(20)
-    ]
+    views = await _quizzes(app, 83, 20)
     twice = views[0].session_id
     sent.clear()
     with count_statements(app.engine) as statements:
@@ -457,14 +465,7 @@ async def test_a_start_whose_questions_cannot_be_read_ahead_still_starts(
     monkeypatch.setattr(QuestionRepository, "get_many", one_at_a_time)
     app = _app(database_url)  # not warmed: the start reads its questions ahead
     try:
-        view = await app.quiz.start(
-            guild_id=85,
-            guild_name="g",
-            channel_id=85,
-            user_id=85,
-            display_name="p",
-            filters=QuizFilters(count=5),
-        )
+        view = await _five_question_quiz(app, 85)
         # The quiz started (its insert committed) and its questions are read one by one.
         assert view.total == 5
         for q in await _question_ids(app, view.session_id):
@@ -477,13 +478,7 @@ async def test_a_failed_message_write_fails_every_caller_of_its_batch(
     wire: tuple[App, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app, _ = wire
-    await app.bootstrap()
-    views = [
-        await app.quiz.start(
-            guild_id=86, guild_name="g", channel_id=120 + i, user_id=86, display_name="p"
-        )
-        for i in range(3)
-    ]
+    views = await _quizzes(app, 86, 3)
 
     async def broken(self: SessionRepository, messages: dict[int, int | None]) -> None:
         raise RuntimeError("the write failed")
