@@ -14,10 +14,10 @@ from quizbot.errors import NotFoundError
 from quizbot.models import Difficulty, Question
 from quizbot.repositories.base import Repository
 
-# Every row of a multi-row INSERT must name the same columns (SQLAlchemy takes
-# the column list from the first row), so missing optional values are filled here.
 _ID_ARRAY = ARRAY(BigInteger)
 
+# Every row of a multi-row INSERT must name the same columns (SQLAlchemy takes
+# the column list from the first row), so missing optional values are filled here.
 _OPTIONAL_COLUMNS: dict[str, Any] = {
     "guild_id": None,
     "choices": [],
