@@ -230,6 +230,22 @@ class BotScene:
         assert value is not None, "no quiz was started"
         return int(value)
 
+    async def quiz_left_running(self) -> int:
+        """alice starts a Physics quiz; once question 1 is shown the bot stops, leaving
+        the quiz running in the database. Returns its id."""
+        start = await self.standin.invoke_command(
+            self.guild.id,
+            self.channel.id,
+            self.alice.id,
+            "quiz start",
+            options={"topic": "Physics"},
+        )
+        await start.wait_original_message()
+        await self.question(1, 3)
+        session_id = await self.session_id()
+        await self.stop_bot()
+        return session_id
+
 
 def button_for(message: StoredMessage, answer: str) -> str:
     """The custom id of the button that gives `answer` ("A: Newton", or "True"/"False")."""

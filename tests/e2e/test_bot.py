@@ -811,14 +811,8 @@ async def test_a_quiz_that_cannot_post_any_more_is_ended_not_left_running(scene:
 
 
 async def test_a_quiz_whose_channel_vanished_during_a_restart_is_ended(scene: BotScene) -> None:
-    standin, alice = scene.standin, scene.alice
-    start = await standin.invoke_command(
-        scene.guild.id, scene.channel.id, alice.id, "quiz start", options={"topic": "Physics"}
-    )
-    await start.wait_original_message()
-    await scene.question(1, 3)
-    session_id = await scene.session_id()
-    await scene.stop_bot()
+    standin = scene.standin
+    session_id = await scene.quiz_left_running()
     # The channel is deleted while the bot is away.
     world = standin.world
     world.guild(scene.guild.id).channel_ids.remove(scene.channel.id)
@@ -841,14 +835,8 @@ async def test_a_quiz_whose_channel_vanished_during_a_restart_is_ended(scene: Bo
 async def test_a_quiz_stopped_after_its_last_reveal_is_summarised_on_restart(
     scene: BotScene,
 ) -> None:
-    standin, alice = scene.standin, scene.alice
-    start = await standin.invoke_command(
-        scene.guild.id, scene.channel.id, alice.id, "quiz start", options={"topic": "Physics"}
-    )
-    await start.wait_original_message()
-    await scene.question(1, 3)
-    session_id = await scene.session_id()
-    await scene.stop_bot()
+    standin = scene.standin
+    session_id = await scene.quiz_left_running()
     # The bot had revealed the last question (the quiz moved past its end) and stopped
     # before it could finish the quiz.
     await scene.execute(

@@ -20,6 +20,7 @@ from quizbot.services import quiz as quiz_module
 from quizbot.services.achievements import catalogue_rows
 from quizbot.services.quiz import (
     RECENT_WINDOW,
+    PlayerResult,
     QuestionData,
     QuestionView,
     QuizFilters,
@@ -508,19 +509,10 @@ async def test_reveal_and_advance_after_another_caller_moved_it_meanwhile(
 async def test_reveal_shows_an_answer_committed_while_the_move_waited(
     live_quiz: QuizService, committed: Callable[[], AsyncSession]
 ) -> None:
-    guild = GUILD + 100
-    view = await _start_live(
-        live_quiz, channel=CHANNEL + 104, count=2, mode=models.SessionMode.CHANNEL
+    _view, results, moved_to = await _reveal_behind_a_batch(
+        live_quiz, committed, channel=CHANNEL + 104, count=2
     )
-    async with committed() as batch, batch.begin():
-        await _store_answer_holding_the_quiz(batch, view, guild=guild, user_id=BOB)
-        moving = asyncio.create_task(
-            live_quiz.reveal_and_advance(view.session_id, view.question_id, 0)
-        )
-        # The move began before the batch commits: it waits for the quiz's row.
-        assert await waits_for_a_lock(committed, "json_agg") and not moving.done()
     # The statement's snapshot missed Bob's acknowledged answer; the reveal shows it.
-    results, moved_to = await moving
     assert [(p.user_id, p.display_name, p.correct, p.points) for p in results] == [
         (BOB, "bob", 1, 90)
     ]
@@ -530,18 +522,10 @@ async def test_reveal_shows_an_answer_committed_while_the_move_waited(
 async def test_the_last_question_s_reveal_closes_it_and_shows_a_late_batch(
     live_quiz: QuizService, committed: Callable[[], AsyncSession]
 ) -> None:
-    guild = GUILD + 100
-    view = await _start_live(
-        live_quiz, channel=CHANNEL + 105, count=1, mode=models.SessionMode.CHANNEL
+    # The last question's end waits for the quiz's row too.
+    view, results, upcoming = await _reveal_behind_a_batch(
+        live_quiz, committed, channel=CHANNEL + 105, count=1
     )
-    async with committed() as batch, batch.begin():
-        await _store_answer_holding_the_quiz(batch, view, guild=guild, user_id=BOB)
-        ending = asyncio.create_task(
-            live_quiz.reveal_and_advance(view.session_id, view.question_id, 0)
-        )
-        # The last question's end waits for the quiz's row too.
-        assert await waits_for_a_lock(committed, "json_agg") and not ending.done()
-    results, upcoming = await ending
     assert [(p.user_id, p.points) for p in results] == [(BOB, 90)] and upcoming is None
     # Past its end, the quiz takes no more answers to its last question.
     late = await live_quiz.answer(
@@ -556,6 +540,24 @@ async def test_the_last_question_s_reveal_closes_it_and_shows_a_late_batch(
     summary = await live_quiz.finish(view.session_id)
     assert (summary.asked, summary.total_questions) == (1, 1)
     assert [p.user_id for p in summary.players] == [BOB]
+
+
+async def _reveal_behind_a_batch(
+    live_quiz: QuizService, committed: Callable[[], AsyncSession], *, channel: int, count: int
+) -> tuple[QuestionView, list[PlayerResult], QuestionView | None]:
+    """A channel quiz whose first question's reveal begins while a batch holding Bob's
+    answer has the quiz's row locked; returns the quiz and what the reveal returned."""
+    mode = models.SessionMode.CHANNEL
+    view = await _start_live(live_quiz, channel=channel, count=count, mode=mode)
+    async with committed() as batch, batch.begin():
+        await _store_answer_holding_the_quiz(batch, view, guild=GUILD + 100, user_id=BOB)
+        revealing = asyncio.create_task(
+            live_quiz.reveal_and_advance(view.session_id, view.question_id, 0)
+        )
+        # The move began before the batch commits: it waits for the quiz's row.
+        assert await waits_for_a_lock(committed, "json_agg") and not revealing.done()
+    results, upcoming = await revealing
+    return view, results, upcoming
 
 
 async def _store_answer_holding_the_quiz(
