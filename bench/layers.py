@@ -7,9 +7,11 @@ machine: process CPU time and wall time per call through
 
 - an autocommit ORM `AsyncSession` from `App.read_sessionmaker` (session, circuit
   breaker, pool checkout, ORM execution): what the hot reads used before;
-- quizbot's hot read path: a guarded Core `AsyncConnection` from `App.read_connections`
-  (circuit breaker, pool checkout, Core execution; no ORM session);
-- asyncpg on a connection checked out of the same pool (no SQLAlchemy execution);
+- a guarded Core `AsyncConnection` (`GuardedConnections`: circuit breaker, pool
+  checkout, Core execution; no ORM session), quizbot's hot read path until 2026-12-06;
+- quizbot's hot path now: `App.read_connections` (`quizbot.driver`: circuit breaker,
+  the pool's raw checkout, the statement compiled once and run by asyncpg);
+- asyncpg on a connection checked out of the same pool through `engine.connect()`;
 - a bare asyncpg connection (what the raw replay pays per statement).
 """
 
@@ -26,6 +28,7 @@ from bench.database import asyncpg_args
 from bench.dataset import guild_of, user_of
 from quizbot.app import App
 from quizbot.config import Settings
+from quizbot.resilience import GuardedConnections
 from quizbot.services.stats import MEMBER_POINTS
 
 CALLS = 2000
@@ -63,7 +66,13 @@ async def measure(url: str, scale: Scale, calls: int = CALLS) -> list[dict[str, 
         async with app.read_sessionmaker() as session:
             return (await session.execute(MEMBER_POINTS, params)).all()
 
+    core = GuardedConnections(app.engine, app.breaker)
+
     async def core_connection() -> Any:
+        async with core() as conn:
+            return (await conn.execute(MEMBER_POINTS, params)).all()
+
+    async def driver_path() -> Any:
         async with app.read_connections() as conn:
             return (await conn.execute(MEMBER_POINTS, params)).all()
 
@@ -79,7 +88,8 @@ async def measure(url: str, scale: Scale, calls: int = CALLS) -> list[dict[str, 
 
     layers = [
         ("ORM AsyncSession, autocommit", orm_session),
-        ("quizbot's read path (guarded Core AsyncConnection, autocommit)", core_connection),
+        ("guarded Core AsyncConnection, autocommit", core_connection),
+        ("quizbot's hot path (quizbot.driver over the pool)", driver_path),
         ("asyncpg on a connection from the same pool", pooled_driver),
         ("asyncpg, bare connection (the raw replay)", bare_driver),
     ]

@@ -21,6 +21,7 @@ from bench.metrics import (
     message_key,
 )
 from bench.workload import Ack, Member, Shown
+from quizbot import driver
 from quizbot.app import App
 from quizbot.config import Settings
 from quizbot.db import IdleAwarePing
@@ -86,6 +87,9 @@ def _instrument_engine(engine: Any) -> None:
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
         count_statement(statement, parameters)
+
+    # The hot one-statement units run on the driver (quizbot.driver), past those events.
+    driver.listen(engine, count_statement)
 
     # With asyncpg, SQLAlchemy sends BEGIN before a transaction's first statement and
     # COMMIT / ROLLBACK at its end: each is a round trip (and a batch replays by them).

@@ -22,12 +22,13 @@ from quizbot.db import (
     database_url,
     in_transactions,
 )
+from quizbot.driver import DriverConnections
 from quizbot.migrations import upgrade
 from quizbot.models import Question
 from quizbot.pool_monitor import PoolMonitor
 from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import AchievementRepository
-from quizbot.resilience import CircuitBreaker, GuardedConnections
+from quizbot.resilience import CircuitBreaker
 from quizbot.services.achievements import catalogue_rows
 from quizbot.services.guild_settings import GuildSettingsService
 from quizbot.services.question_bank import QuestionBankService
@@ -56,8 +57,8 @@ class App:
     sessionmaker: async_sessionmaker[AsyncSession]
     # Autocommit sessions for read-only units of work (no BEGIN/ROLLBACK round trips).
     read_sessionmaker: async_sessionmaker[AsyncSession]
-    # Autocommit Core connections for the hot one-statement units (no ORM session).
-    read_connections: GuardedConnections
+    # Pooled connections running the hot one-statement units on the driver.
+    read_connections: DriverConnections
     cache: QuizCache
     guild_settings: GuildSettingsService
     quiz: QuizService
@@ -84,9 +85,9 @@ class App:
         breaker = create_breaker(settings)
         sessions = create_sessionmaker(in_transactions(engine), breaker)
         reads = create_sessionmaker(engine, breaker)
-        # The hottest one-statement units run on Core connections: no ORM session to
-        # build and close around a statement that returns rows.
-        statements = GuardedConnections(engine, breaker)
+        # The hottest one-statement units run on the driver, over the engine's pool: no
+        # ORM session and no SQLAlchemy execution around a statement (quizbot.driver).
+        statements = DriverConnections(engine, breaker)
         # Group-committed answers are written on connections of their own (one per batch
         # in flight): the hot path never queues for the pool behind reads and quiz moves.
         answer_engine = (
@@ -120,7 +121,7 @@ class App:
                 else None
             ),
             answer_autocommit=(
-                GuardedConnections(answer_engine, breaker) if answer_engine is not None else None
+                DriverConnections(answer_engine, breaker) if answer_engine is not None else None
             ),
             statements=statements,
             answer_group_commit=settings.answer_group_commit,

@@ -9,14 +9,16 @@ from typing import Any, ClassVar, Generic, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from quizbot.driver import DriverConnection
 from quizbot.errors import ConflictError, NotFoundError
 from quizbot.models import Base
 
 ModelT = TypeVar("ModelT", bound=Base)
 # What a repository runs its statements on: an ORM session, or, for statements that
 # return rows rather than mapped objects, a Core connection (no ORM session to build
-# and close for a one-statement unit of work; see `quizbot.resilience.GuardedConnection`).
-Executor = AsyncSession | AsyncConnection
+# and close for a one-statement unit of work; see `quizbot.resilience.GuardedConnection`)
+# or a pooled connection that runs them on the driver (`quizbot.driver`).
+Executor = AsyncSession | AsyncConnection | DriverConnection
 # Where a service gets one for a unit of work: `async with executors() as executor:`.
 ExecutorFactory = Callable[[], AbstractAsyncContextManager[Executor]]
 

@@ -189,6 +189,7 @@ def test_smoke_measures_one_statement_through_each_layer(
     rows = results["statement_layers"]
     assert [r["layer"].split()[0].strip(",") for r in rows] == [
         "ORM",
+        "guarded",
         "quizbot's",
         "asyncpg",
         "asyncpg",

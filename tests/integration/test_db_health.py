@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.pool.base import _ConnectionFairy
 
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
 from quizbot.db import connect_args, create_engine, create_sessionmaker
+from quizbot.driver import DriverConnections
 from quizbot.errors import DatabaseUnavailableError
 from quizbot.models import Difficulty, QuestionKind
 from quizbot.pool_monitor import MonitoredPool, PoolMonitor
@@ -183,6 +185,7 @@ async def _select_one(units: ExecutorFactory) -> int:
 GUARDS: dict[str, Callable[[AsyncEngine, CircuitBreaker], ExecutorFactory]] = {
     "session": create_sessionmaker,
     "connection": GuardedConnections,
+    "driver": DriverConnections,
 }
 
 
@@ -253,6 +256,15 @@ async def test_a_refused_login_counts_as_a_failure(database_url: str, guard: str
 
 def _closing_fails(monkeypatch: pytest.MonkeyPatch, guard: str, error: Exception) -> None:
     """Closing a unit of `guard`'s kind closes it, then raises `error`."""
+    if guard == "driver":  # the pooled connection itself is closed (returned)
+        close_fairy = _ConnectionFairy.close
+
+        def close_fairy_then_fail(self: _ConnectionFairy) -> None:
+            close_fairy(self)
+            raise error
+
+        monkeypatch.setattr(_ConnectionFairy, "close", close_fairy_then_fail)
+        return
     kind = {"session": AsyncSession, "connection": AsyncConnection}[guard]
     close = kind.close
 

@@ -5,6 +5,7 @@ the pool's ping (it does not log prepared statements, which the events count).""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ import asyncpg
 import pytest
 from sqlalchemy import event, text
 
+from quizbot import driver
 from quizbot.app import App
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
@@ -43,19 +45,33 @@ async def database_url() -> AsyncIterator[str]:
 async def wire(
     database_url: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[App, list[str]]]:
-    """An App on the test database whose connections log every query they send.
+    """An App on the test database whose connections log every query they send that
+    is not a statement (BEGIN, COMMIT, ROLLBACK, pings).
 
     Indirect parametrisation passes Settings overrides (default: none).
     """
     app = _app(database_url, **getattr(request, "param", {}))
     sent: list[str] = []
+    # What the app ran on the driver (quizbot.driver): asyncpg logs those queries too,
+    # but they are statements, which count_statements counts.
+    statements: Counter[str] = Counter()
+
+    def _statement(sql: str, _arguments: Sequence[Any]) -> None:
+        statements[sql] += 1
+
+    def _log(query: Any) -> None:
+        if statements[query.query] > 0:
+            statements[query.query] -= 1
+        else:
+            sent.append(query.query)
 
     def _log_queries(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.driver_connection.add_query_logger(lambda q: sent.append(q.query))
+        dbapi_connection.driver_connection.add_query_logger(_log)
 
     for engine in (app.engine, app.answer_engine):
         if engine is not None:
             event.listen(engine.sync_engine, "connect", _log_queries)
+            driver.listen(engine, _statement)
 
     try:
         yield app, sent

@@ -1,0 +1,375 @@
+"""The hottest one-statement units of work, run on the driver itself.
+
+A statement on quizbot's Core read path cost about 250 µs of CPU against 45 µs for
+the same statement on a bare asyncpg connection (`bench/layers.py`): about 100 µs in
+the engine's `Connection` and SQLAlchemy's execution (an execution context, a cursor
+adapter, result metadata, a greenlet switch per await), the rest in the pool's
+checkout. At 1,000 players the bot's loop is CPU-bound, and every microsecond there is
+a wait for every coroutine behind it.
+
+`DriverConnections` keeps what SQLAlchemy gives these units and drops the rest:
+
+- the connection still comes from the engine's pool (`Engine.raw_connection`): the
+  same size, timeouts, pre-ping, monitoring (`quizbot.pool_monitor`), events and
+  asyncpg settings (statement cache, PgBouncer mode);
+- the statement is still a SQLAlchemy `text()` or Core construct, compiled by the
+  engine's dialect, once per statement object, into the SQL SQLAlchemy would send
+  (`$n` placeholders, bind casts), with its bind and result processors (enums, arrays);
+- errors still come out as SQLAlchemy's exceptions (`IntegrityError`, `DBAPIError`
+  with the SQLSTATE), so repositories, `retry_transient` and the circuit breaker treat
+  them as before;
+- but the statement runs as `asyncpg.Connection.fetch` on the pooled connection, and
+  the rows are plain named tuples (attribute and index access, as SQLAlchemy's rows).
+
+Only units of work of single statements in autocommit use it: the connection is
+never in a transaction here. A statement that SQLAlchemy would expand at execution
+time (`IN` with a list) is refused.
+"""
+
+from __future__ import annotations
+
+import collections
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.selectable import ReturnsRows
+from sqlalchemy.util import greenlet_spawn
+
+from quizbot.resilience import CircuitBreaker, settle, settle_after
+
+# Who is told of every statement sent (the tests' and the benchmark's counters), per engine.
+StatementListener = Callable[[str, Sequence[Any]], None]
+_LISTENERS: weakref.WeakKeyDictionary[Engine, list[StatementListener]] = weakref.WeakKeyDictionary()
+
+
+def listen(engine: AsyncEngine, listener: StatementListener) -> None:
+    """Call `listener(sql, arguments)` before each statement a `DriverConnections` of
+    `engine` sends (SQLAlchemy's `before_cursor_execute` does not see them)."""
+    _LISTENERS.setdefault(engine.sync_engine, []).append(listener)
+
+
+def remove(engine: AsyncEngine, listener: StatementListener) -> None:
+    """Stop calling a listener given to `listen`."""
+    listeners = _LISTENERS.get(engine.sync_engine, [])
+    if listener in listeners:
+        listeners.remove(listener)
+
+
+class DriverResult:
+    """A statement's rows, with the accessors of SQLAlchemy's `Result` that the
+    repositories use."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+    def all(self) -> list[Any]:
+        """Every row."""
+        return self._rows
+
+    def first(self) -> Any:
+        """The first row, or None."""
+        return self._rows[0] if self._rows else None
+
+    def one_or_none(self) -> Any:
+        """The only row, or None.
+
+        Raises:
+            MultipleResultsFound: more than one row.
+        """
+        if len(self._rows) > 1:
+            raise sa_exc.MultipleResultsFound(
+                "Multiple rows were found when one or none was required"
+            )
+        return self._rows[0] if self._rows else None
+
+    def one(self) -> Any:
+        """The only row.
+
+        Raises:
+            NoResultFound: no row.
+            MultipleResultsFound: more than one row.
+        """
+        row = self.one_or_none()
+        if row is None:
+            raise sa_exc.NoResultFound("No row was found when one was required")
+        return row
+
+    def scalar(self) -> Any:
+        """The first row's first column, or None."""
+        return self._rows[0][0] if self._rows else None
+
+    def scalar_one(self) -> Any:
+        """The only row's first column."""
+        return self.one()[0]
+
+    def scalar_one_or_none(self) -> Any:
+        """The only row's first column, or None without a row."""
+        row = self.one_or_none()
+        return None if row is None else row[0]
+
+    def scalars(self) -> DriverResult:
+        """The first column of every row."""
+        return DriverResult([row[0] for row in self._rows])
+
+
+@dataclass(slots=True)
+class _Compiled:
+    """A statement as the dialect compiles it, with what it takes to run it on asyncpg."""
+
+    sql: str
+    names: tuple[str, ...]  # the parameter behind each $n
+    fixed: dict[str, Any]  # values bound in the statement itself (`bindparams(x=1)`)
+    bind: tuple[Callable[[Any], Any] | None, ...]  # per $n
+    # The columns typed by the statement (`text().columns(...)`, a Core select): name
+    # and SQLAlchemy type, in select order. Matched to the result as SQLAlchemy does.
+    typed: tuple[tuple[str, Any], ...]
+    dialect: Dialect
+    row: type[tuple[Any, ...]] | None = None  # built from the first result's columns
+    results: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        values: list[Any] = []
+        for name, process in zip(self.names, self.bind, strict=True):
+            if name in params:
+                value = params[name]
+            elif name in self.fixed:
+                value = self.fixed[name]
+            else:
+                raise sa_exc.ArgumentError(f"a value is required for bind parameter {name!r}")
+            values.append(value if process is None or value is None else process(value))
+        return values
+
+    def rows(self, records: list[asyncpg.Record]) -> list[Any]:
+        if not records:
+            return []
+        if self.row is None:
+            self._describe(list(records[0].keys()))
+        assert self.row is not None
+        make = self.row._make  # type: ignore[attr-defined]
+        if not self.results:
+            return [make(record) for record in records]
+        rows = []
+        for record in records:
+            values = list(record)
+            for index, process in self.results:
+                if values[index] is not None:
+                    values[index] = process(values[index])
+            rows.append(make(values))
+        return rows
+
+    def _describe(self, keys: list[str]) -> None:
+        # SQLAlchemy matches the columns given to `text().columns()` by position when
+        # there are as many as the result has, else by name; so do we.
+        names = keys
+        by_name = dict(self.typed)
+        types: list[Any] = [by_name.get(key) for key in keys]
+        if self.typed and len(self.typed) == len(keys):
+            names = [name for name, _type in self.typed]
+            types = [type_ for _name, type_ in self.typed]
+        results = []
+        for index, type_ in enumerate(types):
+            process = None if type_ is None else _result_processor(type_, self.dialect)
+            if process is not None:
+                results.append((index, process))
+        self.results = tuple(results)
+        self.row = collections.namedtuple("Row", names, rename=True)  # type: ignore[misc]
+
+
+def _result_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    if hasattr(type_, "asdecimal"):  # Numeric, Float, Double (whose base differs by version)
+        # SQLAlchemy picks a numeric column's conversion by the column's type in the
+        # result, which asyncpg's rows do not carry: convert by the value's type instead.
+        if type_.asdecimal:
+            return lambda value: value if isinstance(value, Decimal) else Decimal(str(value))
+        return lambda value: value if isinstance(value, float) else float(value)
+    process: Callable[[Any], Any] | None = type_.result_processor(dialect, None)
+    return process
+
+
+def compile_for_driver(statement: ClauseElement, dialect: Dialect) -> _Compiled:
+    """Compile `statement` to the SQL SQLAlchemy would send and its processors.
+
+    Raises:
+        TypeError: the statement has parameters expanded at execution time.
+    """
+    compiled = statement.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    binds = compiled.binds
+    expanding = [name for name, bind in binds.items() if bind.expanding or bind.literal_execute]
+    if expanding:
+        raise TypeError(f"parameters {expanding} are expanded at execution: not for the driver")
+    names = tuple(compiled.positiontup or ())
+    processors = tuple(
+        binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+    )
+    fixed = {name: bind.effective_value for name, bind in binds.items() if not bind.required}
+    # What a select, `text().columns()` or a RETURNING clause says its columns are.
+    columns = statement.exported_columns if isinstance(statement, ReturnsRows) else ()
+    typed = tuple((column.name, column.type.dialect_impl(dialect)) for column in columns)
+    return _Compiled(compiled.string, names, fixed, processors, typed, dialect)
+
+
+class DriverConnection:
+    """A pooled connection whose statements run on asyncpg (see the module's doc)."""
+
+    __slots__ = ("_driver", "_factory", "_fairy")
+
+    def __init__(self, factory: DriverConnections, fairy: PoolProxiedConnection) -> None:
+        self._factory = factory
+        self._fairy = fairy
+        self._driver: asyncpg.Connection = fairy.driver_connection
+
+    async def execute(
+        self, statement: ClauseElement, parameters: Mapping[str, Any] | None = None
+    ) -> DriverResult:
+        """Run one statement; its rows (none for a statement that returns none).
+
+        Raises:
+            sqlalchemy.exc.DBAPIError: as SQLAlchemy would raise it (IntegrityError, ...).
+        """
+        compiled = self._factory.compiled(statement)
+        arguments = compiled.arguments(parameters or {})
+        for listener in _LISTENERS.get(self._factory.sync_engine, ()):
+            listener(compiled.sql, arguments)
+        try:
+            records = await self._driver.fetch(compiled.sql, *arguments)
+        except asyncpg.PostgresError as error:  # the server's answer: the connection is fine
+            raise self._factory.translate(error, compiled.sql, arguments, self._fairy) from error
+        except BaseException as error:
+            # Cancelled mid-statement, or the connection broke: asyncpg may still wait
+            # for a reply, so the connection is closed instead of going back to the pool.
+            if self._fairy.is_valid:
+                self._fairy.invalidate(error if isinstance(error, Exception) else None)
+            if isinstance(error, Exception):
+                raise self._factory.translate(
+                    error, compiled.sql, arguments, self._fairy
+                ) from error
+            raise
+        return DriverResult(compiled.rows(records))
+
+    async def scalars(
+        self, statement: ClauseElement, parameters: Mapping[str, Any] | None = None
+    ) -> DriverResult:
+        """The first column of each row."""
+        return (await self.execute(statement, parameters)).scalars()
+
+    async def scalar(
+        self, statement: ClauseElement, parameters: Mapping[str, Any] | None = None
+    ) -> Any:
+        """The first row's first column, or None."""
+        return (await self.execute(statement, parameters)).scalar()
+
+
+class DriverUnit:
+    """`async with`: one guarded unit of work on a `DriverConnection`.
+
+    Guarded as `quizbot.resilience.GuardedConnection` is: the breaker is checked first
+    and told the outcome after.
+    """
+
+    __slots__ = ("_factory", "_fairy")
+
+    def __init__(self, factory: DriverConnections) -> None:
+        self._factory = factory
+        self._fairy: PoolProxiedConnection | None = None
+
+    async def __aenter__(self) -> DriverConnection:
+        breaker = self._factory.breaker
+        if breaker is not None:
+            breaker.before()
+        try:
+            self._fairy = await greenlet_spawn(self._factory.sync_engine.raw_connection)
+        except BaseException as error:
+            settle(breaker, error)  # raises for a connection failure
+            raise
+        return DriverConnection(self._factory, self._fairy)
+
+    async def __aexit__(
+        self,
+        type_: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._fairy is not None
+        await settle_after(greenlet_spawn(self._fairy.close), self._factory.breaker, value)
+
+
+class DriverConnections:
+    """A factory of driver units over an engine's pool: `async with connections() as conn:`.
+
+    For an engine in autocommit mode (`db.create_engine(autocommit=True)`).
+    """
+
+    def __init__(self, engine: AsyncEngine, breaker: CircuitBreaker | None = None) -> None:
+        self.engine = engine
+        self.sync_engine = engine.sync_engine
+        self.dialect = engine.sync_engine.dialect
+        self.breaker = breaker
+        # Compiled statements by the statement object's id. The statements are module
+        # constants or memoised; an entry goes with its statement.
+        self._compiled: dict[int, tuple[weakref.ref[ClauseElement], _Compiled]] = {}
+
+    def __call__(self) -> DriverUnit:
+        return DriverUnit(self)
+
+    def compiled(self, statement: ClauseElement) -> _Compiled:
+        """`statement` compiled for the driver, once per statement object."""
+        key = id(statement)
+        entry = self._compiled.get(key)
+        if entry is not None and entry[0]() is statement:
+            return entry[1]
+        compiled = compile_for_driver(statement, self.dialect)
+        self._compiled[key] = (
+            weakref.ref(statement, lambda _ref: self._compiled.pop(key, None)),
+            compiled,
+        )
+        return compiled
+
+    def translate(
+        self, error: Exception, sql: str, arguments: Sequence[Any], fairy: PoolProxiedConnection
+    ) -> BaseException:
+        """The exception SQLAlchemy would raise for the driver's `error`.
+
+        asyncpg's errors go through the dialect's adapter (which gives them the DBAPI
+        classes and their SQLSTATE) and then SQLAlchemy's wrapper, so callers see an
+        `IntegrityError` or `DBAPIError` with `.orig` as from a Core connection. A lost
+        connection is invalidated, as SQLAlchemy does, so the pool replaces it.
+        """
+        adapted: DBAPIConnection = fairy.dbapi_connection  # type: ignore[assignment]
+        try:
+            adapted._handle_exception(error)  # always raises
+        except Exception as dbapi_error:
+            translated: BaseException = dbapi_error
+        else:  # pragma: no cover - the adapter always raises
+            translated = error
+        dbapi_base = self.dialect.loaded_dbapi.Error
+        if not isinstance(translated, dbapi_base):
+            return translated  # not a database error (an OSError, a timeout): as SQLAlchemy
+        lost = self.dialect.is_disconnect(translated, adapted, None)
+        if lost:
+            fairy.invalidate(translated)
+        return sa_exc.DBAPIError.instance(
+            sql,
+            tuple(arguments),
+            translated,
+            dbapi_base,
+            connection_invalidated=lost,
+            dialect=self.dialect,
+        )

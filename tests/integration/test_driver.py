@@ -1,0 +1,180 @@
+"""Statements run on the driver (`quizbot.driver`) give what SQLAlchemy's Core gives:
+the same rows (types, enums, arrays, attribute access), the same exceptions, and a
+pool that gets its connections back, or loses them when they cannot be trusted."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gc
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, column, event, exc, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from quizbot import driver
+from quizbot.config import Settings
+from quizbot.db import create_engine
+from quizbot.driver import DriverConnections
+from quizbot.models import Question, SessionMode, SessionStatus
+from quizbot.observability import count_statements
+from quizbot.repositories import QuestionRepository, SessionRepository
+from quizbot.repositories.sessions import NewSession
+from quizbot.resilience import GuardedConnections
+from tests.database import drop_database, migrated_database
+
+
+@pytest.fixture(scope="module")
+async def database_url() -> AsyncIterator[str]:
+    """This module's own database: its units of work commit."""
+    url = await migrated_database()
+    yield url
+    await drop_database(url)
+
+
+@pytest.fixture
+async def autocommit(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine as the app builds it, with a pool of two."""
+    engine = create_engine(Settings(_env_file=None), database_url, pool_size=2, autocommit=True)  # type: ignore[call-arg]
+    yield engine
+    await engine.dispose()
+
+
+def _new_quiz(channel_id: int, question_ids: list[int]) -> NewSession:
+    return NewSession(
+        guild_id=channel_id // 10,
+        channel_id=channel_id,
+        user_id=7,
+        display_name="Ada",
+        guild_name="Guild",
+        mode=SessionMode.SOLO,
+        topic="science",
+        category=None,
+        difficulty="easy",
+        time_limit=30,
+        question_started_at=dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC),
+        questions=question_ids,
+    )
+
+
+async def test_rows_are_what_a_core_connection_returns(autocommit: AsyncEngine) -> None:
+    """A typed statement (enums, an array, timestamps) and a Core select (JSON, floats,
+    enums) read the same on both paths, by attribute and by index."""
+    core, on_driver = GuardedConnections(autocommit), DriverConnections(autocommit)
+    async with on_driver() as conn:
+        started = await SessionRepository(session=conn).start(_new_quiz(1001, [3, 1, 2]))
+    assert started.status is SessionStatus.ACTIVE and started.mode is SessionMode.SOLO
+    assert started.question_ids == [3, 1, 2]
+    assert started.question_started_at == dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
+    async with core() as conn:
+        again = await SessionRepository(session=conn).require_row(started.id)
+    assert tuple(again) == tuple(started)
+
+    async with core() as conn:
+        ids = (await conn.scalars(select(Question.id).order_by(Question.id).limit(5))).all()
+        expected = await QuestionRepository(session=conn).get_many(ids)
+    async with on_driver() as conn:
+        got = await QuestionRepository(session=conn).get_many(ids)
+    assert got == expected and [row.id for row in got] == list(ids)
+    assert [row.kind for row in got] == [row.kind for row in expected]  # enums, not strings
+
+
+async def test_a_constraint_violation_is_sqlalchemy_s_integrity_error(
+    autocommit: AsyncEngine,
+) -> None:
+    on_driver = DriverConnections(autocommit)
+    duplicate = text("INSERT INTO guilds (guild_id, name) VALUES (:id, 'x')")
+    async with on_driver() as conn:
+        await conn.execute(duplicate, {"id": 424242})
+        with pytest.raises(exc.IntegrityError) as caught:
+            await conn.execute(duplicate, {"id": 424242})
+    assert getattr(caught.value.orig, "sqlstate", None) == "23505"
+    assert not caught.value.connection_invalidated
+    # A server error leaves the connection usable: it went back to the pool.
+    assert autocommit.sync_engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+
+
+async def test_a_statement_cancelled_midway_does_not_return_its_connection(
+    autocommit: AsyncEngine,
+) -> None:
+    """asyncpg may still wait for the cancelled statement's reply: the connection is
+    closed, and the next unit gets a working one."""
+    on_driver = DriverConnections(autocommit)
+    invalidated: list[BaseException | None] = []
+    event.listen(autocommit.sync_engine, "invalidate", lambda _c, _r, e: invalidated.append(e))
+
+    async def sleep() -> None:
+        async with on_driver() as conn:
+            await conn.execute(text("SELECT pg_sleep(5)"))
+
+    task = asyncio.create_task(sleep())
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    pool: Any = autocommit.sync_engine.pool
+    assert pool.checkedout() == 0
+    assert len(invalidated) == 1  # closed, not returned as it was
+    async with on_driver() as conn:
+        assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+
+
+async def test_what_the_driver_cannot_run_is_refused(autocommit: AsyncEngine) -> None:
+    on_driver = DriverConnections(autocommit)
+    expanding = select(Question.id).where(Question.id.in_(bindparam("ids", expanding=True)))
+    async with on_driver() as conn:
+        with pytest.raises(TypeError, match="expanded at execution"):
+            await conn.execute(expanding, {"ids": [1, 2]})
+        with pytest.raises(exc.ArgumentError, match="'b'"):
+            await conn.execute(text("SELECT :a, :b"), {"a": 1})
+
+
+async def test_results_and_their_accessors(autocommit: AsyncEngine) -> None:
+    on_driver = DriverConnections(autocommit)
+    pairs = text("SELECT x AS n, x * 2 AS twice FROM generate_series(1, :k) AS x ORDER BY x")
+    typed = text("SELECT 'active' AS status").columns(
+        column("status", SessionRepository.model_type.__table__.c.status.type)  # type: ignore[attr-defined]
+    )
+    async with on_driver() as conn:
+        rows = (await conn.execute(pairs, {"k": 3})).all()
+        assert [(r.n, r.twice) for r in rows] == [(1, 2), (2, 4), (3, 6)]
+        assert [tuple(r) for r in rows] == [(1, 2), (2, 4), (3, 6)]
+        assert (await conn.scalars(pairs, {"k": 2})).all() == [1, 2]
+        assert (await conn.execute(pairs, {"k": 0})).one_or_none() is None
+        assert (await conn.execute(pairs, {"k": 0})).first() is None
+        with pytest.raises(exc.MultipleResultsFound):
+            (await conn.execute(pairs, {"k": 2})).one()
+        with pytest.raises(exc.NoResultFound):
+            (await conn.execute(pairs, {"k": 0})).one()
+        assert (await conn.execute(typed)).scalar_one() is SessionStatus.ACTIVE
+        assert await conn.scalar(text("SELECT NULL")) is None
+        # Bound in the statement itself, None included.
+        fixed = text("SELECT :a AS a, CAST(:b AS int) AS b").bindparams(a=5, b=None)
+        assert tuple((await conn.execute(fixed)).one()) == (5, None)
+
+
+async def test_statements_are_counted_and_compiled_once(autocommit: AsyncEngine) -> None:
+    on_driver = DriverConnections(autocommit)
+    seen: list[tuple[str, Sequence[Any]]] = []
+
+    def listener(sql: str, arguments: Sequence[Any]) -> None:
+        seen.append((sql, arguments))
+
+    statement = text("SELECT :a + 1 AS b")
+    driver.listen(autocommit, listener)
+    try:
+        with count_statements(autocommit) as counted:
+            async with on_driver() as conn:
+                await conn.execute(statement, {"a": 1})
+                await conn.execute(statement, {"a": 2})
+    finally:
+        driver.remove(autocommit, listener)
+    assert counted.count == 2
+    assert seen == [("SELECT $1 + 1 AS b", [1]), ("SELECT $1 + 1 AS b", [2])]
+    assert on_driver.compiled(statement) is on_driver.compiled(statement)
+    # An entry goes with its statement (statements built per call do not pile up).
+    del statement
+    gc.collect()
+    assert len(on_driver._compiled) == 0
