@@ -31,6 +31,11 @@ _OPTIONAL_COLUMNS: dict[str, Any] = {
 
 # asyncpg allows 32,767 bind parameters per statement; a question row uses 15.
 _INSERT_CHUNK = 1000
+_QUESTIONS = Question.__table__
+# `= ANY(array)`, not `IN (...)`: one statement for any number of ids, prepared once per
+# connection (an IN list is a new statement for every length); one statement object,
+# compiled once (also on the driver, which compiles per object).
+_GET_MANY = select(*_QUESTIONS.c).where(_QUESTIONS.c.id == any_(bindparam("ids", type_=_ID_ARRAY)))
 
 
 def question_hash(topic: str, prompt: str) -> str:
@@ -98,11 +103,7 @@ class QuestionRepository(Repository[Question]):
         """
         if not ids:
             return []
-        table = Question.__table__
-        # `= ANY(array)`, not `IN (...)`: one statement for any number of ids, prepared
-        # once per connection (an IN list is a new statement for every length).
-        stmt = select(*table.c).where(table.c.id == any_(bindparam("ids", type_=_ID_ARRAY)))
-        rows = (await self.session.execute(stmt, {"ids": list(ids)})).all()
+        rows = (await self.session.execute(_GET_MANY, {"ids": list(ids)})).all()
         by_id = {r.id: r for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 

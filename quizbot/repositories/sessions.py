@@ -80,6 +80,8 @@ _SET_MESSAGES = text(
 )
 
 _SESSION_COLUMNS = ", ".join(c.name for c in _SESSIONS.c)
+# One statement object, compiled once (also on the driver, which compiles per object).
+_ROW = select(*_SESSIONS.c).where(_SESSIONS.c.id == bindparam("session_id"))
 # A question's answers, fastest first, for its reveal: [user id, name, correct, points].
 _REVEALED_SELECT = """
     SELECT coalesce(json_agg(json_build_array(
@@ -440,8 +442,7 @@ class SessionRepository(Repository[QuizSession]):
         Raises:
             NotFoundError: no such session.
         """
-        stmt = select(*_SESSIONS.c).where(_SESSIONS.c.id == session_id)
-        row = (await self.session.execute(stmt)).one_or_none()
+        row = (await self.session.execute(_ROW, {"session_id": session_id})).one_or_none()
         if row is None:
             raise NotFoundError(f"quiz session {session_id} not found")
         return row
