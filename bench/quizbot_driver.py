@@ -88,8 +88,14 @@ def _instrument_engine(engine: Any) -> None:
     ) -> None:
         count_statement(statement, parameters)
 
-    # The hot one-statement units run on the driver (quizbot.driver), past those events.
-    driver.listen(engine, count_statement)
+    # The hot units of work run on the driver (quizbot.driver), past those events.
+    def _count_on_driver(statement: str, parameters: Sequence[Any]) -> None:
+        if statement in driver.TRANSACTION_CONTROL:
+            count_tx(statement)
+        else:
+            count_statement(statement, parameters)
+
+    driver.listen(engine, _count_on_driver)
 
     # With asyncpg, SQLAlchemy sends BEGIN before a transaction's first statement and
     # COMMIT / ROLLBACK at its end: each is a round trip (and a batch replays by them).

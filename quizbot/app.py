@@ -124,6 +124,7 @@ class App:
                 DriverConnections(answer_engine, breaker) if answer_engine is not None else None
             ),
             statements=statements,
+            transactions=statements.transaction,
             answer_group_commit=settings.answer_group_commit,
             answer_group_commit_ms=settings.answer_group_commit_ms,
             answer_batch_max=settings.answer_batch_max,

@@ -49,6 +49,8 @@ from sqlalchemy.util import greenlet_spawn
 
 from quizbot.resilience import CircuitBreaker, settle, settle_after
 
+# What `DriverConnection.control` sends, which listeners are told of like statements.
+TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "ROLLBACK"})
 # Who is told of every statement sent (the tests' and the benchmark's counters), per engine.
 StatementListener = Callable[[str, Sequence[Any]], None]
 _LISTENERS: weakref.WeakKeyDictionary[Engine, list[StatementListener]] = weakref.WeakKeyDictionary()
@@ -229,11 +231,11 @@ def compile_for_driver(statement: ClauseElement, dialect: Dialect) -> _Compiled:
 class DriverConnection:
     """A pooled connection whose statements run on asyncpg (see the module's doc)."""
 
-    __slots__ = ("_driver", "_factory", "_fairy")
+    __slots__ = ("_driver", "_factory", "fairy")
 
     def __init__(self, factory: DriverConnections, fairy: PoolProxiedConnection) -> None:
         self._factory = factory
-        self._fairy = fairy
+        self.fairy = fairy  # the pool's checked-out connection
         self._driver: asyncpg.Connection = fairy.driver_connection
 
     async def execute(
@@ -250,19 +252,37 @@ class DriverConnection:
             listener(compiled.sql, arguments)
         try:
             records = await self._driver.fetch(compiled.sql, *arguments)
-        except asyncpg.PostgresError as error:  # the server's answer: the connection is fine
-            raise self._factory.translate(error, compiled.sql, arguments, self._fairy) from error
         except BaseException as error:
+            failure = self._failed(error, compiled.sql, arguments)
+            if failure is error:
+                raise
+            raise failure from error
+        return DriverResult(compiled.rows(records))
+
+    async def control(self, sql: str) -> None:
+        """Send a transaction control statement (`BEGIN`, `COMMIT`, `ROLLBACK`).
+
+        Listeners are told of it as of a statement without arguments.
+        """
+        for listener in _LISTENERS.get(self._factory.sync_engine, ()):
+            listener(sql, ())
+        try:
+            await self._driver.execute(sql)
+        except BaseException as error:
+            failure = self._failed(error, sql, ())
+            if failure is error:
+                raise
+            raise failure from error
+
+    def _failed(self, error: BaseException, sql: str, arguments: Sequence[Any]) -> BaseException:
+        """What to raise for `error`; a connection that may still be busy is closed."""
+        if not isinstance(error, asyncpg.PostgresError) and self.fairy.is_valid:
             # Cancelled mid-statement, or the connection broke: asyncpg may still wait
             # for a reply, so the connection is closed instead of going back to the pool.
-            if self._fairy.is_valid:
-                self._fairy.invalidate(error if isinstance(error, Exception) else None)
-            if isinstance(error, Exception):
-                raise self._factory.translate(
-                    error, compiled.sql, arguments, self._fairy
-                ) from error
-            raise
-        return DriverResult(compiled.rows(records))
+            self.fairy.invalidate(error if isinstance(error, Exception) else None)
+        if isinstance(error, Exception):
+            return self._factory.translate(error, sql, arguments, self.fairy)
+        return error
 
     async def scalars(
         self, statement: ClauseElement, parameters: Mapping[str, Any] | None = None
@@ -278,28 +298,38 @@ class DriverConnection:
 
 
 class DriverUnit:
-    """`async with`: one guarded unit of work on a `DriverConnection`.
+    """`async with`: one guarded unit of work on a `DriverConnection`, in autocommit
+    or, with `transaction`, between `BEGIN` and `COMMIT` (`ROLLBACK` when the block
+    raises).
 
     Guarded as `quizbot.resilience.GuardedConnection` is: the breaker is checked first
     and told the outcome after.
     """
 
-    __slots__ = ("_factory", "_fairy")
+    __slots__ = ("_connection", "_factory", "_transaction")
 
-    def __init__(self, factory: DriverConnections) -> None:
+    def __init__(self, factory: DriverConnections, *, transaction: bool = False) -> None:
         self._factory = factory
-        self._fairy: PoolProxiedConnection | None = None
+        self._transaction = transaction
+        self._connection: DriverConnection | None = None
 
     async def __aenter__(self) -> DriverConnection:
         breaker = self._factory.breaker
         if breaker is not None:
             breaker.before()
         try:
-            self._fairy = await greenlet_spawn(self._factory.sync_engine.raw_connection)
+            fairy = await greenlet_spawn(self._factory.sync_engine.raw_connection)
         except BaseException as error:
             settle(breaker, error)  # raises for a connection failure
             raise
-        return DriverConnection(self._factory, self._fairy)
+        self._connection = DriverConnection(self._factory, fairy)
+        if self._transaction:
+            try:
+                await self._connection.control("BEGIN")
+            except BaseException as error:
+                await settle_after(greenlet_spawn(fairy.close), breaker, error)
+                raise
+        return self._connection
 
     async def __aexit__(
         self,
@@ -307,8 +337,25 @@ class DriverUnit:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        assert self._fairy is not None
-        await settle_after(greenlet_spawn(self._fairy.close), self._factory.breaker, value)
+        connection = self._connection
+        assert connection is not None
+        fairy = connection.fairy
+        outcome = value
+        if self._transaction and fairy.is_valid:
+            try:
+                await connection.control("COMMIT" if value is None else "ROLLBACK")
+            except BaseException as error:
+                # A failed COMMIT ended the transaction (the server rolled it back): the
+                # unit failed. A ROLLBACK the server refused leaves a session of
+                # unknown state: it is closed, not handed on.
+                if value is None:
+                    outcome = error
+                elif fairy.is_valid:
+                    fairy.invalidate(error if isinstance(error, Exception) else None)
+        await settle_after(greenlet_spawn(fairy.close), self._factory.breaker, outcome)
+        if outcome is not value:
+            assert outcome is not None
+            raise outcome
 
 
 class DriverConnections:
@@ -328,6 +375,11 @@ class DriverConnections:
 
     def __call__(self) -> DriverUnit:
         return DriverUnit(self)
+
+    def transaction(self) -> DriverUnit:
+        """A unit of work whose statements commit together: `async with
+        connections.transaction() as conn:`."""
+        return DriverUnit(self, transaction=True)
 
     def compiled(self, statement: ClauseElement) -> _Compiled:
         """`statement` compiled for the driver, once per statement object."""

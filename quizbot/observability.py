@@ -44,7 +44,8 @@ def count_statements(bind: AsyncEngine | AsyncConnection) -> Iterator[StatementL
             log.statements.append(statement)
 
     def record_driver(statement: str, _arguments: Sequence[Any]) -> None:
-        log.statements.append(statement)
+        if statement not in driver.TRANSACTION_CONTROL:  # as the events above
+            log.statements.append(statement)
 
     event.listen(target, "before_cursor_execute", record)
     if isinstance(bind, AsyncEngine):  # and what runs on the driver over its pool

@@ -422,6 +422,7 @@ class QuizService:
         answer_autocommit: ExecutorFactory | None = None,
         rank_mirror: RankMirror | None = None,
         statements: ExecutorFactory | None = None,
+        transactions: ExecutorFactory | None = None,
     ) -> None:
         """Args:
         sessionmaker: one session per unit of work.
@@ -448,11 +449,16 @@ class QuizService:
             statement that returns rows, not mapped objects (start, move on, remember
             the message, reveal): `resilience.GuardedConnections`. Default: `reads`
             when given, else `sessionmaker` in a transaction.
+        transactions: units of work of several statements that commit together and
+            return rows, not mapped objects (the end of a quiz):
+            `DriverConnections.transaction` in the app. Default: `sessionmaker`, in a
+            transaction.
         """
         self._sessions = sessionmaker
         self._reads = reads or sessionmaker
         self._autocommit = reads
         self._statements: ExecutorFactory = statements or self._one_statement
+        self._transactions: ExecutorFactory = transactions or self._in_transaction
         self._reviews = reviews or ReviewScheduler()
         self._cache = cache
         self.settings = settings or GuildSettingsService(sessionmaker, cache, reads=reads)
@@ -951,6 +957,12 @@ class QuizService:
         return defs
 
     @contextlib.asynccontextmanager
+    async def _in_transaction(self) -> AsyncIterator[Executor]:
+        """A session in a transaction, committed when the block ends without error."""
+        async with self._sessions() as session, session.begin():
+            yield session
+
+    @contextlib.asynccontextmanager
     async def _one_statement(self) -> AsyncIterator[Executor]:
         """A session for writes that are each one atomic statement.
 
@@ -1107,7 +1119,7 @@ class QuizService:
             NotFoundError: no such session.
         """
         awarded: dict[int, tuple[catalogue.AchievementDef, ...]] = {}
-        async with self._sessions() as session, session.begin():
+        async with self._transactions() as session:
             repo = SessionRepository(session=session)
             # The end, the answers and their review cards: one statement.
             rows = await repo.finish_with_answers(session_id=session_id, status=status)
@@ -1143,7 +1155,7 @@ class QuizService:
 
     async def _finish_players(
         self,
-        session: AsyncSession,
+        session: Executor,
         row: QuizSession | Row[Any],
         results: tuple[PlayerResult, ...],
         cards: Cards,

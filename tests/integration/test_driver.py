@@ -42,6 +42,13 @@ async def autocommit(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+def _invalidations(engine: AsyncEngine) -> list[BaseException | None]:
+    """What the pool's connections are invalidated with, from now on."""
+    seen: list[BaseException | None] = []
+    event.listen(engine.sync_engine, "invalidate", lambda _c, _r, error: seen.append(error))
+    return seen
+
+
 def _new_quiz(channel_id: int, question_ids: list[int]) -> NewSession:
     return NewSession(
         guild_id=channel_id // 10,
@@ -102,8 +109,7 @@ async def test_a_statement_cancelled_midway_does_not_return_its_connection(
     """asyncpg may still wait for the cancelled statement's reply: the connection is
     closed, and the next unit gets a working one."""
     on_driver = DriverConnections(autocommit)
-    invalidated: list[BaseException | None] = []
-    event.listen(autocommit.sync_engine, "invalidate", lambda _c, _r, e: invalidated.append(e))
+    invalidated = _invalidations(autocommit)
 
     async def sleep() -> None:
         async with on_driver() as conn:
@@ -178,3 +184,43 @@ async def test_statements_are_counted_and_compiled_once(autocommit: AsyncEngine)
     del statement
     gc.collect()
     assert len(on_driver._compiled) == 0
+
+
+async def test_a_transaction_commits_together_or_not_at_all(autocommit: AsyncEngine) -> None:
+    on_driver = DriverConnections(autocommit)
+    insert = text("INSERT INTO guilds (guild_id, name) VALUES (:id, 'tx')")
+    count = text("SELECT count(*) FROM guilds WHERE guild_id IN (515151, 525252)")
+    async with on_driver.transaction() as conn:
+        await conn.execute(insert, {"id": 515151})
+        async with on_driver() as other:  # not committed yet: invisible elsewhere
+            assert (await other.execute(count)).scalar_one() == 0
+    async with on_driver() as conn:
+        assert (await conn.execute(count)).scalar_one() == 1
+
+    with pytest.raises(RuntimeError, match="changed my mind"):
+        async with on_driver.transaction() as conn:
+            await conn.execute(insert, {"id": 525252})
+            raise RuntimeError("changed my mind")
+    async with on_driver() as conn:
+        assert (await conn.execute(count)).scalar_one() == 1  # rolled back
+
+
+async def test_a_failed_commit_fails_the_unit(autocommit: AsyncEngine) -> None:
+    """A constraint checked at COMMIT: the unit raises SQLAlchemy's IntegrityError, and
+    the connection (its transaction ended by the server) goes back to the pool."""
+    on_driver = DriverConnections(autocommit)
+    invalidated = _invalidations(autocommit)
+    async with on_driver() as conn:
+        await conn.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS deferred_once "
+                "(x int UNIQUE DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+    with pytest.raises(exc.IntegrityError) as caught:
+        async with on_driver.transaction() as conn:
+            await conn.execute(text("INSERT INTO deferred_once VALUES (1), (1)"))
+    assert getattr(caught.value.orig, "sqlstate", None) == "23505"
+    async with on_driver() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM deferred_once"))).scalar() == 0
+    assert invalidated == []

@@ -57,7 +57,8 @@ async def wire(
     statements: Counter[str] = Counter()
 
     def _statement(sql: str, _arguments: Sequence[Any]) -> None:
-        statements[sql] += 1
+        if sql not in driver.TRANSACTION_CONTROL:  # those stay in `sent`
+            statements[sql] += 1
 
     def _log(query: Any) -> None:
         if statements[query.query] > 0:
@@ -184,8 +185,10 @@ async def test_a_finish_is_three_statements_in_one_transaction(
     # (the count, the progress and the cards apart), and seven before that (the
     # answers, the players' totals and the cards were read apart).
     # (The wire log also shows each new statement once, when it is prepared.)
-    control = [q.split()[0] for q in sent if q.split()[0] in ("BEGIN", "COMMIT;", "ROLLBACK;", ";")]
-    assert control == ["BEGIN", "COMMIT;"]
+    await asyncio.sleep(0)  # asyncpg hands queries to its loggers with call_soon
+    control = [q.split()[0].rstrip(";") for q in sent]
+    control = [q for q in control if q in ("BEGIN", "COMMIT", "ROLLBACK", "")]
+    assert control == ["BEGIN", "COMMIT"]
     assert statements.count == 3
 
 
