@@ -38,9 +38,10 @@ def connect_args(settings: Settings) -> dict[str, Any]:
     Two caches are involved. SQLAlchemy's asyncpg adapter prepares every statement
     itself (`connection.prepare()`, which bypasses asyncpg's cache) and keeps the
     prepared statements in its own per-connection LRU, `prepared_statement_cache_size`:
-    that is the cache that saves a Parse/Describe round trip on every execute.
-    asyncpg's `statement_cache_size` then only serves what asyncpg runs on its own
-    (`executemany`, type introspection). Both are sized by DB_STATEMENT_CACHE_SIZE.
+    that is the cache that saves a Parse/Describe round trip on every execute through
+    SQLAlchemy. asyncpg's `statement_cache_size` serves what asyncpg runs on its own:
+    the hot units of work on the driver (`quizbot.driver`), `executemany`, type
+    introspection. Both are sized by DB_STATEMENT_CACHE_SIZE.
     After DDL from another process a cached statement may be stale: the adapter
     clears both caches when PostgreSQL says so, and `resilience.retry_transient`
     runs the aborted unit of work again.
