@@ -1,11 +1,11 @@
-"""The hottest one-statement units of work, run on the driver itself.
+"""The hottest units of work, run on the driver itself.
 
-A statement on quizbot's Core read path cost about 250 µs of CPU against 45 µs for
-the same statement on a bare asyncpg connection (`bench/layers.py`): about 100 µs in
-the engine's `Connection` and SQLAlchemy's execution (an execution context, a cursor
-adapter, result metadata, a greenlet switch per await), the rest in the pool's
-checkout. At 1,000 players the bot's loop is CPU-bound, and every microsecond there is
-a wait for every coroutine behind it.
+A statement through a Core connection cost about 250 µs of CPU against 45 µs for the
+same statement on a bare asyncpg connection (`bench/layers.py`, 2026-12-01): about
+100 µs in the engine's `Connection` and SQLAlchemy's execution (an execution context,
+a cursor adapter, result metadata, a greenlet switch per await), most of the rest in
+`engine.connect()`. At 1,000 players the bot's loop is CPU-bound, and every
+microsecond there is a wait for every coroutine behind it.
 
 `DriverConnections` keeps what SQLAlchemy gives these units and drops the rest:
 
@@ -21,9 +21,11 @@ a wait for every coroutine behind it.
 - but the statement runs as `asyncpg.Connection.fetch` on the pooled connection, and
   the rows are plain named tuples (attribute and index access, as SQLAlchemy's rows).
 
-Only units of work of single statements in autocommit use it: the connection is
-never in a transaction here. A statement that SQLAlchemy would expand at execution
-time (`IN` with a list) is refused.
+A unit of work runs in autocommit (`connections()`: each statement commits on its
+own), or between `BEGIN` and `COMMIT` (`connections.transaction()`: `ROLLBACK` when
+the block raises). Statements are compiled once per statement object, so the ones on
+these paths are module constants (or memoised); a statement that SQLAlchemy would
+expand at execution time (`IN` with a list) is refused.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import ReturnsRows
 from sqlalchemy.util import greenlet_spawn
 
@@ -137,7 +140,7 @@ class _Compiled:
 
     sql: str
     names: tuple[str, ...]  # the parameter behind each $n
-    fixed: dict[str, Any]  # values bound in the statement itself (`bindparams(x=1)`)
+    fixed: dict[str, BindParameter[Any]]  # bound in the statement (`bindparams(x=1)`)
     bind: tuple[Callable[[Any], Any] | None, ...]  # per $n
     # The columns typed by the statement (`text().columns(...)`, a Core select): name
     # and SQLAlchemy type, in select order. Matched to the result as SQLAlchemy does.
@@ -152,7 +155,7 @@ class _Compiled:
             if name in params:
                 value = params[name]
             elif name in self.fixed:
-                value = self.fixed[name]
+                value = self.fixed[name].effective_value  # a callable's, called now
             else:
                 raise sa_exc.ArgumentError(f"a value is required for bind parameter {name!r}")
             values.append(value if process is None or value is None else process(value))
@@ -221,7 +224,7 @@ def compile_for_driver(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     processors = tuple(
         binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
     )
-    fixed = {name: bind.effective_value for name, bind in binds.items() if not bind.required}
+    fixed = {name: bind for name, bind in binds.items() if not bind.required}
     # What a select, `text().columns()` or a RETURNING clause says its columns are.
     columns = statement.exported_columns if isinstance(statement, ReturnsRows) else ()
     typed = tuple((column.name, column.type.dialect_impl(dialect)) for column in columns)

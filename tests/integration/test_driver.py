@@ -156,9 +156,14 @@ async def test_results_and_their_accessors(autocommit: AsyncEngine) -> None:
             (await conn.execute(pairs, {"k": 0})).one()
         assert (await conn.execute(typed)).scalar_one() is SessionStatus.ACTIVE
         assert await conn.scalar(text("SELECT NULL")) is None
-        # Bound in the statement itself, None included.
+        # Bound in the statement itself, None included; a callable is called each time.
         fixed = text("SELECT :a AS a, CAST(:b AS int) AS b").bindparams(a=5, b=None)
         assert tuple((await conn.execute(fixed)).one()) == (5, None)
+        calls = iter(range(10))
+        counted = text("SELECT CAST(:n AS int)").bindparams(
+            bindparam("n", callable_=lambda: next(calls))
+        )
+        assert [(await conn.execute(counted)).scalar() for _ in range(2)] == [0, 1]
 
 
 async def test_statements_are_counted_and_compiled_once(autocommit: AsyncEngine) -> None:
