@@ -91,7 +91,7 @@ def _instrument_engine(engine: Any) -> None:
     # The hot units of work run on the driver (quizbot.driver), past those events.
     def _count_on_driver(statement: str, parameters: Sequence[Any]) -> None:
         if statement in driver.TRANSACTION_CONTROL:
-            count_tx(statement)
+            count_tx(statement.split()[0])  # BEGIN (with its isolation level), COMMIT, ROLLBACK
         else:
             count_statement(statement, parameters)
 

@@ -44,16 +44,18 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter
-from sqlalchemy.sql.selectable import ReturnsRows
+from sqlalchemy.sql.selectable import ReturnsRows, TextualSelect
 from sqlalchemy.util import greenlet_spawn
 
 from quizbot.resilience import CircuitBreaker, settle, settle_after
 
+# As SQLAlchemy begins a unit of work of `db.in_transactions(engine)`.
+BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
 # What `DriverConnection.control` sends, which listeners are told of like statements.
-TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "ROLLBACK"})
+TRANSACTION_CONTROL = frozenset({BEGIN, "COMMIT", "ROLLBACK"})
 # Who is told of every statement sent (the tests' and the benchmark's counters), per engine.
 StatementListener = Callable[[str, Sequence[Any]], None]
 _LISTENERS: weakref.WeakKeyDictionary[Engine, list[StatementListener]] = weakref.WeakKeyDictionary()
@@ -111,10 +113,9 @@ class DriverResult:
             NoResultFound: no row.
             MultipleResultsFound: more than one row.
         """
-        row = self.one_or_none()
-        if row is None:
+        if not self._rows:
             raise sa_exc.NoResultFound("No row was found when one was required")
-        return row
+        return self.one_or_none()
 
     def scalar(self) -> Any:
         """The first row's first column, or None."""
@@ -126,8 +127,9 @@ class DriverResult:
 
     def scalar_one_or_none(self) -> Any:
         """The only row's first column, or None without a row."""
-        row = self.one_or_none()
-        return None if row is None else row[0]
+        if not self._rows:
+            return None
+        return self.one_or_none()[0]
 
     def scalars(self) -> DriverResult:
         """The first column of every row."""
@@ -146,6 +148,8 @@ class _Compiled:
     # and SQLAlchemy type, in select order. Matched to the result as SQLAlchemy does.
     typed: tuple[tuple[str, Any], ...]
     dialect: Dialect
+    textual: bool  # `text().columns()`
+    by_position: bool  # its columns were given positionally (or a Core select's)
     row: type[tuple[Any, ...]] | None = None  # built from the first result's columns
     results: tuple[tuple[int, Callable[[Any], Any]], ...] = ()
 
@@ -158,7 +162,7 @@ class _Compiled:
                 value = self.fixed[name].effective_value  # a callable's, called now
             else:
                 raise sa_exc.ArgumentError(f"a value is required for bind parameter {name!r}")
-            values.append(value if process is None or value is None else process(value))
+            values.append(value if process is None else process(value))
         return values
 
     def rows(self, records: list[asyncpg.Record]) -> list[Any]:
@@ -180,14 +184,17 @@ class _Compiled:
         return rows
 
     def _describe(self, keys: list[str]) -> None:
-        # SQLAlchemy matches the columns given to `text().columns()` by position when
-        # there are as many as the result has, else by name; so do we.
+        # As SQLAlchemy matches typed columns to a result: the columns given to
+        # `text().columns()` positionally by position (keyword ones by name), with the
+        # result's names; a Core select's by position when the counts agree, with its
+        # own names; anything else by name.
         names = keys
         by_name = dict(self.typed)
         types: list[Any] = [by_name.get(key) for key in keys]
-        if self.typed and len(self.typed) == len(keys):
-            names = [name for name, _type in self.typed]
+        if self.typed and self.by_position and len(self.typed) == len(keys):
             types = [type_ for _name, type_ in self.typed]
+            if not self.textual:
+                names = [name for name, _type in self.typed]
         results = []
         for index, type_ in enumerate(types):
             process = None if type_ is None else _result_processor(type_, self.dialect)
@@ -201,8 +208,10 @@ def _result_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | No
     if hasattr(type_, "asdecimal"):  # Numeric, Float, Double (whose base differs by version)
         # SQLAlchemy picks a numeric column's conversion by the column's type in the
         # result, which asyncpg's rows do not carry: convert by the value's type instead.
+        # As SQLAlchemy: a float becomes a Decimal for `asdecimal`, and anything else
+        # becomes a float without it.
         if type_.asdecimal:
-            return lambda value: value if isinstance(value, Decimal) else Decimal(str(value))
+            return lambda value: Decimal(repr(value)) if isinstance(value, float) else value
         return lambda value: value if isinstance(value, float) else float(value)
     process: Callable[[Any], Any] | None = type_.result_processor(dialect, None)
     return process
@@ -228,21 +237,33 @@ def compile_for_driver(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     # What a select, `text().columns()` or a RETURNING clause says its columns are.
     columns = statement.exported_columns if isinstance(statement, ReturnsRows) else ()
     typed = tuple((column.name, column.type.dialect_impl(dialect)) for column in columns)
-    return _Compiled(compiled.string, names, fixed, processors, typed, dialect)
+    textual = isinstance(statement, TextualSelect)
+    by_position = not textual or bool(getattr(statement, "positional", True))
+    return _Compiled(
+        compiled.string, names, fixed, processors, typed, dialect, textual, by_position
+    )
 
 
 class DriverConnection:
     """A pooled connection whose statements run on asyncpg (see the module's doc)."""
 
-    __slots__ = ("_driver", "_factory", "fairy")
+    __slots__ = ("_adapted", "_driver", "_factory", "fairy")
 
     def __init__(self, factory: DriverConnections, fairy: PoolProxiedConnection) -> None:
         self._factory = factory
         self.fairy = fairy  # the pool's checked-out connection
+        # SQLAlchemy's adapter (it translates asyncpg's errors) and asyncpg's connection;
+        # kept here because invalidating the checked-out connection drops them from it.
+        self._adapted: DBAPIConnection = fairy.dbapi_connection  # type: ignore[assignment]
         self._driver: asyncpg.Connection = fairy.driver_connection
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the server has a transaction open on this connection."""
+        return bool(self._driver.is_in_transaction())
+
     async def execute(
-        self, statement: ClauseElement, parameters: Mapping[str, Any] | None = None
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> DriverResult:
         """Run one statement; its rows (none for a statement that returns none).
 
@@ -278,23 +299,25 @@ class DriverConnection:
             raise failure from error
 
     def _failed(self, error: BaseException, sql: str, arguments: Sequence[Any]) -> BaseException:
-        """What to raise for `error`; a connection that may still be busy is closed."""
-        if not isinstance(error, asyncpg.PostgresError) and self.fairy.is_valid:
-            # Cancelled mid-statement, or the connection broke: asyncpg may still wait
-            # for a reply, so the connection is closed instead of going back to the pool.
-            self.fairy.invalidate(error if isinstance(error, Exception) else None)
+        """What to raise for `error` (translated while the connection is still there);
+        a connection that may still be busy is closed."""
+        failure = error
         if isinstance(error, Exception):
-            return self._factory.translate(error, sql, arguments, self.fairy)
-        return error
+            failure = self._factory.translate(error, sql, arguments, self._adapted, self.fairy)
+        if not isinstance(error, asyncpg.PostgresError) and self.fairy.is_valid:
+            # Cancelled mid-statement, a timeout, or the connection broke: asyncpg may
+            # still wait for a reply, so the connection is closed, not handed on.
+            self.fairy.invalidate(error if isinstance(error, Exception) else None)
+        return failure
 
     async def scalars(
-        self, statement: ClauseElement, parameters: Mapping[str, Any] | None = None
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> DriverResult:
         """The first column of each row."""
         return (await self.execute(statement, parameters)).scalars()
 
     async def scalar(
-        self, statement: ClauseElement, parameters: Mapping[str, Any] | None = None
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> Any:
         """The first row's first column, or None."""
         return (await self.execute(statement, parameters)).scalar()
@@ -328,7 +351,7 @@ class DriverUnit:
         self._connection = DriverConnection(self._factory, fairy)
         if self._transaction:
             try:
-                await self._connection.control("BEGIN")
+                await self._connection.control(BEGIN)
             except BaseException as error:
                 await settle_after(greenlet_spawn(fairy.close), breaker, error)
                 raise
@@ -350,11 +373,15 @@ class DriverUnit:
             except BaseException as error:
                 # A failed COMMIT ended the transaction (the server rolled it back): the
                 # unit failed. A ROLLBACK the server refused leaves a session of
-                # unknown state: it is closed, not handed on.
-                if value is None:
+                # unknown state: it is closed, not handed on. A cancellation wins.
+                if value is None or not isinstance(error, Exception):
                     outcome = error
                 elif fairy.is_valid:
-                    fairy.invalidate(error if isinstance(error, Exception) else None)
+                    fairy.invalidate(error)
+        if fairy.is_valid and connection.in_transaction:
+            # SQLAlchemy's reset on return does not know of a transaction begun here:
+            # never hand on a connection that is still in one.
+            fairy.invalidate()
         await settle_after(greenlet_spawn(fairy.close), self._factory.breaker, outcome)
         if outcome is not value:
             assert outcome is not None
@@ -384,8 +411,14 @@ class DriverConnections:
         connections.transaction() as conn:`."""
         return DriverUnit(self, transaction=True)
 
-    def compiled(self, statement: ClauseElement) -> _Compiled:
-        """`statement` compiled for the driver, once per statement object."""
+    def compiled(self, statement: Executable) -> _Compiled:
+        """`statement` compiled for the driver, once per statement object.
+
+        Raises:
+            TypeError: not a SQL statement (an ORM-level construct the driver cannot run).
+        """
+        if not isinstance(statement, ClauseElement):
+            raise TypeError(f"the driver runs SQL statements, not {type(statement).__name__}")
         key = id(statement)
         entry = self._compiled.get(key)
         if entry is not None and entry[0]() is statement:
@@ -398,16 +431,22 @@ class DriverConnections:
         return compiled
 
     def translate(
-        self, error: Exception, sql: str, arguments: Sequence[Any], fairy: PoolProxiedConnection
+        self,
+        error: Exception,
+        sql: str,
+        arguments: Sequence[Any],
+        adapted: DBAPIConnection,
+        fairy: PoolProxiedConnection,
     ) -> BaseException:
         """The exception SQLAlchemy would raise for the driver's `error`.
 
         asyncpg's errors go through the dialect's adapter (which gives them the DBAPI
         classes and their SQLSTATE) and then SQLAlchemy's wrapper, so callers see an
         `IntegrityError` or `DBAPIError` with `.orig` as from a Core connection. A lost
-        connection is invalidated, as SQLAlchemy does, so the pool replaces it.
+        connection is invalidated, and so, as SQLAlchemy does, is every connection the pool
+        held before it (the server may have restarted: each is replaced at its next
+        checkout instead of failing a unit of work).
         """
-        adapted: DBAPIConnection = fairy.dbapi_connection  # type: ignore[assignment]
         try:
             adapted._handle_exception(error)  # always raises
         except Exception as dbapi_error:
@@ -419,7 +458,9 @@ class DriverConnections:
             return translated  # not a database error (an OSError, a timeout): as SQLAlchemy
         lost = self.dialect.is_disconnect(translated, adapted, None)
         if lost:
-            fairy.invalidate(translated)
+            # What SQLAlchemy's Connection does on a disconnect (there is no public
+            # spelling of the pool-wide part).
+            self.sync_engine.pool._invalidate(fairy, translated)  # this one included
         return sa_exc.DBAPIError.instance(
             sql,
             tuple(arguments),

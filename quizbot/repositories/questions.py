@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, any_, bindparam, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Row,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.sql import Executable
 
 from quizbot.errors import NotFoundError
 from quizbot.models import Difficulty, Question
@@ -44,16 +56,49 @@ def question_hash(topic: str, prompt: str) -> str:
     return hashlib.sha256(folded.encode()).hexdigest()
 
 
+_ENABLED = (
+    select(*_QUESTIONS.c)
+    .where(_QUESTIONS.c.enabled)
+    .order_by(_QUESTIONS.c.id)
+    .limit(bindparam("limit"))
+)
+
+
+def _visible(guild: bool) -> ColumnElement[bool]:
+    """The shared bank (guild_id NULL), plus the guild's own questions with `guild`."""
+    if not guild:
+        return Question.guild_id.is_(None)
+    return or_(Question.guild_id.is_(None), Question.guild_id == bindparam("guild_id"))
+
+
+# The statements with optional filters, one object per shape: the driver compiles a
+# statement once per object (`quizbot.driver`), SQLAlchemy caches by shape anyway.
+@functools.cache
+def _pool_ids_sql(guild: bool, topic: bool, category: bool, difficulty: bool) -> Executable:
+    stmt = select(Question.id).where(Question.enabled, _visible(guild))
+    if topic:
+        stmt = stmt.where(func.lower(Question.topic) == bindparam("topic"))
+    if category:
+        stmt = stmt.where(func.lower(Question.category) == bindparam("category"))
+    if difficulty:
+        stmt = stmt.where(Question.difficulty == bindparam("difficulty"))
+    return stmt.order_by(Question.id)
+
+
+@functools.cache
+def _topics_sql(guild: bool) -> Executable:
+    return (
+        select(Question.topic, Question.category, func.count())
+        .where(Question.enabled, _visible(guild))
+        .group_by(Question.topic, Question.category)
+        .order_by(Question.topic, Question.category)
+    )
+
+
 class QuestionRepository(Repository[Question]):
     """Questions visible to a guild are the shared bank (guild_id NULL) plus its own."""
 
     model_type = Question
-
-    @staticmethod
-    def _visible_to(guild_id: int | None) -> Any:
-        if guild_id is None:
-            return Question.guild_id.is_(None)
-        return or_(Question.guild_id.is_(None), Question.guild_id == guild_id)
 
     async def add_many(self, rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
         """Insert questions, skipping those whose scope already holds the same question.
@@ -86,14 +131,14 @@ class QuestionRepository(Repository[Question]):
         difficulty: Difficulty | None = None,
     ) -> list[int]:
         """Ids of the enabled questions a guild may draw with these filters (None = any)."""
-        stmt = select(Question.id).where(Question.enabled, self._visible_to(guild_id))
-        if topic:
-            stmt = stmt.where(func.lower(Question.topic) == topic.lower())
-        if category:
-            stmt = stmt.where(func.lower(Question.category) == category.lower())
-        if difficulty:
-            stmt = stmt.where(Question.difficulty == difficulty)
-        return list((await self.session.scalars(stmt.order_by(Question.id))).all())
+        stmt = _pool_ids_sql(guild_id is not None, bool(topic), bool(category), bool(difficulty))
+        params = {
+            "guild_id": guild_id,
+            "topic": (topic or "").lower(),
+            "category": (category or "").lower(),
+            "difficulty": difficulty,
+        }
+        return list((await self.session.scalars(stmt, params)).all())
 
     async def get_many(self, ids: Sequence[int]) -> list[Row[Any]]:
         """The questions with these ids, in the order given (missing ids are left out).
@@ -109,19 +154,12 @@ class QuestionRepository(Repository[Question]):
 
     async def enabled(self, *, limit: int) -> list[Row[Any]]:
         """Up to `limit` enabled questions of every scope, by id (the cache's warm-up)."""
-        table = Question.__table__
-        stmt = select(*table.c).where(table.c.enabled).order_by(table.c.id).limit(limit)
-        return list((await self.session.execute(stmt)).all())
+        return list((await self.session.execute(_ENABLED, {"limit": limit})).all())
 
     async def topics(self, *, guild_id: int | None) -> list[tuple[str, str, int]]:
         """(topic, category, number of enabled questions) visible to a guild."""
-        stmt = (
-            select(Question.topic, Question.category, func.count())
-            .where(Question.enabled, self._visible_to(guild_id))
-            .group_by(Question.topic, Question.category)
-            .order_by(Question.topic, Question.category)
-        )
-        return [(t, c, n) for t, c, n in (await self.session.execute(stmt))]
+        stmt = _topics_sql(guild_id is not None)
+        return [(t, c, n) for t, c, n in (await self.session.execute(stmt, {"guild_id": guild_id}))]
 
     async def set_enabled(self, *, guild_id: int, question_id: int, enabled: bool) -> None:
         """Enable or disable one of the guild's own questions.

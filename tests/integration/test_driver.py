@@ -10,19 +10,22 @@ import gc
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import asyncpg
 import pytest
-from sqlalchemy import bindparam, column, event, exc, select, text
+from sqlalchemy import String, bindparam, column, event, exc, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from quizbot import driver
 from quizbot.config import Settings
 from quizbot.db import create_engine
+from quizbot.db_admin import asyncpg_args
 from quizbot.driver import DriverConnections
-from quizbot.models import Question, SessionMode, SessionStatus
+from quizbot.errors import DatabaseUnavailableError
+from quizbot.models import Difficulty, Question, QuestionKind, SessionMode, SessionStatus
 from quizbot.observability import count_statements
 from quizbot.repositories import QuestionRepository, SessionRepository
 from quizbot.repositories.sessions import NewSession
-from quizbot.resilience import GuardedConnections
+from quizbot.resilience import CircuitBreaker, GuardedConnections
 from tests.database import drop_database, migrated_database
 
 
@@ -79,13 +82,43 @@ async def test_rows_are_what_a_core_connection_returns(autocommit: AsyncEngine) 
         again = await SessionRepository(session=conn).require_row(started.id)
     assert tuple(again) == tuple(started)
 
+    common = {"category": "Units", "explanation": "SI.", "difficulty": "easy"}
     async with core() as conn:
-        ids = (await conn.scalars(select(Question.id).order_by(Question.id).limit(5))).all()
-        expected = await QuestionRepository(session=conn).get_many(ids)
+        await QuestionRepository(session=conn).add_many(
+            [
+                {
+                    **common,
+                    "topic": "Driver",
+                    "prompt": "Force?",
+                    "kind": QuestionKind.FREE_TEXT,
+                    "answer": "newton",
+                    "tolerance": 0.5,
+                },
+                {
+                    **common,
+                    "topic": "Driver",
+                    "prompt": "Pick",
+                    "kind": QuestionKind.MULTIPLE_CHOICE,
+                    "answer": "b",
+                    "choices": ["a", "b", "c"],
+                    "difficulty": "hard",
+                },
+            ]
+        )
+        repo = QuestionRepository(session=conn)
+        ids = await repo.pool_ids(guild_id=None, topic="driver")
+        expected = await repo.get_many(ids)
+        hard = await repo.pool_ids(guild_id=5, topic="DRIVER", difficulty=Difficulty.HARD)
+    assert len(ids) == 2 and len(hard) == 1
     async with on_driver() as conn:
-        got = await QuestionRepository(session=conn).get_many(ids)
+        repo = QuestionRepository(session=conn)
+        got = await repo.get_many(ids)
+        assert await repo.pool_ids(guild_id=None, topic="driver") == ids
+        assert await repo.pool_ids(guild_id=5, topic="DRIVER", difficulty=Difficulty.HARD) == hard
     assert got == expected and [row.id for row in got] == list(ids)
-    assert [row.kind for row in got] == [row.kind for row in expected]  # enums, not strings
+    assert {row.kind for row in got} == {QuestionKind.FREE_TEXT, QuestionKind.MULTIPLE_CHOICE}
+    assert [row.choices for row in got] == [row.choices for row in expected]  # JSON
+    assert [row.tolerance for row in got] == [0.5, None]  # a float
 
 
 async def test_a_constraint_violation_is_sqlalchemy_s_integrity_error(
@@ -155,6 +188,12 @@ async def test_results_and_their_accessors(autocommit: AsyncEngine) -> None:
         with pytest.raises(exc.NoResultFound):
             (await conn.execute(pairs, {"k": 0})).one()
         assert (await conn.execute(typed)).scalar_one() is SessionStatus.ACTIVE
+        # Columns given by keyword are matched by name, not position (as SQLAlchemy).
+        status_type = typed.selected_columns[0].type
+        by_name = text("SELECT 'x' AS b, 'active' AS status").columns(status=status_type, b=String)
+        row = (await conn.execute(by_name)).one()
+        assert (row.b, row.status) == ("x", SessionStatus.ACTIVE)
+        assert (await conn.scalars(text("SELECT NULL"))).one() is None  # a row, holding NULL
         assert await conn.scalar(text("SELECT NULL")) is None
         # Bound in the statement itself, None included; a callable is called each time.
         fixed = text("SELECT :a AS a, CAST(:b AS int) AS b").bindparams(a=5, b=None)
@@ -191,15 +230,22 @@ async def test_statements_are_counted_and_compiled_once(autocommit: AsyncEngine)
     assert len(on_driver._compiled) == 0
 
 
-async def test_a_transaction_commits_together_or_not_at_all(autocommit: AsyncEngine) -> None:
-    on_driver = DriverConnections(autocommit)
+async def test_a_transaction_commits_together_or_not_at_all(database_url: str) -> None:
+    """On a pool of one: a unit that left its transaction open would show it here."""
+    engine = create_engine(Settings(_env_file=None), database_url, pool_size=1, autocommit=True)  # type: ignore[call-arg]
+    try:
+        await _commit_or_not(DriverConnections(engine))
+    finally:
+        await engine.dispose()
+
+
+async def _commit_or_not(on_driver: DriverConnections) -> None:
     insert = text("INSERT INTO guilds (guild_id, name) VALUES (:id, 'tx')")
     count = text("SELECT count(*) FROM guilds WHERE guild_id IN (515151, 525252)")
     async with on_driver.transaction() as conn:
         await conn.execute(insert, {"id": 515151})
-        async with on_driver() as other:  # not committed yet: invisible elsewhere
-            assert (await other.execute(count)).scalar_one() == 0
     async with on_driver() as conn:
+        assert not conn.in_transaction
         assert (await conn.execute(count)).scalar_one() == 1
 
     with pytest.raises(RuntimeError, match="changed my mind"):
@@ -207,6 +253,7 @@ async def test_a_transaction_commits_together_or_not_at_all(autocommit: AsyncEng
             await conn.execute(insert, {"id": 525252})
             raise RuntimeError("changed my mind")
     async with on_driver() as conn:
+        assert not conn.in_transaction
         assert (await conn.execute(count)).scalar_one() == 1  # rolled back
 
 
@@ -229,3 +276,64 @@ async def test_a_failed_commit_fails_the_unit(autocommit: AsyncEngine) -> None:
     async with on_driver() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM deferred_once"))).scalar() == 0
     assert invalidated == []
+
+
+async def test_a_statement_timeout_is_a_connection_failure(database_url: str) -> None:
+    """asyncpg's own timeout: the connection is closed (it may still be busy) and the
+    breaker counts the failure, as through SQLAlchemy's Core."""
+    engine = create_engine(
+        Settings(_env_file=None, db_command_timeout=0.2),
+        database_url,
+        pool_size=1,
+        autocommit=True,  # type: ignore[call-arg]
+    )
+    breaker = CircuitBreaker(failure_threshold=5)
+    on_driver = DriverConnections(engine, breaker)
+    invalidated = _invalidations(engine)
+    try:
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            async with on_driver() as conn:
+                await conn.execute(text("SELECT pg_sleep(2)"))
+        assert isinstance(caught.value.__cause__, TimeoutError)
+        assert breaker.consecutive_failures == 1 and len(invalidated) == 1
+        async with on_driver() as conn:
+            assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_a_connection_killed_by_the_server_is_replaced_with_the_pool(
+    database_url: str,
+) -> None:
+    """The server ends the session: SQLAlchemy's DBAPIError marked invalidated, the
+    breaker told, and the pool's other connections replaced at their next checkout
+    (the server may have restarted) rather than each failing a unit of work."""
+    engine = create_engine(Settings(_env_file=None), database_url, pool_size=2, autocommit=True)  # type: ignore[call-arg]
+    breaker = CircuitBreaker(failure_threshold=5)
+    on_driver = DriverConnections(engine, breaker)
+    pid = text("SELECT pg_backend_pid()")
+    try:
+        async with on_driver() as first, on_driver() as second:  # two pooled connections
+            pids = {
+                (await first.execute(pid)).scalar_one(),
+                (await second.execute(pid)).scalar_one(),
+            }
+        killer = await asyncpg.connect(**asyncpg_args(database_url))
+        try:
+            for backend in pids:
+                await killer.execute("SELECT pg_terminate_backend($1)", backend)
+        finally:
+            await killer.close()
+        await asyncio.sleep(0.1)
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            async with on_driver() as conn:
+                await conn.execute(text("SELECT 1"))
+        cause = caught.value.__cause__
+        assert isinstance(cause, exc.DBAPIError) and cause.connection_invalidated
+        assert breaker.consecutive_failures == 1
+        # The other connection of the old generation is replaced, not tried and failed.
+        for _ in range(3):
+            async with on_driver() as conn:
+                assert (await conn.execute(pid)).scalar_one() not in pids
+    finally:
+        await engine.dispose()
