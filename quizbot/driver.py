@@ -25,7 +25,10 @@ A unit of work runs in autocommit (`connections()`: each statement commits on it
 own), or between `BEGIN` and `COMMIT` (`connections.transaction()`: `ROLLBACK` when
 the block raises). Statements are compiled once per statement object, so the ones on
 these paths are module constants (or memoised); a statement that SQLAlchemy would
-expand at execution time (`IN` with a list) is refused.
+expand at execution time (`IN` with a list) is refused. Not covered, because no
+statement here needs them: an INSERT or UPDATE whose columns SQLAlchemy would take
+from the parameters (give `.values()`), and result processing inside arrays of
+numerics (asyncpg's element types are kept).
 """
 
 from __future__ import annotations
