@@ -48,20 +48,19 @@ _QUESTIONS = Question.__table__
 # connection (an IN list is a new statement for every length); one statement object,
 # compiled once (also on the driver, which compiles per object).
 _GET_MANY = select(*_QUESTIONS.c).where(_QUESTIONS.c.id == any_(bindparam("ids", type_=_ID_ARRAY)))
-
-
-def question_hash(topic: str, prompt: str) -> str:
-    """Identity of a question for de-duplication: topic and prompt, case and spacing folded."""
-    folded = " ".join(unicodedata.normalize("NFKC", f"{topic}\n{prompt}").casefold().split())
-    return hashlib.sha256(folded.encode()).hexdigest()
-
-
+# The cache's warm-up read.
 _ENABLED = (
     select(*_QUESTIONS.c)
     .where(_QUESTIONS.c.enabled)
     .order_by(_QUESTIONS.c.id)
     .limit(bindparam("limit"))
 )
+
+
+def question_hash(topic: str, prompt: str) -> str:
+    """Identity of a question for de-duplication: topic and prompt, case and spacing folded."""
+    folded = " ".join(unicodedata.normalize("NFKC", f"{topic}\n{prompt}").casefold().split())
+    return hashlib.sha256(folded.encode()).hexdigest()
 
 
 def _visible(guild: bool) -> ColumnElement[bool]:

@@ -447,8 +447,8 @@ class QuizService:
         rank_mirror: told every member's new points after each commit (with Redis).
         statements: autocommit Core connections for the hot units of work of one
             statement that returns rows, not mapped objects (start, move on, remember
-            the message, reveal): `resilience.GuardedConnections`. Default: `reads`
-            when given, else `sessionmaker` in a transaction.
+            the message, reveal): `driver.DriverConnections` in the app. Default:
+            `reads` when given, else `sessionmaker` in a transaction.
         transactions: units of work of several statements that commit together and
             return rows, not mapped objects (the end of a quiz):
             `DriverConnections.transaction` in the app. Default: `sessionmaker`, in a
@@ -973,7 +973,7 @@ class QuizService:
             async with self._autocommit() as session:
                 yield session
         else:
-            async with self._sessions() as session, session.begin():
+            async with self._in_transaction() as session:
                 yield session
 
     async def advance(self, session_id: int, from_position: int) -> QuestionView | None:
