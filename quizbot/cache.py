@@ -6,10 +6,17 @@ aiocache's `cached` decorator. Invalidation is by *generation*: every key embeds
 a per-guild counter that a committed write bumps. A reader that raced a writer
 stores its (old) result under the old generation, where nobody looks again, so a
 stale value can never outlive the commit that made it stale. TTLs only bound memory.
+
+Concurrent misses of one key share one load (`_single_flight`): after a restart, or
+when a generation moves, the first burst of commands would otherwise send the same
+read once per command (the benchmark's cold start sent one question-pool read per
+start, twenty per guild, each holding a pooled connection).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -88,6 +95,37 @@ def _key_from_args(prefix: str) -> Callable[..., str]:
     return build
 
 
+def _single_flight(
+    fn: Callable[..., Awaitable[T]], key: Callable[..., str]
+) -> Callable[..., Awaitable[T]]:
+    """`fn`, with concurrent calls for one key sharing the first call's result.
+
+    The load runs as its own task, so a caller that is cancelled (a timed-out command)
+    leaves it running for the others; its result or exception reaches every caller
+    waiting for it. Once it is done the key is free again: nothing is kept here, the
+    cache keeps the value.
+    """
+    in_flight: dict[str, asyncio.Future[T]] = {}
+
+    async def load(*args: Any, **kwargs: Any) -> T:
+        k = key(fn, *args, **kwargs)
+        task = in_flight.get(k)
+        if task is None:
+            task = asyncio.ensure_future(fn(*args, **kwargs))
+            in_flight[k] = task
+            task.add_done_callback(functools.partial(_landed, in_flight, k))
+        return await asyncio.shield(task)
+
+    return load
+
+
+def _landed(in_flight: dict[str, asyncio.Future[Any]], key: str, task: asyncio.Future[Any]) -> None:
+    if in_flight.get(key) is task:
+        del in_flight[key]
+    if not task.cancelled():
+        task.exception()  # retrieved here, so a load nobody waits for any more is not logged
+
+
 class QuizCache:
     """The process's cache and its invalidation rules."""
 
@@ -114,17 +152,19 @@ class QuizCache:
         """Memoize `fn` with aiocache; the key is `prefix` plus the call's arguments.
 
         Callers put a generation (see `generation`) among the arguments. `None`
-        results are not stored. With the cache disabled, `fn` itself is returned.
+        results are not stored. Concurrent misses of one key in this process share
+        one call of `fn`. With the cache disabled, `fn` itself is returned.
         """
         if not self.enabled:
             return fn
+        key = _key_from_args(prefix)
         decorator = _cached_on(
             self.backend,
             ttl=ttl,
-            key_builder=_key_from_args(prefix),
+            key_builder=key,
             skip_cache_func=lambda result: result is None,
         )
-        wrapped: Callable[..., Awaitable[T]] = decorator(fn)
+        wrapped: Callable[..., Awaitable[T]] = decorator(_single_flight(fn, key))
         return wrapped
 
     @property

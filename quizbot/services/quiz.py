@@ -32,7 +32,6 @@ from quizbot.repositories import (
     MemberDelta,
     MemberRepository,
     NewSession,
-    QuestionDraw,
     QuestionRepository,
     SessionRepository,
 )
@@ -51,6 +50,7 @@ from quizbot.services.answer_batch import (
 from quizbot.services.group_commit import GroupCommitter
 from quizbot.services.guild_settings import GuildSettingsService, stored_settings_text
 from quizbot.services.matching import check_answer
+from quizbot.services.question_draw import draw_candidates
 from quizbot.services.scoring import score_answer
 from quizbot.services.spaced_repetition import ReviewScheduler, quiz_review_cards
 
@@ -64,8 +64,6 @@ QUESTION_MEMO_SIZE = 20_000
 # (each holds a connection of the main pool while it runs).
 MESSAGE_BATCH_MAX, MESSAGE_FLUSHES = 256, 2
 MessageItem = tuple[int, int | None]  # (session id, message id) for `set_message`
-# How many recent answers count as "seen recently" when choosing questions.
-RECENT_WINDOW = 300
 
 
 @dataclass(frozen=True)
@@ -662,7 +660,7 @@ class QuizService:
             user_id=user_id,
             display_name=display_name,
             mode=mode,
-            questions=self._draw(pool, filters.count),
+            questions=draw_candidates(self._rng, pool, filters.count),
             time_limit=guild_settings.timer,
             question_started_at=dt.datetime.now(dt.UTC),
             topic=filters.topic,
@@ -686,20 +684,6 @@ class QuizService:
             row = await SessionRepository(session=session).start(new)
             await self._prefetch_questions(session, row.question_ids)
         return await self._view(row)
-
-    def _draw(self, pool: Sequence[int], count: int) -> QuestionDraw:
-        """What the start's statement draws `count` questions from: unseen first (at
-        random), then the least recently seen.
-
-        The statement knows only the member's last RECENT_WINDOW answers, so at most
-        that many candidates are seen ones: a random sample of `count` + RECENT_WINDOW
-        of the pool holds at least `count` unseen questions whenever the pool does, and
-        its unseen ones, in sample order, are a random draw of the pool's. A smaller
-        pool is sent whole, shuffled. Either way at most a few hundred ids, not the pool
-        of a bank of a hundred thousand.
-        """
-        candidates = self._rng.sample(pool, min(len(pool), count + RECENT_WINDOW))
-        return QuestionDraw(candidates=candidates, count=count, window=RECENT_WINDOW)
 
     async def _view(self, row: QuizSession | Row[Any]) -> QuestionView:
         question = await self.question(row.question_ids[row.position])

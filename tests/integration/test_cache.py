@@ -3,6 +3,9 @@ invalidation seen by every process, and a clear that spares other applications' 
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 import redis.asyncio
 
 from quizbot.cache import QUESTIONS, SCORES, QuizCache, create_cache
@@ -79,6 +82,79 @@ async def test_clear_spares_keys_of_other_applications(
     finally:
         await client.delete("someone-else:key")
         await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def either_cache(request: pytest.FixtureRequest) -> QuizCache:
+    if request.param == "memory":
+        return QuizCache(QuizCache.memory_backend())
+    cache: QuizCache = request.getfixturevalue("redis_cache")
+    return cache
+
+
+async def test_concurrent_misses_of_one_key_share_one_load(either_cache: QuizCache) -> None:
+    calls: list[int] = []
+    release = asyncio.Event()
+
+    async def load(guild_id: int) -> tuple[int, ...]:
+        calls.append(guild_id)
+        await release.wait()
+        return (guild_id, 1, 2)
+
+    memo = either_cache.memoize("pool", load, ttl=60)
+    herd = [asyncio.ensure_future(memo(guild_id)) for guild_id in (7, 7, 7, 8, 7, 8)]
+    await asyncio.sleep(0.05)  # every caller is waiting now
+    assert sorted(calls) == [7, 8]  # one load per key, not one per caller
+    release.set()
+    results = await asyncio.gather(*herd)
+    assert results == [(7, 1, 2)] * 3 + [(8, 1, 2), (7, 1, 2), (8, 1, 2)]
+    assert await memo(7) == (7, 1, 2) and sorted(calls) == [7, 8]  # now from the cache
+
+
+async def test_a_failed_shared_load_reaches_every_caller_and_is_not_kept(
+    either_cache: QuizCache,
+) -> None:
+    calls = 0
+    release = asyncio.Event()
+
+    async def load(key: int) -> int:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        if calls == 1:
+            raise ConnectionError("database went away")
+        return key * 10
+
+    memo = either_cache.memoize("flaky", load, ttl=60)
+    herd = [asyncio.ensure_future(memo(3)) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    release.set()
+    outcomes = await asyncio.gather(*herd, return_exceptions=True)
+    assert all(isinstance(o, ConnectionError) for o in outcomes) and calls == 1
+    assert await memo(3) == 30 and calls == 2  # the next command loads again
+
+
+async def test_a_cancelled_caller_leaves_the_shared_load_to_the_others(
+    either_cache: QuizCache,
+) -> None:
+    calls = 0
+    release = asyncio.Event()
+
+    async def load(key: int) -> int:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return key + 1
+
+    memo = either_cache.memoize("slow", load, ttl=60)
+    first = asyncio.ensure_future(memo(1))
+    await asyncio.sleep(0.01)
+    second = asyncio.ensure_future(memo(1))
+    await asyncio.sleep(0.01)
+    first.cancel()  # the command that began the load timed out
+    release.set()
+    assert await second == 2 and calls == 1
+    assert first.cancelled()
 
 
 def test_redis_url_parts_reach_the_client() -> None:

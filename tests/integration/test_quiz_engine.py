@@ -19,7 +19,6 @@ from quizbot.repositories import AchievementRepository, MemberRepository
 from quizbot.services import quiz as quiz_module
 from quizbot.services.achievements import catalogue_rows
 from quizbot.services.quiz import (
-    RECENT_WINDOW,
     PlayerResult,
     QuestionData,
     QuestionView,
@@ -400,21 +399,6 @@ async def test_answer_write_is_two_statements(
         )
     # context read + the one-statement write (a wrong answer earns no achievement)
     assert log.count == 2, log.statements
-
-
-def test_a_draw_sends_enough_candidates_and_no_more() -> None:
-    quiz = QuizService.__new__(QuizService)  # _draw is pure: no database needed
-    quiz._rng = random.Random(1)
-    big = list(range(10_000))
-    draw = quiz._draw(big, 5)
-    # At most RECENT_WINDOW of them can be seen ones: 5 unseen remain whatever was seen.
-    assert len(draw.candidates) == 5 + RECENT_WINDOW == len(set(draw.candidates))
-    assert set(draw.candidates) <= set(big) and (draw.count, draw.window) == (5, RECENT_WINDOW)
-    small = list(range(20))
-    assert sorted(quiz._draw(small, 5).candidates) == small  # a small pool goes whole
-    # ... in random order: the statement keeps it for the unseen ones.
-    orders = {tuple(quiz._draw(small, 5).candidates) for _ in range(5)}
-    assert len(orders) > 1
 
 
 def test_a_full_question_memo_drops_its_oldest_question(monkeypatch: pytest.MonkeyPatch) -> None:
