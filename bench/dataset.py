@@ -169,6 +169,13 @@ def _steps(scale: Scale) -> list[tuple[str, str]]:
             "WHERE gm.guild_id = a.guild_id AND gm.user_id = a.user_id",
         ),
         (
+            "board sizes",
+            # What the triggers on guild_members keep, which the seed's replica role skips.
+            "UPDATE guilds g SET ranked_members = c.members FROM (SELECT guild_id, "
+            "count(*) AS members FROM guild_members WHERE points > 0 GROUP BY guild_id) c "
+            "WHERE g.guild_id = c.guild_id",
+        ),
+        (
             "user totals",
             f"UPDATE users u SET points = a.points, xp = a.xp, level = {level} "
             "FROM (SELECT user_id, sum(points) AS points, sum(xp) AS xp FROM guild_members "

@@ -103,6 +103,10 @@ async def check(
                  GROUP BY 1, 2, 3, 4 HAVING sum(points) > 0) a
                  FULL JOIN member_period_points w USING (guild_id, period, starts, user_id)
                WHERE a.points IS DISTINCT FROM w.points) AS period_points_differ,
+              (SELECT count(*) FROM guilds g
+               WHERE g.ranked_members <> (SELECT count(*) FROM guild_members m
+                                          WHERE m.guild_id = g.guild_id AND m.points > 0)
+              ) AS board_sizes_differ,
               (SELECT count(*) FROM answers) AS answers_in_database
             """
         )
@@ -116,6 +120,7 @@ async def check(
             "member_points_differ",
             "answers_without_member",
             "user_points_differ",
+            "board_sizes_differ",  # guilds.ranked_members, kept by triggers
         ]
         if not replay:
             failures.append("session_counts_differ")

@@ -230,8 +230,9 @@ _BATCH_AWARD = text(
 
 # Stats in one statement. Every part that may be empty is a scalar sub-select or a
 # LEFT JOIN, so a brand-new member still gets one row (the plan's CROSS JOIN on
-# recent achievements returned none). {rank} and {members} are the two counts over the
-# guild's board; where a rank mirror answers them (quizbot.rank_mirror) they are NULL.
+# recent achievements returned none). {rank} and {members} are the member's rank (a
+# count over the guild's board) and the board's size (a kept count); where a rank
+# mirror answers them (quizbot.rank_mirror) they are NULL.
 _STATS_SQL = """
     SELECT
         gm.user_id IS NOT NULL AS is_member,
@@ -265,8 +266,9 @@ _STATS = text(
             SELECT count(*) + 1 FROM guild_members o
             WHERE o.guild_id = k.guild_id AND o.points > gm.points
         ) END""",
-        members="""(SELECT count(*) FROM guild_members o
-         WHERE o.guild_id = k.guild_id AND o.points > 0)""",
+        # Kept by triggers (Guild.ranked_members): counting took 60 ms at 1M members.
+        members="""coalesce((SELECT g.ranked_members FROM guilds g
+         WHERE g.guild_id = k.guild_id), 0)""",
     )
 )
 _STATS_UNRANKED = text(
@@ -289,7 +291,9 @@ _PART_RANK = text(
     WHERE o.guild_id = :guild_id AND o.points > :points
     """
 )
-_PART_MEMBERS = text("SELECT count(*) FROM guild_members WHERE guild_id = :guild_id AND points > 0")
+_PART_MEMBERS = text(
+    "SELECT coalesce(max(ranked_members), 0) FROM guilds WHERE guild_id = :guild_id"
+)
 _PART_USER = text("SELECT points, level FROM users WHERE user_id = :user_id")
 _PART_TOPICS = text(
     """

@@ -1,0 +1,137 @@
+"""`guilds.ranked_members`, the size of a guild's board that /stats shows, is kept by
+triggers on guild_members through every kind of write, and filled by its migration."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from quizbot.migrations import downgrade_on, upgrade_on
+from tests.database import create_database, drop_database, server_url
+
+BEFORE = "60e57fa0104d"  # the revision before the kept count
+TRIGGERS = "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'guild_members_ranked_%'"
+
+
+async def _kept_and_counted(conn: AsyncConnection) -> list[tuple[int, int, int]]:
+    rows = await conn.execute(
+        text(
+            "SELECT g.guild_id, g.ranked_members, "
+            "(SELECT count(*) FROM guild_members m WHERE m.guild_id = g.guild_id "
+            "AND m.points > 0) FROM guilds g ORDER BY g.guild_id"
+        )
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def _run(conn: AsyncConnection, *statements: str) -> list[tuple[int, int]]:
+    """Run `statements`, check every guild's kept count against a count, and return
+    (guild, kept count) per guild."""
+    for statement in statements:
+        await conn.execute(text(statement))
+    rows = await _kept_and_counted(conn)
+    assert all(kept == counted for _, kept, counted in rows), rows
+    return [(guild, kept) for guild, kept, _ in rows]
+
+
+async def test_every_kind_of_write_keeps_the_count(connection: AsyncConnection) -> None:
+    assert await _run(
+        connection,
+        "INSERT INTO guilds (guild_id, name) VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+        "INSERT INTO users (user_id, name) SELECT u, 'u' || u FROM generate_series(10, 16) u",
+        # New members, with and without points, in two guilds at once.
+        "INSERT INTO guild_members (guild_id, user_id, display_name, points) VALUES "
+        "(1, 10, 'x', 5), (1, 11, 'x', 0), (1, 12, 'x', 7), (2, 10, 'x', 3), (2, 13, 'x', 0)",
+    ) == [(1, 2), (2, 1), (3, 0)]
+    assert await _run(
+        connection,
+        # One statement: a member gains their first points, another loses theirs, a
+        # third only gains more, and a fourth goes below zero (not on the board).
+        "UPDATE guild_members SET points = CASE user_id WHEN 11 THEN 4 WHEN 10 THEN 0 "
+        "WHEN 12 THEN 9 ELSE points END WHERE guild_id = 1",
+        "UPDATE guild_members SET points = -3 WHERE guild_id = 2 AND user_id = 10",
+    ) == [(1, 2), (2, 0), (3, 0)]
+    assert await _run(
+        connection,
+        # The writers' upsert: a new member with points, an old one reaching theirs.
+        "INSERT INTO guild_members AS t (guild_id, user_id, display_name, points) VALUES "
+        "(3, 14, 'x', 2), (2, 13, 'x', 6) ON CONFLICT (guild_id, user_id) "
+        "DO UPDATE SET points = t.points + excluded.points",
+        "UPDATE guild_members SET xp = xp + 1",  # a write that moves nobody's points
+    ) == [(1, 2), (2, 1), (3, 1)]
+    assert await _run(
+        connection,
+        "UPDATE guild_members SET points = 0 WHERE guild_id = 1 AND points <> 0",  # a reset
+        "DELETE FROM guild_members WHERE guild_id = 3 AND user_id = 14",  # a member leaves
+    ) == [(1, 0), (2, 1), (3, 0)]
+    assert await _run(
+        connection,
+        "UPDATE guild_members SET points = 1 WHERE guild_id = 1",
+        "DELETE FROM users WHERE user_id = 11",  # a user forgotten: their members go too
+        "DELETE FROM guilds WHERE guild_id = 2",  # a guild removed: its members go too
+    ) == [(1, 2), (3, 0)]
+
+
+async def test_concurrent_first_points_in_one_guild_lose_no_count() -> None:
+    url = await create_database(server_url(), prefix="quizbot_ranked")
+    engine = create_async_engine(url, pool_size=8)
+    try:
+        async with engine.begin() as conn:
+            await upgrade_on(conn)
+            await conn.execute(text("INSERT INTO guilds (guild_id, name) VALUES (1, 'g')"))
+            await conn.execute(
+                text("INSERT INTO users (user_id, name) SELECT u, 'u' FROM generate_series(1, 8) u")
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO guild_members (guild_id, user_id, display_name) "
+                    "SELECT 1, u, 'u' FROM generate_series(1, 8) u"
+                )
+            )
+
+        async def first_points(user_id: int) -> None:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text("UPDATE guild_members SET points = 5 WHERE guild_id = 1 AND user_id = :u"),
+                    {"u": user_id},
+                )
+                await conn.execute(text("SELECT pg_sleep(0.02)"))  # commits overlap
+
+        await asyncio.gather(*(first_points(u) for u in range(1, 9)))
+        async with engine.connect() as conn:
+            assert await _run(conn) == [(1, 8)]
+    finally:
+        await engine.dispose()
+        await drop_database(url)
+
+
+async def test_the_migration_counts_existing_members_and_is_undone_whole() -> None:
+    url = await create_database(server_url(), prefix="quizbot_migrations")
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await upgrade_on(conn, BEFORE)
+            for statement in (
+                "INSERT INTO guilds (guild_id, name) VALUES (1, 'a'), (2, 'b')",
+                "INSERT INTO users (user_id, name) SELECT u, 'u' FROM generate_series(1, 4) u",
+                "INSERT INTO guild_members (guild_id, user_id, display_name, points) VALUES "
+                "(1, 1, 'x', 5), (1, 2, 'x', 0), (1, 3, 'x', 1), (2, 4, 'x', -2)",
+            ):
+                await conn.execute(text(statement))
+            await upgrade_on(conn)
+            assert await _run(conn) == [(1, 2), (2, 0)]
+            assert (await conn.execute(text(TRIGGERS))).scalar_one() == 3
+            await downgrade_on(conn, BEFORE)
+            assert (await conn.execute(text(TRIGGERS))).scalar_one() == 0
+            functions = "SELECT count(*) FROM pg_proc WHERE proname = 'guild_ranked_members_moved'"
+            assert (await conn.execute(text(functions))).scalar_one() == 0
+            columns = (
+                "SELECT count(*) FROM information_schema.columns "
+                "WHERE table_name = 'guilds' AND column_name = 'ranked_members'"
+            )
+            assert (await conn.execute(text(columns))).scalar_one() == 0
+    finally:
+        await engine.dispose()
+        await drop_database(url)
