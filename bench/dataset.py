@@ -246,6 +246,27 @@ async def seed(
     )
 
 
+# quizbot's triggers on guild_members, which keep each guild's board size
+# (guilds.ranked_members): the legacy copy drops them, as the plan had no such thing.
+KEPT_COUNT_TRIGGERS = (
+    "guild_members_ranked_insert",
+    "guild_members_ranked_update",
+    "guild_members_ranked_delete",
+    "guild_members_ranked_truncate",
+)
+
+
+async def drop_kept_count_triggers(url_args: dict[str, object]) -> list[str]:
+    """Drop the triggers that keep the board sizes (the legacy copy); returns their names."""
+    conn = await asyncpg.connect(**url_args)
+    try:
+        for name in KEPT_COUNT_TRIGGERS:
+            await conn.execute(f'DROP TRIGGER IF EXISTS "{name}" ON guild_members')
+    finally:
+        await conn.close()
+    return list(KEPT_COUNT_TRIGGERS)
+
+
 async def drop_hot_indexes(url_args: dict[str, object]) -> list[str]:
     """Drop the composite/hot indexes (the legacy copy); returns the names dropped."""
     conn = await asyncpg.connect(**url_args)

@@ -568,10 +568,11 @@ def _integrity_and_process(results: dict[str, Any]) -> list[str]:
         "Checked: every acknowledged answer is in the database exactly once with the "
         "acknowledged points; no answer is stored twice; every member's points equal the sum "
         "of their answers' points; every user's points equal the sum over their guilds; every "
-        "guild's kept board size (guilds.ranked_members) equals its members with points; every "
         "quiz's answer count equals its answers; every member's points and answers of each "
         "UTC day and topic (member_daily_points), and points of each week and month "
-        "(member_period_points), equal their answers' (not for legacy, which keeps neither).",
+        "(member_period_points), equal their answers', and every guild's kept board size "
+        "(guilds.ranked_members) equals its members with points (not for legacy, which "
+        "keeps none of these).",
         "",
         "## Process: event loop, CPU, memory",
         "",

@@ -153,10 +153,15 @@ async def _server_info(url: str) -> dict[str, Any]:
         await conn.close()
 
 
-async def _prepare_clone(url: str, *, drop_indexes: bool, session_base: int) -> None:
-    """Make a clone ready for a variant: its own session id range, indexes as asked."""
+async def _prepare_clone(
+    url: str, *, drop_indexes: bool, session_base: int, legacy: bool = False
+) -> None:
+    """Make a clone ready for a variant: its own session id range, indexes as asked, and
+    for the legacy variant none of quizbot's triggers."""
     if drop_indexes:
         await dataset.drop_hot_indexes(database.asyncpg_args(url))
+    if legacy:
+        await dataset.drop_kept_count_triggers(database.asyncpg_args(url))
     conn = await asyncpg.connect(**database.asyncpg_args(url))
     try:
         await conn.execute(f"ALTER TABLE quiz_sessions ALTER COLUMN id RESTART WITH {session_base}")
@@ -210,9 +215,13 @@ class Runner:
         )
         return base, seeded
 
-    def _clone(self, base: str, label: str, *, drop_indexes: bool, session_base: int) -> str:
+    def _clone(
+        self, base: str, label: str, *, drop_indexes: bool, session_base: int, legacy: bool = False
+    ) -> str:
         url: str = self._loop(database.create_database(self.server, label, template=base))
-        self._loop(_prepare_clone(url, drop_indexes=drop_indexes, session_base=session_base))
+        self._loop(
+            _prepare_clone(url, drop_indexes=drop_indexes, session_base=session_base, legacy=legacy)
+        )
         return url
 
     def _drop(self, url: str) -> None:
@@ -234,7 +243,9 @@ class Runner:
     ) -> dict[str, Any]:
         cfg = self.config
         base_id = REPLAY_SESSION_BASE if kind == "raw" else QUIZBOT_SESSION_BASE
-        url = self._clone(base, kind, drop_indexes=drop_indexes, session_base=base_id)
+        url = self._clone(
+            base, kind, drop_indexes=drop_indexes, session_base=base_id, legacy=kind == "legacy"
+        )
         _say(self.console, f"variant [bold]{name}[/bold]")
         spec = VariantSpec(
             name=name,
@@ -374,7 +385,8 @@ class Runner:
                                 drop_indexes=True,
                                 note="bench/legacy.py: psycopg2 ThreadedConnectionPool(1, 10) "
                                 "called on the event loop, N+1 reads, a temporary table per "
-                                "batch update, no hot indexes, no cache.",
+                                "batch update, no hot indexes, no cache, none of quizbot's "
+                                "triggers.",
                             )
                         )
                     if ablation and "quizbot" in wanted:

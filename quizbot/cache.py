@@ -1,13 +1,13 @@
 """aiocache wiring: one cache per process, key builders, and invalidation after commit.
 
 Reads that are hot and change rarely (question pools, questions, guild settings)
-and reads that are hot and change often (leaderboards, stats) are memoized with
-aiocache's `cached` decorator. Invalidation is by *generation*: every key embeds
+and reads that are hot and change often (leaderboards, stats) are memoized in an
+aiocache backend (`QuizCache.memoize`). Invalidation is by *generation*: every key embeds
 a per-guild counter that a committed write bumps. A reader that raced a writer
 stores its (old) result under the old generation, where nobody looks again, so a
 stale value can never outlive the commit that made it stale. TTLs only bound memory.
 
-Concurrent misses of one key share one load (`_single_flight`): after a restart, or
+Concurrent misses of one key share one load (`_Memoized`): after a restart, or
 when a generation moves, the first burst of commands would otherwise send the same
 read once per command (the benchmark's cold start sent one question-pool read per
 start, twenty per guild, each holding a pooled connection).
@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aiocache
 from aiocache.serializers import PickleSerializer
@@ -27,6 +28,7 @@ from aiocache.serializers import PickleSerializer
 from quizbot.config import Settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # What a generation counter is about.
 QUESTIONS = "q"  # a guild's question pool (or the shared bank: guild 0)
@@ -73,57 +75,68 @@ def _counter(value: Any) -> int:
     return 0 if value is None else int(value)
 
 
-class _cached_on(aiocache.cached):  # type: ignore[misc]
-    """aiocache's `cached` decorator, bound to a cache instance we own (for invalidation)."""
-
-    def __init__(self, cache: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._instance = cache
-
-    def __call__(self, f: Any) -> Any:
-        wrapper = super().__call__(f)
-        self.cache = self._instance
-        wrapper.cache = self._instance
-        return wrapper
+def _key_from_args(prefix: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    parts = [str(a) for a in args] + [f"{k}={v}" for k, v in sorted(kwargs.items())]
+    return prefix + ":" + ":".join(parts)
 
 
-def _key_from_args(prefix: str) -> Callable[..., str]:
-    def build(_f: Any, *args: Any, **kwargs: Any) -> str:
-        parts = [str(a) for a in args] + [f"{k}={v}" for k, v in sorted(kwargs.items())]
-        return prefix + ":" + ":".join(parts)
+class _Memoized(Generic[T]):
+    """`fn` memoized in an aiocache backend, one load per key at a time.
 
-    return build
+    A hit is one `get`. On a miss the load (`fn`, then one `set`) runs as a task of its
+    own and every caller that misses the same key meanwhile waits for that task:
 
+    - its result, or its exception (the same exception object for every caller), reaches
+      each of them;
+    - a caller that is cancelled (a timed-out command) leaves the load running, and its
+      result is still stored for the next caller;
+    - the key is free again only once the value is stored.
 
-def _single_flight(
-    fn: Callable[..., Awaitable[T]], key: Callable[..., str]
-) -> Callable[..., Awaitable[T]]:
-    """`fn`, with concurrent calls for one key sharing the first call's result.
-
-    The load runs as its own task, so a caller that is cancelled (a timed-out command)
-    leaves it running for the others; its result or exception reaches every caller
-    waiting for it. Once it is done the key is free again: nothing is kept here, the
-    cache keeps the value.
+    The task runs in a copy of the first caller's context (contextvars): the benchmark
+    charges the load's statements to that caller. Failures of the cache itself are
+    logged and read as a miss, as aiocache's `cached` decorator does, so a Redis outage
+    only costs database reads.
     """
-    in_flight: dict[str, asyncio.Future[T]] = {}
 
-    async def load(*args: Any, **kwargs: Any) -> T:
-        k = key(fn, *args, **kwargs)
-        task = in_flight.get(k)
+    def __init__(
+        self, backend: Any, prefix: str, fn: Callable[..., Awaitable[T]], ttl: int
+    ) -> None:
+        self._backend = backend
+        self._prefix = prefix
+        self._fn = fn
+        self._ttl = ttl
+        self._in_flight: dict[str, asyncio.Task[T]] = {}
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> T:
+        key = _key_from_args(self._prefix, args, kwargs)
+        try:
+            value: T | None = await self._backend.get(key)
+        except Exception:
+            log.exception("could not read %s from the cache", key)
+            value = None
+        if value is not None:
+            return value
+        task = self._in_flight.get(key)
         if task is None:
-            task = asyncio.ensure_future(fn(*args, **kwargs))
-            in_flight[k] = task
-            task.add_done_callback(functools.partial(_landed, in_flight, k))
+            task = asyncio.ensure_future(self._load(key, args, kwargs))
+            self._in_flight[key] = task
+            task.add_done_callback(functools.partial(self._landed, key))
         return await asyncio.shield(task)
 
-    return load
+    async def _load(self, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        value = await self._fn(*args, **kwargs)
+        if value is not None:  # None is never stored: it reads as a miss
+            try:
+                await self._backend.set(key, value, ttl=self._ttl)
+            except Exception:
+                log.exception("could not keep %s in the cache", key)
+        return value
 
-
-def _landed(in_flight: dict[str, asyncio.Future[Any]], key: str, task: asyncio.Future[Any]) -> None:
-    if in_flight.get(key) is task:
-        del in_flight[key]
-    if not task.cancelled():
-        task.exception()  # retrieved here, so a load nobody waits for any more is not logged
+    def _landed(self, key: str, task: asyncio.Task[T]) -> None:
+        if self._in_flight.get(key) is task:
+            del self._in_flight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved, so a load nobody waits for any more is not logged
 
 
 class QuizCache:
@@ -149,23 +162,17 @@ class QuizCache:
     def memoize(
         self, prefix: str, fn: Callable[..., Awaitable[T]], *, ttl: int
     ) -> Callable[..., Awaitable[T]]:
-        """Memoize `fn` with aiocache; the key is `prefix` plus the call's arguments.
+        """Memoize `fn` in the aiocache backend; the key is `prefix` plus the call's
+        arguments.
 
         Callers put a generation (see `generation`) among the arguments. `None`
         results are not stored. Concurrent misses of one key in this process share
-        one call of `fn`. With the cache disabled, `fn` itself is returned.
+        one call of `fn` and one write (`_Memoized`). With the cache disabled, `fn`
+        itself is returned.
         """
         if not self.enabled:
             return fn
-        key = _key_from_args(prefix)
-        decorator = _cached_on(
-            self.backend,
-            ttl=ttl,
-            key_builder=key,
-            skip_cache_func=lambda result: result is None,
-        )
-        wrapped: Callable[..., Awaitable[T]] = decorator(_single_flight(fn, key))
-        return wrapped
+        return _Memoized(self.backend, prefix, fn, ttl)
 
     @property
     def redis(self) -> Any | None:

@@ -4,6 +4,7 @@ invalidation seen by every process, and a clear that spares other applications' 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 import redis.asyncio
@@ -92,9 +93,30 @@ def either_cache(request: pytest.FixtureRequest) -> QuizCache:
     return cache
 
 
-async def test_concurrent_misses_of_one_key_share_one_load(either_cache: QuizCache) -> None:
+def _count_writes(cache: QuizCache) -> list[str]:
+    """The keys the cache's backend is asked to write, in order."""
+    written: list[str] = []
+    write = cache.backend.set
+
+    async def counted(key: str, value: Any, **kwargs: Any) -> Any:
+        written.append(key)
+        return await write(key, value, **kwargs)
+
+    cache.backend.set = counted
+    return written
+
+
+async def _all_waiting() -> None:
+    # Every caller of a herd has read the cache (a Redis round trip) and joined the load.
+    await asyncio.sleep(0.2)
+
+
+async def test_concurrent_misses_of_one_key_share_one_load_and_one_write(
+    either_cache: QuizCache,
+) -> None:
     calls: list[int] = []
     release = asyncio.Event()
+    written = _count_writes(either_cache)
 
     async def load(guild_id: int) -> tuple[int, ...]:
         calls.append(guild_id)
@@ -103,11 +125,12 @@ async def test_concurrent_misses_of_one_key_share_one_load(either_cache: QuizCac
 
     memo = either_cache.memoize("pool", load, ttl=60)
     herd = [asyncio.ensure_future(memo(guild_id)) for guild_id in (7, 7, 7, 8, 7, 8)]
-    await asyncio.sleep(0.05)  # every caller is waiting now
+    await _all_waiting()
     assert sorted(calls) == [7, 8]  # one load per key, not one per caller
     release.set()
     results = await asyncio.gather(*herd)
     assert results == [(7, 1, 2)] * 3 + [(8, 1, 2), (7, 1, 2), (8, 1, 2)]
+    assert sorted(written) == ["pool:7", "pool:8"]  # and one write per key
     assert await memo(7) == (7, 1, 2) and sorted(calls) == [7, 8]  # now from the cache
 
 
@@ -127,34 +150,46 @@ async def test_a_failed_shared_load_reaches_every_caller_and_is_not_kept(
 
     memo = either_cache.memoize("flaky", load, ttl=60)
     herd = [asyncio.ensure_future(memo(3)) for _ in range(4)]
-    await asyncio.sleep(0.05)
+    await _all_waiting()
     release.set()
     outcomes = await asyncio.gather(*herd, return_exceptions=True)
     assert all(isinstance(o, ConnectionError) for o in outcomes) and calls == 1
     assert await memo(3) == 30 and calls == 2  # the next command loads again
 
 
-async def test_a_cancelled_caller_leaves_the_shared_load_to_the_others(
+async def test_cancelled_callers_leave_the_shared_load_running_and_its_value_kept(
     either_cache: QuizCache,
 ) -> None:
     calls = 0
+    started = asyncio.Event()
     release = asyncio.Event()
 
     async def load(key: int) -> int:
         nonlocal calls
         calls += 1
+        started.set()
         await release.wait()
         return key + 1
 
     memo = either_cache.memoize("slow", load, ttl=60)
     first = asyncio.ensure_future(memo(1))
-    await asyncio.sleep(0.01)
+    await started.wait()  # the first caller's load is under way
     second = asyncio.ensure_future(memo(1))
-    await asyncio.sleep(0.01)
+    await _all_waiting()
     first.cancel()  # the command that began the load timed out
     release.set()
     assert await second == 2 and calls == 1
     assert first.cancelled()
+    # When every caller gave up, the load still finishes and keeps its value.
+    release.clear()
+    gone = [asyncio.ensure_future(memo(5)) for _ in range(3)]
+    await _all_waiting()
+    for caller in gone:
+        caller.cancel()
+    release.set()
+    await asyncio.gather(*gone, return_exceptions=True)
+    await _all_waiting()
+    assert await memo(5) == 6 and calls == 2
 
 
 def test_redis_url_parts_reach_the_client() -> None:

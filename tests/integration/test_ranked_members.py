@@ -72,6 +72,8 @@ async def test_every_kind_of_write_keeps_the_count(connection: AsyncConnection) 
         "DELETE FROM users WHERE user_id = 11",  # a user forgotten: their members go too
         "DELETE FROM guilds WHERE guild_id = 2",  # a guild removed: its members go too
     ) == [(1, 2), (3, 0)]
+    # Emptied at once (a restore script, a test): every count goes back to zero.
+    assert await _run(connection, "TRUNCATE guild_members CASCADE") == [(1, 0), (3, 0)]
 
 
 async def test_concurrent_first_points_in_one_guild_lose_no_count() -> None:
@@ -97,7 +99,9 @@ async def test_concurrent_first_points_in_one_guild_lose_no_count() -> None:
                     text("UPDATE guild_members SET points = 5 WHERE guild_id = 1 AND user_id = :u"),
                     {"u": user_id},
                 )
-                await conn.execute(text("SELECT pg_sleep(0.02)"))  # commits overlap
+                # Held a while: the others queue on the guild's row meanwhile, and
+                # each must still add its member when its turn comes.
+                await conn.execute(text("SELECT pg_sleep(0.02)"))
 
         await asyncio.gather(*(first_points(u) for u in range(1, 9)))
         async with engine.connect() as conn:
@@ -122,7 +126,7 @@ async def test_the_migration_counts_existing_members_and_is_undone_whole() -> No
                 await conn.execute(text(statement))
             await upgrade_on(conn)
             assert await _run(conn) == [(1, 2), (2, 0)]
-            assert (await conn.execute(text(TRIGGERS))).scalar_one() == 3
+            assert (await conn.execute(text(TRIGGERS))).scalar_one() == 4
             await downgrade_on(conn, BEFORE)
             assert (await conn.execute(text(TRIGGERS))).scalar_one() == 0
             functions = "SELECT count(*) FROM pg_proc WHERE proname = 'guild_ranked_members_moved'"
