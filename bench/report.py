@@ -802,8 +802,9 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                 f"`/leaderboard` for members at the top, middle and bottom of a guild of "
                 f"{own['guild_members']:,} ranked members, with its page already cached: "
                 "the own-rank part; and `/stats` (uncached), which holds the same rank and the "
-                "board's size. *Counted*: quizbot without a mirror (index-only counts of the "
-                "rows ahead and of the board). *Mirror*: quizbot with `REDIS_URL` once the "
+                "board's size. *Counted*: quizbot without a mirror (an index-only count of the "
+                "rows ahead; the board's size is kept in `guilds.ranked_members` since "
+                "2026-12-06, counted before). *Mirror*: quizbot with `REDIS_URL` once the "
                 "guild is mirrored (the member's row by key, then `ZCOUNT`)."
                 + (
                     f" Building the mirror took {own['mirror']['build_s']:.1f} s."

@@ -255,7 +255,7 @@ class StatsService:
     async def _load_stats(self, guild_id: int, user_id: int, _gen: int) -> MemberStats:
         mirror = self._rank_mirror
         if mirror is not None and self.stats_single_statement and await mirror.ready(guild_id):
-            # A mirrored guild's rank and board size come from Redis, not two counts.
+            # A mirrored guild's rank and board size come from Redis, not from a count.
             stats = await self._read_stats(guild_id, user_id, counts=False)
             standing = await mirror.standing(guild_id, stats.points)
             if standing is not None:
