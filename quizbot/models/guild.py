@@ -37,7 +37,7 @@ class Guild(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     # How many members have points: the size of the guild's board, which /stats shows.
     # Counting them took 60 ms at a million members; triggers on guild_members keep
-    # this instead (migration 2026_12_06), so no writer of points has to.
+    # this instead (migration a95d8780a54d), so no writer of points has to.
     ranked_members: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     created_at: Mapped[CreatedAt]
 
