@@ -8,8 +8,8 @@ at most that many of the pool count as seen.
 `count + RECENT_WINDOW` candidates always hold `count` unseen ones whenever the pool
 does. A pool much larger than the window needs far fewer: every candidate sent costs
 a step of `random.sample`, an array element for asyncpg to encode and a row for the
-server to join, and at the benchmark's burst of starts the 305 candidates of a
-five-question quiz were a fifth of a start's CPU in the bot.
+server to join; in a profile of a burst of starts, sampling the 305 candidates of a
+five-question quiz alone was a fifth of a start's CPU in the bot.
 """
 
 from __future__ import annotations
