@@ -20,7 +20,7 @@ import asyncpg
 
 from bench.config import Scale
 from quizbot.levels import LEVEL_SQL
-from quizbot.models.guild import PERIOD_POINTS_FROM_DAYS_SQL
+from quizbot.models.guild import PERIOD_POINTS_FROM_DAYS_SQL, RANKED_MEMBERS_FROM_MEMBERS_SQL
 from quizbot.services.achievements import catalogue_rows
 
 GUILD_BASE = 1_000_000
@@ -168,13 +168,8 @@ def _steps(scale: Scale) -> list[tuple[str, str]]:
             "FROM answers GROUP BY guild_id, user_id) a "
             "WHERE gm.guild_id = a.guild_id AND gm.user_id = a.user_id",
         ),
-        (
-            "board sizes",
-            # What the triggers on guild_members keep, which the seed's replica role skips.
-            "UPDATE guilds g SET ranked_members = c.members FROM (SELECT guild_id, "
-            "count(*) AS members FROM guild_members WHERE points > 0 GROUP BY guild_id) c "
-            "WHERE g.guild_id = c.guild_id",
-        ),
+        # What the triggers on guild_members keep, which the seed's replica role skips.
+        ("board sizes", RANKED_MEMBERS_FROM_MEMBERS_SQL),
         (
             "user totals",
             f"UPDATE users u SET points = a.points, xp = a.xp, level = {level} "
@@ -246,25 +241,15 @@ async def seed(
     )
 
 
-# quizbot's triggers on guild_members, which keep each guild's board size
-# (guilds.ranked_members): the legacy copy drops them, as the plan had no such thing.
-KEPT_COUNT_TRIGGERS = (
-    "guild_members_ranked_insert",
-    "guild_members_ranked_update",
-    "guild_members_ranked_delete",
-    "guild_members_ranked_truncate",
-)
-
-
-async def drop_kept_count_triggers(url_args: dict[str, object]) -> list[str]:
-    """Drop the triggers that keep the board sizes (the legacy copy); returns their names."""
+async def disable_kept_counts(url_args: dict[str, object]) -> None:
+    """Switch off quizbot's own triggers on guild_members, which keep each guild's board
+    size (guilds.ranked_members): the legacy copy, as the plan had no such thing.
+    (Foreign keys are internal triggers: `USER` leaves them on.)"""
     conn = await asyncpg.connect(**url_args)
     try:
-        for name in KEPT_COUNT_TRIGGERS:
-            await conn.execute(f'DROP TRIGGER IF EXISTS "{name}" ON guild_members')
+        await conn.execute("ALTER TABLE guild_members DISABLE TRIGGER USER")
     finally:
         await conn.close()
-    return list(KEPT_COUNT_TRIGGERS)
 
 
 async def drop_hot_indexes(url_args: dict[str, object]) -> list[str]:

@@ -161,7 +161,7 @@ async def _prepare_clone(
     if drop_indexes:
         await dataset.drop_hot_indexes(database.asyncpg_args(url))
     if legacy:
-        await dataset.drop_kept_count_triggers(database.asyncpg_args(url))
+        await dataset.disable_kept_counts(database.asyncpg_args(url))
     conn = await asyncpg.connect(**database.asyncpg_args(url))
     try:
         await conn.execute(f"ALTER TABLE quiz_sessions ALTER COLUMN id RESTART WITH {session_base}")

@@ -45,12 +45,17 @@ branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 
-# The guilds whose count a statement moved, and by how much; {rows} is the members
-# it changed, as they are after it (+1 each with points) and before it (-1 each).
-_MOVED = """
-        SELECT guild_id, sum(delta) AS delta FROM ({rows}) AS d
-        GROUP BY guild_id HAVING sum(delta) <> 0 ORDER BY guild_id
-"""
+# Move each guild's count by how much the statement moved it, guilds in key order;
+# {rows} is the members it changed, as they are after it (+1 each with points) and
+# before it (-1 each).
+_MOVE = """
+        FOR moved IN
+            SELECT guild_id, sum(delta) AS delta FROM ({rows}) AS d
+            GROUP BY guild_id HAVING sum(delta) <> 0 ORDER BY guild_id
+        LOOP
+            UPDATE guilds SET ranked_members = ranked_members + moved.delta
+            WHERE guild_id = moved.guild_id;
+        END LOOP;"""
 _AFTER = "SELECT guild_id, 1 AS delta FROM new_members WHERE points > 0"
 _BEFORE = "SELECT guild_id, -1 AS delta FROM old_members WHERE points > 0"
 
@@ -60,21 +65,9 @@ DECLARE
     moved record;
 BEGIN
     -- Each branch names only the transition tables its trigger declares.
-    IF TG_OP = 'INSERT' THEN
-        FOR moved IN {_MOVED.format(rows=_AFTER)} LOOP
-            UPDATE guilds SET ranked_members = ranked_members + moved.delta
-            WHERE guild_id = moved.guild_id;
-        END LOOP;
-    ELSIF TG_OP = 'UPDATE' THEN
-        FOR moved IN {_MOVED.format(rows=_AFTER + " UNION ALL " + _BEFORE)} LOOP
-            UPDATE guilds SET ranked_members = ranked_members + moved.delta
-            WHERE guild_id = moved.guild_id;
-        END LOOP;
-    ELSIF TG_OP = 'DELETE' THEN
-        FOR moved IN {_MOVED.format(rows=_BEFORE)} LOOP
-            UPDATE guilds SET ranked_members = ranked_members + moved.delta
-            WHERE guild_id = moved.guild_id;
-        END LOOP;
+    IF TG_OP = 'INSERT' THEN{_MOVE.format(rows=_AFTER)}
+    ELSIF TG_OP = 'UPDATE' THEN{_MOVE.format(rows=_AFTER + " UNION ALL " + _BEFORE)}
+    ELSIF TG_OP = 'DELETE' THEN{_MOVE.format(rows=_BEFORE)}
     ELSE  -- TRUNCATE: no member is left anywhere
         UPDATE guilds SET ranked_members = 0 WHERE ranked_members <> 0;
     END IF;

@@ -46,6 +46,16 @@ class Guild(Base):
     )
 
 
+# Every guild's board size re-derived from its members, as the triggers keep it: for
+# seeding (a bulk load in replica mode skips triggers) and repairs. (Migration
+# a95d8780a54d keeps its own copy: a migration must not change when this module does.)
+RANKED_MEMBERS_FROM_MEMBERS_SQL = (
+    "UPDATE guilds g SET ranked_members = c.members FROM (SELECT guild_id, "
+    "count(*) AS members FROM guild_members WHERE points > 0 GROUP BY guild_id) c "
+    "WHERE g.guild_id = c.guild_id"
+)
+
+
 class GuildMember(Base):
     """A user's progress in one guild: what the guild leaderboard ranks."""
 
