@@ -139,10 +139,12 @@ def _steps(scale: Scale) -> list[tuple[str, str]]:
         (
             "daily points",
             # The period boards' roll-up, as quizbot's answer writes keep it: per guild,
-            # UTC day, member and topic (the migration's backfill statement).
-            "INSERT INTO member_daily_points (guild_id, day, user_id, topic, points, answers) "
+            # UTC day, member and topic (the migrations' backfill statements in one).
+            "INSERT INTO member_daily_points (guild_id, day, user_id, topic, points, answers, "
+            "correct) "
             "SELECT guild_id, CAST(timezone('UTC', answered_at) AS date), user_id, topic, "
-            "sum(points), count(*) FROM answers GROUP BY 1, 2, 3, 4",
+            "sum(points), count(*), count(*) FILTER (WHERE correct) "
+            "FROM answers GROUP BY 1, 2, 3, 4",
         ),
         (
             "week and month points",

@@ -90,11 +90,13 @@ async def check(
                WHERE s.answered_count <> coalesce(a.n, 0)) AS session_counts_differ,
               (SELECT count(*) FROM (
                  SELECT guild_id, CAST(timezone('UTC', answered_at) AS date) AS day, user_id,
-                        topic, sum(points) AS points, count(*) AS answers
+                        topic, sum(points) AS points, count(*) AS answers,
+                        count(*) FILTER (WHERE correct) AS correct
                  FROM answers GROUP BY 1, 2, 3, 4) a
                  FULL JOIN member_daily_points d USING (guild_id, day, user_id, topic)
                WHERE a.points IS DISTINCT FROM d.points
-                  OR a.answers IS DISTINCT FROM d.answers) AS daily_points_differ,
+                  OR a.answers IS DISTINCT FROM d.answers
+                  OR a.correct IS DISTINCT FROM d.correct) AS daily_points_differ,
               (SELECT count(*) FROM (
                  SELECT guild_id, k.period,
                         CAST(date_trunc(k.period, timezone('UTC', answered_at)) AS date)

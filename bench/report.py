@@ -568,8 +568,9 @@ def _integrity_and_process(results: dict[str, Any]) -> list[str]:
         "Checked: every acknowledged answer is in the database exactly once with the "
         "acknowledged points; no answer is stored twice; every member's points equal the sum "
         "of their answers' points; every user's points equal the sum over their guilds; every "
-        "quiz's answer count equals its answers; every member's points and answers of each "
-        "UTC day and topic (member_daily_points), and points of each week and month "
+        "quiz's answer count equals its answers; every member's points, answers and correct "
+        "answers of each UTC day and topic (member_daily_points), and points of each week "
+        "and month "
         "(member_period_points), equal their answers', and every guild's kept board size "
         "(guilds.ranked_members) equals its members with points (not for legacy, which "
         "keeps none of these).",

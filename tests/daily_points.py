@@ -13,19 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from quizbot import models
 
 DayKey = tuple[int, dt.date, int, str]
-Days = dict[DayKey, tuple[int, int]]
+Days = dict[DayKey, tuple[int, int, int]]
 
 
 async def daily_points(session: AsyncSession, guilds: Sequence[int]) -> Days:
-    """The roll-up's (points, answers) by (guild, day, member, topic)."""
+    """The roll-up's (points, answers, correct answers) by (guild, day, member, topic)."""
     d = models.MemberDailyPoints
     # Columns, not entities: the identity map would keep the values of an earlier read.
     rows = await session.execute(
-        select(d.guild_id, d.day, d.user_id, d.topic, d.points, d.answers).where(
+        select(d.guild_id, d.day, d.user_id, d.topic, d.points, d.answers, d.correct).where(
             d.guild_id.in_(guilds)
         )
     )
-    return {(g, day, u, t): (points, n) for g, day, u, t, points, n in rows}
+    return {(g, day, u, t): (points, n, right) for g, day, u, t, points, n, right in rows}
 
 
 async def answer_sums(session: AsyncSession, guilds: Sequence[int]) -> Days:
@@ -37,13 +37,14 @@ async def answer_sums(session: AsyncSession, guilds: Sequence[int]) -> Days:
             models.Answer.user_id,
             models.Answer.topic,
             models.Answer.points,
+            models.Answer.correct,
         ).where(models.Answer.guild_id.in_(guilds))
     )
     sums: Days = {}
-    for guild, at, user, topic, points in rows:
+    for guild, at, user, topic, points, correct in rows:
         key = (guild, at.astimezone(dt.UTC).date(), user, topic)
-        total, count = sums.get(key, (0, 0))
-        sums[key] = (total + points, count + 1)
+        total, count, right = sums.get(key, (0, 0, 0))
+        sums[key] = (total + points, count + 1, right + correct)
     return sums
 
 
@@ -64,7 +65,8 @@ async def answer_period_sums(session: AsyncSession, guilds: Sequence[int]) -> Pe
     """The same from the answers, the ISO week and the month of their UTC day computed in
     Python; windows without points have no row."""
     sums: Periods = {}
-    for (guild, day, user, _topic), (points, _n) in (await answer_sums(session, guilds)).items():
+    days = await answer_sums(session, guilds)
+    for (guild, day, user, _topic), (points, _n, _right) in days.items():
         week = day - dt.timedelta(days=day.weekday())
         for key in ((guild, "week", week, user), (guild, "month", day.replace(day=1), user)):
             sums[key] = sums.get(key, 0) + points

@@ -82,6 +82,25 @@ class GuildMemberFactory(BaseFactory):
     best_daily_streak = 0
 
 
+class MemberDayFactory(BaseFactory):
+    """A member's answers of one UTC day in one topic (`member_daily_points`), as the
+    answer writes keep it: what /stats' per-topic accuracy and the end-of-quiz
+    achievements sum (AnswerFactory writes an answer row only)."""
+
+    class Meta:
+        model = models.MemberDailyPoints
+        exclude = ("member",)
+
+    member = factory.SubFactory(GuildMemberFactory)
+    guild_id = factory.LazyAttribute(lambda o: o.member.guild.guild_id)
+    user_id = factory.LazyAttribute(lambda o: o.member.user.user_id)
+    day = factory.LazyFunction(lambda: dt.datetime.now(dt.UTC).date())
+    topic = "General"
+    answers = 1
+    correct = 1
+    points = factory.LazyAttribute(lambda o: 100 * o.correct)
+
+
 class QuestionFactory(BaseFactory):
     class Meta:
         model = models.Question

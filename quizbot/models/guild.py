@@ -100,7 +100,9 @@ UTC_DAY_SQL = "CAST(timezone('UTC', {at}) AS date)"
 
 
 class MemberDailyPoints(Base):
-    """A member's points and answers in one topic on one UTC day: what period boards sum."""
+    """A member's points and answers in one topic on one UTC day: what period boards sum,
+    and (over all days) what /stats' per-topic accuracy and the end-of-quiz achievements
+    read, instead of the member's whole answer history."""
 
     __tablename__ = "member_daily_points"
 
@@ -113,6 +115,8 @@ class MemberDailyPoints(Base):
     # BIGINT: one answer may be worth up to 600,000 points (scoring's upper bounds).
     points: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     answers: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # Of `answers`, the correct ones.
+    correct: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
     __table_args__ = (
         # A guild's board for a window: the key's (guild_id, day) range, and the

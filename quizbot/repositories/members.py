@@ -130,8 +130,22 @@ def add_period_points_sql(rows: str, day: str, *, and_where: str = "") -> str:
             points = t.points + excluded.points"""
 
 
-# The same for a statement that inserts one answer in a CTE `ins` (RETURNING
-# answered_at), with the answer's :guild_id, :user_id and :points as parameters.
+# For a statement that inserts one answer in a CTE `ins` (RETURNING answered_at), with
+# the answer's :guild_id, :user_id, :topic, :points and :correct as parameters: its
+# member's day in its topic. The member row it references may be created later in the
+# same statement: foreign keys are checked at the end of the statement.
+ONE_ANSWER_DAILY_POINTS = f"""
+        INSERT INTO member_daily_points AS t (guild_id, day, user_id, topic, points, answers,
+                                              correct)
+        SELECT :guild_id, {UTC_DAY_SQL.format(at="answered_at")}, :user_id, :topic, :points, 1,
+               CAST(:correct AS int)
+        FROM ins
+        ON CONFLICT (guild_id, day, user_id, topic) DO UPDATE SET
+            points = t.points + excluded.points,
+            answers = t.answers + 1,
+            correct = t.correct + excluded.correct"""
+
+# The same statement's week and month.
 ONE_ANSWER_PERIOD_POINTS = add_period_points_sql(
     "(SELECT CAST(:guild_id AS bigint) AS guild_id, CAST(:user_id AS bigint) AS user_id, "
     "CAST(:points AS bigint) AS points, answered_at FROM ins) AS r",
@@ -228,25 +242,32 @@ _BATCH_AWARD = text(
     bindparam("quizzes", type_=ARRAY(Integer)),
 )
 
+# A member's answers and correct answers per topic (rows topic, answered, correct),
+# summed over their days (`member_daily_points`): rows that grow with the days and
+# topics they played, not with every answer as the answers themselves do.
+MEMBER_TOPICS_SQL = (
+    "SELECT d.topic, CAST(sum(d.answers) AS bigint) AS answered, "
+    "CAST(sum(d.correct) AS bigint) AS correct FROM member_daily_points d "
+    "WHERE d.user_id = {user_id} AND d.guild_id = {guild_id} GROUP BY d.topic"
+)
+
 # Stats in one statement. Every part that may be empty is a scalar sub-select or a
 # LEFT JOIN, so a brand-new member still gets one row (the plan's CROSS JOIN on
 # recent achievements returned none). {rank} and {members} are the member's rank (a
 # count over the guild's board) and the board's size (a kept count); where a rank
 # mirror answers them (quizbot.rank_mirror) they are NULL.
-_STATS_SQL = """
+_STATS_SQL = f"""
     SELECT
         gm.user_id IS NOT NULL AS is_member,
         gm.display_name, gm.points, gm.xp, gm.level, gm.answered, gm.correct,
         gm.quizzes_taken, gm.answer_streak, gm.best_streak, gm.daily_streak,
         gm.best_daily_streak,
-        {rank} AS rank,
-        {members} AS members,
+        {{rank}} AS rank,
+        {{members}} AS members,
         coalesce(u.points, 0) AS global_points,
         coalesce(u.level, 1) AS global_level,
         (SELECT coalesce(json_agg(t ORDER BY t.answered DESC, t.topic), '[]'::json) FROM (
-            SELECT a.topic, count(*) AS answered, count(*) FILTER (WHERE a.correct) AS correct
-            FROM answers a WHERE a.user_id = k.user_id AND a.guild_id = k.guild_id
-            GROUP BY a.topic
+            {MEMBER_TOPICS_SQL.format(user_id="k.user_id", guild_id="k.guild_id")}
         ) t) AS topics,
         (SELECT coalesce(json_agg(r ORDER BY r.earned_at DESC), '[]'::json) FROM (
             SELECT ua.code, ac.name, ac.icon, ua.earned_at
@@ -296,11 +317,8 @@ _PART_MEMBERS = text(
 )
 _PART_USER = text("SELECT points, level FROM users WHERE user_id = :user_id")
 _PART_TOPICS = text(
-    """
-    SELECT topic, count(*) AS answered, count(*) FILTER (WHERE correct) AS correct
-    FROM answers WHERE user_id = :user_id AND guild_id = :guild_id
-    GROUP BY topic ORDER BY answered DESC, topic
-    """
+    MEMBER_TOPICS_SQL.format(user_id=":user_id", guild_id=":guild_id")
+    + " ORDER BY answered DESC, topic"
 )
 _PART_ACHIEVEMENTS = text(
     """

@@ -28,10 +28,10 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from quizbot.errors import ActiveSessionError, NotFoundError
 from quizbot.models import Answer, QuizSession, SessionMode, SessionStatus
-from quizbot.models.guild import UTC_DAY_SQL
 from quizbot.repositories.base import Repository, translate_integrity_errors
 from quizbot.repositories.members import (
     ENSURE_MEMBER_CTES,
+    ONE_ANSWER_DAILY_POINTS,
     ONE_ANSWER_PERIOD_POINTS,
     ensure_member_params,
 )
@@ -475,12 +475,7 @@ _RECORD_ANSWER = text(
         ON CONFLICT (session_id, question_id, user_id) DO NOTHING
         RETURNING id, answered_at
     ), d AS (
-        INSERT INTO member_daily_points AS t (guild_id, day, user_id, topic, points, answers)
-        SELECT :guild_id, {UTC_DAY_SQL.format(at="answered_at")}, :user_id, :topic, :points, 1
-        FROM ins
-        ON CONFLICT (guild_id, day, user_id, topic) DO UPDATE SET
-            points = t.points + excluded.points,
-            answers = t.answers + 1
+        {ONE_ANSWER_DAILY_POINTS}
     ), w AS (
         {ONE_ANSWER_PERIOD_POINTS}
     )

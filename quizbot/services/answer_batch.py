@@ -296,16 +296,19 @@ _RECORD_TEMPLATE = f"""
         -- The answers above take answered_at = now() (the column default: the
         -- start of the transaction, or of the statement in autocommit), so their day is
         -- now()'s, in UTC.
-        INSERT INTO member_daily_points AS t (guild_id, day, user_id, topic, points, answers)
+        INSERT INTO member_daily_points AS t (guild_id, day, user_id, topic, points, answers,
+                                              correct)
         SELECT pd.guild_id, {UTC_DAY_SQL.format(at="now()")}, pd.user_id, pd.topic, pd.points,
-               pd.answers
+               pd.answers, pd.correct
         FROM unnest(
             CAST(:d_guild_ids AS bigint[]), CAST(:d_user_ids AS bigint[]),
-            CAST(:d_topics AS text[]), CAST(:d_points AS bigint[]), CAST(:d_answers AS int[])
-        ) AS pd(guild_id, user_id, topic, points, answers)@WHEN_OK@
+            CAST(:d_topics AS text[]), CAST(:d_points AS bigint[]), CAST(:d_answers AS int[]),
+            CAST(:d_correct AS int[])
+        ) AS pd(guild_id, user_id, topic, points, answers, correct)@WHEN_OK@
         ON CONFLICT (guild_id, day, user_id, topic) DO UPDATE SET
             points = t.points + excluded.points,
-            answers = t.answers + excluded.answers
+            answers = t.answers + excluded.answers,
+            correct = t.correct + excluded.correct
     ), w AS (
         -- The week's and the month's points (what those boards rank), from the members'
         -- sums above, of the same UTC day.
@@ -741,6 +744,7 @@ class AnswerBatchWriter:
             "d_topics": [t for _g, _u, t in topics],
             "d_points": [sum(a.points for a in by_topic[k]) for k in topics],
             "d_answers": [len(by_topic[k]) for k in topics],
+            "d_correct": [sum(a.item.correct for a in by_topic[k]) for k in topics],
             "s_ids": sessions,
             "s_answered": [len(by_session[s]) for s in sessions],
             "s_correct": [sum(a.item.correct for a in by_session[s]) for s in sessions],

@@ -23,7 +23,6 @@ from quizbot.cache import QUESTIONS, SCORES, QuizCache
 from quizbot.errors import InvalidInputError, NotFoundError
 from quizbot.levels import LEVEL_SQL, level_for_xp
 from quizbot.models import Difficulty, QuestionKind, QuizSession, SessionMode, SessionStatus
-from quizbot.models.guild import UTC_DAY_SQL
 from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import (
     AchievementRepository,
@@ -35,7 +34,11 @@ from quizbot.repositories import (
     QuestionRepository,
     SessionRepository,
 )
-from quizbot.repositories.members import ONE_ANSWER_PERIOD_POINTS
+from quizbot.repositories.members import (
+    MEMBER_TOPICS_SQL,
+    ONE_ANSWER_DAILY_POINTS,
+    ONE_ANSWER_PERIOD_POINTS,
+)
 from quizbot.repositories.reviews import UPSERT_CARDS_SQL, Cards, card_params
 from quizbot.resilience import is_connection_failure, retry_transient
 from quizbot.services import achievements as catalogue
@@ -232,14 +235,8 @@ _RECORD_ANSWER = text(
         ON CONFLICT (session_id, question_id, user_id) DO NOTHING
         RETURNING id, answered_at
     ), d AS (
-        -- The member row it references may be created by `m` below: foreign keys are
-        -- checked at the end of the statement.
-        INSERT INTO member_daily_points AS t (guild_id, day, user_id, topic, points, answers)
-        SELECT :guild_id, {UTC_DAY_SQL.format(at="answered_at")}, :user_id, :topic, :points, 1
-        FROM ins
-        ON CONFLICT (guild_id, day, user_id, topic) DO UPDATE SET
-            points = t.points + excluded.points,
-            answers = t.answers + 1
+        -- The member row it references may be created by `m` below.
+        {ONE_ANSWER_DAILY_POINTS}
     ), w AS (
         -- The week's and the month's points (what those boards rank).
         {ONE_ANSWER_PERIOD_POINTS}
@@ -357,18 +354,18 @@ _FINISH_PLAYERS = text(
                AND q.status = 'finished' AND q.mode = 'solo'
                AND cardinality(q.question_ids) >= :perfect_min
                AND q.correct_count = cardinality(q.question_ids)) AS perfect_quizzes,
-           (SELECT count(DISTINCT a.topic) FROM answers a
-             WHERE a.user_id = gm.user_id AND a.guild_id = gm.guild_id AND a.correct)
-             AS topics_with_correct,
-           (SELECT coalesce(max(t.n), 0) FROM (
-                SELECT count(*) AS n FROM answers a
-                WHERE a.user_id = gm.user_id AND a.guild_id = gm.guild_id
-                GROUP BY a.topic
-                HAVING count(*) FILTER (WHERE a.correct) >= 0.9 * count(*)
-           ) t) AS mastered_topic_answers,
+           tp.topics_with_correct, tp.mastered_topic_answers,
            coalesce((SELECT array_agg(ua.code) FROM user_achievements ua
                      WHERE ua.user_id = gm.user_id AND ua.guild_id = gm.guild_id), '{{}}') AS held
     FROM gm
+    -- The player's topics (their days summed, not their answers): with a correct
+    -- answer, and the most answers in one topic at >= 90 % accuracy.
+    CROSS JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE t.correct > 0) AS topics_with_correct,
+               coalesce(max(t.answered) FILTER (WHERE t.correct >= 0.9 * t.answered), 0)
+                 AS mastered_topic_answers
+        FROM ({MEMBER_TOPICS_SQL.format(user_id="gm.user_id", guild_id="gm.guild_id")}) t
+    ) tp
     """
 ).bindparams(bindparam("user_ids", type_=ARRAY(BigInteger)))
 

@@ -60,19 +60,20 @@ async def test_downgrade_base_then_upgrade_head_on_a_populated_database() -> Non
         await drop_database(url)
 
 
-# Questions 1 to 4 and a quiz session 1 (of user 2 in guild 1), for answers.
+# Questions 1 to 5 and a quiz session 1 (of user 2 in guild 1), for answers.
 _ANSWERED = (
     "INSERT INTO questions (id, topic, category, difficulty, kind, prompt, answer, content_hash) "
     "OVERRIDING SYSTEM VALUE SELECT i, 't', 'c', 'easy', 'true_false', 'p' || i, 'true', 'h' || i "
-    "FROM generate_series(1, 4) i",
+    "FROM generate_series(1, 5) i",
     "INSERT INTO quiz_sessions (id, guild_id, channel_id, user_id, mode, question_ids) "
     "OVERRIDING SYSTEM VALUE VALUES (1, 1, 1, 2, 'solo', '{1}')",
 )
 
 
 async def test_the_points_revisions_fill_their_tables_from_the_answers() -> None:
-    """Per (guild, UTC day, member, topic): the points and number of the stored answers;
-    then per (guild, week or month, member): the points.
+    """Per (guild, UTC day, member, topic): the points, the number of the stored answers
+    and of the correct ones (a later revision); then per (guild, week or month, member):
+    the points.
 
     The server's TimeZone is 14 hours ahead of UTC, so a day taken in local time
     would put every answer of the evening (UTC) on the next day.
@@ -85,6 +86,7 @@ async def test_the_points_revisions_fill_their_tables_from_the_answers() -> None
         (2, 2, "t", 20, midnight),  # the 24th
         (3, 2, "t", 30, midnight + dt.timedelta(hours=23, minutes=59)),
         (4, 2, "u", 40, midnight + dt.timedelta(hours=12)),  # another topic
+        (5, 2, "t", 0, midnight + dt.timedelta(hours=1)),  # wrong: an answer, not correct
         (1, 3, "t", 0, midnight + dt.timedelta(hours=12)),  # a wrong answer still counts one
         (2, 4, "t", 99, midnight),  # user 4 is no member of guild 1: cannot be referenced
         # Sunday the 22nd, just (UTC), but Monday in Kiritimati: the week of the 16th.
@@ -114,16 +116,16 @@ async def test_the_points_revisions_fill_their_tables_from_the_answers() -> None
             await upgrade_on(conn)
             rows = await conn.execute(
                 text(
-                    "SELECT guild_id, day, user_id, topic, points, answers "
+                    "SELECT guild_id, day, user_id, topic, points, answers, correct "
                     "FROM member_daily_points ORDER BY day, user_id, topic"
                 )
             )
             assert [tuple(r) for r in rows] == [
-                (1, dt.date(2026, 11, 22), 3, "t", 5, 1),
-                (1, dt.date(2026, 11, 23), 2, "t", 10, 1),
-                (1, dt.date(2026, 11, 24), 2, "t", 50, 2),
-                (1, dt.date(2026, 11, 24), 2, "u", 40, 1),
-                (1, dt.date(2026, 11, 24), 3, "t", 0, 1),
+                (1, dt.date(2026, 11, 22), 3, "t", 5, 1, 1),
+                (1, dt.date(2026, 11, 23), 2, "t", 10, 1, 1),
+                (1, dt.date(2026, 11, 24), 2, "t", 50, 3, 2),
+                (1, dt.date(2026, 11, 24), 2, "u", 40, 1, 1),
+                (1, dt.date(2026, 11, 24), 3, "t", 0, 1, 0),
             ]
             # The next revision sums the days per ISO week and month; a window without
             # points (user 3's week of the 23rd) has no row.

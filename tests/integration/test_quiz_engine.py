@@ -17,7 +17,7 @@ from quizbot.errors import ActiveSessionError, InvalidInputError, NotFoundError
 from quizbot.observability import count_statements
 from quizbot.repositories import AchievementRepository, MemberRepository
 from quizbot.services import quiz as quiz_module
-from quizbot.services.achievements import catalogue_rows
+from quizbot.services.achievements import TOPIC_MASTERY_MIN_ANSWERS, catalogue_rows
 from quizbot.services.quiz import (
     PlayerResult,
     QuestionData,
@@ -26,7 +26,13 @@ from quizbot.services.quiz import (
     QuizService,
 )
 from tests.committed_data import quiz_data, waits_for_a_lock
-from tests.factories import GuildFactory, QuestionFactory
+from tests.factories import (
+    GuildFactory,
+    GuildMemberFactory,
+    MemberDayFactory,
+    QuestionFactory,
+    UserFactory,
+)
 
 GUILD = 3_000_000_000_000_001
 CHANNEL = 3_000_000_000_000_002
@@ -243,6 +249,47 @@ async def test_choices_keep_one_order_per_session(quiz: QuizService) -> None:
     again = await quiz.current(view.session_id)
     assert again is not None and again.choices == view.choices
     assert sorted(view.choices) == ["Alpha", "Beta", "Delta", "Gamma"]
+
+
+async def _play_one(quiz: QuizService, topic: str) -> frozenset[str]:
+    """Alice's quiz of one question in `topic`, answered right: what its end awarded."""
+    view = await _start(quiz, topic=topic, count=1)
+    await quiz.answer(
+        session_id=view.session_id,
+        question_id=view.question_id,
+        user_id=ALICE,
+        display_name="alice",
+        given="Alpha",
+    )
+    summary = await quiz.finish(view.session_id)
+    return frozenset(a.code for a in summary.achievements.get(ALICE, ()))
+
+
+async def test_a_quizs_end_counts_topics_over_the_members_days(
+    quiz: QuizService, session: AsyncSession
+) -> None:
+    """Topics with a correct answer (polymath: 5) and a topic mastered (20 answers at
+    >= 90 %) are summed over the member's days of every topic, this quiz's included."""
+    alice = GuildMemberFactory(
+        guild=await session.get(models.Guild, GUILD), user=UserFactory(user_id=ALICE)
+    )
+    await session.flush()
+    today = dt.datetime.now(dt.UTC).date()
+    for topic in ("Art", "Biology", "Chemistry"):
+        MemberDayFactory(member=alice, topic=topic, day=today - dt.timedelta(days=9))
+    MemberDayFactory(member=alice, topic="Drama", answers=3, correct=0)  # none right
+    short = TOPIC_MASTERY_MIN_ANSWERS - 1  # all right, one answer short, over two days
+    MemberDayFactory(
+        member=alice, topic="Physics", day=today - dt.timedelta(days=2), answers=9, correct=9
+    )
+    MemberDayFactory(member=alice, topic="Physics", answers=short - 9, correct=short - 9)
+    await session.commit()
+
+    # Physics: the 20th answer masters it; 4 topics with a correct one (not Drama).
+    first = await _play_one(quiz, "Physics")
+    assert "topic_master" in first and "polymath" not in first
+    # History is the fifth.
+    assert "polymath" in await _play_one(quiz, "History")
 
 
 async def test_finish_is_idempotent_and_counts_the_quiz_once(

@@ -31,6 +31,7 @@ from tests.factories import (
     AnswerFactory,
     GuildFactory,
     GuildMemberFactory,
+    MemberDayFactory,
     QuestionFactory,
     QuizSessionFactory,
     ReviewCardFactory,
@@ -92,12 +93,15 @@ async def test_stats_full_picture_in_one_statement(
     GuildMemberFactory(guild=guild, points=80)  # ahead of me
     GuildMemberFactory(guild=guild, points=50, user=UserFactory(user_id=1))  # tie, lower id
     GuildMemberFactory(guild=guild, points=10)
-    quiz = QuizSessionFactory(guild=guild, user=me.user)
-    physics = QuestionFactory(topic="Physics")
-    history = QuestionFactory(topic="History")
-    AnswerFactory(session=quiz, question=physics, correct=True)
-    AnswerFactory(session=quiz, question=QuestionFactory(topic="Physics"), correct=False)
-    AnswerFactory(session=quiz, question=history, correct=True)
+    other = GuildMemberFactory(guild=guild)
+    await session.flush()
+    # Per topic, summed over the member's days (member_daily_points); another member's
+    # day is not theirs.
+    today = dt.datetime.now(dt.UTC).date()
+    MemberDayFactory(member=me, topic="Physics", answers=1, correct=0)
+    MemberDayFactory(member=me, topic="Physics", day=today - dt.timedelta(days=3), correct=1)
+    MemberDayFactory(member=me, topic="History", answers=1, correct=1)
+    MemberDayFactory(member=other, topic="History", answers=9)
     now = dt.datetime.now(dt.UTC)
     for i in range(7):
         UserAchievementFactory(
