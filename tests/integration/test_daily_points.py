@@ -25,6 +25,7 @@ from quizbot.cache import QuizCache
 from quizbot.migrations import upgrade_on
 from quizbot.models.guild import PERIOD_POINTS_FROM_DAYS_SQL
 from quizbot.repositories import AchievementRepository, AnswerRepository
+from quizbot.repositories.members import MEMBER_TOPICS_SQL
 from quizbot.services.achievements import catalogue_rows
 from quizbot.services.members import MemberService
 from quizbot.services.quiz import AnswerOutcome, QuestionView, QuizFilters, QuizService
@@ -167,8 +168,9 @@ async def vacuumed() -> AsyncIterator[AsyncConnection]:
                 "INSERT INTO users (user_id, name) SELECT u, 'u' FROM generate_series(1, 6) u",
                 "INSERT INTO guild_members (guild_id, user_id, display_name) "
                 "SELECT g, u, 'u' FROM generate_series(1, 5) g, generate_series(1, 6) u",
-                "INSERT INTO member_daily_points (guild_id, day, user_id, topic, points, answers) "
-                "SELECT g, DATE '2026-08-25' + d, u, t, d, 1 FROM generate_series(1, 5) g, "
+                "INSERT INTO member_daily_points "
+                "(guild_id, day, user_id, topic, points, answers, correct) "
+                "SELECT g, DATE '2026-08-25' + d, u, t, d, 1, d % 2 FROM generate_series(1, 5) g, "
                 "generate_series(0, 89) d, generate_series(1, 6) u, unnest(ARRAY['a', 'b']) t",
                 PERIOD_POINTS_FROM_DAYS_SQL,
                 "VACUUM ANALYZE",
@@ -203,6 +205,18 @@ async def test_period_boards_read_the_window_from_the_roll_up_indexes(
             assert f"Index Only Scan using {index} on member_daily_points" in plan, plan
             assert "Index Cond: " in plan and "day >= '2026-11-16'" in plan, plan
             assert "answers" not in plan, plan
+
+
+async def test_a_members_topics_are_one_index_only_range(vacuumed: AsyncConnection) -> None:
+    """/stats' per-topic accuracy and a quiz's end read the member's days from the
+    member index, in topic order (no sort), never their answers."""
+    topics = MEMBER_TOPICS_SQL.format(user_id=":user_id", guild_id=":guild_id")
+    explain = text("EXPLAIN " + topics)
+    plan = "\n".join(r[0] for r in await vacuumed.execute(explain, {"user_id": 3, "guild_id": 1}))
+    assert "Index Only Scan using ix_member_daily_points_member_topics" in plan, plan
+    assert "Sort" not in plan and " on answers" not in plan, plan
+    rows = await vacuumed.execute(text(topics), {"user_id": 3, "guild_id": 1})
+    assert sorted(tuple(r) for r in rows) == [("a", 90, 45), ("b", 90, 45)]
 
 
 async def test_weekly_and_monthly_guild_boards_are_ranges_of_one_index(
