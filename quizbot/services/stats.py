@@ -239,7 +239,7 @@ class StatsService:
         stats_single_statement: /stats in one statement (STATS_SINGLE_STATEMENT);
             off, one statement per part.
         reads: what these reads run on (default `sessionmaker`). The app passes
-            autocommit Core connections (`resilience.GuardedConnections`): no
+            autocommit driver connections (`driver.DriverConnections`): no
             BEGIN/ROLLBACK round trips and no ORM session per read; every read here
             is one statement that returns rows.
         rank_mirror: own ranks on the all-time board of large guilds (with Redis).

@@ -251,9 +251,8 @@ async def test_choices_keep_one_order_per_session(quiz: QuizService) -> None:
     assert sorted(view.choices) == ["Alpha", "Beta", "Delta", "Gamma"]
 
 
-async def _play_one(quiz: QuizService, topic: str) -> frozenset[str]:
-    """Alice's quiz of one question in `topic`, answered right: what its end awarded."""
-    view = await _start(quiz, topic=topic, count=1)
+async def _answer_right(quiz: QuizService, view: QuestionView) -> None:
+    """Alice answers the question on show right (the factories' answer is Alpha)."""
     await quiz.answer(
         session_id=view.session_id,
         question_id=view.question_id,
@@ -261,6 +260,12 @@ async def _play_one(quiz: QuizService, topic: str) -> frozenset[str]:
         display_name="alice",
         given="Alpha",
     )
+
+
+async def _play_one(quiz: QuizService, topic: str) -> frozenset[str]:
+    """Alice's quiz of one question in `topic`, answered right: what its end awarded."""
+    view = await _start(quiz, topic=topic, count=1)
+    await _answer_right(quiz, view)
     summary = await quiz.finish(view.session_id)
     return frozenset(a.code for a in summary.achievements.get(ALICE, ()))
 
@@ -296,13 +301,7 @@ async def test_finish_is_idempotent_and_counts_the_quiz_once(
     quiz: QuizService, session: AsyncSession
 ) -> None:
     view = await _start(quiz, topic="History", count=1)
-    await quiz.answer(
-        session_id=view.session_id,
-        question_id=view.question_id,
-        user_id=ALICE,
-        display_name="alice",
-        given="Alpha",
-    )
+    await _answer_right(quiz, view)
     first = await quiz.finish(view.session_id)
     second = await quiz.finish(view.session_id)
     assert first.players == second.players
