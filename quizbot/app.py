@@ -145,6 +145,7 @@ class App:
                 stats_single_statement=settings.stats_single_statement,
                 reads=statements,
                 rank_mirror=mirror,
+                global_board_refresh_s=settings.global_board_refresh_s,
             ),
             bank=QuestionBankService(sessions, cache),
             review=ReviewService(reads, quiz),

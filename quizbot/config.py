@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     # ahead (quizbot.rank_mirror); a mirror is rebuilt after RANK_MIRROR_TTL_S seconds.
     rank_mirror_min_members: int = Field(default=50_000, ge=1)
     rank_mirror_ttl_s: int = Field(default=3600, ge=60)
+    # Global boards of a window (today, this week, this month) or a topic are summed from
+    # every guild's days and change with any answer anywhere: they are read again at
+    # most once per this many seconds (0: after every score change, exact but costly).
+    global_board_refresh_s: int = Field(default=60, ge=0, le=3600)
     # Where the embedded PostgreSQL keeps its data; default: the user data directory.
     embedded_pg_dir: str | None = None
 

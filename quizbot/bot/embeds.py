@@ -174,7 +174,17 @@ def leaderboard_embed(page: LeaderboardPage, title: str) -> discord.Embed:
     embed.description = "\n".join(lines) or "No points yet: be the first with `/quiz start`!"
     if page.me is not None:
         embed.add_field(name="You", value=f"#{page.me.rank} · {page.me.points} points")
+    if page.refresh_s:
+        embed.set_footer(text=f"Updated every {_duration(page.refresh_s)}.")
     return embed
+
+
+def _duration(seconds: int) -> str:
+    """60 -> "minute", 120 -> "2 minutes", 90 -> "90 seconds"."""
+    if seconds % 60:
+        return "second" if seconds == 1 else f"{seconds} seconds"
+    minutes = seconds // 60
+    return "minute" if minutes == 1 else f"{minutes} minutes"
 
 
 def achievements_embed(name: str, statuses: list[AchievementStatus]) -> discord.Embed:

@@ -1294,11 +1294,14 @@ async def test_period_global_and_topic_leaderboards(scene: BotScene) -> None:
     for member in (scene.alice, scene.bob):
         await play_one_question(scene, member.id)
 
+    footers: list[str | None] = []
+
     async def board(**options: str) -> list[str]:
         shown = await standin.invoke_command(
             scene.guild.id, scene.channel.id, scene.carol.id, "leaderboard show", options=options
         )
         message = await shown.wait_original_message()
+        footers.append(message.embeds[0].get("footer", {}).get("text"))
         if str(message.embeds[0]["description"]).startswith("No points yet"):
             return []
         return sorted(name for _, name, _ in board_lines(message))
@@ -1307,6 +1310,8 @@ async def test_period_global_and_topic_leaderboards(scene: BotScene) -> None:
     assert await board(period="week", scope="global") == ["alice", "bob"]
     assert await board(topic="Physics") == ["alice", "bob"]
     assert await board(topic="Words") == []
+    # The global board of a window is read on a clock (GLOBAL_BOARD_REFRESH_S) and says so.
+    assert footers == [None, "Updated every minute.", None, None]
     standin.assert_no_violations()
 
 

@@ -12,7 +12,7 @@ from quizbot.cache import SCORES, QuizCache
 from quizbot.errors import InvalidInputError
 from quizbot.observability import count_statements
 from quizbot.repositories import AnswerRepository, MemberRepository
-from quizbot.services.stats import Cursor, Period, StatsService
+from quizbot.services.stats import Cursor, LeaderboardPage, Period, StatsService
 from tests.factories import (
     GuildFactory,
     GuildMemberFactory,
@@ -169,6 +169,77 @@ async def test_global_board_is_invalidated_by_a_score_change_in_any_guild(
     await cache.invalidate(SCORES, board)  # what every writer of scores calls after commit
     fresh = await stats.leaderboard(guild_id=None, limit=1)
     assert (fresh.entries[0].user_id, fresh.entries[0].points) == (1004, 510)
+
+
+async def test_global_boards_of_a_window_are_read_on_a_clock(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    connection: AsyncConnection,
+    cache: QuizCache,
+) -> None:
+    """Summed from every guild's days and moved by any answer anywhere, a global board
+    of a window is read at most once per refresh: its page and a caller's own rank
+    (even a caller without points) come from the cache for the rest of the slot,
+    whatever the scores did, and are summed again in the next slot. A guild's boards
+    and the global all-time board stay as of the last score change."""
+    now = dt.datetime(2026, 11, 25, 12, 0, 30, tzinfo=dt.UTC)  # slot 12:00:00-12:01:00
+    guild = GuildFactory()
+    ann = UserFactory(name="ann")
+    GuildMemberFactory(guild=guild, user=ann)
+    quiz = QuizSessionFactory(guild=guild, user=ann)
+    await session.flush()
+
+    async def answer(points: int) -> None:
+        question = QuestionFactory()
+        await session.flush()
+        await AnswerRepository(session=session).record(
+            session_id=quiz.id,
+            question_id=question.id,
+            user_id=ann.user_id,
+            guild_id=guild.guild_id,
+            topic=question.topic,
+            given="Alpha",
+            correct=True,
+            response_ms=1500,
+            points=points,
+            answered_at=now,
+        )
+        await MemberRepository(session=session).add_points(
+            guild_id=guild.guild_id, user_id=ann.user_id, points=points
+        )
+        await session.execute(
+            text("UPDATE users SET points = points + :p WHERE user_id = :u"),
+            {"p": points, "u": ann.user_id},
+        )
+        await session.commit()
+        await cache.invalidate(SCORES, guild.guild_id)  # as every writer of scores does
+
+    stats = StatsService(sessionmaker, cache, global_board_refresh_s=60)
+
+    async def week(caller: int, at: dt.datetime, guild_id: int | None = None) -> LeaderboardPage:
+        return await stats.leaderboard(
+            guild_id=guild_id, period=Period.WEEK, caller_id=caller, now=at
+        )
+
+    await answer(100)
+    first = await week(ann.user_id, now)
+    assert [(e.name, e.points) for e in first.entries] == [("ann", 100)]
+    assert first.me is not None and first.me.points == 100 and first.refresh_s == 60
+    assert (await week(42, now)).me is None  # no points this week
+
+    await answer(50)
+    later = now + dt.timedelta(seconds=29)
+    with count_statements(connection) as log:
+        same, outsider = await week(ann.user_id, later), await week(42, later)
+    assert log.count == 0
+    assert same.entries == first.entries and same.me == first.me and outsider.me is None
+
+    fresh = await week(ann.user_id, now + dt.timedelta(seconds=30))
+    assert fresh.entries[0].points == 150 and fresh.me is not None and fresh.me.points == 150
+    live = await week(ann.user_id, later, guild_id=guild.guild_id)
+    assert live.refresh_s == 0 and live.entries[0].points == 150
+    all_time = await stats.leaderboard(guild_id=None, caller_id=ann.user_id, now=later)
+    assert all_time.refresh_s == 0 and all_time.me is not None and all_time.me.points == 150
 
 
 async def test_stats_for_a_newcomer(
