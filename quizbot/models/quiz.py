@@ -110,7 +110,7 @@ class Answer(Base):
         BigInteger, ForeignKey("users.user_id", ondelete="CASCADE")
     )
     guild_id: Mapped[int] = mapped_column(BigInteger)
-    # Copied from the question so per-topic stats and boards need no join.
+    # Copied from the question so the per-day roll-up (boards, per-topic stats) needs no join.
     topic: Mapped[str] = mapped_column(String(64))
     given: Mapped[str] = mapped_column(String(200))
     correct: Mapped[bool] = mapped_column(Boolean)
@@ -124,7 +124,7 @@ class Answer(Base):
     __table_args__ = (
         # A double click is a no-op: the second insert conflicts.
         UniqueConstraint("session_id", "question_id", "user_id"),
-        # A member's history: no-repeat selection, per-topic stats.
+        # A member's latest answers: the no-repeat selection of a quiz's questions.
         Index("ix_answers_user_guild_recent", "user_id", "guild_id", text("answered_at DESC")),
         Index("ix_answers_question_id", "question_id"),
     )

@@ -7,10 +7,12 @@ competition ranks (1, 2, 2, 4). Display names are stored, never looked up in Dis
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import datetime as dt
 import enum
 import functools
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -224,8 +226,48 @@ def _me_sql(source: _Source) -> TextClause:
     )
 
 
+# A member's row of a board, without their rank (for a rank taken from a histogram).
+@functools.cache
+def _row_sql(source: _Source) -> TextClause:
+    return text(
+        f"SELECT b.user_id, coalesce({source.name.format(row='b')}, '') AS name, b.points "
+        f"FROM ({source.sql}) b WHERE b.user_id = :me AND b.points > 0"
+    )
+
+
+# How many of a board's members hold each number of points: far fewer rows than members.
+@functools.cache
+def _histogram_sql(source: _Source) -> TextClause:
+    return text(
+        f"SELECT b.points, count(*) AS members FROM ({source.sql}) b "
+        "WHERE b.points > 0 GROUP BY b.points ORDER BY b.points"
+    )
+
+
+@dataclass(frozen=True)
+class PointsHistogram:
+    """A board's members by points, for competition ranks by bisection."""
+
+    points: tuple[int, ...]  # ascending, distinct
+    at_or_below: tuple[int, ...]  # members with at most points[i] points: running sums
+
+    @classmethod
+    def of(cls, rows: Sequence[tuple[int, int]]) -> PointsHistogram:
+        """From (points, members) rows in ascending order of points."""
+        return cls(
+            tuple(int(p) for p, _n in rows), tuple(itertools.accumulate(n for _p, n in rows))
+        )
+
+    def rank(self, points: int) -> int:
+        """1 + how many members hold more than `points`."""
+        total = self.at_or_below[-1] if self.at_or_below else 0
+        i = bisect.bisect_right(self.points, points)
+        return 1 + total - (self.at_or_below[i - 1] if i else 0)
+
+
 class StatsService:
-    """Reads for /stats and /leaderboard, memoized until the next score change."""
+    """Reads for /stats and /leaderboard, memoized until the next score change (global
+    boards of a window or a topic: until the next refresh, see `global_board_refresh_s`)."""
 
     def __init__(
         self,
@@ -249,11 +291,12 @@ class StatsService:
         rank_mirror: own ranks on the all-time board of large guilds (with Redis).
         global_board_refresh_s: global boards of a window or a topic (GLOBAL_BOARD_REFRESH_S)
             are read on a clock, at most once per this many seconds per page and per
-            caller's own rank, instead of after every score change; 0: after every score
+            caller's own row, instead of after every score change; 0: after every score
             change. Their rows are summed from every guild's days of the window, and
             any answer in any guild changes them, so with a busy bot they would be summed
             again for almost every call (about 100 ms for the week's 115,000 rows of the
-            benchmark's large scale).
+            benchmark's large scale). Own ranks there come from a histogram of the
+            board's points, summed once per slot for every caller.
         """
         self._sessions = sessionmaker
         self._rank_mirror = rank_mirror
@@ -268,6 +311,7 @@ class StatsService:
         clock_ttl = max(1, global_board_refresh_s)
         self._clocked_page = cache.memoize("gboard", self._load_page, ttl=clock_ttl)
         self._clocked_me = cache.memoize("gme", self._load_clocked_me, ttl=clock_ttl)
+        self._clocked_histogram = cache.memoize("ghist", self._load_histogram, ttl=clock_ttl)
 
     async def _load_stats(self, guild_id: int, user_id: int, _gen: int) -> MemberStats:
         mirror = self._rank_mirror
@@ -315,8 +359,10 @@ class StatsService:
         since: dt.datetime | None,
         after: Cursor | None,
         limit: int,
-        _gen: int,
+        _version: int,
     ) -> tuple[Entry, ...]:
+        """`_version` is part of the cache key only: the scores' generation, or the
+        refresh slot of a board read on a clock."""
         source, params = _board(guild_id, period, topic, since)
         params.update(
             after_points=after.points if after else None,
@@ -359,7 +405,8 @@ class StatsService:
             topic: only points earned in this topic.
             after: the cursor of the previous page (None for the first page).
             limit: rows per page, at most 25.
-            now: the current time (tests).
+            now: the current time (tests): the window, and the refresh slot of a board
+                read on a clock.
 
         Returns:
             The rows, the next page's cursor (None on the last page) and the caller's entry.
@@ -395,14 +442,40 @@ class StatsService:
         score change (every guild's board, and the global all-time board, which is an
         index range of `users`)."""
         summed_globally = guild_id is None and (period is not Period.ALL or topic is not None)
-        return self.global_board_refresh_s if summed_globally else 0
+        # Without the cache nothing is memoized: every call sums, and the board says so.
+        on_clock = summed_globally and self._cache.enabled
+        return self.global_board_refresh_s if on_clock else 0
 
     async def _load_clocked_me(
-        self, user_id: int, period: Period, topic: str | None, since: dt.datetime | None, _slot: int
+        self, user_id: int, period: Period, topic: str | None, since: dt.datetime | None, slot: int
     ) -> tuple[Entry | None]:
-        # In a tuple: a caller without points in the window is memoized too (a bare None
-        # is not stored), and counting their absence costs as much as a rank.
-        return (await self._my_counted_entry(None, user_id, period, topic, since),)
+        """The caller's row of the global board (their own days: a short range of the
+        member index) ranked in the slot's histogram, which every caller shares: counting
+        the members ahead would sum the whole window again for each caller. In a tuple,
+        so a caller without points is memoized too (a bare None is not stored)."""
+        source, params = _board(None, period, topic, since)
+        params["me"] = user_id
+
+        async def read() -> Row[Any] | None:
+            async with self._reads() as session:
+                return (await session.execute(_row_sql(source), params)).one_or_none()
+
+        row = await retry_transient(read)
+        if row is None:
+            return (None,)
+        histogram = await self._clocked_histogram(period, topic, since, slot)
+        return (Entry(histogram.rank(int(row.points)), user_id, row.name, int(row.points)),)
+
+    async def _load_histogram(
+        self, period: Period, topic: str | None, since: dt.datetime | None, _slot: int
+    ) -> PointsHistogram:
+        source, params = _board(None, period, topic, since)
+
+        async def read() -> Sequence[Row[Any]]:
+            async with self._reads() as session:
+                return (await session.execute(_histogram_sql(source), params)).all()
+
+        return PointsHistogram.of([(r.points, r.members) for r in await retry_transient(read)])
 
     async def _my_entry(
         self,

@@ -13,11 +13,9 @@ from quizbot.observability import count_statements
 from quizbot.repositories import MemberRepository
 from quizbot.services.stats import StatsService
 from tests.factories import (
-    AnswerFactory,
     GuildFactory,
     GuildMemberFactory,
-    QuestionFactory,
-    QuizSessionFactory,
+    MemberDayFactory,
     UserAchievementFactory,
     UserFactory,
 )
@@ -28,10 +26,12 @@ async def _member(session: AsyncSession) -> tuple[int, int]:
     me = GuildMemberFactory(guild=guild, points=50, answered=3, correct=2)
     GuildMemberFactory(guild=guild, points=80)
     GuildMemberFactory(guild=guild, points=50, user=UserFactory(user_id=2))
-    quiz = QuizSessionFactory(guild=guild, user=me.user)
-    AnswerFactory(session=quiz, question=QuestionFactory(topic="Physics"), correct=True)
-    AnswerFactory(session=quiz, question=QuestionFactory(topic="Physics"), correct=False)
-    AnswerFactory(session=quiz, question=QuestionFactory(topic="History"), correct=True)
+    await session.flush()
+    # Per-topic accuracy sums the days; two topics, one of them over two days.
+    today = dt.datetime.now(dt.UTC).date()
+    MemberDayFactory(member=me, topic="Physics", answers=1, correct=1)
+    MemberDayFactory(member=me, topic="Physics", day=today - dt.timedelta(days=1), correct=0)
+    MemberDayFactory(member=me, topic="History", answers=3, correct=2)
     now = dt.datetime.now(dt.UTC)
     for i in range(3):
         UserAchievementFactory(user=me.user, guild=guild, earned_at=now - dt.timedelta(minutes=i))
@@ -50,6 +50,10 @@ async def test_stats_by_parts_equal_the_single_statement(
         by_parts = await repo.stats_by_parts(guild_id=guild_id, user_id=user_id)
     assert (one.count, parts.count) == (1, 6)
     assert by_parts == single
+    assert [(t.topic, t.answered, t.correct) for t in single.topics] == [
+        ("History", 3, 2),
+        ("Physics", 2, 1),
+    ]
     # A stranger: zeros either way, and no rank query.
     stranger = await repo.stats_by_parts(guild_id=guild_id, user_id=999)
     assert stranger == await repo.stats(guild_id=guild_id, user_id=999)

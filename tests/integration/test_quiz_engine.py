@@ -270,11 +270,13 @@ async def _play_one(quiz: QuizService, topic: str) -> frozenset[str]:
     return frozenset(a.code for a in summary.achievements.get(ALICE, ()))
 
 
+@pytest.mark.parametrize(("wrong", "mastered"), [(2, True), (3, False)])
 async def test_a_quizs_end_counts_topics_over_the_members_days(
-    quiz: QuizService, session: AsyncSession
+    quiz: QuizService, session: AsyncSession, wrong: int, mastered: bool
 ) -> None:
     """Topics with a correct answer (polymath: 5) and a topic mastered (20 answers at
-    >= 90 %) are summed over the member's days of every topic, this quiz's included."""
+    >= 90 %: 18 right is enough, 17 is not) are summed over the member's days of every
+    topic, this quiz's included."""
     alice = GuildMemberFactory(
         guild=await session.get(models.Guild, GUILD), user=UserFactory(user_id=ALICE)
     )
@@ -283,16 +285,17 @@ async def test_a_quizs_end_counts_topics_over_the_members_days(
     for topic in ("Art", "Biology", "Chemistry"):
         MemberDayFactory(member=alice, topic=topic, day=today - dt.timedelta(days=9))
     MemberDayFactory(member=alice, topic="Drama", answers=3, correct=0)  # none right
-    short = TOPIC_MASTERY_MIN_ANSWERS - 1  # all right, one answer short, over two days
+    short = TOPIC_MASTERY_MIN_ANSWERS - 1  # one answer short, over two days
     MemberDayFactory(
         member=alice, topic="Physics", day=today - dt.timedelta(days=2), answers=9, correct=9
     )
-    MemberDayFactory(member=alice, topic="Physics", answers=short - 9, correct=short - 9)
+    MemberDayFactory(member=alice, topic="Physics", answers=short - 9, correct=short - 9 - wrong)
     await session.commit()
 
-    # Physics: the 20th answer masters it; 4 topics with a correct one (not Drama).
+    # Physics: the 20th answer (right) masters it, unless 3 of the 20 were wrong; 4 topics
+    # with a correct one (not Drama).
     first = await _play_one(quiz, "Physics")
-    assert "topic_master" in first and "polymath" not in first
+    assert ("topic_master" in first) is mastered and "polymath" not in first
     # History is the fifth.
     assert "polymath" in await _play_one(quiz, "History")
 

@@ -102,6 +102,9 @@ async def test_stats_full_picture_in_one_statement(
     MemberDayFactory(member=me, topic="Physics", day=today - dt.timedelta(days=3), correct=1)
     MemberDayFactory(member=me, topic="History", answers=1, correct=1)
     MemberDayFactory(member=other, topic="History", answers=9)
+    elsewhere = GuildMemberFactory(user=me.user)  # the same user in another guild
+    await session.flush()
+    MemberDayFactory(member=elsewhere, topic="History", answers=7)
     now = dt.datetime.now(dt.UTC)
     for i in range(7):
         UserAchievementFactory(

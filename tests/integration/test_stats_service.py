@@ -12,7 +12,13 @@ from quizbot.cache import SCORES, QuizCache
 from quizbot.errors import InvalidInputError
 from quizbot.observability import count_statements
 from quizbot.repositories import AnswerRepository, MemberRepository
-from quizbot.services.stats import Cursor, LeaderboardPage, Period, StatsService
+from quizbot.services.stats import (
+    Cursor,
+    LeaderboardPage,
+    Period,
+    PointsHistogram,
+    StatsService,
+)
 from tests.factories import (
     GuildFactory,
     GuildMemberFactory,
@@ -178,25 +184,28 @@ async def test_global_boards_of_a_window_are_read_on_a_clock(
     cache: QuizCache,
 ) -> None:
     """Summed from every guild's days and moved by any answer anywhere, a global board
-    of a window is read at most once per refresh: its page and a caller's own rank
+    of a window is read at most once per refresh: its page and a caller's own line
     (even a caller without points) come from the cache for the rest of the slot,
-    whatever the scores did, and are summed again in the next slot. A guild's boards
-    and the global all-time board stay as of the last score change."""
+    whatever the scores did, and own ranks from one histogram of the slot that every
+    caller shares. The next slot sums again. A guild's boards and the global all-time
+    board stay as of the last score change."""
     now = dt.datetime(2026, 11, 25, 12, 0, 30, tzinfo=dt.UTC)  # slot 12:00:00-12:01:00
-    guild = GuildFactory()
-    ann = UserFactory(name="ann")
-    GuildMemberFactory(guild=guild, user=ann)
-    quiz = QuizSessionFactory(guild=guild, user=ann)
+    ann, ben = UserFactory(name="ann"), UserFactory(name="ben")
+    quizzes = {}
+    for user in (ann, ben):  # in guilds of their own: only the global board has both
+        guild = GuildFactory()
+        GuildMemberFactory(guild=guild, user=user)
+        quizzes[user.user_id] = QuizSessionFactory(guild=guild, user=user)
     await session.flush()
 
-    async def answer(points: int) -> None:
-        question = QuestionFactory()
+    async def answer(user_id: int, points: int) -> None:
+        quiz, question = quizzes[user_id], QuestionFactory()
         await session.flush()
         await AnswerRepository(session=session).record(
             session_id=quiz.id,
             question_id=question.id,
-            user_id=ann.user_id,
-            guild_id=guild.guild_id,
+            user_id=user_id,
+            guild_id=quiz.guild_id,
             topic=question.topic,
             given="Alpha",
             correct=True,
@@ -205,14 +214,14 @@ async def test_global_boards_of_a_window_are_read_on_a_clock(
             answered_at=now,
         )
         await MemberRepository(session=session).add_points(
-            guild_id=guild.guild_id, user_id=ann.user_id, points=points
+            guild_id=quiz.guild_id, user_id=user_id, points=points
         )
         await session.execute(
             text("UPDATE users SET points = points + :p WHERE user_id = :u"),
-            {"p": points, "u": ann.user_id},
+            {"p": points, "u": user_id},
         )
         await session.commit()
-        await cache.invalidate(SCORES, guild.guild_id)  # as every writer of scores does
+        await cache.invalidate(SCORES, quiz.guild_id)  # as every writer of scores does
 
     stats = StatsService(sessionmaker, cache, global_board_refresh_s=60)
 
@@ -221,25 +230,39 @@ async def test_global_boards_of_a_window_are_read_on_a_clock(
             guild_id=guild_id, period=Period.WEEK, caller_id=caller, now=at
         )
 
-    await answer(100)
+    def line(page: LeaderboardPage) -> tuple[int, int] | None:
+        return None if page.me is None else (page.me.rank, page.me.points)
+
+    await answer(ann.user_id, 100)
+    await answer(ben.user_id, 120)
     first = await week(ann.user_id, now)
-    assert [(e.name, e.points) for e in first.entries] == [("ann", 100)]
-    assert first.me is not None and first.me.points == 100 and first.refresh_s == 60
+    assert [(e.name, e.points) for e in first.entries] == [("ben", 120), ("ann", 100)]
+    assert line(first) == (2, 100) and first.refresh_s == 60
     assert (await week(42, now)).me is None  # no points this week
 
-    await answer(50)
+    await answer(ann.user_id, 50)  # ann is ahead now, but not before the next slot
     later = now + dt.timedelta(seconds=29)
     with count_statements(connection) as log:
         same, outsider = await week(ann.user_id, later), await week(42, later)
     assert log.count == 0
-    assert same.entries == first.entries and same.me == first.me and outsider.me is None
+    assert same.entries == first.entries and line(same) == (2, 100) and outsider.me is None
+    with count_statements(connection) as log:  # a new caller: their row, not the window
+        assert line(await week(ben.user_id, later)) == (1, 120)
+    assert log.count == 1 and "GROUP BY b.points" not in log.statements[0]
 
     fresh = await week(ann.user_id, now + dt.timedelta(seconds=30))
-    assert fresh.entries[0].points == 150 and fresh.me is not None and fresh.me.points == 150
-    live = await week(ann.user_id, later, guild_id=guild.guild_id)
-    assert live.refresh_s == 0 and live.entries[0].points == 150
+    assert [e.points for e in fresh.entries] == [150, 120] and line(fresh) == (1, 150)
+    live = await week(ann.user_id, later, guild_id=quizzes[ann.user_id].guild_id)
+    assert live.refresh_s == 0 and line(live) == (1, 150)
     all_time = await stats.leaderboard(guild_id=None, caller_id=ann.user_id, now=later)
-    assert all_time.refresh_s == 0 and all_time.me is not None and all_time.me.points == 150
+    assert all_time.refresh_s == 0 and line(all_time) == (1, 150)
+
+
+def test_a_points_histogram_ranks_like_the_board() -> None:
+    """Competition ranks: equal points, equal rank; the next rank counts everyone ahead."""
+    histogram = PointsHistogram.of([(10, 1), (50, 3), (80, 2)])
+    assert [histogram.rank(p) for p in (90, 80, 79, 50, 10, 5)] == [1, 1, 3, 3, 6, 7]
+    assert PointsHistogram.of([]).rank(1) == 1
 
 
 async def test_stats_for_a_newcomer(
