@@ -192,12 +192,15 @@ async def test_a_finish_is_three_statements_in_one_transaction(
     assert statements.count == 3
 
 
+# One pooled connection: the bootstrap opens every connection of the pool, and each
+# learns the types it meets on first use (one introspection query, once).
+@pytest.mark.parametrize("wire", [{"db_pool_size": 1}], indirect=True)
 async def test_a_start_is_one_statement_in_autocommit(
     wire: tuple[App, list[str]],
 ) -> None:
     app, sent = wire
     await app.bootstrap(warm=True)
-    # A first start warms the pool, the cached reads and the connection's type cache.
+    # A first start warms the cached reads and the connection's type cache.
     await app.quiz.start(guild_id=71, guild_name="g", channel_id=70, user_id=70, display_name="o")
     await app.guild_settings.get(71)
     sent.clear()
@@ -389,6 +392,22 @@ async def test_a_start_reads_its_quiz_s_questions_in_one_statement(database_url:
         # One read for the five questions, at the start, not one per question shown.
         assert len(_question_reads(statements.statements)) == 1
         assert [q.id for q in questions] == ids and len(ids) == 5
+    finally:
+        await app.close()
+
+
+async def test_the_bootstrap_opens_every_pooled_connection(database_url: str) -> None:
+    """A bot's first burst finds its connections open: none is opened under load."""
+    app = _app(database_url, db_pool_size=3, answer_flushes=2)
+    try:
+        assert app.engine.pool.checkedin() == 0  # type: ignore[attr-defined]
+        await app.bootstrap(warm=True)
+        pools = [app.engine.pool, app.answer_engine.pool]  # type: ignore[union-attr]
+        assert [p.checkedin() for p in pools] == [3, 2]  # type: ignore[attr-defined]
+        opened: list[object] = []
+        event.listen(app.engine.sync_engine, "connect", lambda *a: opened.append(a))
+        await asyncio.gather(*(_five_question_quiz(app, 90 + i) for i in range(3)))
+        assert opened == []
     finally:
         await app.close()
 
