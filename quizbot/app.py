@@ -198,8 +198,6 @@ class App:
         Also starts the pool monitor (see `start_monitoring`).
         """
         if warm:
-            # Before the monitor starts: every connection checked out at once is the
-            # pool's normal state here, not a saturation to report.
             began = time.perf_counter()
             opened = await self.open_pools()
             log.info(
@@ -233,7 +231,11 @@ class App:
         The pools open connections as commands first need them, so the first burst
         above the load a bot has seen (a trivia night's 1,000 players after an evening
         of 300) would wait for new server processes, started while the server is
-        busiest: in the benchmark, pool waits of half a second at that step.
+        busiest: in the benchmark, pool waits of half a second at that step. Each
+        connection still prepares its statements on first use.
+
+        Best effort: a connection that cannot be opened now (the server's
+        `max_connections`, say) is logged and left to open when needed, as before.
 
         Returns:
             The connections open in the pools afterwards.
@@ -242,10 +244,22 @@ class App:
         for engine in engines:
             pool: Any = engine.pool
             async with contextlib.AsyncExitStack() as held:
-                # Held together, so each checkout opens a connection of its own.
-                await asyncio.gather(
-                    *(held.enter_async_context(engine.connect()) for _ in range(pool.size()))
+                # Held together, so each checkout opens a connection of its own; every
+                # attempt is awaited before the stack returns what was opened.
+                outcomes = await asyncio.gather(
+                    *(held.enter_async_context(engine.connect()) for _ in range(pool.size())),
+                    return_exceptions=True,
                 )
+            failed = [o for o in outcomes if isinstance(o, BaseException)]
+            if failed:
+                log.warning(
+                    "opened %d of %d pooled connections at start (%s); the rest open when needed",
+                    len(outcomes) - len(failed),
+                    len(outcomes),
+                    failed[0],
+                )
+        for monitor in self.pool_monitors:
+            monitor.forget_peak()  # every connection out at once was ours, not load
         return sum(e.pool.checkedin() for e in engines)  # type: ignore[attr-defined]
 
     async def close(self) -> None:

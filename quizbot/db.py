@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -102,7 +103,8 @@ def create_engine(
         pool_size=settings.db_pool_size if pool_size is None else pool_size,
         max_overflow=settings.db_max_overflow if max_overflow is None else max_overflow,
         pool_timeout=settings.db_pool_timeout,
-        pool_recycle=settings.db_pool_recycle,
+        # Recycling is ours (`StaggeredRecycle`), spread over each connection's life.
+        pool_recycle=-1,
         pool_pre_ping=True,
         # First in, first out (not pool_use_lifo): every connection serves in turn, so
         # all of them have prepared the hot statements and learnt the types before a
@@ -121,12 +123,47 @@ def create_engine(
         # SQLAlchemy's asyncpg adapter wraps its ping in BEGIN ... ROLLBACK (for PgBouncer's
         # transaction mode): three round trips at every checkout. A bare ";" is one.
         ping = _ping_outside_a_transaction
+    if settings.db_pool_recycle > 0:
+        recycle = StaggeredRecycle(settings.db_pool_recycle)
+        event.listen(engine.sync_engine, "connect", recycle.connected)
+        event.listen(engine.sync_engine, "checkout", recycle.checked_out)
     if settings.db_ping_after_idle_s > 0:
         idle_aware = IdleAwarePing(ping, settings.db_ping_after_idle_s)
         event.listen(engine.sync_engine, "checkin", idle_aware.checked_in)
         ping = idle_aware
     dialect.do_ping = ping  # type: ignore[method-assign, assignment]
     return engine
+
+
+class StaggeredRecycle:
+    """Connections replaced after DB_POOL_RECYCLE seconds, each at its own moment.
+
+    SQLAlchemy's `pool_recycle` replaces a connection at the first checkout after a
+    fixed age. The bot opens its whole pool at start (`App.open_pools`), so every
+    connection would reach that age together and, under load, all of them would be
+    replaced within a second: the burst of new server processes the early opening is
+    there to avoid. Here each connection gets a life drawn between three quarters and
+    all of DB_POOL_RECYCLE, and is refused at checkout after it (`DisconnectionError`,
+    SQLAlchemy's documented way for a checkout listener to ask for a new connection).
+    """
+
+    # A life is drawn from [RECYCLE_SPREAD * recycle_s, recycle_s].
+    RECYCLE_SPREAD = 0.75
+
+    def __init__(self, recycle_s: float, rng: random.Random | None = None) -> None:
+        self.recycle_s = recycle_s
+        self._rng = rng or random.Random()
+
+    def connected(self, _dbapi_connection: Any, record: Any) -> None:
+        """Pool `connect` event: when this connection is due."""
+        life = self._rng.uniform(self.RECYCLE_SPREAD * self.recycle_s, self.recycle_s)
+        record.info["quizbot_due"] = time.monotonic() + life
+
+    def checked_out(self, _dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        """Pool `checkout` event: a connection past its life is replaced."""
+        due = record.info.get("quizbot_due")
+        if due is not None and time.monotonic() >= due:
+            raise exc.DisconnectionError("connection recycled (DB_POOL_RECYCLE)")
 
 
 class IdleAwarePing:

@@ -168,6 +168,12 @@ class PoolMonitor:
         for name, fn in self._listeners:
             event.remove(self.engine.sync_engine, name, fn)
 
+    def forget_peak(self) -> None:
+        """Start the peak afresh: after the start-up opened every connection at once
+        (`App.open_pools`), which is no saturation to report."""
+        self._window_peak = 0
+        self.metrics.peak_checked_out = 0
+
     def _pool(self) -> Any:
         return self.engine.sync_engine.pool
 

@@ -235,7 +235,8 @@ def _row_sql(source: _Source) -> TextClause:
     )
 
 
-# How many of a board's members hold each number of points: far fewer rows than members.
+# How many of a board's members hold each number of points: a row per distinct total
+# (at most one per member; fewer where totals tie).
 @functools.cache
 def _histogram_sql(source: _Source) -> TextClause:
     return text(
@@ -449,10 +450,14 @@ class StatsService:
     async def _load_clocked_me(
         self, user_id: int, period: Period, topic: str | None, since: dt.datetime | None, slot: int
     ) -> tuple[Entry | None]:
-        """The caller's row of the global board (their own days: a short range of the
-        member index) ranked in the slot's histogram, which every caller shares: counting
-        the members ahead would sum the whole window again for each caller. In a tuple,
-        so a caller without points is memoized too (a bare None is not stored)."""
+        """The caller's row of the global board (their own days, found by the member
+        index) ranked in the slot's histogram, which every caller shares: counting the
+        members ahead would sum the whole window again for each caller. In a tuple, so
+        a caller without points is memoized too (a bare None is not stored)."""
+        # The histogram first: a window's points only grow, so the caller's row read
+        # after it holds at least the points the histogram has for them, and they are
+        # never counted ahead of themselves.
+        histogram = await self._clocked_histogram(period, topic, since, slot)
         source, params = _board(None, period, topic, since)
         params["me"] = user_id
 
@@ -463,7 +468,6 @@ class StatsService:
         row = await retry_transient(read)
         if row is None:
             return (None,)
-        histogram = await self._clocked_histogram(period, topic, since, slot)
         return (Entry(histogram.rank(int(row.points)), user_id, row.name, int(row.points)),)
 
     async def _load_histogram(

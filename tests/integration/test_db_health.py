@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
 from collections.abc import AsyncIterator, Callable
+from types import SimpleNamespace
 
 import asyncpg
 import pytest
@@ -16,7 +19,7 @@ from sqlalchemy.pool.base import _ConnectionFairy
 
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
-from quizbot.db import connect_args, create_engine, create_sessionmaker
+from quizbot.db import StaggeredRecycle, connect_args, create_engine, create_sessionmaker
 from quizbot.driver import DriverConnections
 from quizbot.errors import DatabaseUnavailableError
 from quizbot.models import Difficulty, QuestionKind
@@ -141,6 +144,34 @@ async def test_a_pool_used_in_full_by_design_alerts_on_waits_not_on_utilisation(
     assert message.startswith("answer writer pool: 1 checkouts waited")
     assert "utilisation" not in message.split(" — ")[0]
     monitor.remove()
+
+
+def test_recycling_spreads_the_connections_lives() -> None:
+    """Connections opened together (the bot opens its pool at start) are due between
+    three quarters and all of DB_POOL_RECYCLE, each at its own moment."""
+    recycle = StaggeredRecycle(1800, rng=random.Random(5))
+    records = [SimpleNamespace(info={}) for _ in range(40)]
+    began = time.monotonic()
+    for record in records:
+        recycle.connected(None, record)
+    lives = [r.info["quizbot_due"] - began for r in records]
+    assert all(1350 <= life <= 1800.5 for life in lives)
+    assert max(lives) - min(lives) > 300  # spread, not one moment for all
+
+
+async def test_a_connection_past_its_life_is_replaced_at_checkout(database_url: str) -> None:
+    settings = Settings(db_pool_size=1, db_max_overflow=0, db_pool_recycle=1)
+    engine = create_engine(settings, database_url)
+    try:
+        async with engine.connect() as conn:
+            first = await conn.scalar(text("SELECT pg_backend_pid()"))
+        async with engine.connect() as conn:  # within its life: the same connection
+            assert await conn.scalar(text("SELECT pg_backend_pid()")) == first
+        await asyncio.sleep(1.05)  # every life is at most DB_POOL_RECYCLE
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT pg_backend_pid()")) != first
+    finally:
+        await engine.dispose()
 
 
 async def test_metrics_survive_engine_dispose(tiny: AsyncEngine) -> None:

@@ -258,6 +258,17 @@ async def test_global_boards_of_a_window_are_read_on_a_clock(
     assert all_time.refresh_s == 0 and line(all_time) == (1, 150)
 
 
+async def test_without_the_cache_no_board_claims_a_refresh(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """CACHE_ENABLED=false: every call sums, so the board does not say "updated every
+    minute"."""
+    uncached = QuizCache(QuizCache.memory_backend(), enabled=False)
+    stats = StatsService(sessionmaker, uncached, global_board_refresh_s=60)
+    page = await stats.leaderboard(guild_id=None, period=Period.WEEK)
+    assert page.refresh_s == 0
+
+
 def test_a_points_histogram_ranks_like_the_board() -> None:
     """Competition ranks: equal points, equal rank; the next rank counts everyone ahead."""
     histogram = PointsHistogram.of([(10, 1), (50, 3), (80, 2)])
