@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from quizbot.cache import SCORES, QuizCache
 from quizbot.errors import InvalidInputError
+from quizbot.models import QuizSession
 from quizbot.observability import count_statements
 from quizbot.repositories import AnswerRepository, MemberRepository
 from quizbot.services.stats import (
@@ -97,6 +98,27 @@ async def test_global_board_reads_users(
     assert [e.points for e in page.entries] == [80, 80]
 
 
+async def _right_answer(
+    session: AsyncSession, quiz: QuizSession, points: int, at: dt.datetime
+) -> None:
+    """A right answer to a new question of `quiz`, through the repository: the answer
+    and its day's points are written together."""
+    question = QuestionFactory()
+    await session.flush()
+    await AnswerRepository(session=session).record(
+        session_id=quiz.id,
+        question_id=question.id,
+        user_id=quiz.user_id,
+        guild_id=quiz.guild_id,
+        topic=question.topic,
+        given="Alpha",
+        correct=True,
+        response_ms=1500,
+        points=points,
+        answered_at=at,
+    )
+
+
 async def test_period_and_topic_boards_sum_answers_in_the_window(
     session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], cache: QuizCache
 ) -> None:
@@ -112,21 +134,7 @@ async def test_period_and_topic_boards_sum_answers_in_the_window(
         (qa, 500, dt.timedelta(days=20)),
         (qb, 70, dt.timedelta(days=1)),
     ):
-        # Through the repository: an answer and its day's points are written together.
-        question = QuestionFactory()
-        await session.flush()
-        await AnswerRepository(session=session).record(
-            session_id=quiz.id,
-            question_id=question.id,
-            user_id=quiz.user_id,
-            guild_id=guild.guild_id,
-            topic=question.topic,
-            given="Alpha",
-            correct=True,
-            response_ms=1500,
-            points=points,
-            answered_at=now - ago,
-        )
+        await _right_answer(session, quiz, points, now - ago)
     await session.commit()
     stats = stats_service(sessionmaker, cache)
 
@@ -199,20 +207,8 @@ async def test_global_boards_of_a_window_are_read_on_a_clock(
     await session.flush()
 
     async def answer(user_id: int, points: int) -> None:
-        quiz, question = quizzes[user_id], QuestionFactory()
-        await session.flush()
-        await AnswerRepository(session=session).record(
-            session_id=quiz.id,
-            question_id=question.id,
-            user_id=user_id,
-            guild_id=quiz.guild_id,
-            topic=question.topic,
-            given="Alpha",
-            correct=True,
-            response_ms=1500,
-            points=points,
-            answered_at=now,
-        )
+        quiz = quizzes[user_id]
+        await _right_answer(session, quiz, points, now)
         await MemberRepository(session=session).add_points(
             guild_id=quiz.guild_id, user_id=user_id, points=points
         )
