@@ -329,6 +329,20 @@ class StatsService:
             mirror.ranked(guild_id, stats.rank)  # a deep rank starts building a mirror
         return stats
 
+    async def _rows(self, statement: TextClause, params: dict[str, Any]) -> Sequence[Row[Any]]:
+        """One read statement's rows (retried once when its connection went stale)."""
+
+        async def read() -> Sequence[Row[Any]]:
+            async with self._reads() as session:
+                return (await session.execute(statement, params)).all()
+
+        return await retry_transient(read)
+
+    async def _row(self, statement: TextClause, params: dict[str, Any]) -> Row[Any] | None:
+        """One read statement's only row, or None."""
+        rows = await self._rows(statement, params)
+        return rows[0] if rows else None
+
     async def _read_stats(self, guild_id: int, user_id: int, *, counts: bool) -> MemberStats:
         async def load() -> MemberStats:
             async with self._reads() as session:
@@ -371,11 +385,7 @@ class StatsService:
             limit=limit,
         )
 
-        async def read() -> Sequence[Row[Any]]:
-            async with self._reads() as session:
-                return (await session.execute(_page_sql(source), params)).all()
-
-        rows = await retry_transient(read)
+        rows = await self._rows(_page_sql(source), params)
         entries: list[Entry] = []
         prev_points, prev_rank = (after.points, after.rank) if after else (None, 0)
         position = after.position if after else 0
@@ -461,11 +471,7 @@ class StatsService:
         source, params = _board(None, period, topic, since)
         params["me"] = user_id
 
-        async def read() -> Row[Any] | None:
-            async with self._reads() as session:
-                return (await session.execute(_row_sql(source), params)).one_or_none()
-
-        row = await retry_transient(read)
+        row = await self._row(_row_sql(source), params)
         if row is None:
             return (None,)
         return (Entry(histogram.rank(int(row.points)), user_id, row.name, int(row.points)),)
@@ -474,12 +480,8 @@ class StatsService:
         self, period: Period, topic: str | None, since: dt.datetime | None, _slot: int
     ) -> PointsHistogram:
         source, params = _board(None, period, topic, since)
-
-        async def read() -> Sequence[Row[Any]]:
-            async with self._reads() as session:
-                return (await session.execute(_histogram_sql(source), params)).all()
-
-        return PointsHistogram.of([(r.points, r.members) for r in await retry_transient(read)])
+        rows = await self._rows(_histogram_sql(source), params)
+        return PointsHistogram.of([(r.points, r.members) for r in rows])
 
     async def _my_entry(
         self,
@@ -510,13 +512,7 @@ class StatsService:
             went away meanwhile (dropped or expired) and the rank must be counted.
         """
 
-        async def read() -> Row[Any] | None:
-            async with self._reads() as session:
-                return (
-                    await session.execute(MEMBER_POINTS, {"guild_id": guild_id, "me": user_id})
-                ).one_or_none()
-
-        row = await retry_transient(read)
+        row = await self._row(MEMBER_POINTS, {"guild_id": guild_id, "me": user_id})
         if row is None or row.points <= 0:
             return True, None  # unranked, as on the counted path
         rank = await mirror.rank(guild_id, row.points)
@@ -534,10 +530,5 @@ class StatsService:
     ) -> Entry | None:
         source, params = _board(guild_id, period, topic, since)
         params["me"] = user_id
-
-        async def read() -> Row[Any] | None:
-            async with self._reads() as session:
-                return (await session.execute(_me_sql(source), params)).one_or_none()
-
-        row = await retry_transient(read)
+        row = await self._row(_me_sql(source), params)
         return None if row is None else Entry(int(row.rank), row.user_id, row.name, int(row.points))
