@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+)
 
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
@@ -22,7 +27,7 @@ from quizbot.db import (
     database_url,
     in_transactions,
 )
-from quizbot.driver import DriverConnections
+from quizbot.driver import ANSWER_POOL, MAIN_POOL, DriverConnections, statements_at_start
 from quizbot.migrations import upgrade
 from quizbot.models import Question
 from quizbot.pool_monitor import PoolMonitor
@@ -71,6 +76,7 @@ class App:
     # The answer writer's own engine, one connection per batch in flight (None without
     # group commit), and its monitor.
     answer_engine: AsyncEngine | None = None
+    answer_connections: DriverConnections | None = None
     answer_pool_monitor: PoolMonitor | None = None
     # Own ranks of large guilds from Redis (None without REDIS_URL).
     rank_mirror: RankMirror | None = None
@@ -97,6 +103,9 @@ class App:
             if settings.answer_group_commit
             else None
         )
+        answer_connections = (
+            DriverConnections(answer_engine, breaker) if answer_engine is not None else None
+        )
         cache = cache or QuizCache.from_settings(settings)
         mirror = (
             RankMirror(
@@ -120,9 +129,7 @@ class App:
                 if answer_engine is not None
                 else None
             ),
-            answer_autocommit=(
-                DriverConnections(answer_engine, breaker) if answer_engine is not None else None
-            ),
+            answer_autocommit=answer_connections,
             statements=statements,
             transactions=statements.transaction,
             answer_group_commit=settings.answer_group_commit,
@@ -157,6 +164,7 @@ class App:
             ),
             settings=settings,
             answer_engine=answer_engine,
+            answer_connections=answer_connections,
             answer_pool_monitor=(
                 PoolMonitor(
                     answer_engine,
@@ -225,24 +233,30 @@ class App:
             )
 
     async def open_pools(self) -> int:
-        """Open every connection of the pools now, all at once, and return how many
-        are open.
+        """Open every connection of the pools now, all at once, prepare the hot
+        statements on each (`DriverConnections.prime`), and return how many are open.
 
         The pools open connections as commands first need them, so the first burst
         above the load a bot has seen (a trivia night's 1,000 players after an evening
         of 300) would wait for new server processes, started while the server is
-        busiest: in the benchmark, pool waits of half a second at that step. Each
-        connection still prepares its statements on first use.
+        busiest: in the benchmark, pool waits of half a second at that step. And a
+        connection's first run of a statement costs several times its next ones; with
+        the whole pool open, the first commands at low load would meet fresh
+        connections one after the other.
 
         Best effort: a connection that cannot be opened now (the server's
-        `max_connections`, say) is logged and left to open when needed, as before.
+        `max_connections`, say) is logged and left to open when needed, as before; one
+        whose priming fails is logged and kept.
 
         Returns:
             The connections open in the pools afterwards.
         """
-        engines = [self.engine, *([self.answer_engine] if self.answer_engine else [])]
-        for engine in engines:
+        pools = [(self.engine, self.read_connections, MAIN_POOL)]
+        if self.answer_engine is not None and self.answer_connections is not None:
+            pools.append((self.answer_engine, self.answer_connections, ANSWER_POOL))
+        for engine, connections, name in pools:
             pool: Any = engine.pool
+            statements = statements_at_start(name)
             async with contextlib.AsyncExitStack() as held:
                 # Held together, so each checkout opens a connection of its own; every
                 # attempt is awaited before the stack returns what was opened.
@@ -250,17 +264,30 @@ class App:
                     *(held.enter_async_context(engine.connect()) for _ in range(pool.size())),
                     return_exceptions=True,
                 )
+                opened = [o for o in outcomes if isinstance(o, AsyncConnection)]
+                primed = await asyncio.gather(
+                    *(connections.prime(c, statements) for c in opened), return_exceptions=True
+                )
             failed = [o for o in outcomes if isinstance(o, BaseException)]
             if failed:
                 log.warning(
                     "opened %d of %d pooled connections at start (%s); the rest open when needed",
-                    len(outcomes) - len(failed),
+                    len(opened),
                     len(outcomes),
                     failed[0],
                 )
+            unprimed = [p for p in primed if isinstance(p, BaseException)]
+            if unprimed:
+                log.warning(
+                    "could not prime %d of %d connections at start (%s); they prepare "
+                    "their statements on first use",
+                    len(unprimed),
+                    len(opened),
+                    unprimed[0],
+                )
         for monitor in self.pool_monitors:
             monitor.forget_peak()  # every connection out at once was ours, not load
-        return sum(e.pool.checkedin() for e in engines)  # type: ignore[attr-defined]
+        return sum(e.pool.checkedin() for e, _c, _n in pools)  # type: ignore[attr-defined]
 
     async def close(self) -> None:
         """Write queued answers and messages, then release the monitor, the cache and the

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, bindparam, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from quizbot.driver import prime_at_start
 from quizbot.errors import NotFoundError
 from quizbot.levels import LEVEL_SQL, level_sql
 from quizbot.models import GuildMember
@@ -327,6 +328,19 @@ _PART_ACHIEVEMENTS = text(
     WHERE ua.user_id = :user_id AND ua.guild_id = :guild_id
     ORDER BY ua.earned_at DESC LIMIT :recent
     """
+)
+
+# /stats runs on the driver (`StatsService`), in one statement or by parts
+# (STATS_SINGLE_STATEMENT).
+prime_at_start(
+    _STATS,
+    _STATS_UNRANKED,
+    _PART_MEMBER,
+    _PART_RANK,
+    _PART_MEMBERS,
+    _PART_USER,
+    _PART_TOPICS,
+    _PART_ACHIEVEMENTS,
 )
 
 

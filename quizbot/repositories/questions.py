@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import unicodedata
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.sql import Executable
 
+from quizbot.driver import prime_at_start
 from quizbot.errors import NotFoundError
 from quizbot.models import Difficulty, Question
 from quizbot.repositories.base import Repository
@@ -92,6 +94,15 @@ def _topics_sql(guild: bool) -> Executable:
         .group_by(Question.topic, Question.category)
         .order_by(Question.topic, Question.category)
     )
+
+
+# A quiz's start reads the question pool and topics, and a question missing from the
+# cache, on the driver (`QuizService`).
+prime_at_start(
+    _GET_MANY,
+    *(_pool_ids_sql(*shape) for shape in itertools.product((False, True), repeat=4)),
+    *(_topics_sql(guild) for guild in (False, True)),
+)
 
 
 class QuestionRepository(Repository[Question]):

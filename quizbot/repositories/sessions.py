@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from quizbot.driver import prime_at_start
 from quizbot.errors import ActiveSessionError, NotFoundError
 from quizbot.models import Answer, QuizSession, SessionMode, SessionStatus
 from quizbot.repositories.base import Repository, translate_integrity_errors
@@ -235,6 +236,19 @@ _DRAW_CTES = """,
 _START_DRAWING = text(
     _start_sql("ARRAY(SELECT id FROM drawn ORDER BY last NULLS FIRST, ord)", _DRAW_CTES)
 ).columns(*_SESSIONS.c)
+
+# A quiz's start, moves, messages and end run on the driver (`QuizService`).
+prime_at_start(
+    _START,
+    _START_DRAWING,
+    _ADVANCE,
+    _ADVANCE_REVEALING,
+    _REVEALED,
+    _SET_MESSAGES,
+    _ROW,
+    _FINISH_WITH_ANSWERS,
+    _ANSWERS_OF,
+)
 
 _ACTIVE_CONFLICTS: dict[str, tuple[type[ActiveSessionError], str]] = {
     "uq_quiz_sessions_active_channel": (

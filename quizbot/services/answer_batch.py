@@ -58,6 +58,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quizbot.cache import SCORES, QuizCache
+from quizbot.driver import ANSWER_POOL, MAIN_POOL, prime_at_start
 from quizbot.errors import NotFoundError
 from quizbot.levels import LEVEL_SQL, level_for_xp
 from quizbot.models import Difficulty, SessionMode, SessionStatus
@@ -433,6 +434,11 @@ _BATCH_AWARD = text(
     SELECT user_id, guild_id, code FROM ins
     """
 )
+
+# The fast path runs on the answer writer's connections (the locked path in a session);
+# a quiz's end awards on the engine's (`QuizService.finish`).
+prime_at_start(_BATCH_CONTEXT_READ, _BATCH_RECORD_GUARDED, pools=(ANSWER_POOL,))
+prime_at_start(_BATCH_AWARD, pools=(ANSWER_POOL, MAIN_POOL))
 
 
 async def award_achievements(

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quizbot.cache import QUESTIONS, SCORES, QuizCache
+from quizbot.driver import prime_at_start
 from quizbot.errors import InvalidInputError, NotFoundError
 from quizbot.levels import LEVEL_SQL, level_for_xp
 from quizbot.models import Difficulty, QuestionKind, QuizSession, SessionMode, SessionStatus
@@ -368,6 +369,7 @@ _FINISH_PLAYERS = text(
     ) tp
     """
 ).bindparams(bindparam("user_ids", type_=ARRAY(BigInteger)))
+prime_at_start(_FINISH_PLAYERS)
 
 
 def _question_data(q: Any) -> QuestionData:

@@ -21,6 +21,7 @@ from sqlalchemy import Row, TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from quizbot.cache import SCORES, QuizCache
+from quizbot.driver import prime_at_start
 from quizbot.errors import InvalidInputError
 from quizbot.models.guild import PERIOD_KINDS
 from quizbot.rank_mirror import RankMirror
@@ -243,6 +244,18 @@ def _histogram_sql(source: _Source) -> TextClause:
         f"SELECT b.points, count(*) AS members FROM ({source.sql}) b "
         "WHERE b.points > 0 GROUP BY b.points ORDER BY b.points"
     )
+
+
+# Every board's page and own line, and the clocked global boards' rows and histogram,
+# run on the driver.
+_GLOBAL_SUMMED = _SOURCES[(False, True)]
+prime_at_start(
+    MEMBER_POINTS,
+    *(_page_sql(s) for s in (*_SOURCES.values(), _PERIOD_SOURCE)),
+    *(_me_sql(s) for s in (*_SOURCES.values(), _PERIOD_SOURCE)),
+    _row_sql(_GLOBAL_SUMMED),
+    _histogram_sql(_GLOBAL_SUMMED),
+)
 
 
 @dataclass(frozen=True)

@@ -337,3 +337,89 @@ async def test_a_connection_killed_by_the_server_is_replaced_with_the_pool(
                 assert (await conn.execute(pid)).scalar_one() not in pids
     finally:
         await engine.dispose()
+
+
+async def _prepared_here(connection: Any) -> set[str]:
+    """The statements the server holds prepared for this connection's session."""
+    raw = (await connection.get_raw_connection()).driver_connection
+    return {r[0] for r in await raw.fetch("SELECT statement FROM pg_prepared_statements")}
+
+
+async def test_priming_prepares_a_statement_as_its_first_use_would(database_url: str) -> None:
+    """After `prime`, running the statement prepares nothing new on that connection;
+    the NULLs' own errors (a NOT NULL key here) are not reported, and leave no row."""
+    engine = create_engine(Settings(_env_file=None), database_url, pool_size=1, autocommit=True)  # type: ignore[call-arg]
+    on_driver = DriverConnections(engine)
+    insert = text(
+        "INSERT INTO guilds (guild_id, name) VALUES (:guild_id, :name) RETURNING guild_id"
+    )
+    reads = text("SELECT name FROM guilds WHERE guild_id = :guild_id")
+    try:
+        async with engine.connect() as connection:
+            assert await on_driver.prime(connection, [insert, reads]) == 2
+            primed = await _prepared_here(connection)
+            assert {on_driver.compiled(insert).sql, on_driver.compiled(reads).sql} <= primed
+            raw = await connection.get_raw_connection()
+            assert not raw.driver_connection.is_in_transaction()
+        async with on_driver() as conn:  # the pool's only connection
+            assert await conn.scalar(insert, {"guild_id": 4242, "name": "primed"}) == 4242
+            assert await conn.scalar(reads, {"guild_id": 4242}) == "primed"
+        async with engine.connect() as connection:
+            assert await _prepared_here(connection) == primed
+        async with on_driver() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM guilds WHERE name IS NULL")) == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_priming_rolls_back_what_a_statement_writes(autocommit: AsyncEngine) -> None:
+    """A statement whose NULLs still write (a count of rows, here) leaves nothing."""
+    on_driver = DriverConnections(autocommit)
+    writes = text(
+        "INSERT INTO guilds (guild_id, name) "
+        "SELECT 4343, coalesce(CAST(:name AS text), 'from priming') RETURNING guild_id"
+    )
+    async with autocommit.connect() as connection:
+        assert await on_driver.prime(connection, [writes]) == 1
+    async with on_driver() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM guilds WHERE guild_id = 4343")) == 0
+
+
+async def test_a_statement_the_server_cannot_prepare_is_logged_not_counted(
+    autocommit: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    on_driver = DriverConnections(autocommit)
+    broken = text("SELECT x FROM no_such_table WHERE x = :x")
+    fine = text("SELECT :x AS x")
+    async with autocommit.connect() as connection:
+        assert await on_driver.prime(connection, [broken, fine]) == 1
+        raw = await connection.get_raw_connection()
+        assert not raw.driver_connection.is_in_transaction()
+    assert "could not prepare a statement at start" in caplog.text
+    assert "no_such_table" in caplog.text
+
+
+async def test_priming_does_not_wait_on_locked_rows(database_url: str) -> None:
+    """A statement whose NULLs mean "every row" would wait for another session's locks:
+    it gives up after PRIME_TIMEOUT_MS and the connection is left clean."""
+    engine = create_engine(Settings(_env_file=None), database_url, pool_size=1, autocommit=True)  # type: ignore[call-arg]
+    on_driver = DriverConnections(engine)
+    every = text(
+        "UPDATE guilds SET name = name WHERE CAST(:guild_id AS bigint) IS NULL "
+        "OR guild_id = :guild_id"
+    )
+    locker = await asyncpg.connect(**asyncpg_args(database_url))
+    try:
+        await locker.execute("INSERT INTO guilds (guild_id, name) VALUES (4444, 'held')")
+        await locker.execute("BEGIN")
+        await locker.execute("SELECT 1 FROM guilds WHERE guild_id = 4444 FOR UPDATE")
+        async with engine.connect() as connection:
+            # Without the lock timeout this would wait for the end of the test.
+            assert await asyncio.wait_for(on_driver.prime(connection, [every]), 30) == 1
+            raw = await connection.get_raw_connection()
+            assert not raw.driver_connection.is_in_transaction()
+    finally:
+        await locker.execute("ROLLBACK")
+        await locker.execute("DELETE FROM guilds WHERE guild_id = 4444")
+        await locker.close()
+        await engine.dispose()

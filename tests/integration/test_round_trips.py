@@ -5,6 +5,7 @@ the pool's ping (it does not log prepared statements, which the events count).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -12,15 +13,18 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from quizbot import driver
 from quizbot.app import App
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
 from quizbot.db_admin import asyncpg_args
+from quizbot.models import SessionMode
 from quizbot.observability import count_statements
 from quizbot.repositories import QuestionRepository, SessionRepository
 from quizbot.services.quiz import QuestionView, QuizFilters
+from quizbot.services.stats import Period
 from tests.database import drop_database, migrated_database
 
 
@@ -407,6 +411,102 @@ async def test_the_bootstrap_opens_every_pooled_connection(database_url: str) ->
         # Every connection out at once was the start-up's doing: no saturation alert.
         assert [m.check() for m in app.pool_monitors] == [[], []]
         assert app.pool_monitor.metrics.peak_checked_out < 3  # the bootstrap's own reads
+    finally:
+        await app.close()
+
+
+async def _prepared(engine: AsyncEngine) -> list[set[str]]:
+    """The statements the server holds prepared for each connection a pool holds now
+    (all of them checked out at once)."""
+    async with contextlib.AsyncExitStack() as held:
+        size = engine.pool.size()  # type: ignore[attr-defined]
+        connections = [await held.enter_async_context(engine.connect()) for _ in range(size)]
+        prepared = []
+        for connection in connections:
+            raw = (await connection.get_raw_connection()).driver_connection
+            rows = await raw.fetch("SELECT statement FROM pg_prepared_statements")
+            prepared.append({r[0] for r in rows})
+    return prepared
+
+
+async def test_the_bootstrap_prepares_the_hot_statements_on_every_connection(
+    database_url: str,
+) -> None:
+    app = _app(database_url, db_pool_size=2, answer_flushes=2)
+    try:
+        await app.bootstrap(warm=True)
+        for engine, connections, pool in (
+            (app.engine, app.read_connections, driver.MAIN_POOL),
+            (app.answer_engine, app.answer_connections, driver.ANSWER_POOL),
+        ):
+            assert engine is not None and connections is not None
+            wanted = {connections.compiled(s).sql for s in driver.statements_at_start(pool)}
+            assert wanted
+            assert all(wanted <= prepared for prepared in await _prepared(engine))
+    finally:
+        await app.close()
+
+
+async def test_the_hot_units_find_their_statements_prepared(database_url: str) -> None:
+    """Everything a quiz, /stats and the boards run on the driver was prepared at start:
+    the list given to `driver.prime_at_start` misses none of it."""
+    app = _app(database_url, db_pool_size=1, answer_flushes=1)
+    assert app.answer_engine is not None
+    ran: dict[str, set[str]] = {driver.MAIN_POOL: set(), driver.ANSWER_POOL: set()}
+    driver.listen(app.engine, lambda sql, _a: ran[driver.MAIN_POOL].add(sql))
+    driver.listen(app.answer_engine, lambda sql, _a: ran[driver.ANSWER_POOL].add(sql))
+    try:
+        await app.bootstrap(warm=True)
+        prepared = {
+            driver.MAIN_POOL: (await _prepared(app.engine))[0],
+            driver.ANSWER_POOL: (await _prepared(app.answer_engine))[0],
+        }
+        topic = (await app.quiz.topics(93))[0][0]
+        # A channel quiz of two questions played to its end by two members.
+        view: QuestionView | None = await app.quiz.start(
+            guild_id=93,
+            guild_name="g",
+            channel_id=930,
+            user_id=931,
+            display_name="a",
+            mode=SessionMode.CHANNEL,
+            filters=QuizFilters(count=2),
+        )
+        session_id = view.session_id if view else 0
+        while view is not None:
+            await app.quiz.set_message(session_id, 9300 + view.position)
+            question = await app.quiz.question(view.question_id)
+            for member in (931, 932):
+                await app.quiz.answer(
+                    session_id=session_id,
+                    question_id=view.question_id,
+                    user_id=member,
+                    display_name=str(member),
+                    given=question.answer,
+                )
+            _results, view = await app.quiz.reveal_and_advance(
+                session_id, view.question_id, view.position
+            )
+        assert (await app.quiz.finish(session_id)).players
+        # A solo quiz of one topic, moved on by its player.
+        solo = await app.quiz.start(
+            guild_id=93,
+            guild_name="g",
+            channel_id=931,
+            user_id=931,
+            display_name="a",
+            filters=QuizFilters(topic=topic, count=2),
+        )
+        await app.quiz.advance(solo.session_id, solo.position)
+        await app.stats.member_stats(guild_id=93, user_id=931)
+        for guild_id in (93, None):
+            for period in Period:
+                await app.stats.leaderboard(guild_id=guild_id, caller_id=931, period=period)
+            await app.stats.leaderboard(guild_id=guild_id, caller_id=931, topic=topic)
+        for pool in ran:
+            statements = ran[pool] - driver.TRANSACTION_CONTROL
+            assert statements, pool  # the flow above ran on both pools
+            assert statements <= prepared[pool], pool
     finally:
         await app.close()
 
