@@ -209,7 +209,7 @@ class App:
             began = time.perf_counter()
             opened = await self.open_pools()
             log.info(
-                "database pools: %d connections open in %.0f ms",
+                "database pools: %d connections open and primed in %.0f ms",
                 opened,
                 (time.perf_counter() - began) * 1000,
             )

@@ -372,54 +372,60 @@ async def test_priming_prepares_a_statement_as_its_first_use_would(database_url:
         await engine.dispose()
 
 
-async def test_priming_rolls_back_what_a_statement_writes(autocommit: AsyncEngine) -> None:
-    """A statement whose NULLs still write (a count of rows, here) leaves nothing."""
+async def test_priming_executes_nothing(autocommit: AsyncEngine) -> None:
+    """A primed statement is planned, not run: what it would write is not written, and
+    a sequence it would draw from is not drawn."""
     on_driver = DriverConnections(autocommit)
+    sequence = text("SELECT last_value, is_called FROM quiz_sessions_id_seq")
+    async with on_driver() as conn:
+        before = tuple(await conn.execute(sequence))
     writes = text(
         "INSERT INTO guilds (guild_id, name) "
-        "SELECT 4343, coalesce(CAST(:name AS text), 'from priming') RETURNING guild_id"
+        "SELECT nextval('quiz_sessions_id_seq'), coalesce(CAST(:name AS text), 'never written') "
+        "RETURNING guild_id"
     )
     async with autocommit.connect() as connection:
         assert await on_driver.prime(connection, [writes]) == 1
     async with on_driver() as conn:
-        assert await conn.scalar(text("SELECT count(*) FROM guilds WHERE guild_id = 4343")) == 0
+        assert await conn.scalar(text("SELECT count(*) FROM guilds WHERE name = 'never written'")) == 0
+        assert tuple(await conn.execute(sequence)) == before
 
 
 async def test_a_statement_the_server_cannot_prepare_is_logged_not_counted(
     autocommit: AsyncEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The others are still primed after it (in a new transaction)."""
     on_driver = DriverConnections(autocommit)
     broken = text("SELECT x FROM no_such_table WHERE x = :x")
     fine = text("SELECT :x AS x")
     async with autocommit.connect() as connection:
         assert await on_driver.prime(connection, [broken, fine]) == 1
+        assert on_driver.compiled(fine).sql in await _prepared_here(connection)
         raw = await connection.get_raw_connection()
         assert not raw.driver_connection.is_in_transaction()
     assert "could not prepare a statement at start" in caplog.text
     assert "no_such_table" in caplog.text
 
 
-async def test_priming_does_not_wait_on_locked_rows(database_url: str) -> None:
-    """A statement whose NULLs mean "every row" would wait for another session's locks:
-    it gives up after PRIME_TIMEOUT_MS and the connection is left clean."""
+async def test_priming_does_not_wait_behind_a_migration(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A table locked by a schema change cannot be planned: priming gives up after
+    PRIME_TIMEOUT_MS instead of delaying the bot's start, and primes the rest."""
     engine = create_engine(Settings(_env_file=None), database_url, pool_size=1, autocommit=True)  # type: ignore[call-arg]
     on_driver = DriverConnections(engine)
-    every = text(
-        "UPDATE guilds SET name = name WHERE CAST(:guild_id AS bigint) IS NULL "
-        "OR guild_id = :guild_id"
-    )
-    locker = await asyncpg.connect(**asyncpg_args(database_url))
+    locked = text("SELECT name FROM guilds WHERE guild_id = :guild_id")
+    free = text("SELECT prompt FROM questions WHERE id = :id")
+    migration = await asyncpg.connect(**asyncpg_args(database_url))
     try:
-        await locker.execute("INSERT INTO guilds (guild_id, name) VALUES (4444, 'held')")
-        await locker.execute("BEGIN")
-        await locker.execute("SELECT 1 FROM guilds WHERE guild_id = 4444 FOR UPDATE")
+        await migration.execute("BEGIN; LOCK TABLE guilds IN ACCESS EXCLUSIVE MODE")
         async with engine.connect() as connection:
             # Without the lock timeout this would wait for the end of the test.
-            assert await asyncio.wait_for(on_driver.prime(connection, [every]), 30) == 1
+            assert await asyncio.wait_for(on_driver.prime(connection, [locked, free]), 30) == 1
             raw = await connection.get_raw_connection()
             assert not raw.driver_connection.is_in_transaction()
+        assert "lock timeout" in caplog.text
     finally:
-        await locker.execute("ROLLBACK")
-        await locker.execute("DELETE FROM guilds WHERE guild_id = 4444")
-        await locker.close()
+        await migration.execute("ROLLBACK")
+        await migration.close()
         await engine.dispose()
