@@ -246,7 +246,8 @@ class App:
 
         Best effort: a connection that cannot be opened now (the server's
         `max_connections`, say) is logged and left to open when needed, as before; one
-        whose priming fails is logged and kept.
+        whose priming fails is logged and kept. Behind PgBouncer (`DB_PGBOUNCER`) a
+        connection is no server process of its own, so nothing is primed.
 
         Returns:
             The connections open in the pools afterwards.
@@ -256,7 +257,7 @@ class App:
             pools.append((self.answer_engine, self.answer_connections, ANSWER_POOL))
         for engine, connections, name in pools:
             pool: Any = engine.pool
-            statements = statements_at_start(name)
+            statements = () if self.settings.db_pgbouncer else statements_at_start(name)
             async with contextlib.AsyncExitStack() as held:
                 # Held together, so each checkout opens a connection of its own; every
                 # attempt is awaited before the stack returns what was opened.

@@ -387,7 +387,9 @@ async def test_priming_executes_nothing(autocommit: AsyncEngine) -> None:
     async with autocommit.connect() as connection:
         assert await on_driver.prime(connection, [writes]) == 1
     async with on_driver() as conn:
-        assert await conn.scalar(text("SELECT count(*) FROM guilds WHERE name = 'never written'")) == 0
+        assert (
+            await conn.scalar(text("SELECT count(*) FROM guilds WHERE name = 'never written'")) == 0
+        )
         assert tuple(await conn.execute(sequence)) == before
 
 

@@ -447,6 +447,30 @@ async def test_the_bootstrap_prepares_the_hot_statements_on_every_connection(
         await app.close()
 
 
+async def test_behind_pgbouncer_nothing_is_primed(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled connection through PgBouncer is no server process of its own."""
+    primed: list[tuple[Any, ...]] = []
+
+    async def prime(self: Any, connection: Any, statements: Any) -> int:
+        primed.append(tuple(statements))
+        return 0
+
+    monkeypatch.setattr(driver.DriverConnections, "prime", prime)
+    for pgbouncer, expected in ((True, [(), ()]), (False, None)):
+        primed.clear()
+        app = _app(database_url, db_pool_size=1, answer_flushes=1, db_pgbouncer=pgbouncer)
+        try:
+            await app.bootstrap(warm=True)
+        finally:
+            await app.close()
+        if expected is not None:
+            assert primed == expected
+        else:
+            assert len(primed) == 2 and all(primed)
+
+
 async def test_the_hot_units_find_their_statements_prepared(database_url: str) -> None:
     """Everything a quiz, /stats and the boards run on the driver was prepared at start:
     the list given to `driver.prime_at_start` misses none of it."""
