@@ -165,7 +165,7 @@ async def measure(url: str, scale: Scale, repeats: int, *, before: bool = False)
 
     Each runs as quizbot runs it: on the driver (`quizbot.driver`), in autocommit, over
     a connection with the bot's settings (application name, statement caches, jit off).
-    Until 2026-12-07 they ran through SQLAlchemy's Core `execute`, which added about
+    Until 2026-12-06 (`850f4c4`) they ran through SQLAlchemy's Core `execute`, which added about
     0.2 ms of client time to every indexed figure (the unindexed ones barely move).
 
     Args:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,14 @@ from quizbot.db import (
     database_url,
     in_transactions,
 )
-from quizbot.driver import ANSWER_POOL, MAIN_POOL, DriverConnections, statements_at_start
+from quizbot.driver import (
+    ANSWER_POOL,
+    MAIN_POOL,
+    DriverConnections,
+    NotPrimed,
+    PoolName,
+    statements_at_start,
+)
 from quizbot.migrations import upgrade
 from quizbot.models import Question
 from quizbot.pool_monitor import PoolMonitor
@@ -209,9 +217,10 @@ class App:
             began = time.perf_counter()
             opened = await self.open_pools()
             log.info(
-                "database pools: %d connections open and primed in %.0f ms",
+                "database pools: %d connections open in %.0f ms%s",
                 opened,
                 (time.perf_counter() - began) * 1000,
+                ", the hot statements prepared on each" if self.primes_connections else "",
             )
         self.start_monitoring()
         async with self.sessionmaker() as session, session.begin():
@@ -232,9 +241,18 @@ class App:
                 (time.perf_counter() - began) * 1000,
             )
 
+    @property
+    def primes_connections(self) -> bool:
+        """Whether `open_pools` prepares the hot statements on each connection: not
+        behind PgBouncer (`DB_PGBOUNCER`), where a connection is no server process of
+        its own, nor without asyncpg's statement cache (`DB_STATEMENT_CACHE_SIZE=0`),
+        which would forget them."""
+        return self.settings.db_statement_cache_size > 0 and not self.settings.db_pgbouncer
+
     async def open_pools(self) -> int:
         """Open every connection of the pools now, all at once, prepare the hot
-        statements on each (`DriverConnections.prime`), and return how many are open.
+        statements on each (`DriverConnections.prime`, see `primes_connections`), and
+        return how many are open.
 
         The pools open connections as commands first need them, so the first burst
         above the load a bot has seen (a trivia night's 1,000 players after an evening
@@ -245,9 +263,8 @@ class App:
         connections one after the other.
 
         Best effort: a connection that cannot be opened now (the server's
-        `max_connections`, say) is logged and left to open when needed, as before; one
-        whose priming fails is logged and kept. Behind PgBouncer (`DB_PGBOUNCER`) a
-        connection is no server process of its own, so nothing is primed.
+        `max_connections`, say) is logged and left to open when needed, as before. A
+        statement that cannot be prepared is logged, and prepared on first use.
 
         Returns:
             The connections open in the pools afterwards.
@@ -257,7 +274,6 @@ class App:
             pools.append((self.answer_engine, self.answer_connections, ANSWER_POOL))
         for engine, connections, name in pools:
             pool: Any = engine.pool
-            statements = () if self.settings.db_pgbouncer else statements_at_start(name)
             async with contextlib.AsyncExitStack() as held:
                 # Held together, so each checkout opens a connection of its own; every
                 # attempt is awaited before the stack returns what was opened.
@@ -266,9 +282,13 @@ class App:
                     return_exceptions=True,
                 )
                 opened = [o for o in outcomes if isinstance(o, AsyncConnection)]
-                primed = await asyncio.gather(
-                    *(connections.prime(c, statements) for c in opened), return_exceptions=True
-                )
+                if self.primes_connections:
+                    statements = statements_at_start(name)
+                    primed = await asyncio.gather(
+                        *(connections.prime(c, statements) for c in opened),
+                        return_exceptions=True,
+                    )
+                    _report_priming(name, primed)
             failed = [o for o in outcomes if isinstance(o, BaseException)]
             if failed:
                 log.warning(
@@ -276,15 +296,6 @@ class App:
                     len(opened),
                     len(outcomes),
                     failed[0],
-                )
-            unprimed = [p for p in primed if isinstance(p, BaseException)]
-            if unprimed:
-                log.warning(
-                    "could not prime %d of %d connections at start (%s); they prepare "
-                    "their statements on first use",
-                    len(unprimed),
-                    len(opened),
-                    unprimed[0],
                 )
         for monitor in self.pool_monitors:
             monitor.forget_peak()  # every connection out at once was ours, not load
@@ -316,6 +327,32 @@ class App:
                 if self.answer_engine is not None:
                     await self.answer_engine.dispose()
                 await self.engine.dispose()
+
+
+def _report_priming(pool: PoolName, outcomes: list[list[NotPrimed] | BaseException]) -> None:
+    """Log what `DriverConnections.prime` could not do on a pool's connections, each
+    statement and error once."""
+    broken = [o for o in outcomes if isinstance(o, BaseException)]
+    if broken:
+        log.warning(
+            "could not prime %d of %d connections of the %s pool (%s); they prepare their "
+            "statements on first use",
+            len(broken),
+            len(outcomes),
+            pool,
+            broken[0],
+        )
+    skipped = Counter(s for o in outcomes if not isinstance(o, BaseException) for s in o)
+    for statement, connections in skipped.items():
+        log.warning(
+            "could not prepare a statement at start on %d of %d connections of the %s "
+            "pool (%s); it is prepared on first use: %s",
+            connections,
+            len(outcomes),
+            pool,
+            statement.error,
+            statement.sql,
+        )
 
 
 async def _all(checks: list[Coroutine[Any, Any, None]]) -> None:

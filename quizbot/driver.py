@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 from sqlalchemy import exc as sa_exc
@@ -82,12 +82,13 @@ def remove(engine: AsyncEngine, listener: StatementListener) -> None:
 
 # The pools whose connections are primed at start (`App.open_pools`): the engine's,
 # and the answer writer's own.
-MAIN_POOL = "main"
-ANSWER_POOL = "answers"
-_AT_START: dict[str, list[Executable]] = {MAIN_POOL: [], ANSWER_POOL: []}
+PoolName = Literal["main", "answers"]
+MAIN_POOL: PoolName = "main"
+ANSWER_POOL: PoolName = "answers"
+_AT_START: dict[PoolName, list[Executable]] = {MAIN_POOL: [], ANSWER_POOL: []}
 
 
-def prime_at_start(*statements: Executable, pools: Sequence[str] = (MAIN_POOL,)) -> None:
+def prime_at_start(*statements: Executable, pools: Sequence[PoolName] = (MAIN_POOL,)) -> None:
     """Name statements that hot units of work run on the driver over `pools`: the bot
     prepares them on each of their connections at start (`DriverConnections.prime`).
 
@@ -98,14 +99,23 @@ def prime_at_start(*statements: Executable, pools: Sequence[str] = (MAIN_POOL,))
         _AT_START[pool].extend(statements)
 
 
-def statements_at_start(pool: str) -> tuple[Executable, ...]:
+def statements_at_start(pool: PoolName) -> tuple[Executable, ...]:
     """The statements named for `pool` by `prime_at_start`, in the order named."""
     return tuple(_AT_START[pool])
 
 
-# How long priming waits for a table's lock (only a migration's would block a plan): a
-# bot's start does not wait behind another process's schema change.
+# How long priming waits for a table's lock (only a migration's would block a plan). On
+# the first such wait a connection's priming stops: a bot's start does not wait behind
+# another process's schema change once per statement.
 PRIME_TIMEOUT_MS = 200
+
+
+@dataclass(frozen=True)
+class NotPrimed:
+    """A statement `DriverConnections.prime` could not prepare, and why."""
+
+    sql: str
+    error: str
 
 
 class DriverResult:
@@ -464,52 +474,62 @@ class DriverConnections:
         )
         return compiled
 
-    async def prime(self, connection: AsyncConnection, statements: Iterable[Executable]) -> int:
-        """Prepare and plan `statements` on a pooled connection, as their first use
-        would, so that no command pays for it; return how many are prepared.
+    async def prime(
+        self, connection: AsyncConnection, statements: Iterable[Executable]
+    ) -> list[NotPrimed]:
+        """Prepare `statements` on a pooled connection in autocommit, as their first
+        use would, so that no command pays for it; return those it could not prepare.
 
         A new server process has read none of the catalogs a statement needs (tables,
         indexes, types, functions) and asyncpg has prepared nothing: on the benchmark's
         data a quiz's end took 11-20 ms as a fresh connection's first statement, against
-        1-2 ms after. Each statement is prepared into asyncpg's statement cache, as
-        `DriverConnection.execute` would prepare it, and bound to a portal with every
-        parameter NULL, which makes the server plan it; then the transaction that
-        held the portals is rolled back. Nothing is executed: no row is read or
-        written. The first real run still pays the executor's first use of what it
-        touches (2.5-3.7 ms for that quiz's end, 1.4-2.1 ms had it also been run).
+        1-2 ms after. Each statement is prepared into asyncpg's statement cache (the
+        one `DriverConnection.execute` reads) and bound to a portal with every
+        parameter NULL, so that the server also plans it (with NULLs a condition on a
+        parameter folds to false, so the plan is not a real run's: what priming buys is
+        the catalogs read and the statement prepared; the plan counts as one of the
+        server's first five custom plans of the statement). The transaction that holds
+        the portals is rolled back: nothing is executed, no row read or written. The
+        prepared quiz's end then took 2.5-3.7 ms at its first run; running each
+        statement once with NULLs instead left 1.4-2.1 ms, but a NULL can mean "every
+        row" (a page's `LIMIT NULL`): start-up took 2.3 s instead of 0.8-1.0 s.
 
-        A statement the server cannot prepare (bad SQL, a missing table, a lock held
-        past `PRIME_TIMEOUT_MS` by a migration) is logged and not counted. The
-        statements are not told to `listen`'s listeners: they are no unit of work.
+        A statement the server cannot prepare (bad SQL, a missing table) is skipped; at
+        the first lock wait past `PRIME_TIMEOUT_MS` (a migration holds a table) the
+        rest of the statements are skipped. The statements are not told to `listen`'s
+        listeners: they are no unit of work.
 
         Raises:
+            TypeError: a statement the driver cannot run (before the connection is used).
+            ValueError: the connection is in a transaction (it must be in autocommit).
             Errors of the connection itself, which is then invalidated (the pool
             replaces it).
         """
+        compiled = [self.compiled(statement) for statement in statements]
         fairy = await connection.get_raw_connection()
         driver: asyncpg.Connection = fairy.driver_connection
-        prepared = 0
+        if driver.is_in_transaction():
+            raise ValueError("prime a connection in autocommit: this one is in a transaction")
+        skipped: list[NotPrimed] = []
         try:
-            for statement in statements:
-                compiled = self.compiled(statement)
+            for index, statement in enumerate(compiled):
                 if not driver.is_in_transaction():  # a portal lives in a transaction
                     await driver.execute(f"BEGIN; SET LOCAL lock_timeout = {PRIME_TIMEOUT_MS}")
                 try:
-                    await driver.cursor(compiled.sql, *[None] * len(compiled.names))
+                    await driver.cursor(statement.sql, *[None] * len(statement.names))
                 except asyncpg.PostgresError as error:
                     await driver.execute("ROLLBACK")
-                    log.warning(
-                        "could not prepare a statement at start (%s): %s", error, compiled.sql
-                    )
-                    continue
-                prepared += 1
+                    if isinstance(error, asyncpg.LockNotAvailableError):
+                        skipped += [NotPrimed(c.sql, str(error)) for c in compiled[index:]]
+                        break
+                    skipped.append(NotPrimed(statement.sql, str(error)))
             if driver.is_in_transaction():
                 await driver.execute("ROLLBACK")
         except BaseException as error:
             # Cancelled or broken mid-protocol: not a connection to hand on.
             fairy.invalidate(error if isinstance(error, Exception) else None)
             raise
-        return prepared
+        return skipped
 
     def translate(
         self,

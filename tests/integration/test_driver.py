@@ -339,15 +339,17 @@ async def test_a_connection_killed_by_the_server_is_replaced_with_the_pool(
         await engine.dispose()
 
 
-async def _prepared_here(connection: Any) -> set[str]:
-    """The statements the server holds prepared for this connection's session."""
+async def _prepared_here(connection: Any) -> dict[str, str]:
+    """The statements the server holds prepared for this connection's session, by name
+    (a statement prepared again gets a new name)."""
     raw = (await connection.get_raw_connection()).driver_connection
-    return {r[0] for r in await raw.fetch("SELECT statement FROM pg_prepared_statements")}
+    rows = await raw.fetch("SELECT name, statement FROM pg_prepared_statements")
+    return {r["name"]: r["statement"] for r in rows}
 
 
 async def test_priming_prepares_a_statement_as_its_first_use_would(database_url: str) -> None:
-    """After `prime`, running the statement prepares nothing new on that connection;
-    the NULLs' own errors (a NOT NULL key here) are not reported, and leave no row."""
+    """After `prime`, running the statement prepares nothing new on that connection (an
+    INSERT whose NULL key would fail, a read that would find nothing)."""
     engine = create_engine(Settings(_env_file=None), database_url, pool_size=1, autocommit=True)  # type: ignore[call-arg]
     on_driver = DriverConnections(engine)
     insert = text(
@@ -356,9 +358,10 @@ async def test_priming_prepares_a_statement_as_its_first_use_would(database_url:
     reads = text("SELECT name FROM guilds WHERE guild_id = :guild_id")
     try:
         async with engine.connect() as connection:
-            assert await on_driver.prime(connection, [insert, reads]) == 2
+            assert await on_driver.prime(connection, [insert, reads]) == []
             primed = await _prepared_here(connection)
-            assert {on_driver.compiled(insert).sql, on_driver.compiled(reads).sql} <= primed
+            wanted = {on_driver.compiled(insert).sql, on_driver.compiled(reads).sql}
+            assert wanted <= set(primed.values())
             raw = await connection.get_raw_connection()
             assert not raw.driver_connection.is_in_transaction()
         async with on_driver() as conn:  # the pool's only connection
@@ -366,67 +369,79 @@ async def test_priming_prepares_a_statement_as_its_first_use_would(database_url:
             assert await conn.scalar(reads, {"guild_id": 4242}) == "primed"
         async with engine.connect() as connection:
             assert await _prepared_here(connection) == primed
-        async with on_driver() as conn:
-            assert await conn.scalar(text("SELECT count(*) FROM guilds WHERE name IS NULL")) == 0
     finally:
         await engine.dispose()
 
 
 async def test_priming_executes_nothing(autocommit: AsyncEngine) -> None:
-    """A primed statement is planned, not run: what it would write is not written, and
-    a sequence it would draw from is not drawn."""
+    """A primed statement is planned, not run: a sequence it would draw from (which no
+    rollback would undo) is not drawn."""
     on_driver = DriverConnections(autocommit)
     sequence = text("SELECT last_value, is_called FROM quiz_sessions_id_seq")
     async with on_driver() as conn:
         before = tuple(await conn.execute(sequence))
-    writes = text(
-        "INSERT INTO guilds (guild_id, name) "
-        "SELECT nextval('quiz_sessions_id_seq'), coalesce(CAST(:name AS text), 'never written') "
-        "RETURNING guild_id"
-    )
+    draws = text("SELECT nextval('quiz_sessions_id_seq') + coalesce(CAST(:n AS bigint), 0)")
     async with autocommit.connect() as connection:
-        assert await on_driver.prime(connection, [writes]) == 1
+        assert await on_driver.prime(connection, [draws]) == []
     async with on_driver() as conn:
-        assert (
-            await conn.scalar(text("SELECT count(*) FROM guilds WHERE name = 'never written'")) == 0
-        )
         assert tuple(await conn.execute(sequence)) == before
 
 
-async def test_a_statement_the_server_cannot_prepare_is_logged_not_counted(
-    autocommit: AsyncEngine, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The others are still primed after it (in a new transaction)."""
+async def test_a_statement_the_server_cannot_prepare_is_skipped(autocommit: AsyncEngine) -> None:
+    """It is returned with the server's error; the others are still primed after it."""
     on_driver = DriverConnections(autocommit)
     broken = text("SELECT x FROM no_such_table WHERE x = :x")
     fine = text("SELECT :x AS x")
     async with autocommit.connect() as connection:
-        assert await on_driver.prime(connection, [broken, fine]) == 1
-        assert on_driver.compiled(fine).sql in await _prepared_here(connection)
+        skipped = await on_driver.prime(connection, [broken, fine])
+        assert [s.sql for s in skipped] == [on_driver.compiled(broken).sql]
+        assert "no_such_table" in skipped[0].error
+        assert on_driver.compiled(fine).sql in (await _prepared_here(connection)).values()
         raw = await connection.get_raw_connection()
         assert not raw.driver_connection.is_in_transaction()
-    assert "could not prepare a statement at start" in caplog.text
-    assert "no_such_table" in caplog.text
 
 
-async def test_priming_does_not_wait_behind_a_migration(
-    database_url: str, caplog: pytest.LogCaptureFixture
+async def test_priming_refuses_what_it_cannot_do_before_using_the_connection(
+    autocommit: AsyncEngine,
 ) -> None:
-    """A table locked by a schema change cannot be planned: priming gives up after
-    PRIME_TIMEOUT_MS instead of delaying the bot's start, and primes the rest."""
+    """A statement the driver cannot run, or a connection in a transaction (whose work
+    priming would roll back), is an error, and the connection stays usable."""
+    on_driver = DriverConnections(autocommit)
+    expanding = select(Question.id).where(Question.id.in_([1, 2]))
+    async with autocommit.connect() as connection:
+        with pytest.raises(TypeError):
+            await on_driver.prime(connection, [text("SELECT 1"), expanding])
+        raw = await connection.get_raw_connection()
+        assert raw.is_valid
+        await raw.driver_connection.execute("BEGIN")
+        try:
+            with pytest.raises(ValueError, match="autocommit"):
+                await on_driver.prime(connection, [text("SELECT 1")])
+            assert raw.driver_connection.is_in_transaction()  # left as it was
+        finally:
+            await raw.driver_connection.execute("ROLLBACK")
+
+
+async def test_priming_does_not_wait_behind_a_migration(database_url: str) -> None:
+    """A table locked by a schema change cannot be planned: priming gives up at the
+    first wait past PRIME_TIMEOUT_MS instead of delaying the bot's start once per
+    statement, and returns what it skipped."""
     engine = create_engine(Settings(_env_file=None), database_url, pool_size=1, autocommit=True)  # type: ignore[call-arg]
     on_driver = DriverConnections(engine)
-    locked = text("SELECT name FROM guilds WHERE guild_id = :guild_id")
     free = text("SELECT prompt FROM questions WHERE id = :id")
+    locked = text("SELECT name FROM guilds WHERE guild_id = :guild_id")
+    after = text("SELECT user_id FROM users WHERE user_id = :user_id")
     migration = await asyncpg.connect(**asyncpg_args(database_url))
     try:
         await migration.execute("BEGIN; LOCK TABLE guilds IN ACCESS EXCLUSIVE MODE")
         async with engine.connect() as connection:
             # Without the lock timeout this would wait for the end of the test.
-            assert await asyncio.wait_for(on_driver.prime(connection, [locked, free]), 30) == 1
+            skipped = await asyncio.wait_for(on_driver.prime(connection, [free, locked, after]), 30)
             raw = await connection.get_raw_connection()
             assert not raw.driver_connection.is_in_transaction()
-        assert "lock timeout" in caplog.text
+        compiled = [on_driver.compiled(s).sql for s in (locked, after)]
+        assert [s.sql for s in skipped] == compiled
+        assert all("lock timeout" in s.error for s in skipped)
     finally:
         await migration.execute("ROLLBACK")
         await migration.close()

@@ -447,28 +447,53 @@ async def test_the_bootstrap_prepares_the_hot_statements_on_every_connection(
         await app.close()
 
 
-async def test_behind_pgbouncer_nothing_is_primed(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("settings", "primes"),
+    [
+        ({}, True),
+        ({"db_pgbouncer": True}, False),  # a pooled connection is no server process there
+        ({"db_statement_cache_size": 0}, False),  # asyncpg would forget them
+    ],
+)
+async def test_what_the_bootstrap_primes(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, settings: dict[str, Any], primes: bool
 ) -> None:
-    """A pooled connection through PgBouncer is no server process of its own."""
     primed: list[tuple[Any, ...]] = []
 
-    async def prime(self: Any, connection: Any, statements: Any) -> int:
+    async def prime(self: Any, connection: Any, statements: Any) -> list[Any]:
         primed.append(tuple(statements))
-        return 0
+        return []
 
     monkeypatch.setattr(driver.DriverConnections, "prime", prime)
-    for pgbouncer, expected in ((True, [(), ()]), (False, None)):
-        primed.clear()
-        app = _app(database_url, db_pool_size=1, answer_flushes=1, db_pgbouncer=pgbouncer)
-        try:
-            await app.bootstrap(warm=True)
-        finally:
-            await app.close()
-        if expected is not None:
-            assert primed == expected
-        else:
-            assert len(primed) == 2 and all(primed)
+    app = _app(database_url, db_pool_size=1, answer_flushes=1, **settings)
+    try:
+        await app.bootstrap(warm=True)
+    finally:
+        await app.close()
+    assert app.primes_connections is primes
+    if primes:
+        assert primed == [
+            driver.statements_at_start(driver.MAIN_POOL),
+            driver.statements_at_start(driver.ANSWER_POOL),
+        ]
+    else:
+        assert primed == []
+
+
+async def test_a_statement_that_cannot_be_primed_is_logged_once(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = text("SELECT x FROM no_such_table WHERE x = :x")
+    monkeypatch.setattr("quizbot.app.statements_at_start", lambda _pool: (broken,))
+    app = _app(database_url, db_pool_size=2, answer_flushes=1)
+    try:
+        await app.bootstrap(warm=True)
+    finally:
+        await app.close()
+    warnings = [r.getMessage() for r in caplog.records if "could not prepare" in r.getMessage()]
+    assert len(warnings) == 2  # one per pool, not one per connection
+    assert "on 2 of 2 connections of the main pool" in warnings[0]
+    assert "no_such_table" in warnings[0]
 
 
 async def test_the_hot_units_find_their_statements_prepared(database_url: str) -> None:
@@ -481,10 +506,13 @@ async def test_the_hot_units_find_their_statements_prepared(database_url: str) -
     driver.listen(app.answer_engine, lambda sql, _a: ran[driver.ANSWER_POOL].add(sql))
     try:
         await app.bootstrap(warm=True)
-        prepared = {
-            driver.MAIN_POOL: (await _prepared(app.engine))[0],
-            driver.ANSWER_POOL: (await _prepared(app.answer_engine))[0],
+        primed = {
+            pool: {app.read_connections.compiled(s).sql for s in driver.statements_at_start(pool)}
+            for pool in ran
         }
+        # What the start-up itself ran (the question cache's warm-up) is no command's.
+        for statements in ran.values():
+            statements.clear()
         topic = (await app.quiz.topics(93))[0][0]
         # A channel quiz of two questions played to its end by two members.
         view: QuestionView | None = await app.quiz.start(
@@ -530,7 +558,7 @@ async def test_the_hot_units_find_their_statements_prepared(database_url: str) -
         for pool in ran:
             statements = ran[pool] - driver.TRANSACTION_CONTROL
             assert statements, pool  # the flow above ran on both pools
-            assert statements <= prepared[pool], pool
+            assert statements <= primed[pool], pool
     finally:
         await app.close()
 
