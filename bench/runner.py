@@ -281,8 +281,8 @@ class Runner:
 
     def _hot_queries(self, base: str) -> dict[str, Any]:
         cfg = self.config
-        # At the large scale an unindexed run takes 0.1-0.6 s; a median of 3 runs moved
-        # the indexed figures by a third between runs on the same VM.
+        # At the large scale an unindexed run takes 0.1-0.6 s, and a median of 3 runs
+        # is at the mercy of one slow run.
         repeats = {"smoke": 5, "standard": 10}.get(cfg.scale.name, 15)
         _say(self.console, "hot queries: indexed vs unindexed (EXPLAIN ANALYZE)")
         unindexed_url = self._clone(

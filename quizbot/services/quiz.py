@@ -360,11 +360,12 @@ _FINISH_PLAYERS = text(
                      WHERE ua.user_id = gm.user_id AND ua.guild_id = gm.guild_id), '{{}}') AS held
     FROM gm
     -- The player's topics (their days summed, not their answers): with a correct
-    -- answer, and the most answers in one topic at >= 90 % accuracy.
+    -- answer, and the most answers in one topic at the mastery accuracy or more.
     CROSS JOIN LATERAL (
         SELECT count(*) FILTER (WHERE t.correct > 0) AS topics_with_correct,
-               coalesce(max(t.answered) FILTER (WHERE t.correct >= 0.9 * t.answered), 0)
-                 AS mastered_topic_answers
+               coalesce(max(t.answered) FILTER (
+                 WHERE t.correct >= {catalogue.TOPIC_MASTERY_MIN_ACCURACY!r} * t.answered
+               ), 0) AS mastered_topic_answers
         FROM ({MEMBER_TOPICS_SQL.format(user_id="gm.user_id", guild_id="gm.guild_id")}) t
     ) tp
     """
@@ -1165,7 +1166,7 @@ class QuizService:
                 quiz_size=len(row.question_ids),
                 quiz_correct=mine.correct,
                 perfect_quizzes=p.perfect_quizzes,
-                # Only topics at >= 90% accuracy are counted, so answered = correct here.
+                # Only topics at TOPIC_MASTERY_MIN_ACCURACY or more are counted: answered = correct.
                 topic_answered=p.mastered_topic_answers,
                 topic_correct=p.mastered_topic_answers,
                 topics_with_correct=p.topics_with_correct,
