@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
 from quizbot.db import (
+    RECYCLE_AHEAD_S,
     create_breaker,
     create_engine,
     create_sessionmaker,
@@ -31,6 +32,7 @@ from quizbot.db import (
 from quizbot.driver import (
     ANSWER_POOL,
     MAIN_POOL,
+    PRIMED,
     DriverConnections,
     NotPrimed,
     PoolName,
@@ -41,7 +43,7 @@ from quizbot.models import Question
 from quizbot.pool_monitor import PoolMonitor
 from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import AchievementRepository
-from quizbot.resilience import CircuitBreaker
+from quizbot.resilience import BreakerState, CircuitBreaker
 from quizbot.services.achievements import catalogue_rows
 from quizbot.services.guild_settings import GuildSettingsService
 from quizbot.services.question_bank import QuestionBankService
@@ -196,10 +198,12 @@ class App:
         return [self.pool_monitor, *extra]
 
     def start_monitoring(self) -> None:
-        """Start the periodic pool checks (DB_POOL_MONITOR_INTERVAL; 0 turns them off)."""
+        """Start the periodic pool checks and the pool refresh (`refresh_pools`), every
+        DB_POOL_MONITOR_INTERVAL seconds (0 turns both off)."""
         interval = self.settings.db_pool_monitor_interval
         if interval > 0 and self._monitor_task is None:
             checks = [m.run(interval) for m in self.pool_monitors]
+            checks.append(self._refresh_every(interval))
             self._monitor_task = asyncio.get_running_loop().create_task(
                 _all(checks), name="pool-monitor"
             )
@@ -241,6 +245,65 @@ class App:
                 (time.perf_counter() - began) * 1000,
             )
 
+    def _pools(self) -> list[tuple[AsyncEngine, DriverConnections, PoolName]]:
+        """Each engine, its driver connections and the name its statements are listed
+        under (`driver.prime_at_start`)."""
+        pools = [(self.engine, self.read_connections, MAIN_POOL)]
+        if self.answer_engine is not None and self.answer_connections is not None:
+            pools.append((self.answer_engine, self.answer_connections, ANSWER_POOL))
+        return pools
+
+    async def refresh_pools(self, ahead_s: float) -> int:
+        """Renew idle pooled connections in the background; return how many were
+        primed.
+
+        A connection due for recycling within `ahead_s` (`db.StaggeredRecycle`) is
+        replaced now, and a connection that was not primed (that replacement, or one
+        the pool reconnected after an error) is primed (`DriverConnections.prime`).
+        Otherwise the pool replaces a connection at the checkout of the first command
+        after its life, and that command waits for a new server process, then for
+        each statement's first run.
+
+        The idle connections are taken in turn, one at a time, and only while another
+        one stays idle for commands: under load the pool recycles at checkout, as
+        without this. Nothing is done while the circuit breaker is not closed.
+        """
+        if self.breaker.state is not BreakerState.CLOSED:
+            return 0
+        primed = 0
+        ahead = RECYCLE_AHEAD_S.set(ahead_s)
+        try:
+            for engine, connections, name in self._pools():
+                pool: Any = engine.pool
+                statements = statements_at_start(name) if self.primes_connections else ()
+                for _ in range(pool.checkedin()):
+                    # The check and the checkout run without an await between them: no
+                    # command can take the last idle connection in between.
+                    if pool.checkedin() < 2:
+                        break
+                    async with engine.connect() as connection:
+                        fairy = await connection.get_raw_connection()
+                        if statements and not fairy.info.get(PRIMED):
+                            _report_priming(name, [await connections.prime(connection, statements)])
+                            primed += 1
+        finally:
+            RECYCLE_AHEAD_S.reset(ahead)
+        return primed
+
+    async def _refresh_every(self, interval: float) -> None:
+        """`refresh_pools` every `interval` seconds (until cancelled), replacing the
+        connections due before the one after next."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                primed = await self.refresh_pools(ahead_s=2 * interval)
+            except Exception:
+                # The database went away meanwhile, say: the next round tries again.
+                log.exception("could not refresh the pooled connections")
+                continue
+            if primed:
+                log.info("pool refresh: %d connections replaced or reconnected, and primed", primed)
+
     @property
     def primes_connections(self) -> bool:
         """Whether `open_pools` prepares the hot statements on each connection: not
@@ -269,9 +332,7 @@ class App:
         Returns:
             The connections open in the pools afterwards.
         """
-        pools = [(self.engine, self.read_connections, MAIN_POOL)]
-        if self.answer_engine is not None and self.answer_connections is not None:
-            pools.append((self.answer_engine, self.answer_connections, ANSWER_POOL))
+        pools = self._pools()
         for engine, connections, name in pools:
             pool: Any = engine.pool
             async with contextlib.AsyncExitStack() as held:

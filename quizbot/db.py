@@ -7,6 +7,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event, exc
@@ -106,11 +107,10 @@ def create_engine(
         # Recycling is ours (`StaggeredRecycle`), spread over each connection's life.
         pool_recycle=-1,
         pool_pre_ping=True,
-        # First in, first out (not pool_use_lifo): every connection serves in turn, so
-        # all of them have prepared the hot statements and learnt the types before a
-        # burst needs them all. Taking the last one returned kept the others cold, and
-        # at the benchmark's 1,000-player step answer p99 rose from 44-66 ms to
-        # 133-204 ms.
+        # First in, first out (not pool_use_lifo): every connection serves in turn.
+        # Taking the last one returned kept the others cold (before they were primed at
+        # start, `App.open_pools`), and at the benchmark's 1,000-player step answer p99
+        # rose from 44-66 ms to 133-204 ms.
         echo=settings.db_echo,
         connect_args=connect_args(settings),
         # The asyncio queue pool, with waits and timeouts counted (quizbot.pool_monitor).
@@ -135,6 +135,12 @@ def create_engine(
     return engine
 
 
+# Set by the pool refresh (`App.refresh_pools`) while it checks idle connections out:
+# those due within this many seconds are replaced then, in the background, rather than
+# at a command's checkout.
+RECYCLE_AHEAD_S: ContextVar[float] = ContextVar("quizbot_recycle_ahead_s", default=0.0)
+
+
 class StaggeredRecycle:
     """Connections replaced after DB_POOL_RECYCLE seconds, each at its own moment.
 
@@ -149,6 +155,9 @@ class StaggeredRecycle:
 
     # A life is drawn from [RECYCLE_SPREAD * recycle_s, recycle_s].
     RECYCLE_SPREAD = 0.75
+    # Where a connection's due time is kept (the pool record's `info`, cleared when the
+    # connection is replaced).
+    DUE = "quizbot_due"
 
     def __init__(self, recycle_s: float, rng: random.Random | None = None) -> None:
         self.recycle_s = recycle_s
@@ -157,12 +166,13 @@ class StaggeredRecycle:
     def connected(self, _dbapi_connection: Any, record: Any) -> None:
         """Pool `connect` event: when this connection is due."""
         life = self._rng.uniform(self.RECYCLE_SPREAD * self.recycle_s, self.recycle_s)
-        record.info["quizbot_due"] = time.monotonic() + life
+        record.info[self.DUE] = time.monotonic() + life
 
     def checked_out(self, _dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        """Pool `checkout` event: a connection past its life is replaced."""
-        due = record.info.get("quizbot_due")
-        if due is not None and time.monotonic() >= due:
+        """Pool `checkout` event: a connection past its life (or due within
+        `RECYCLE_AHEAD_S`, for the pool refresh) is replaced."""
+        due = record.info.get(self.DUE)
+        if due is not None and time.monotonic() + RECYCLE_AHEAD_S.get() >= due:
             raise exc.DisconnectionError("connection recycled (DB_POOL_RECYCLE)")
 
 

@@ -104,6 +104,10 @@ def statements_at_start(pool: PoolName) -> tuple[Executable, ...]:
     return tuple(_AT_START[pool])
 
 
+# Set in a pooled connection's `info` once `DriverConnections.prime` went through its
+# statements (the pool clears `info` when it replaces the connection).
+PRIMED = "quizbot_primed"
+
 # How long priming waits for a table's lock (only a migration's would block a plan). On
 # the first such wait a connection's priming stops: a bot's start does not wait behind
 # another process's schema change once per statement.
@@ -525,6 +529,7 @@ class DriverConnections:
                     skipped.append(NotPrimed(statement.sql, str(error)))
             if driver.is_in_transaction():
                 await driver.execute("ROLLBACK")
+            fairy.info[PRIMED] = True
         except BaseException as error:
             # Cancelled or broken mid-protocol: not a connection to hand on.
             fairy.invalidate(error if isinstance(error, Exception) else None)

@@ -12,14 +12,20 @@ from types import SimpleNamespace
 
 import asyncpg
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.pool.base import _ConnectionFairy
 
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
-from quizbot.db import StaggeredRecycle, connect_args, create_engine, create_sessionmaker
+from quizbot.db import (
+    RECYCLE_AHEAD_S,
+    StaggeredRecycle,
+    connect_args,
+    create_engine,
+    create_sessionmaker,
+)
 from quizbot.driver import DriverConnections
 from quizbot.errors import DatabaseUnavailableError
 from quizbot.models import Difficulty, QuestionKind
@@ -154,9 +160,25 @@ def test_recycling_spreads_the_connections_lives() -> None:
     began = time.monotonic()
     for record in records:
         recycle.connected(None, record)
-    lives = [r.info["quizbot_due"] - began for r in records]
+    lives = [r.info[StaggeredRecycle.DUE] - began for r in records]
     assert all(1350 <= life <= 1800.5 for life in lives)
     assert max(lives) - min(lives) > 300  # spread, not one moment for all
+
+
+def test_the_pool_refresh_replaces_connections_due_soon() -> None:
+    """Within RECYCLE_AHEAD_S (the pool refresh's checkouts) a connection due soon is
+    refused, so that it is replaced then; a command's checkout waits for its due time."""
+    recycle = StaggeredRecycle(1800)
+    record = SimpleNamespace(info={StaggeredRecycle.DUE: time.monotonic() + 30})
+    recycle.checked_out(None, record, None)  # a command's checkout: still within its life
+    token = RECYCLE_AHEAD_S.set(60)
+    try:
+        with pytest.raises(exc.DisconnectionError):
+            recycle.checked_out(None, record, None)
+        record.info[StaggeredRecycle.DUE] = time.monotonic() + 120
+        recycle.checked_out(None, record, None)  # not due before the refresh after next
+    finally:
+        RECYCLE_AHEAD_S.reset(token)
 
 
 async def test_a_connection_past_its_life_is_replaced_at_checkout(database_url: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -19,10 +20,12 @@ from quizbot import driver
 from quizbot.app import App
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
+from quizbot.db import StaggeredRecycle
 from quizbot.db_admin import asyncpg_args
 from quizbot.models import SessionMode
 from quizbot.observability import count_statements
 from quizbot.repositories import QuestionRepository, SessionRepository
+from quizbot.resilience import BreakerState
 from quizbot.services.quiz import QuestionView, QuizFilters
 from quizbot.services.stats import Period
 from tests.database import drop_database, migrated_database
@@ -559,6 +562,110 @@ async def test_the_hot_units_find_their_statements_prepared(database_url: str) -
             statements = ran[pool] - driver.TRANSACTION_CONTROL
             assert statements, pool  # the flow above ran on both pools
             assert statements <= primed[pool], pool
+    finally:
+        await app.close()
+
+
+async def _pooled(engine: AsyncEngine) -> list[tuple[int, bool, set[str]]]:
+    """Each pooled connection (all checked out at once): its server process, whether it
+    is marked primed, and the statements prepared on it."""
+    async with contextlib.AsyncExitStack() as held:
+        size = engine.pool.size()  # type: ignore[attr-defined]
+        connections = [await held.enter_async_context(engine.connect()) for _ in range(size)]
+        pooled = []
+        for connection in connections:
+            fairy = await connection.get_raw_connection()
+            raw = fairy.driver_connection
+            rows = await raw.fetch("SELECT statement FROM pg_prepared_statements")
+            pooled.append(
+                (raw.get_server_pid(), bool(fairy.info.get(driver.PRIMED)), {r[0] for r in rows})
+            )
+    return pooled
+
+
+async def test_the_pool_refresh_replaces_due_connections_and_primes_new_ones(
+    database_url: str,
+) -> None:
+    """A connection due for recycling before the refresh after next is replaced in the
+    background and primed; so is one the pool reconnected after an error; the others
+    are left alone."""
+    app = _app(database_url, db_pool_size=3, answer_flushes=1)
+    try:
+        await app.bootstrap(warm=True)
+        wanted = {
+            app.read_connections.compiled(s).sql
+            for s in driver.statements_at_start(driver.MAIN_POOL)
+        }
+        before = await _pooled(app.engine)
+        assert all(primed and wanted <= statements for _pid, primed, statements in before)
+        async with contextlib.AsyncExitStack() as held:
+            due_soon, broken, later = [
+                await (await held.enter_async_context(app.engine.connect())).get_raw_connection()
+                for _ in range(3)
+            ]
+            due_soon.info[StaggeredRecycle.DUE] = time.monotonic() + 30
+            later.info[StaggeredRecycle.DUE] = time.monotonic() + 120
+            replaced = due_soon.driver_connection.get_server_pid()
+            kept = later.driver_connection.get_server_pid()
+            broken.invalidate()  # the pool reconnects it at its next checkout
+        assert await app.refresh_pools(ahead_s=60) == 2
+        after = await _pooled(app.engine)
+        pids = {pid for pid, _primed, _statements in after}
+        assert replaced not in pids and kept in pids and len(pids) == 3
+        assert all(primed and wanted <= statements for _pid, primed, statements in after)
+        assert await app.refresh_pools(ahead_s=60) == 0  # nothing left to do
+    finally:
+        await app.close()
+
+
+async def test_the_monitor_refreshes_the_pools_on_its_interval(database_url: str) -> None:
+    app = App.create(
+        Settings(_env_file=None, redis_url=None, db_pool_size=2, db_pool_monitor_interval=0.05),  # type: ignore[call-arg]
+        database_url,
+        QuizCache(QuizCache.memory_backend()),
+    )
+    try:
+        await app.bootstrap(warm=True)  # starts the monitor
+        async with app.engine.connect() as connection:
+            fairy = await connection.get_raw_connection()
+            fairy.info[StaggeredRecycle.DUE] = time.monotonic() + 0.05  # within 2 intervals
+            replaced = fairy.driver_connection.get_server_pid()
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            pooled = await _pooled(app.engine)
+            if replaced not in {pid for pid, _primed, _statements in pooled}:
+                break
+        assert replaced not in {pid for pid, _primed, _statements in pooled}
+        assert all(primed for _pid, primed, _statements in pooled)
+    finally:
+        await app.close()
+
+
+async def test_the_pool_refresh_leaves_the_last_idle_connection_to_commands(
+    database_url: str,
+) -> None:
+    app = _app(database_url, db_pool_size=2, answer_flushes=1)
+    try:
+        await app.bootstrap(warm=True)
+        async with app.engine.connect() as command:  # a command holds one
+            await command.execute(text("SELECT 1"))
+            async with app.engine.connect() as other:
+                (await other.get_raw_connection()).invalidate()
+            assert await app.refresh_pools(ahead_s=60) == 0
+        assert await app.refresh_pools(ahead_s=60) == 1
+    finally:
+        await app.close()
+
+
+async def test_the_pool_refresh_waits_for_a_closed_breaker(database_url: str) -> None:
+    app = _app(database_url, db_pool_size=2, answer_flushes=1, db_breaker_failures=1)
+    try:
+        await app.bootstrap(warm=True)
+        async with app.engine.connect() as connection:
+            (await connection.get_raw_connection()).invalidate()
+        app.breaker.failure()  # the database went away
+        assert app.breaker.state is not BreakerState.CLOSED
+        assert await app.refresh_pools(ahead_s=60) == 0
     finally:
         await app.close()
 
