@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Coroutine
@@ -23,6 +24,7 @@ from quizbot.cache import QuizCache
 from quizbot.config import Settings
 from quizbot.db import (
     RECYCLE_AHEAD_S,
+    StaggeredRecycle,
     create_breaker,
     create_engine,
     create_sessionmaker,
@@ -254,8 +256,8 @@ class App:
         return pools
 
     async def refresh_pools(self, ahead_s: float) -> int:
-        """Renew idle pooled connections in the background; return how many were
-        primed.
+        """Renew idle connections of the engine's pool in the background; return how
+        many were primed.
 
         A connection due for recycling within `ahead_s` (`db.StaggeredRecycle`) is
         replaced now, and a connection that was not primed (that replacement, or one
@@ -264,39 +266,49 @@ class App:
         after its life, and that command waits for a new server process, then for
         each statement's first run.
 
-        The idle connections are taken in turn, one at a time, and only while another
-        one stays idle for commands: under load the pool recycles at checkout, as
-        without this. Nothing is done while the circuit breaker is not closed.
+        The idle connections are taken in turn, one at a time, and only while a
+        quarter of the pool (at least two connections) stays idle: the commands never
+        wait for one, and the refresh's own checkout cannot lift the pool's
+        utilisation to the monitor's alert. Under heavier load the pool recycles at
+        checkout, as without this. The answer writer's pool is left alone: its few
+        connections are all in use whenever answers flow. Nothing is done while the
+        circuit breaker is not closed.
         """
         if self.breaker.state is not BreakerState.CLOSED:
             return 0
+        pool: Any = self.engine.pool
+        statements = statements_at_start(MAIN_POOL) if self.primes_connections else ()
+        reserve = max(2, math.ceil(pool.size() / 4))
         primed = 0
         ahead = RECYCLE_AHEAD_S.set(ahead_s)
         try:
-            for engine, connections, name in self._pools():
-                pool: Any = engine.pool
-                statements = statements_at_start(name) if self.primes_connections else ()
-                for _ in range(pool.checkedin()):
-                    # The check and the checkout run without an await between them: no
-                    # command can take the last idle connection in between.
-                    if pool.checkedin() < 2:
-                        break
-                    async with engine.connect() as connection:
-                        fairy = await connection.get_raw_connection()
-                        if statements and not fairy.info.get(PRIMED):
-                            _report_priming(name, [await connections.prime(connection, statements)])
-                            primed += 1
+            for _ in range(pool.checkedin()):
+                # SQLAlchemy 2.1 takes an idle connection without awaiting: no command
+                # can take one between this check and the checkout.
+                if pool.checkedin() < reserve:
+                    break
+                async with self.engine.connect() as connection:
+                    fairy = await connection.get_raw_connection()
+                    if not statements or fairy.info.get(PRIMED):
+                        continue
+                    try:
+                        skipped = await self.read_connections.prime(connection, statements)
+                    except Exception as error:  # that connection is invalidated
+                        _report_priming(MAIN_POOL, [error])
+                    else:
+                        _report_priming(MAIN_POOL, [skipped])
+                        primed += 1
         finally:
             RECYCLE_AHEAD_S.reset(ahead)
         return primed
 
     async def _refresh_every(self, interval: float) -> None:
-        """`refresh_pools` every `interval` seconds (until cancelled), replacing the
-        connections due before the one after next."""
+        """`refresh_pools` every `interval` seconds (until cancelled)."""
+        ahead_s = recycle_ahead_s(interval, self.settings.db_pool_recycle)
         while True:
             await asyncio.sleep(interval)
             try:
-                primed = await self.refresh_pools(ahead_s=2 * interval)
+                primed = await self.refresh_pools(ahead_s)
             except Exception:
                 # The database went away meanwhile, say: the next round tries again.
                 log.exception("could not refresh the pooled connections")
@@ -388,6 +400,17 @@ class App:
                 if self.answer_engine is not None:
                     await self.answer_engine.dispose()
                 await self.engine.dispose()
+
+
+def recycle_ahead_s(interval: float, recycle_s: float) -> float:
+    """How long before its due time the pool refresh replaces a connection: up to the
+    refresh after next (`interval` apart), so that a refresh that finds the pool busy
+    gets a second chance; but never as much as half of the shortest life
+    (`StaggeredRecycle`), or a new connection would be due again at once."""
+    ahead = 2 * interval
+    if recycle_s > 0:
+        ahead = min(ahead, StaggeredRecycle.RECYCLE_SPREAD * recycle_s / 2)
+    return ahead
 
 
 def _report_priming(pool: PoolName, outcomes: list[list[NotPrimed] | BaseException]) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from quizbot import driver
-from quizbot.app import App
+from quizbot.app import App, recycle_ahead_s
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
 from quizbot.db import StaggeredRecycle
@@ -589,7 +589,7 @@ async def test_the_pool_refresh_replaces_due_connections_and_primes_new_ones(
     """A connection due for recycling before the refresh after next is replaced in the
     background and primed; so is one the pool reconnected after an error; the others
     are left alone."""
-    app = _app(database_url, db_pool_size=3, answer_flushes=1)
+    app = _app(database_url, db_pool_size=3, answer_flushes=2)
     try:
         await app.bootstrap(warm=True)
         wanted = {
@@ -608,19 +608,25 @@ async def test_the_pool_refresh_replaces_due_connections_and_primes_new_ones(
             replaced = due_soon.driver_connection.get_server_pid()
             kept = later.driver_connection.get_server_pid()
             broken.invalidate()  # the pool reconnects it at its next checkout
+        async with app.answer_engine.connect() as answers:  # type: ignore[union-attr]
+            (await answers.get_raw_connection()).invalidate()
         assert await app.refresh_pools(ahead_s=60) == 2
         after = await _pooled(app.engine)
         pids = {pid for pid, _primed, _statements in after}
         assert replaced not in pids and kept in pids and len(pids) == 3
         assert all(primed and wanted <= statements for _pid, primed, statements in after)
         assert await app.refresh_pools(ahead_s=60) == 0  # nothing left to do
+        # The answer writer's pool is left alone (its connections serve every flush).
+        assert app.answer_engine is not None
+        answers_primed = [primed for _pid, primed, _s in await _pooled(app.answer_engine)]
+        assert sorted(answers_primed) == [False, True]
     finally:
         await app.close()
 
 
 async def test_the_monitor_refreshes_the_pools_on_its_interval(database_url: str) -> None:
     app = App.create(
-        Settings(_env_file=None, redis_url=None, db_pool_size=2, db_pool_monitor_interval=0.05),  # type: ignore[call-arg]
+        Settings(_env_file=None, redis_url=None, db_pool_size=2, db_pool_monitor_interval=0.2),  # type: ignore[call-arg]
         database_url,
         QuizCache(QuizCache.memory_backend()),
     )
@@ -628,17 +634,27 @@ async def test_the_monitor_refreshes_the_pools_on_its_interval(database_url: str
         await app.bootstrap(warm=True)  # starts the monitor
         async with app.engine.connect() as connection:
             fairy = await connection.get_raw_connection()
-            fairy.info[StaggeredRecycle.DUE] = time.monotonic() + 0.05  # within 2 intervals
+            # Not past its life before the refresh replaces it (0.4 s ahead).
+            fairy.info[StaggeredRecycle.DUE] = time.monotonic() + 0.3
             replaced = fairy.driver_connection.get_server_pid()
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            pooled = await _pooled(app.engine)
-            if replaced not in {pid for pid, _primed, _statements in pooled}:
+        metrics = app.engine.pool.metrics  # type: ignore[attr-defined]
+        connects = metrics.connects
+        for _ in range(100):  # watched without a checkout, which would recycle it itself
+            if metrics.connects > connects:
                 break
+            await asyncio.sleep(0.05)
+        pooled = await _pooled(app.engine)
         assert replaced not in {pid for pid, _primed, _statements in pooled}
         assert all(primed for _pid, primed, _statements in pooled)
     finally:
         await app.close()
+
+
+def test_the_pool_refresh_looks_ahead_less_than_half_a_shortest_life() -> None:
+    """Otherwise a replacement would be due at once (a checkout refuses twice at most)."""
+    assert recycle_ahead_s(30, 1800) == 60  # two refreshes ahead
+    assert recycle_ahead_s(30, 60) == 22.5  # lives of 45-60 s
+    assert recycle_ahead_s(30, -1) == recycle_ahead_s(30, 0) == 60  # no recycling
 
 
 async def test_the_pool_refresh_leaves_the_last_idle_connection_to_commands(
