@@ -418,18 +418,21 @@ async def test_the_bootstrap_opens_every_pooled_connection(database_url: str) ->
         await app.close()
 
 
-async def _prepared(engine: AsyncEngine) -> list[set[str]]:
-    """The statements the server holds prepared for each connection a pool holds now
-    (all of them checked out at once)."""
+async def _pooled(engine: AsyncEngine) -> list[tuple[int, bool, set[str]]]:
+    """Each pooled connection (all checked out at once): its server process, whether it
+    is marked primed, and the statements prepared on it."""
     async with contextlib.AsyncExitStack() as held:
         size = engine.pool.size()  # type: ignore[attr-defined]
         connections = [await held.enter_async_context(engine.connect()) for _ in range(size)]
-        prepared = []
+        pooled = []
         for connection in connections:
-            raw = (await connection.get_raw_connection()).driver_connection
+            fairy = await connection.get_raw_connection()
+            raw = fairy.driver_connection
             rows = await raw.fetch("SELECT statement FROM pg_prepared_statements")
-            prepared.append({r[0] for r in rows})
-    return prepared
+            pooled.append(
+                (raw.get_server_pid(), bool(fairy.info.get(driver.PRIMED)), {r[0] for r in rows})
+            )
+    return pooled
 
 
 async def test_the_bootstrap_prepares_the_hot_statements_on_every_connection(
@@ -445,7 +448,7 @@ async def test_the_bootstrap_prepares_the_hot_statements_on_every_connection(
             assert engine is not None and connections is not None
             wanted = {connections.compiled(s).sql for s in driver.statements_at_start(pool)}
             assert wanted
-            assert all(wanted <= prepared for prepared in await _prepared(engine))
+            assert all(wanted <= statements for _pid, _primed, statements in await _pooled(engine))
     finally:
         await app.close()
 
@@ -564,23 +567,6 @@ async def test_the_hot_units_find_their_statements_prepared(database_url: str) -
             assert statements <= primed[pool], pool
     finally:
         await app.close()
-
-
-async def _pooled(engine: AsyncEngine) -> list[tuple[int, bool, set[str]]]:
-    """Each pooled connection (all checked out at once): its server process, whether it
-    is marked primed, and the statements prepared on it."""
-    async with contextlib.AsyncExitStack() as held:
-        size = engine.pool.size()  # type: ignore[attr-defined]
-        connections = [await held.enter_async_context(engine.connect()) for _ in range(size)]
-        pooled = []
-        for connection in connections:
-            fairy = await connection.get_raw_connection()
-            raw = fairy.driver_connection
-            rows = await raw.fetch("SELECT statement FROM pg_prepared_statements")
-            pooled.append(
-                (raw.get_server_pid(), bool(fairy.info.get(driver.PRIMED)), {r[0] for r in rows})
-            )
-    return pooled
 
 
 async def test_the_pool_refresh_replaces_due_connections_and_primes_new_ones(
