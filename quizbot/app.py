@@ -268,8 +268,9 @@ class App:
 
         The idle connections are taken in turn, one at a time, and only while a
         quarter of the pool (at least two connections) stays idle: the commands never
-        wait for one, and the refresh's own checkout cannot lift the pool's
-        utilisation to the monitor's alert. Under heavier load the pool recycles at
+        wait for one, and with the refresh's own checkout the pool is at most three
+        quarters used plus one, below the monitor's default alert (90 %, set by
+        DB_POOL_ALERT_UTILISATION). Under heavier load the pool recycles at
         checkout, as without this. The answer writer's pool is left alone: its few
         connections are all in use whenever answers flow. Nothing is done while the
         circuit breaker is not closed.
