@@ -7,7 +7,8 @@ quizbot (at once if the player's previous command is still running: latency
 counts from the actual click), each command's statements on a pooled connection
 as quizbot sent them (a statement quizbot ran in autocommit alone, a transaction's
 statements in one transaction), and nothing else: no ORM, no services, no cache logic, no
-pre-ping. The difference to the quizbot variant is what the ORM and our Python
+pre-ping, and no reset query when a connection returns to the pool (asyncpg's default,
+which quizbot does not send). The difference to the quizbot variant is what the ORM and our Python
 cost. (Clicking on quizbot's clock rather than after the think time keeps the
 players in step as they were in quizbot, so a batch's answers arrive together.)
 
@@ -121,6 +122,38 @@ def _is_quizbot_session(value: Any) -> bool:
         and not isinstance(value, bool)
         and QUIZBOT_SESSION_BASE <= value < REPLAY_SESSION_BASE
     )
+
+
+async def create_pool(
+    connect_args: dict[str, Any], *, min_size: int, max_size: int
+) -> asyncpg.Pool:
+    """The replay's pool: bare asyncpg, with quizbot's server settings.
+
+    Args:
+        connect_args: `asyncpg.connect` keyword arguments (`bench.database.asyncpg_args`).
+        min_size: connections opened at once (quizbot's pool size; it opens all at start).
+        max_size: at most this many (with quizbot's overflow).
+    """
+    pool = await asyncpg.create_pool(
+        **connect_args,
+        min_size=min_size,
+        max_size=max_size,
+        statement_cache_size=500,
+        # The server settings quizbot's connections have (`quizbot.db.connect_args`).
+        server_settings={"jit": "off"},
+        # No reset query at release: by default asyncpg's pool sends `SELECT
+        # pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` each time a
+        # connection comes back, a round trip quizbot does not make. Until 2026-12-07 the
+        # replay paid it inside every command's time (0.3 ms on an idle machine).
+        reset=_keep_session,
+    )
+    assert pool is not None
+    return pool
+
+
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """The pool's reset at release: nothing beyond asyncpg's own (which rolls back a
+    transaction left open)."""
 
 
 class Replayer:

@@ -704,7 +704,9 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             "",
             "The raw replay sends each command's captured statements as quizbot did (alone "
             "in autocommit, or in the same transactions) on a bare asyncpg pool with the same "
-            "players and think times; no ORM, services, cache logic or pool pre-ping. Commands "
+            "players and think times; no ORM, services, cache logic or pool pre-ping, and no "
+            "reset query when a connection returns to the pool (quizbot sends none; the "
+            "replay paid one per command until 2026-12-07). Commands "
             "served from quizbot's cache have no statements to replay. The statements come "
             "from the `quizbot-traced` run (the same workload and seed, recording every "
             "statement); the `quizbot` column is the run that records nothing, so the "

@@ -375,7 +375,7 @@ class Runner:
                                 "raw",
                                 trace_path=trace,
                                 note="the statements of the quizbot-traced run replayed on a "
-                                "bare asyncpg pool.",
+                                "bare asyncpg pool (no reset query at release).",
                             )
                         )
                     if "legacy" in wanted:

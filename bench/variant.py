@@ -241,17 +241,11 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
 
 
 async def _replay(spec: VariantSpec, traces: list[StageTrace]) -> dict[str, Any]:
-    import asyncpg
+    from bench.raw import Replayer, create_pool
 
-    from bench.raw import Replayer
-
-    pool = await asyncpg.create_pool(
-        **asyncpg_args(spec.url),
-        min_size=spec.pool_size,
-        max_size=spec.pool_size + spec.max_overflow,
-        statement_cache_size=500,
+    pool = await create_pool(
+        asyncpg_args(spec.url), min_size=spec.pool_size, max_size=spec.pool_size + spec.max_overflow
     )
-    assert pool is not None
     replayer = Replayer(pool)
     monitor = ProcessMonitor()
     stages: list[dict[str, Any]] = []

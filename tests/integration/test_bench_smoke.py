@@ -197,3 +197,23 @@ def test_smoke_measures_one_statement_through_each_layer(
     for r in rows:
         assert r["calls"] > 0 and r["cpu_us"] > 0 and r["wall_us"] > 0
     assert "## One statement, layer by layer" in (out / "bench-smoke.md").read_text()
+
+
+async def test_raw_replay_pool_keeps_the_session_as_quizbot_does() -> None:
+    """The raw replay's pool sends no reset query when a connection comes back (quizbot
+    sends none, so the replay must not pay one per command) and has quizbot's settings."""
+    from bench.database import asyncpg_args
+    from bench.raw import create_pool
+
+    pool = await create_pool(asyncpg_args(server_url()), min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("SET application_name = 'raw-replay-kept'")
+            server_pid = conn.get_server_pid()
+        async with pool.acquire() as conn:
+            assert conn.get_server_pid() == server_pid  # the same connection again
+            # asyncpg's default reset (RESET ALL) would have put the setting back.
+            assert await conn.fetchval("SHOW application_name") == "raw-replay-kept"
+            assert await conn.fetchval("SHOW jit") == "off"
+    finally:
+        await pool.close()
