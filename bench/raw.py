@@ -127,7 +127,7 @@ def _is_quizbot_session(value: Any) -> bool:
 async def create_pool(
     connect_args: dict[str, Any], *, min_size: int, max_size: int
 ) -> asyncpg.Pool:
-    """The replay's pool: bare asyncpg, with quizbot's server settings.
+    """The replay's pool: bare asyncpg, with `jit` off as on quizbot's connections.
 
     Args:
         connect_args: `asyncpg.connect` keyword arguments (`bench.database.asyncpg_args`).
@@ -139,12 +139,15 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         statement_cache_size=500,
-        # The server settings quizbot's connections have (`quizbot.db.connect_args`).
+        # Like quizbot's connections (`quizbot.db.connect_args`, which also names the
+        # application; that changes no plan).
         server_settings={"jit": "off"},
         # No reset query at release: by default asyncpg's pool sends `SELECT
         # pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` each time a
         # connection comes back, a round trip quizbot does not make. Until 2026-12-07 the
-        # replay paid it inside every command's time (0.3 ms on an idle machine).
+        # replay paid it inside every command's time: a one-row read through the pool
+        # took 532-545 us with it, 261-279 us without (idle machine, smoke data).
+        # asyncpg (>= 0.30) still rolls back a transaction left open before this runs.
         reset=_keep_session,
     )
     assert pool is not None

@@ -7,6 +7,7 @@ exist, and the statement counts are what the code paths imply.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -215,5 +216,20 @@ async def test_raw_replay_pool_keeps_the_session_as_quizbot_does() -> None:
             # asyncpg's default reset (RESET ALL) would have put the setting back.
             assert await conn.fetchval("SHOW application_name") == "raw-replay-kept"
             assert await conn.fetchval("SHOW jit") == "off"
+        # A transaction left open is still rolled back at release (asyncpg's own part
+        # of the reset, which reports it to the loop's exception handler).
+        loop = asyncio.get_running_loop()
+        reported: list[str] = []
+        previous = loop.get_exception_handler()
+        loop.set_exception_handler(lambda _loop, context: reported.append(context["message"]))
+        try:
+            async with pool.acquire() as conn:
+                await conn.execute("BEGIN")
+        finally:
+            loop.set_exception_handler(previous)
+        async with pool.acquire() as conn:
+            assert conn.get_server_pid() == server_pid
+            assert not conn.is_in_transaction()
+        assert reported and "active transaction" in reported[0]
     finally:
         await pool.close()
