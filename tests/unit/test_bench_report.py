@@ -1,0 +1,39 @@
+"""The benchmark report's choice of load for the ratio to the raw replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import unsaturated_common_stage
+
+
+def _stage(players: int, worst_p95_ms: float, commands: dict[str, float]) -> dict[str, Any]:
+    return {
+        "players": players,
+        "all": {"worst_command_p95_ms": worst_p95_ms},
+        "commands": {
+            name: {"count": 1, "p50_ms": p95 / 2, "p95_ms": p95} for name, p95 in commands.items()
+        },
+    }
+
+
+def test_the_ratio_to_raw_is_taken_where_the_replay_still_serves() -> None:
+    quizbot = {"stages": [_stage(n, 20.0, {"stats": 3.0}) for n in (10, 300, 1000)]}
+    raw = {
+        "stages": [
+            _stage(10, 10.0, {"stats": 2.0}),
+            _stage(300, 113.0, {"stats": 2.5}),
+            # Saturated: its times are its own queue.
+            _stage(1000, 1341.0, {"stats": 11.0}),
+        ]
+    }
+    assert unsaturated_common_stage(quizbot, raw, "stats") == 300
+
+
+def test_no_load_when_the_replay_never_served_or_never_ran_the_command() -> None:
+    quizbot = {"stages": [_stage(10, 20.0, {"stats": 3.0, "answer": 9.0})]}
+    saturated = {"stages": [_stage(10, 900.0, {"stats": 2.0})]}
+    assert unsaturated_common_stage(quizbot, saturated, "stats") is None
+    served = {"stages": [_stage(10, 90.0, {"stats": 2.0})]}
+    assert unsaturated_common_stage(quizbot, served, "answer") is None
+    assert unsaturated_common_stage(quizbot, served, "stats") == 10
