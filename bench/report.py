@@ -282,6 +282,8 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
             thr = _cmd(flood, "answer", "throughput") or 0.0
             others = ", ".join(
                 f"{v['name']} {_fmt(_cmd(v['flood'], 'answer', 'throughput'))}/s"
+                # The replay clicks on the traced run's clock: no rate of its own.
+                + (" (at most quizbot-traced's, whose clicks it replays)" if v is raw else "")
                 for v in (legacy, raw)
                 if v is not None and v.get("flood")
             )
