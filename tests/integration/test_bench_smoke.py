@@ -202,7 +202,8 @@ def test_smoke_measures_one_statement_through_each_layer(
 
 async def test_raw_replay_pool_keeps_the_session_as_quizbot_does() -> None:
     """The raw replay's pool sends no reset query when a connection comes back (quizbot
-    sends none, so the replay must not pay one per command) and has quizbot's settings."""
+    sends none, so the replay must not pay one per command) and runs with jit off, as
+    quizbot's connections do."""
     from bench.database import asyncpg_args
     from bench.raw import create_pool
 
