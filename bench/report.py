@@ -66,13 +66,14 @@ def common_top_stage(a: dict[str, Any], b: dict[str, Any]) -> int | None:
     return max(both) if both else None
 
 
+def _loads_with(v: dict[str, Any], command: str) -> set[int]:
+    """The loads at which variant `v` completed `command` at least once."""
+    return {s["players"] for s in v["stages"] if _cmd(s, command, "p95_ms") is not None}
+
+
 def common_command_stage(a: dict[str, Any], b: dict[str, Any], command: str) -> int | None:
     """The largest load at which both variants completed `command` at least once."""
-
-    def loads(v: dict[str, Any]) -> set[int]:
-        return {s["players"] for s in v["stages"] if _cmd(s, command, "p95_ms") is not None}
-
-    both = loads(a) & loads(b)
+    both = _loads_with(a, command) & _loads_with(b, command)
     return max(both) if both else None
 
 
@@ -81,13 +82,8 @@ def unsaturated_common_stage(a: dict[str, Any], b: dict[str, Any], command: str)
     command with p95 under P95_LIMIT_MS: past that, a baseline's times are its own queue,
     not its statements'."""
     served = {s["players"] for s in b["stages"] if s["all"]["worst_command_p95_ms"] < P95_LIMIT_MS}
-    loads = {
-        s["players"]
-        for s in a["stages"]
-        if s["players"] in served and _cmd(s, command, "p95_ms") is not None
-    }
-    loads = {n for n in loads if _cmd(stage_at(b, n), command, "p95_ms") is not None}
-    return max(loads) if loads else None
+    both = _loads_with(a, command) & _loads_with(b, command) & served
+    return max(both) if both else None
 
 
 def capacity(v: dict[str, Any]) -> tuple[int | None, bool]:
