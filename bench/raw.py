@@ -6,11 +6,13 @@ runs the same players, each click at the same time after the stage's start as in
 quizbot (at once if the player's previous command is still running: latency
 counts from the actual click), each command's statements on a pooled connection
 as quizbot sent them (a statement quizbot ran in autocommit alone, a transaction's
-statements in one transaction), and nothing else: no ORM, no services, no cache logic, no
-pre-ping, and no reset query when a connection returns to the pool (asyncpg's default,
-which quizbot does not send). The difference to the quizbot variant is what the ORM and our Python
-cost. (Clicking on quizbot's clock rather than after the think time keeps the
-players in step as they were in quizbot, so a batch's answers arrive together.)
+statements in one transaction; the answer batches on a connection of their own, with
+the server settings of quizbot's answer writer), and nothing else: no ORM, no
+services, no cache logic, no pre-ping, and no reset query when a connection returns
+to the pool (asyncpg's default, which quizbot does not send). The difference to the
+quizbot variant is what the ORM and our Python cost. (Clicking on quizbot's clock
+rather than after the think time keeps the players in step as they were in quizbot,
+so a batch's answers arrive together.)
 
 Group-committed answers are written by the committer's background task, many
 answers per transaction, so they are traced per batch, not per command: an
@@ -125,7 +127,7 @@ def _is_quizbot_session(value: Any) -> bool:
 
 
 async def create_pool(
-    connect_args: dict[str, Any], *, min_size: int, max_size: int
+    connect_args: dict[str, Any], *, min_size: int, max_size: int, generic_plans: bool = False
 ) -> asyncpg.Pool:
     """The replay's pool: bare asyncpg, with `jit` off as on quizbot's connections.
 
@@ -133,15 +135,21 @@ async def create_pool(
         connect_args: `asyncpg.connect` keyword arguments (`bench.database.asyncpg_args`).
         min_size: connections opened at once (quizbot's pool size; it opens all at start).
         max_size: at most this many (with quizbot's overflow).
+        generic_plans: one plan per prepared statement (`plan_cache_mode =
+            force_generic_plan`), as on quizbot's answer writer's connections with
+            ANSWER_GENERIC_PLANS (`quizbot.db.connect_args`).
     """
+    # Like quizbot's connections (`quizbot.db.connect_args`, which also names the
+    # application; that changes no plan).
+    server_settings = {"jit": "off"}
+    if generic_plans:
+        server_settings["plan_cache_mode"] = "force_generic_plan"
     pool = await asyncpg.create_pool(
         **connect_args,
         min_size=min_size,
         max_size=max_size,
         statement_cache_size=500,
-        # Like quizbot's connections (`quizbot.db.connect_args`, which also names the
-        # application; that changes no plan).
-        server_settings={"jit": "off"},
+        server_settings=server_settings,
         # No reset query at release: by default asyncpg's pool sends `SELECT
         # pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` each time a
         # connection comes back, a round trip quizbot does not make. Until 2026-12-07 the
@@ -162,8 +170,14 @@ async def _keep_session(_connection: asyncpg.Connection) -> None:
 class Replayer:
     """Replays traced stages on an asyncpg pool."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, answer_pool: asyncpg.Pool | None = None) -> None:
+        """Args:
+        pool: every command's statements, and the message batches'.
+        answer_pool: the answer batches' (default `pool`), as quizbot writes them on
+            connections of their own, with their own server settings.
+        """
         self.pool = pool
+        self.answer_pool = answer_pool or pool
         self.sessions: dict[int, int] = {}
         self.unmapped = 0
         # The answers this replay acknowledged (replay session ids), for the integrity check.
@@ -269,7 +283,8 @@ class Replayer:
         record.began = time.perf_counter()
         try:
             units = _units(batch.trace.statements)
-            async with self.pool.acquire() as conn:
+            pool = self.answer_pool if batch.trace.kind == "answers" else self.pool
+            async with pool.acquire() as conn:
                 taken = time.perf_counter()
                 record.pool_wait_s = taken - record.began
                 try:

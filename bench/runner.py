@@ -52,6 +52,7 @@ ABLATIONS = (
     Ablation("single-statement stats", {"stats_single_statement": False}),
     Ablation("cache", {"cache_enabled": False}),
     Ablation("statement cache", {"db_statement_cache_size": 0}),
+    Ablation("answer generic plans", {"answer_generic_plans": False}),
     Ablation("indexes", {}, drop_indexes=True),
 )
 

@@ -110,7 +110,12 @@ class App:
         # in flight): the hot path never queues for the pool behind reads and quiz moves.
         answer_engine = (
             create_engine(
-                settings, url, pool_size=settings.answer_flushes, max_overflow=0, autocommit=True
+                settings,
+                url,
+                pool_size=settings.answer_flushes,
+                max_overflow=0,
+                autocommit=True,
+                generic_plans=settings.answer_generic_plans,
             )
             if settings.answer_group_commit
             else None

@@ -34,8 +34,9 @@ def database_url(settings: Settings) -> str:
     return start_embedded_postgres(settings)
 
 
-def connect_args(settings: Settings) -> dict[str, Any]:
-    """asyncpg connection arguments: application name and the prepared-statement caches.
+def connect_args(settings: Settings, *, generic_plans: bool = False) -> dict[str, Any]:
+    """asyncpg connection arguments: application name, the prepared-statement caches and,
+    with `generic_plans`, one plan per prepared statement.
 
     Two caches are involved. SQLAlchemy's asyncpg adapter prepares every statement
     itself (`connection.prepare()`, which bypasses asyncpg's cache) and keeps the
@@ -61,6 +62,20 @@ def connect_args(settings: Settings) -> dict[str, Any]:
         # SQLAlchemy's adapter keeps a second cache of prepared statements.
         "prepared_statement_cache_size": settings.db_statement_cache_size,
     }
+    if generic_plans:
+        # PostgreSQL plans a prepared statement's first five runs with their values
+        # (custom plans), then keeps using the generic plan only while its estimated cost
+        # is no higher than the custom plans' average. The answer writer's statements
+        # take their rows as arrays: a custom plan sees the arrays' real lengths (one to a
+        # few dozen rows), the generic plan guesses ten per array and looks dearer, so the
+        # server planned the batch's statements again at almost every batch: its two
+        # statements had 2,822 and 2,683 custom plans against 217 and 356 generic ones on
+        # the writer's connections after a benchmark run at 10-300 players
+        # (pg_prepared_statements, 2026-12-07). Their generic plans look rows up by index
+        # as the custom ones do (tests/integration/test_answer_plans.py), and forcing them
+        # took a batch's flush from 5.1-5.5 to 3.4-4.2 ms at the benchmark's low loads
+        # and from 7.7-11.9 to 4.6-8.9 ms at 1,000 players (docs/performance.md).
+        args["server_settings"]["plan_cache_mode"] = "force_generic_plan"
     if settings.db_command_timeout:
         args["command_timeout"] = settings.db_command_timeout
     if settings.db_pgbouncer:
@@ -80,6 +95,7 @@ def create_engine(
     pool_size: int | None = None,
     max_overflow: int | None = None,
     autocommit: bool = False,
+    generic_plans: bool = False,
 ) -> AsyncEngine:
     """Create an engine with the configured pool.
 
@@ -94,6 +110,9 @@ def create_engine(
             (`execution_options`), SQLAlchemy switches every checked-out connection to
             it and back again at checkin, about a fifth of the CPU of a one-row read.
             Units of work that need a transaction use `in_transactions(engine)`.
+        generic_plans: the server plans each prepared statement once per connection
+            (`connect_args`): for a pool that runs a few known statements whose generic
+            plans were checked (the answer writer's).
 
     Returns:
         An AsyncEngine over asyncpg.
@@ -112,7 +131,7 @@ def create_engine(
         # start, `App.open_pools`), and at the benchmark's 1,000-player step answer p99
         # rose from 44-66 ms to 133-204 ms.
         echo=settings.db_echo,
-        connect_args=connect_args(settings),
+        connect_args=connect_args(settings, generic_plans=generic_plans),
         # The asyncio queue pool, with waits and timeouts counted (quizbot.pool_monitor).
         poolclass=MonitoredPool,
         **extra,
