@@ -6,8 +6,9 @@ runs the same players, each click at the same time after the stage's start as in
 quizbot (at once if the player's previous command is still running: latency
 counts from the actual click), each command's statements on a pooled connection
 as quizbot sent them (a statement quizbot ran in autocommit alone, a transaction's
-statements in one transaction; the answer batches on a connection of their own, with
-the server settings of quizbot's answer writer), and nothing else: no ORM, no
+statements in one transaction; the answer and question-message batches on
+connections of their own, with the server settings of quizbot's answer writer, which
+writes both), and nothing else: no ORM, no
 services, no cache logic, no pre-ping, and no reset query when a connection returns
 to the pool (asyncpg's default, which quizbot does not send). The difference to the
 quizbot variant is what the ORM and our Python cost. (Clicking on quizbot's clock
@@ -170,14 +171,14 @@ async def _keep_session(_connection: asyncpg.Connection) -> None:
 class Replayer:
     """Replays traced stages on an asyncpg pool."""
 
-    def __init__(self, pool: asyncpg.Pool, answer_pool: asyncpg.Pool | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, writer_pool: asyncpg.Pool | None = None) -> None:
         """Args:
-        pool: every command's statements, and the message batches'.
-        answer_pool: the answer batches' (default `pool`), as quizbot writes them on
-            connections of their own, with their own server settings.
+        pool: every command's statements.
+        writer_pool: the answer and message batches' (default `pool`), as quizbot
+            writes them on connections of their own, with their own server settings.
         """
         self.pool = pool
-        self.answer_pool = answer_pool or pool
+        self.writer_pool = writer_pool or pool
         self.sessions: dict[int, int] = {}
         self.unmapped = 0
         # The answers this replay acknowledged (replay session ids), for the integrity check.
@@ -283,8 +284,7 @@ class Replayer:
         record.began = time.perf_counter()
         try:
             units = _units(batch.trace.statements)
-            pool = self.answer_pool if batch.trace.kind == "answers" else self.pool
-            async with pool.acquire() as conn:
+            async with self.writer_pool.acquire() as conn:
                 taken = time.perf_counter()
                 record.pool_wait_s = taken - record.began
                 try:

@@ -243,17 +243,23 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
 async def _replay(spec: VariantSpec, traces: list[StageTrace]) -> dict[str, Any]:
     from bench.quizbot_driver import settings_with
     from bench.raw import Replayer, create_pool
+    from quizbot.services.quiz import MESSAGE_FLUSHES
 
     pool = await create_pool(
         asyncpg_args(spec.url), min_size=spec.pool_size, max_size=spec.pool_size + spec.max_overflow
     )
-    # The answer batches on a connection of their own (the replay flushes one at a
-    # time), planned as quizbot's answer writer plans them (ANSWER_GENERIC_PLANS).
+    # The answer and message batches on connections of their own (the replay flushes
+    # one answer batch and up to MESSAGE_FLUSHES message batches at a time), planned as
+    # quizbot's answer writer plans them (ANSWER_GENERIC_PLANS).
     settings, _applied, _skipped = settings_with(spec.url, spec.overrides)
-    answer_pool = await create_pool(
-        asyncpg_args(spec.url), min_size=1, max_size=1, generic_plans=settings.answer_generic_plans
+    writers = 1 + MESSAGE_FLUSHES
+    writer_pool = await create_pool(
+        asyncpg_args(spec.url),
+        min_size=writers,
+        max_size=writers,
+        generic_plans=settings.answer_generic_plans,
     )
-    replayer = Replayer(pool, answer_pool)
+    replayer = Replayer(pool, writer_pool)
     monitor = ProcessMonitor()
     stages: list[dict[str, Any]] = []
     flood: dict[str, Any] | None = None
@@ -282,7 +288,7 @@ async def _replay(spec: VariantSpec, traces: list[StageTrace]) -> dict[str, Any]
                     stages.append(summary)
     finally:
         await pool.close()
-        await answer_pool.close()
+        await writer_pool.close()
     # The answers the replay acknowledged: quizbot's acknowledged answers whose replayed
     # writes committed here (session ids remapped).
     check = await integrity.check(asyncpg_args(spec.url), replayer.acks)

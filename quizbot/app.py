@@ -49,7 +49,7 @@ from quizbot.resilience import BreakerState, CircuitBreaker
 from quizbot.services.achievements import catalogue_rows
 from quizbot.services.guild_settings import GuildSettingsService
 from quizbot.services.question_bank import QuestionBankService
-from quizbot.services.quiz import QuizService
+from quizbot.services.quiz import MESSAGE_FLUSHES, QuizService
 from quizbot.services.review import ReviewService
 from quizbot.services.stats import StatsService
 
@@ -108,11 +108,14 @@ class App:
         statements = DriverConnections(engine, breaker)
         # Group-committed answers are written on connections of their own (one per batch
         # in flight): the hot path never queues for the pool behind reads and quiz moves.
+        # The question messages' batches share them (one more per write in flight): both
+        # writers' statements take their rows as arrays, which these connections plan
+        # once (ANSWER_GENERIC_PLANS, `db.connect_args`).
         answer_engine = (
             create_engine(
                 settings,
                 url,
-                pool_size=settings.answer_flushes,
+                pool_size=settings.answer_flushes + MESSAGE_FLUSHES,
                 max_overflow=0,
                 autocommit=True,
                 generic_plans=settings.answer_generic_plans,
@@ -147,6 +150,7 @@ class App:
                 else None
             ),
             answer_autocommit=answer_connections,
+            message_statements=answer_connections,
             statements=statements,
             transactions=statements.transaction,
             answer_group_commit=settings.answer_group_commit,

@@ -96,9 +96,10 @@ class Settings(BaseSettings):
     # Batches written at once, each on a connection of its own (a member's answers are
     # never in two at once, so they are written in arrival order).
     answer_flushes: int = Field(default=2, ge=1, le=16)
-    # The answer writer's connections plan each of its statements once per connection
-    # (PostgreSQL's plan_cache_mode = force_generic_plan) instead of at every batch:
-    # left to choose, the server kept re-planning them (`quizbot.db.connect_args`).
+    # The answer writer's connections (answer batches and question messages) plan each
+    # of their statements once per connection (PostgreSQL's plan_cache_mode =
+    # force_generic_plan) instead of at every batch: left to choose, the server kept
+    # re-planning them (`quizbot.db.connect_args`).
     answer_generic_plans: bool = True
     # Off: the memoized reads (question pools, settings, stats, leaderboards) go to
     # the database every time; writes still bump the invalidation generations.

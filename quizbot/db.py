@@ -71,7 +71,9 @@ def connect_args(settings: Settings, *, generic_plans: bool = False) -> dict[str
         # server planned the batch's statements again at almost every batch: its two
         # statements had 2,822 and 2,683 custom plans against 217 and 356 generic ones on
         # the writer's connections after a benchmark run at 10-300 players
-        # (pg_prepared_statements, 2026-12-07). Their generic plans look rows up by index
+        # (pg_prepared_statements, 2026-12-07); so had the question messages' update on
+        # the main pool (2,981 custom, none generic), which the writer now runs too.
+        # Their generic plans look rows up by index
         # as the custom ones do (tests/integration/test_answer_plans.py), and forcing them
         # took a batch's flush from 5.1-5.5 to 3.4-4.2 ms at the benchmark's low loads
         # and from 7.7-11.9 to 4.6-8.9 ms at 1,000 players (docs/performance.md).
@@ -112,7 +114,7 @@ def create_engine(
             Units of work that need a transaction use `in_transactions(engine)`.
         generic_plans: the server plans each prepared statement once per connection
             (`connect_args`): for a pool that runs a few known statements whose generic
-            plans were checked (the answer writer's).
+            plans were checked (the answer writer's: answer batches, question messages).
 
     Returns:
         An AsyncEngine over asyncpg.

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from quizbot.driver import prime_at_start
+from quizbot.driver import ANSWER_POOL, prime_at_start
 from quizbot.errors import ActiveSessionError, NotFoundError
 from quizbot.models import Answer, QuizSession, SessionMode, SessionStatus
 from quizbot.repositories.base import Repository, translate_integrity_errors
@@ -237,7 +237,8 @@ _START_DRAWING = text(
     _start_sql("ARRAY(SELECT id FROM drawn ORDER BY last NULLS FIRST, ord)", _DRAW_CTES)
 ).columns(*_SESSIONS.c)
 
-# A quiz's start, moves, messages and end run on the driver (`QuizService`).
+# A quiz's start, moves, messages and end run on the driver (`QuizService`); the
+# messages on the answer writer's connections in the app (the main pool's without it).
 prime_at_start(
     _START,
     _START_DRAWING,
@@ -249,6 +250,7 @@ prime_at_start(
     _FINISH_WITH_ANSWERS,
     _ANSWERS_OF,
 )
+prime_at_start(_SET_MESSAGES, pools=(ANSWER_POOL,))
 
 _ACTIVE_CONFLICTS: dict[str, tuple[type[ActiveSessionError], str]] = {
     "uq_quiz_sessions_active_channel": (

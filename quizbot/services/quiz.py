@@ -65,7 +65,8 @@ DIFFICULTIES = ("easy", "medium", "hard", "mixed")
 # Questions kept in process memory (their content never changes; see `question`).
 QUESTION_MEMO_SIZE = 20_000
 # Question messages written by one statement at most, and such writes under way at once
-# (each holds a connection of the main pool while it runs).
+# (each holds a connection while it runs: one of the answer writer's in the app, which
+# has one per write in flight, else one of the main pool).
 MESSAGE_BATCH_MAX, MESSAGE_FLUSHES = 256, 2
 MessageItem = tuple[int, int | None]  # (session id, message id) for `set_message`
 
@@ -421,6 +422,7 @@ class QuizService:
         rank_mirror: RankMirror | None = None,
         statements: ExecutorFactory | None = None,
         transactions: ExecutorFactory | None = None,
+        message_statements: ExecutorFactory | None = None,
     ) -> None:
         """Args:
         sessionmaker: one session per unit of work.
@@ -451,12 +453,16 @@ class QuizService:
             return rows, not mapped objects (the end of a quiz):
             `DriverConnections.transaction` in the app. Default: `sessionmaker`, in a
             transaction.
+        message_statements: autocommit connections for the question messages' batches
+            (`set_message`): the app passes the answer writer's, whose connections plan
+            each statement once (ANSWER_GENERIC_PLANS). Default: `statements`.
         """
         self._sessions = sessionmaker
         self._reads = reads or sessionmaker
         self._autocommit = reads
         self._statements: ExecutorFactory = statements or self._one_statement
         self._transactions: ExecutorFactory = transactions or self._in_transaction
+        self._message_statements: ExecutorFactory = message_statements or self._statements
         self._reviews = reviews or ReviewScheduler()
         self._cache = cache
         self.settings = settings or GuildSettingsService(sessionmaker, cache, reads=reads)
@@ -1085,7 +1091,7 @@ class QuizService:
             # One UPDATE, atomic on its own: autocommit spares the BEGIN and COMMIT round
             # trips. Written again after a transient failure (a batch fails all of its
             # games' questions, and writing it twice only starts the clocks later).
-            async with self._statements() as session:
+            async with self._message_statements() as session:
                 return await SessionRepository(session=session).set_messages(latest)
 
         started = await retry_transient(write)

@@ -1,5 +1,6 @@
-"""The answer writer's connections plan each statement once (ANSWER_GENERIC_PLANS):
-those generic plans must be the lookups the custom plans were, on data of some size.
+"""The answer writer's connections (answer batches and question messages) plan each
+statement once (ANSWER_GENERIC_PLANS): those generic plans must be the lookups the
+custom plans were, on data of some size.
 
 PostgreSQL kept re-planning the writer's statements at almost every batch because
 their generic plans guess ten rows per array and so look dearer than a custom plan
@@ -57,8 +58,9 @@ async def sized_database() -> AsyncIterator[str]:
 
 
 def _writer_statements() -> list[tuple[str, str]]:
-    """(name, SQL as sent) of every statement the answer writer runs on its connections:
-    those primed on its pool, and the locked path's two."""
+    """(name, SQL as sent) of every statement run on the answer writer's connections:
+    those primed on its pool (the answers' fast path, the awards, the messages'
+    update), and the answers' locked path's two."""
     dialect = postgresql.asyncpg.dialect()  # type: ignore[attr-defined]
     statements = [*statements_at_start(ANSWER_POOL)]
     statements += [answer_batch._BATCH_CONTEXT, answer_batch._BATCH_RECORD]
@@ -93,7 +95,7 @@ async def test_the_writers_generic_plans_look_rows_up_by_key(sized_database: str
     try:
         assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
         statements = _writer_statements()
-        assert len(statements) == 5
+        assert len(statements) == 6
         for index, (label, sql) in enumerate(statements):
             plan = await _generic_plan(conn, f"writer_{index}", sql)
             # A generic plan keeps the parameters ($n) where a custom one has values.

@@ -39,7 +39,7 @@ from quizbot.resilience import (
     is_stale_statement,
     retry_transient,
 )
-from quizbot.services.quiz import QuestionData, QuizService
+from quizbot.services.quiz import MESSAGE_FLUSHES, QuestionData, QuizService
 
 UNREACHABLE = "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"
 
@@ -533,7 +533,10 @@ async def test_the_app_wires_flags_breaker_and_monitor(database_url: str) -> Non
         assert defaults.answer_engine is not None
         flushes = Settings().answer_flushes
         assert defaults.quiz.answer_batcher.in_flight == flushes == 2
-        assert defaults.answer_engine.sync_engine.pool.size() == flushes  # type: ignore[attr-defined]
+        # One connection per answer batch and per question-message batch in flight.
+        writers = flushes + MESSAGE_FLUSHES
+        assert defaults.answer_engine.sync_engine.pool.size() == writers  # type: ignore[attr-defined]
+        assert defaults.quiz._message_statements is defaults.answer_connections
         writer_pool = defaults.answer_engine.sync_engine.pool
         assert defaults.quiz._writer._sessions.kw["bind"].sync_engine.pool is writer_pool
         # Both pools are watched; the writer's alerts on waits only (it is full by design).

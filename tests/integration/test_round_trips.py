@@ -26,7 +26,7 @@ from quizbot.models import SessionMode
 from quizbot.observability import count_statements
 from quizbot.repositories import QuestionRepository, SessionRepository
 from quizbot.resilience import BreakerState
-from quizbot.services.quiz import QuestionView, QuizFilters
+from quizbot.services.quiz import MESSAGE_FLUSHES, QuestionView, QuizFilters
 from quizbot.services.stats import Period
 from tests.database import drop_database, migrated_database
 
@@ -119,18 +119,25 @@ async def test_moving_to_the_next_question_is_one_statement_in_autocommit(
     view = await app.quiz.start(
         guild_id=1, guild_name="g", channel_id=2, user_id=3, display_name="p"
     )
+    await app.quiz.set_message(view.session_id, 1)  # opens the writer's connection
     sent.clear()
-    with count_statements(app.engine) as statements:
+    assert app.answer_engine is not None
+    with (
+        count_statements(app.engine) as statements,
+        count_statements(app.answer_engine) as written,
+    ):
         moved = await app.quiz.advance(view.session_id, view.position)
         await app.quiz.set_message(view.session_id, 12345)
     assert moved is not None and moved.position == view.position + 1
     # Two UPDATEs, each atomic on its own: no BEGIN, no COMMIT, no ping around them
-    # (the only other statement reads the next question, a cache miss here).
+    # (the only other statement reads the next question, a cache miss here). The
+    # message's is written on the answer writer's connections.
     assert sent == []
     sql_sent = [sql.lstrip() for sql in statements.statements]
     updates = [sql for sql in sql_sent if sql.startswith("UPDATE quiz_sessions")]
-    assert len(updates) == 2
+    assert len(updates) == 1
     assert all(sql.startswith("SELECT") for sql in sql_sent if sql not in updates)
+    assert [sql.split()[0] for sql in written.statements] == ["UPDATE"]
 
 
 async def _bootstrapped_quiz(app: App, *, channel_id: int, count: int) -> QuestionView:
@@ -410,7 +417,9 @@ async def test_the_bootstrap_opens_every_pooled_connection(database_url: str) ->
         assert app.engine.pool.checkedin() == 0  # type: ignore[attr-defined]
         await app.bootstrap(warm=True)
         pools = [app.engine.pool, app.answer_engine.pool]  # type: ignore[union-attr]
-        assert [p.checkedin() for p in pools] == [3, 2]  # type: ignore[attr-defined]
+        # The answer writer's: one per answer batch and per message batch in flight.
+        writers = 2 + MESSAGE_FLUSHES
+        assert [p.checkedin() for p in pools] == [3, writers]  # type: ignore[attr-defined]
         # Every connection out at once was the start-up's doing: no saturation alert.
         assert [m.check() for m in app.pool_monitors] == [[], []]
         assert app.pool_monitor.metrics.peak_checked_out < 3  # the bootstrap's own reads
@@ -478,9 +487,10 @@ async def test_what_the_bootstrap_primes(
         await app.close()
     assert app.primes_connections is primes
     if primes:
+        # One connection of the main pool; the writer's: one answer flush, the messages'.
         assert primed == [
             driver.statements_at_start(driver.MAIN_POOL),
-            driver.statements_at_start(driver.ANSWER_POOL),
+            *[driver.statements_at_start(driver.ANSWER_POOL)] * (1 + MESSAGE_FLUSHES),
         ]
     else:
         assert primed == []
@@ -605,7 +615,7 @@ async def test_the_pool_refresh_replaces_due_connections_and_primes_new_ones(
         # The answer writer's pool is left alone (its connections serve every flush).
         assert app.answer_engine is not None
         answers_primed = [primed for _pid, primed, _s in await _pooled(app.answer_engine)]
-        assert sorted(answers_primed) == [False, True]
+        assert sorted(answers_primed) == [False] + [True] * (1 + MESSAGE_FLUSHES)
     finally:
         await app.close()
 
@@ -716,16 +726,21 @@ async def test_messages_posted_together_are_written_by_one_statement(
     app, sent = wire
     views = await _quizzes(app, 83, 20)
     twice = views[0].session_id
+    await app.quiz.set_message(twice, 1)  # opens the writer's connection
     sent.clear()
-    with count_statements(app.engine) as statements:
+    assert app.answer_engine is not None
+    with (
+        count_statements(app.engine) as statements,
+        count_statements(app.answer_engine) as written,
+    ):
         started = await asyncio.gather(
             *(app.quiz.set_message(v.session_id, 9000 + i) for i, v in enumerate(views)),
             app.quiz.set_message(twice, 8999),  # the same quiz again, later: it wins
             app.quiz.set_message(-1, 1),  # no such quiz
         )
     # The writer was idle, and every call came in the same turn of the loop: one batch,
-    # one UPDATE in autocommit (no BEGIN, no COMMIT).
-    assert len(statements.statements) == 1 and sent == []
+    # one UPDATE in autocommit (no BEGIN, no COMMIT), on the answer writer's connections.
+    assert len(written.statements) == 1 and statements.statements == [] and sent == []
     assert started[-1] is None
     assert all(s is not None for s in started[:-1])
     assert started[0] == started[-2]  # one clock start for the quiz named twice
