@@ -30,6 +30,7 @@ from quizbot.db import (
     create_sessionmaker,
     database_url,
     in_transactions,
+    statements_stay_prepared,
 )
 from quizbot.driver import (
     ANSWER_POOL,
@@ -85,8 +86,8 @@ class App:
     breaker: CircuitBreaker
     pool_monitor: PoolMonitor
     settings: Settings = field(default_factory=Settings)
-    # The answer writer's own engine, one connection per batch in flight (None without
-    # group commit), and its monitor.
+    # The answer writer's own engine, one connection per answer or question-message
+    # batch in flight (None without group commit), and its monitor.
     answer_engine: AsyncEngine | None = None
     answer_connections: DriverConnections | None = None
     answer_pool_monitor: PoolMonitor | None = None
@@ -118,7 +119,7 @@ class App:
                 pool_size=settings.answer_flushes + MESSAGE_FLUSHES,
                 max_overflow=0,
                 autocommit=True,
-                generic_plans=settings.answer_generic_plans,
+                generic_plans=settings.answer_generic_plans and statements_stay_prepared(settings),
             )
             if settings.answer_group_commit
             else None
@@ -191,8 +192,8 @@ class App:
                     answer_engine,
                     name="answer writer pool",
                     # Every batch in flight holds one of its connections: a full pool
-                    # is normal under load. A wait for one is not (the committer never
-                    # starts more flushes than it has connections).
+                    # is normal under load. A wait for one is not (the two committers'
+                    # limits of flushes in flight add up to its size).
                     alert_utilisation=None,
                     alert_wait_ms=settings.db_pool_alert_wait_ms,
                 )
@@ -280,9 +281,12 @@ class App:
         wait for one, and with the refresh's own checkout the pool is at most three
         quarters used plus one, below the monitor's default alert (90 %, set by
         DB_POOL_ALERT_UTILISATION). Under heavier load the pool recycles at
-        checkout, as without this. The answer writer's pool is left alone: its few
-        connections are all in use whenever answers flow. Nothing is done while the
-        circuit breaker is not closed.
+        checkout, as without this. The answer writer's pool is left alone: its
+        connections number the flushes its committers may have in flight, so a
+        refresh's checkout could make a batch wait; each of them is replaced at a
+        flush's checkout when due (a question message's write pays that about once
+        per connection life, 22-30 minutes). Nothing is done while the circuit
+        breaker is not closed.
         """
         if self.breaker.state is not BreakerState.CLOSED:
             return 0
@@ -332,7 +336,7 @@ class App:
         behind PgBouncer (`DB_PGBOUNCER`), where a connection is no server process of
         its own, nor without asyncpg's statement cache (`DB_STATEMENT_CACHE_SIZE=0`),
         which would forget them."""
-        return self.settings.db_statement_cache_size > 0 and not self.settings.db_pgbouncer
+        return statements_stay_prepared(self.settings)
 
     async def open_pools(self) -> int:
         """Open every connection of the pools now, all at once, prepare the hot

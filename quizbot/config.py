@@ -56,7 +56,8 @@ class Settings(BaseSettings):
     # between round trips, and with a busy loop (1,000 players on one process) 20 were
     # all taken in bursts: starts and moves queued for the pool (docs/performance.md).
     # Several bot processes share PostgreSQL's max_connections (100 by default): keep
-    # processes × (DB_POOL_SIZE + ANSWER_FLUSHES) below it, or put PgBouncer in between.
+    # processes × (DB_POOL_SIZE + DB_MAX_OVERFLOW + ANSWER_FLUSHES + 2, the answer writer's
+    # connections for question messages) below it, or put PgBouncer in between.
     db_pool_size: int = Field(default=40, ge=1, le=500)
     db_max_overflow: int = Field(default=0, ge=0, le=500)
     db_pool_timeout: float = Field(default=10.0, gt=0)

@@ -34,6 +34,14 @@ def database_url(settings: Settings) -> str:
     return start_embedded_postgres(settings)
 
 
+def statements_stay_prepared(settings: Settings) -> bool:
+    """Whether a connection keeps the statements it prepared: not behind PgBouncer
+    (`DB_PGBOUNCER`), where a connection is no server process of its own, nor without
+    the statement caches (`DB_STATEMENT_CACHE_SIZE=0`), which prepare every statement
+    anew (unnamed) at each run."""
+    return settings.db_statement_cache_size > 0 and not settings.db_pgbouncer
+
+
 def connect_args(settings: Settings, *, generic_plans: bool = False) -> dict[str, Any]:
     """asyncpg connection arguments: application name, the prepared-statement caches and,
     with `generic_plans`, one plan per prepared statement.
@@ -73,10 +81,12 @@ def connect_args(settings: Settings, *, generic_plans: bool = False) -> dict[str
         # the writer's connections after a benchmark run at 10-300 players
         # (pg_prepared_statements, 2026-12-07); so had the question messages' update on
         # the main pool (2,981 custom, none generic), which the writer now runs too.
-        # Their generic plans look rows up by index
-        # as the custom ones do (tests/integration/test_answer_plans.py), and forcing them
-        # took a batch's flush from 5.1-5.5 to 3.4-4.2 ms at the benchmark's low loads
-        # and from 7.7-11.9 to 4.6-8.9 ms at 1,000 players (docs/performance.md).
+        # Their generic plans look rows up by index as the custom ones do
+        # (tests/integration/test_answer_plans.py), and forcing them
+        # took a batch's flush from 4.9-5.5 to 3.4-4.2 ms at the benchmark's low loads
+        # and from 7.7-11.9 to 4.6-8.9 ms at 1,000 players (docs/performance.md). A
+        # statement prepared anew at every run (`statements_stay_prepared` false) is
+        # planned at every run anyway: there a generic plan would save nothing.
         args["server_settings"]["plan_cache_mode"] = "force_generic_plan"
     if settings.db_command_timeout:
         args["command_timeout"] = settings.db_command_timeout

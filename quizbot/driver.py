@@ -492,7 +492,9 @@ class DriverConnections:
         parameter NULL, so that the server also plans it (with NULLs a condition on a
         parameter folds to false, so the plan is not a real run's: what priming buys is
         the catalogs read and the statement prepared; the plan counts as one of the
-        server's first five custom plans of the statement). The transaction that holds
+        server's first five custom plans of the statement, except on a connection with
+        generic plans forced, which builds and keeps the generic plan then, as a real
+        run's). The transaction that holds
         the portals is rolled back: nothing is executed, no row read or written. The
         prepared quiz's end then took 2.5-3.7 ms at its first run; running each
         statement once with NULLs instead left 1.4-2.1 ms, but a NULL can mean "every

@@ -438,6 +438,10 @@ _BATCH_AWARD = text(
 # The fast path runs on the answer writer's connections (the locked path in a session);
 # a quiz's end awards on the engine's (`QuizService.finish`).
 prime_at_start(_BATCH_CONTEXT_READ, _BATCH_RECORD_GUARDED, pools=(ANSWER_POOL,))
+# The locked path's statements (`_write_locked`), run in ORM sessions on the same
+# connections when the fast path finds rows moved: rare, so not primed, but planned as
+# the others there (`tests/integration/test_answer_plans.py`).
+LOCKED_PATH_STATEMENTS = (_BATCH_CONTEXT, _BATCH_RECORD)
 prime_at_start(_BATCH_AWARD, pools=(ANSWER_POOL, MAIN_POOL))
 
 

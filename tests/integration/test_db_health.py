@@ -524,6 +524,8 @@ async def test_the_app_wires_flags_breaker_and_monitor(database_url: str) -> Non
         await app.close()
     assert app._monitor_task is None
     assert app.answer_engine is None  # no batches, no writer connection
+    # The question messages are then written from the engine's pool.
+    assert app.quiz._message_statements is app.read_connections
     defaults = App.create(Settings(), database_url)
     try:
         assert defaults.quiz.answer_batcher is not None
