@@ -128,23 +128,23 @@ def _is_quizbot_session(value: Any) -> bool:
 
 
 async def create_pool(
-    connect_args: dict[str, Any], *, min_size: int, max_size: int, generic_plans: bool = False
+    connect_args: dict[str, Any],
+    *,
+    min_size: int,
+    max_size: int,
+    server_settings: dict[str, str],
 ) -> asyncpg.Pool:
-    """The replay's pool: bare asyncpg, with `jit` off as on quizbot's connections.
+    """The replay's pool: bare asyncpg, with the server settings of the quizbot
+    connections whose statements it replays.
 
     Args:
         connect_args: `asyncpg.connect` keyword arguments (`bench.database.asyncpg_args`).
         min_size: connections opened at once (quizbot's pool size; it opens all at start).
         max_size: at most this many (with quizbot's overflow).
-        generic_plans: one plan per prepared statement (`plan_cache_mode =
-            force_generic_plan`), as on quizbot's answer writer's connections with
-            ANSWER_GENERIC_PLANS (`quizbot.db.connect_args`).
+        server_settings: quizbot's (`quizbot.db.connect_args`): `jit` off, and on the
+            answer writer's connections generic plans, so that the server plans and runs
+            the statements as it did for quizbot.
     """
-    # Like quizbot's connections (`quizbot.db.connect_args`, which also names the
-    # application; that changes no plan).
-    server_settings = {"jit": "off"}
-    if generic_plans:
-        server_settings["plan_cache_mode"] = "force_generic_plan"
     pool = await asyncpg.create_pool(
         **connect_args,
         min_size=min_size,

@@ -243,21 +243,27 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
 async def _replay(spec: VariantSpec, traces: list[StageTrace]) -> dict[str, Any]:
     from bench.quizbot_driver import settings_with
     from bench.raw import Replayer, create_pool
+    from quizbot.db import answer_writer_generic_plans, connect_args
     from quizbot.services.quiz import MESSAGE_FLUSHES
 
+    settings, _applied, _skipped = settings_with(spec.url, spec.overrides)
     pool = await create_pool(
-        asyncpg_args(spec.url), min_size=spec.pool_size, max_size=spec.pool_size + spec.max_overflow
+        asyncpg_args(spec.url),
+        min_size=spec.pool_size,
+        max_size=spec.pool_size + spec.max_overflow,
+        server_settings=connect_args(settings)["server_settings"],
     )
     # The answer and message batches on connections of their own (the replay flushes
-    # one answer batch and up to MESSAGE_FLUSHES message batches at a time), planned as
-    # quizbot's answer writer plans them (ANSWER_GENERIC_PLANS).
-    settings, _applied, _skipped = settings_with(spec.url, spec.overrides)
+    # one answer batch and up to MESSAGE_FLUSHES message batches at a time), with the
+    # answer writer's server settings (ANSWER_GENERIC_PLANS).
     writers = 1 + MESSAGE_FLUSHES
     writer_pool = await create_pool(
         asyncpg_args(spec.url),
         min_size=writers,
         max_size=writers,
-        generic_plans=settings.answer_generic_plans,
+        server_settings=connect_args(settings, generic_plans=answer_writer_generic_plans(settings))[
+            "server_settings"
+        ],
     )
     replayer = Replayer(pool, writer_pool)
     monitor = ProcessMonitor()

@@ -25,6 +25,7 @@ from quizbot.config import Settings
 from quizbot.db import (
     RECYCLE_AHEAD_S,
     StaggeredRecycle,
+    answer_writer_generic_plans,
     create_breaker,
     create_engine,
     create_sessionmaker,
@@ -119,7 +120,7 @@ class App:
                 pool_size=settings.answer_flushes + MESSAGE_FLUSHES,
                 max_overflow=0,
                 autocommit=True,
-                generic_plans=settings.answer_generic_plans and statements_stay_prepared(settings),
+                generic_plans=answer_writer_generic_plans(settings),
             )
             if settings.answer_group_commit
             else None

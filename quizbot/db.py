@@ -42,6 +42,12 @@ def statements_stay_prepared(settings: Settings) -> bool:
     return settings.db_statement_cache_size > 0 and not settings.db_pgbouncer
 
 
+def answer_writer_generic_plans(settings: Settings) -> bool:
+    """Whether the answer writer's connections force generic plans: ANSWER_GENERIC_PLANS,
+    where statements stay prepared (elsewhere every run is planned anyway)."""
+    return settings.answer_generic_plans and statements_stay_prepared(settings)
+
+
 def connect_args(settings: Settings, *, generic_plans: bool = False) -> dict[str, Any]:
     """asyncpg connection arguments: application name, the prepared-statement caches and,
     with `generic_plans`, one plan per prepared statement.

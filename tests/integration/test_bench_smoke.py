@@ -206,8 +206,16 @@ async def test_raw_replay_pool_keeps_the_session_as_quizbot_does() -> None:
     quizbot's connections do."""
     from bench.database import asyncpg_args
     from bench.raw import create_pool
+    from quizbot.config import Settings
+    from quizbot.db import connect_args
 
-    pool = await create_pool(asyncpg_args(server_url()), min_size=1, max_size=1)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    pool = await create_pool(
+        asyncpg_args(server_url()),
+        min_size=1,
+        max_size=1,
+        server_settings=connect_args(settings)["server_settings"],
+    )
     try:
         async with pool.acquire() as conn:
             await conn.execute("SET application_name = 'raw-replay-kept'")
