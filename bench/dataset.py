@@ -182,6 +182,19 @@ def _steps(scale: Scale) -> list[tuple[str, str]]:
             "GROUP BY user_id) a WHERE u.user_id = a.user_id",
         ),
         (
+            "review cards",
+            # The spaced-repetition cards the past quizzes' ends left: one per member and
+            # question answered, due a few days after its last answer (more when it was
+            # answered right), so some are due now and some later.
+            "INSERT INTO review_cards (user_id, question_id, due, stability, difficulty, "
+            "reps, lapses, last_review) "
+            "SELECT user_id, question_id, "
+            "max(answered_at) + (1 + 3 * count(*) FILTER (WHERE correct)) * interval '1 day', "
+            "1 + 3 * count(*) FILTER (WHERE correct), 5, count(*), "
+            "count(*) FILTER (WHERE NOT correct), max(answered_at) "
+            "FROM answers GROUP BY user_id, question_id",
+        ),
+        (
             "achievements",
             "INSERT INTO user_achievements (user_id, guild_id, code, earned_at) "
             "SELECT gm.user_id, gm.guild_id, a.code, now() - interval '3 days' "

@@ -68,8 +68,11 @@ class Invocation:
     batch: BatchRecord | None = None
 
 
-# A captured transaction-control marker (SQL text); its parameters are empty.
-TX_MARKERS = ("BEGIN", "COMMIT", "ROLLBACK")
+# A captured transaction-control marker (SQL text); its parameters are empty. A
+# transaction quizbot began with generic plans (`quizbot.driver.BEGIN_GENERIC_PLANS`)
+# has a marker of its own, so that the raw replay begins it alike.
+BEGIN_GENERIC_PLANS = "BEGIN GENERIC PLANS"
+TX_MARKERS = ("BEGIN", BEGIN_GENERIC_PLANS, "COMMIT", "ROLLBACK")
 
 # What a caller waits for in a group commit: an answer (session_id, question_id,
 # user_id), or a question message (see `message_key`).
@@ -206,7 +209,7 @@ def count_statement(statement: str, parameters: Any) -> None:
 
 
 def count_tx(kind: str) -> None:
-    """A transaction-control round trip (BEGIN, COMMIT or ROLLBACK) of the running command."""
+    """A transaction-control round trip (one of `TX_MARKERS`) of the running command."""
     inv = CURRENT.get()
     if inv is None or not inv.open:
         return

@@ -12,6 +12,7 @@ from sqlalchemy import event
 
 from bench.metrics import (
     BATCHES,
+    BEGIN_GENERIC_PLANS,
     count_held,
     count_ping,
     count_pool_wait,
@@ -90,7 +91,9 @@ def _instrument_engine(engine: Any) -> None:
 
     # The hot units of work run on the driver (quizbot.driver), past those events.
     def _count_on_driver(statement: str, parameters: Sequence[Any]) -> None:
-        if statement in driver.TRANSACTION_CONTROL:
+        if statement == driver.BEGIN_GENERIC_PLANS:
+            count_tx(BEGIN_GENERIC_PLANS)
+        elif statement in driver.TRANSACTION_CONTROL:
             count_tx(statement.split()[0])  # BEGIN (with its isolation level), COMMIT, ROLLBACK
         else:
             count_statement(statement, parameters)

@@ -38,13 +38,16 @@ the replayed INSERT returned.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, NamedTuple
 
 import asyncpg
 
-from bench.metrics import TX_MARKERS, BatchRecord, Recorder, invocation
+from bench.metrics import BEGIN_GENERIC_PLANS, TX_MARKERS, BatchRecord, Recorder, invocation
 from bench.workload import Ack, Action, BatchTrace, StageTrace
+from quizbot import driver
 from quizbot.services.quiz import MESSAGE_FLUSHES
 
 QUIZBOT_SESSION_BASE = 5_000_000_000
@@ -98,25 +101,55 @@ class _PendingBatch:
 Statements = list[tuple[str, tuple[Any, ...]]]
 
 
-def _units(statements: Statements) -> list[tuple[Statements, bool | None]]:
-    """Split a capture at its markers, as quizbot sent it: (statements, committed) per
-    transaction, and ([statement], None) for each statement sent in autocommit."""
-    out: list[tuple[Statements, bool | None]] = []
+class _Unit(NamedTuple):
+    """Statements quizbot sent together: in one transaction (`committed` says how it
+    ended; `generic_plans`, whether it began with them), or one alone in autocommit
+    (`committed` None)."""
+
+    statements: Statements
+    committed: bool | None
+    generic_plans: bool = False
+
+
+def _units(statements: Statements) -> list[_Unit]:
+    """Split a capture at its markers, as quizbot sent it: one unit per transaction,
+    and one for each statement sent in autocommit."""
+    out: list[_Unit] = []
     current: Statements | None = None
+    generic_plans = False
     for sql, params in statements:
-        if sql == "BEGIN":
-            current = []
+        if sql in ("BEGIN", BEGIN_GENERIC_PLANS):
+            current, generic_plans = [], sql == BEGIN_GENERIC_PLANS
         elif sql in TX_MARKERS:  # COMMIT or ROLLBACK
             if current:
-                out.append((current, sql == "COMMIT"))
+                out.append(_Unit(current, sql == "COMMIT", generic_plans))
             current = None
         elif current is None:
-            out.append(([(sql, params)], None))
+            out.append(_Unit([(sql, params)], None))
         else:
             current.append((sql, params))
     if current:  # no end marker (should not happen): commit, as quizbot did
-        out.append((current, True))
+        out.append(_Unit(current, True, generic_plans))
     return out
+
+
+@contextlib.asynccontextmanager
+async def _transaction(conn: Any, *, generic_plans: bool) -> AsyncIterator[None]:
+    """A transaction begun as quizbot began it. With generic plans, BEGIN and the
+    setting go in one message (`quizbot.driver.BEGIN_GENERIC_PLANS`), as quizbot sends
+    them; otherwise asyncpg's own transaction."""
+    if not generic_plans:
+        async with conn.transaction():
+            yield
+        return
+    await conn.execute(driver.BEGIN_GENERIC_PLANS)
+    try:
+        yield
+    except BaseException:
+        if not conn.is_closed():
+            await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
 
 
 def _is_quizbot_session(value: Any) -> bool:
@@ -224,13 +257,13 @@ class Replayer:
                             inv.pool_wait_s += taken - began
                             inv.checkouts += 1
                             try:
-                                for statements, committed in _units(action.statements):
-                                    inv.statements += len(statements)
-                                    if committed is not None:
+                                for unit in _units(action.statements):
+                                    inv.statements += len(unit.statements)
+                                    if unit.committed is not None:
                                         inv.tx += 2  # BEGIN and COMMIT (or ROLLBACK)
-                                    replies = await self._unit(conn, statements, committed)
+                                    replies = await self._unit(conn, unit)
                                     if action.name == "start":
-                                        self._remember_session(action, statements, replies)
+                                        self._remember_session(action, unit.statements, replies)
                             finally:
                                 inv.held_s += time.perf_counter() - taken
                 finally:
@@ -256,19 +289,18 @@ class Replayer:
             if "INSERT INTO QUIZ_SESSIONS" in sql.upper() and rows and action.session_id:
                 self.sessions[action.session_id] = int(rows[0]["id"])
 
-    async def _unit(
-        self, conn: Any, statements: Statements, committed: bool | None
-    ) -> list[list[Any]]:
-        """Send statements as quizbot did: alone in autocommit (`committed` None), or in
-        a transaction that commits or, when quizbot rolled it back, rolls back."""
-        if committed is None:
+    async def _unit(self, conn: Any, unit: _Unit) -> list[list[Any]]:
+        """Send statements as quizbot did: alone in autocommit, or in a transaction
+        (begun alike) that commits or, when quizbot rolled it back, rolls back."""
+        statements = unit.statements
+        if unit.committed is None:
             return [await conn.fetch(sql, *self._params(params)) for sql, params in statements]
-        if committed:
-            async with conn.transaction():
+        if unit.committed:
+            async with _transaction(conn, generic_plans=unit.generic_plans):
                 return [await conn.fetch(sql, *self._params(params)) for sql, params in statements]
         # quizbot rolled this one back (a retried batch): same statements, same end.
         try:
-            async with conn.transaction():
+            async with _transaction(conn, generic_plans=unit.generic_plans):
                 for sql, params in statements:
                     try:
                         await conn.fetch(sql, *self._params(params))
@@ -288,11 +320,11 @@ class Replayer:
                 taken = time.perf_counter()
                 record.pool_wait_s = taken - record.began
                 try:
-                    for statements, committed in units:
-                        if committed is not None:
+                    for unit in units:
+                        if unit.committed is not None:
                             record.tx += 2  # BEGIN and COMMIT (or ROLLBACK)
-                        record.statements += len(statements)
-                        await self._unit(conn, statements, committed)
+                        record.statements += len(unit.statements)
+                        await self._unit(conn, unit)
                 finally:
                     record.held_s = time.perf_counter() - taken
         except Exception as exc:

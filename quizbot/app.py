@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -30,6 +31,7 @@ from quizbot.db import (
     create_engine,
     create_sessionmaker,
     database_url,
+    finish_generic_plans,
     in_transactions,
     statements_stay_prepared,
 )
@@ -154,7 +156,9 @@ class App:
             answer_autocommit=answer_connections,
             message_statements=answer_connections,
             statements=statements,
-            transactions=statements.transaction,
+            finish_transactions=functools.partial(
+                statements.transaction, generic_plans=finish_generic_plans(settings)
+            ),
             answer_group_commit=settings.answer_group_commit,
             answer_group_commit_ms=settings.answer_group_commit_ms,
             answer_batch_max=settings.answer_batch_max,

@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     # force_generic_plan) instead of at every batch: left to choose, the server kept
     # re-planning them (`quizbot.db.connect_args`).
     answer_generic_plans: bool = True
+    # A quiz's end (`QuizService.finish`) runs its statements with their generic plans
+    # too (`SET LOCAL plan_cache_mode`, sent with its BEGIN): two of them take their
+    # rows as arrays, and the server kept planning them at every run.
+    finish_generic_plans: bool = True
     # Off: the memoized reads (question pools, settings, stats, leaderboards) go to
     # the database every time; writes still bump the invalidation generations.
     cache_enabled: bool = True

@@ -48,6 +48,12 @@ def answer_writer_generic_plans(settings: Settings) -> bool:
     return settings.answer_generic_plans and statements_stay_prepared(settings)
 
 
+def finish_generic_plans(settings: Settings) -> bool:
+    """Whether a quiz's end uses generic plans: FINISH_GENERIC_PLANS, where statements
+    stay prepared."""
+    return settings.finish_generic_plans and statements_stay_prepared(settings)
+
+
 def connect_args(settings: Settings, *, generic_plans: bool = False) -> dict[str, Any]:
     """asyncpg connection arguments: application name, the prepared-statement caches and,
     with `generic_plans`, one plan per prepared statement.

@@ -251,6 +251,10 @@ prime_at_start(
     _ANSWERS_OF,
 )
 prime_at_start(_SET_MESSAGES, pools=(ANSWER_POOL,))
+# What a quiz's end reads and writes here (`finish_with_answers`, then `require_row` or
+# `answers_of` when another writer got there first); `QuizService.finish` runs them
+# with their generic plans.
+END_STATEMENTS = (_FINISH_WITH_ANSWERS, _ROW, _ANSWERS_OF)
 
 _ACTIVE_CONFLICTS: dict[str, tuple[type[ActiveSessionError], str]] = {
     "uq_quiz_sessions_active_channel": (

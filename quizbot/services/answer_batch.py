@@ -442,6 +442,8 @@ prime_at_start(_BATCH_CONTEXT_READ, _BATCH_RECORD_GUARDED, pools=(ANSWER_POOL,))
 # connections when the fast path finds rows moved: rare, so not primed, but planned as
 # the others there (`tests/integration/test_answer_plans.py`).
 LOCKED_PATH_STATEMENTS = (_BATCH_CONTEXT, _BATCH_RECORD)
+# What `award_achievements` runs (for a batch, and at a quiz's end).
+AWARD_STATEMENTS = (_BATCH_AWARD,)
 prime_at_start(_BATCH_AWARD, pools=(ANSWER_POOL, MAIN_POOL))
 
 

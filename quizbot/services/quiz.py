@@ -41,9 +41,11 @@ from quizbot.repositories.members import (
     ONE_ANSWER_PERIOD_POINTS,
 )
 from quizbot.repositories.reviews import UPSERT_CARDS_SQL, Cards, card_params
+from quizbot.repositories.sessions import END_STATEMENTS
 from quizbot.resilience import is_connection_failure, retry_transient
 from quizbot.services import achievements as catalogue
 from quizbot.services.answer_batch import (
+    AWARD_STATEMENTS,
     AnswerBatchWriter,
     PendingAnswer,
     Recorded,
@@ -372,6 +374,10 @@ _FINISH_PLAYERS = text(
     """
 ).bindparams(bindparam("user_ids", type_=ARRAY(BigInteger)))
 prime_at_start(_FINISH_PLAYERS)
+# Every statement `finish` runs in its transaction. They use their generic plans there
+# (FINISH_GENERIC_PLANS), so each one's is checked to find its rows by key
+# (`tests/integration/test_generic_plans.py`): a statement added to `finish` belongs here.
+FINISH_STATEMENTS = (*END_STATEMENTS, _FINISH_PLAYERS, *AWARD_STATEMENTS)
 
 
 def _question_data(q: Any) -> QuestionData:
@@ -421,7 +427,7 @@ class QuizService:
         answer_autocommit: ExecutorFactory | None = None,
         rank_mirror: RankMirror | None = None,
         statements: ExecutorFactory | None = None,
-        transactions: ExecutorFactory | None = None,
+        finish_transactions: ExecutorFactory | None = None,
         message_statements: ExecutorFactory | None = None,
     ) -> None:
         """Args:
@@ -449,10 +455,12 @@ class QuizService:
             statement that returns rows, not mapped objects (start, move on, remember
             the message, reveal): `driver.DriverConnections` in the app. Default:
             `reads` when given, else `sessionmaker` in a transaction.
-        transactions: units of work of several statements that commit together and
-            return rows, not mapped objects (the end of a quiz):
-            `DriverConnections.transaction` in the app. Default: `sessionmaker`, in a
-            transaction.
+        finish_transactions: the end of a quiz's transaction (several statements that
+            commit together and return rows, not mapped objects):
+            `DriverConnections.transaction` in the app, with generic plans
+            (FINISH_GENERIC_PLANS), so each statement `finish` runs must be one whose
+            generic plan is checked (`tests/integration/test_answer_plans.py`).
+            Default: `sessionmaker`, in a transaction.
         message_statements: autocommit connections for the question messages' batches
             (`set_message`): the app passes the answer writer's, whose connections plan
             each statement once (ANSWER_GENERIC_PLANS). Default: `statements`.
@@ -461,7 +469,7 @@ class QuizService:
         self._reads = reads or sessionmaker
         self._autocommit = reads
         self._statements: ExecutorFactory = statements or self._one_statement
-        self._transactions: ExecutorFactory = transactions or self._in_transaction
+        self._finish_transactions: ExecutorFactory = finish_transactions or self._in_transaction
         self._message_statements: ExecutorFactory = message_statements or self._statements
         self._reviews = reviews or ReviewScheduler()
         self._cache = cache
@@ -1109,7 +1117,7 @@ class QuizService:
             NotFoundError: no such session.
         """
         awarded: dict[int, tuple[catalogue.AchievementDef, ...]] = {}
-        async with self._transactions() as session:
+        async with self._finish_transactions() as session:
             repo = SessionRepository(session=session)
             # The end, the answers and their review cards: one statement.
             rows = await repo.finish_with_answers(session_id=session_id, status=status)

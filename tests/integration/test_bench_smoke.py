@@ -242,3 +242,44 @@ async def test_raw_replay_pool_keeps_the_session_as_quizbot_does() -> None:
         assert reported and "active transaction" in reported[0]
     finally:
         await pool.close()
+
+
+async def test_raw_replay_begins_transactions_as_quizbot_did() -> None:
+    """A transaction quizbot began with generic plans (a quiz's end) is replayed so, in
+    the same one message; the others as asyncpg begins them. The setting ends with the
+    transaction, committed or rolled back."""
+    import asyncpg
+
+    from bench.database import asyncpg_args
+    from bench.metrics import BEGIN_GENERIC_PLANS
+    from bench.raw import _transaction, _Unit, _units
+
+    captured = [
+        (BEGIN_GENERIC_PLANS, ()),
+        ("SELECT 1", ()),
+        ("COMMIT", ()),
+        ("SELECT $1", (2,)),
+        ("BEGIN", ()),
+        ("SELECT 3", ()),
+        ("ROLLBACK", ()),
+    ]
+    assert _units(captured) == [
+        _Unit([("SELECT 1", ())], True, True),
+        _Unit([("SELECT $1", (2,))], None),
+        _Unit([("SELECT 3", ())], False, False),
+    ]
+    conn = await asyncpg.connect(**asyncpg_args(server_url()))
+    try:
+        for generic_plans, mode in ((True, "force_generic_plan"), (False, "auto")):
+            async with _transaction(conn, generic_plans=generic_plans):
+                assert conn.is_in_transaction()
+                assert await conn.fetchval("SHOW plan_cache_mode") == mode
+            assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
+            with pytest.raises(ZeroDivisionError):
+                async with _transaction(conn, generic_plans=generic_plans):
+                    await conn.fetchval("SELECT 1 / 0.5")
+                    raise ZeroDivisionError
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
+    finally:
+        await conn.close()

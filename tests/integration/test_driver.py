@@ -373,6 +373,61 @@ async def test_priming_prepares_a_statement_as_its_first_use_would(database_url:
         await engine.dispose()
 
 
+async def _plans_here(connection: Any, sql: str) -> tuple[int, int]:
+    """How often the server has used the generic plan of `sql` on this connection, and
+    how many custom plans it has made for it."""
+    raw = (await connection.get_raw_connection()).driver_connection
+    row = await raw.fetchrow(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+        sql,
+    )
+    assert row is not None, "not prepared on this connection"
+    return int(row["generic_plans"]), int(row["custom_plans"])
+
+
+async def test_priming_makes_the_generic_plan_and_counts_no_custom_one(
+    database_url: str,
+) -> None:
+    """The server keeps a statement's generic plan after its first five custom plans when
+    it costs no more than their average. Priming with NULLs must not add a sixth,
+    costless "custom plan" to that average (a condition on NULL folds to false), or the
+    server keeps planning every run long after.
+
+    Here the generic plan of a count over a group costs a little less than a real run's
+    custom plan with its planning. Primed the old way (NULLs planned as a custom plan),
+    the sixth run was still a custom plan; now priming builds the generic plan, and the
+    sixth run uses it."""
+    engine = create_engine(Settings(_env_file=None), database_url, pool_size=1, autocommit=True)  # type: ignore[call-arg]
+    on_driver = DriverConnections(engine)
+    # A table of this session only: the pool's one connection serves every step.
+    count_ahead = text(
+        "SELECT p, (SELECT count(*) FROM pg_temp.ranked o WHERE o.g = :g AND o.p > r.p) "
+        "FROM pg_temp.ranked r WHERE r.g = :g AND r.u = :u"
+    )
+    try:
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql(
+                "CREATE TEMP TABLE ranked (g bigint, u bigint, p int, PRIMARY KEY (g, u))"
+            )
+            await connection.exec_driver_sql(
+                "INSERT INTO ranked SELECT i % 50, i, i % 1000 FROM generate_series(1, 20000) i"
+            )
+            await connection.exec_driver_sql("ANALYZE ranked")
+            assert await on_driver.prime(connection, [count_ahead]) == []
+            sql = on_driver.compiled(count_ahead).sql
+            assert await _plans_here(connection, sql) == (1, 0)
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert await raw.fetchval("SHOW plan_cache_mode") == "auto"  # SET LOCAL only
+        for n in range(6):
+            async with on_driver() as conn:
+                assert len(list(await conn.execute(count_ahead, {"g": 3, "u": 103 + 50 * n}))) == 1
+        async with engine.connect() as connection:
+            # Five custom plans, then the generic plan.
+            assert await _plans_here(connection, sql) == (2, 5)
+    finally:
+        await engine.dispose()
+
+
 async def test_priming_executes_nothing(autocommit: AsyncEngine) -> None:
     """A primed statement is planned, not run: a sequence it would draw from (which no
     rollback would undo) is not drawn."""

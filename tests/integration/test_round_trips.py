@@ -26,7 +26,7 @@ from quizbot.models import SessionMode
 from quizbot.observability import count_statements
 from quizbot.repositories import QuestionRepository, SessionRepository
 from quizbot.resilience import BreakerState
-from quizbot.services.quiz import MESSAGE_FLUSHES, QuestionView, QuizFilters
+from quizbot.services.quiz import FINISH_STATEMENTS, MESSAGE_FLUSHES, QuestionView, QuizFilters
 from quizbot.services.stats import Period
 from tests.database import drop_database, migrated_database
 
@@ -191,9 +191,16 @@ async def test_a_finish_is_three_statements_in_one_transaction(
         given=question.answer,
     )
     sent.clear()
+    ran: list[str] = []
+    driver.listen(app.engine, lambda sql, _arguments: ran.append(sql))
     with count_statements(app.engine) as statements:
         summary = await app.quiz.finish(view.session_id)
     assert [p.user_id for p in summary.players] == [3]
+    # With their generic plans (FINISH_GENERIC_PLANS), set with the BEGIN: no round trip
+    # more. Each statement is one whose generic plan test_generic_plans.py checks.
+    assert ran[0] == driver.BEGIN_GENERIC_PLANS and ran[-1] == "COMMIT"
+    checked = {app.read_connections.compiled(s).sql for s in FINISH_STATEMENTS}
+    assert set(ran[1:-1]) <= checked
     # The end with the answers and their cards; the quiz counted for its players with
     # their new review cards and their achievements' progress; the awards. It was five
     # (the count, the progress and the cards apart), and seven before that (the
@@ -204,6 +211,27 @@ async def test_a_finish_is_three_statements_in_one_transaction(
     control = [q for q in control if q in ("BEGIN", "COMMIT", "ROLLBACK", "")]
     assert control == ["BEGIN", "COMMIT"]
     assert statements.count == 3
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"finish_generic_plans": False}, {"db_statement_cache_size": 0}, {"db_pgbouncer": True}],
+)
+async def test_a_finish_is_left_to_the_servers_plans_when_told_or_unprepared(
+    database_url: str, settings: dict[str, Any]
+) -> None:
+    """Switched off, or where every run is planned anyway (statements prepared anew at
+    each run), a quiz's end begins as any transaction."""
+    app = _app(database_url, **settings)
+    ran: list[str] = []
+    driver.listen(app.engine, lambda sql, _arguments: ran.append(sql))
+    try:
+        view = await _bootstrapped_quiz(app, channel_id=6, count=1)
+        ran.clear()
+        await app.quiz.finish(view.session_id)
+        assert ran[0] == driver.BEGIN and ran[-1] == "COMMIT"
+    finally:
+        await app.close()
 
 
 # One pooled connection: the bootstrap opens every connection of the pool, and each

@@ -1,12 +1,14 @@
-"""The answer writer's connections (answer batches and question messages) plan each
-statement once (ANSWER_GENERIC_PLANS): those generic plans must be the lookups the
-custom plans were, on data of some size.
+"""Where quizbot forces the server's generic plans, those plans must be the lookups
+the custom plans were, on data of some size: on the answer writer's connections
+(answer batches and question messages, ANSWER_GENERIC_PLANS), and in a quiz's end
+(FINISH_GENERIC_PLANS).
 
-PostgreSQL kept re-planning the writer's statements at almost every batch because
-their generic plans guess ten rows per array and so look dearer than a custom plan
-of a small batch (`quizbot.db.connect_args`). Forcing the generic plan is only sound
-if it still finds each row by key: a sequential scan or a hash over a whole table
-would cost every batch a pass over the members, the users or the answers.
+PostgreSQL kept re-planning those statements at almost every run because they take
+their rows as arrays: a generic plan guesses ten rows per array and so looks dearer
+than a custom plan of a short array (`quizbot.db.connect_args`). Forcing the generic
+plan is only sound if it still finds each row by key: a sequential scan or a hash over
+a whole table would cost every batch, or every quiz's end, a pass over the members,
+the users or the answers.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 import asyncpg
 import pytest
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import Executable
 
 from bench.config import SCALES
 from bench.dataset import seed
@@ -30,6 +33,7 @@ from quizbot.db import connect_args
 from quizbot.db_admin import asyncpg_args
 from quizbot.driver import ANSWER_POOL, compile_for_driver, statements_at_start
 from quizbot.services import answer_batch
+from quizbot.services.quiz import FINISH_STATEMENTS
 from tests.database import drop_database, migrated_database
 
 # Enough rows that a scan of a whole table costs far more than the batch's lookups,
@@ -46,6 +50,7 @@ KEYED_TABLES = (
     "member_daily_points",
     "member_period_points",
     "user_achievements",
+    "review_cards",
 )
 
 
@@ -60,17 +65,19 @@ async def sized_database() -> AsyncIterator[str]:
         await drop_database(url)
 
 
-def _writer_statements() -> list[tuple[str, str]]:
-    """(name, SQL as sent) of every statement run on the answer writer's connections:
-    those primed on its pool (the answers' fast path, the awards, the messages'
-    update), and the answers' locked path's two."""
+def _named(statements: Iterable[Executable]) -> list[tuple[str, str]]:
+    """(name, SQL as sent) of each statement."""
     dialect = postgresql.asyncpg.dialect()  # type: ignore[attr-defined]
-    statements = [*statements_at_start(ANSWER_POOL), *answer_batch.LOCKED_PATH_STATEMENTS]
     named = []
     for statement in statements:
         sql = compile_for_driver(statement, dialect).sql
         named.append((" ".join(sql.split())[:60], sql))
     return named
+
+
+# Every statement run on the answer writer's connections: those primed on its pool (the
+# answers' fast path, the awards, the messages' update), and the answers' locked path's two.
+WRITER_STATEMENTS = (*statements_at_start(ANSWER_POOL), *answer_batch.LOCKED_PATH_STATEMENTS)
 
 
 async def _generic_plan(conn: asyncpg.Connection, name: str, sql: str) -> dict[str, Any]:
@@ -103,35 +110,49 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 _BY_INDEX = frozenset({"Index Scan", "Index Only Scan", "Bitmap Heap Scan"})
 
 
-async def test_the_writers_generic_plans_look_rows_up_by_key(sized_database: str) -> None:
-    settings = Settings(_env_file=None, database_url=sized_database)  # type: ignore[call-arg]
+async def _tables_read_by_key(url: str, statements: Iterable[Executable]) -> set[str]:
+    """Check that the generic plan of each statement reaches the keyed tables only by
+    index; return the keyed tables they read."""
+    settings = Settings(_env_file=None, database_url=url)  # type: ignore[call-arg]
     args = connect_args(settings, generic_plans=True)
-    conn = await asyncpg.connect(
-        **asyncpg_args(sized_database), server_settings=args["server_settings"]
-    )
+    conn = await asyncpg.connect(**asyncpg_args(url), server_settings=args["server_settings"])
     try:
         assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
-        statements = _writer_statements()
-        assert len(statements) == 6
         read: set[str] = set()
-        for index, (label, sql) in enumerate(statements):
-            plan = await _generic_plan(conn, f"writer_{index}", sql)
-            nodes = list(_nodes(plan))
+        for index, (label, sql) in enumerate(_named(statements)):
+            plan = await _generic_plan(conn, f"checked_{index}", sql)
             # A generic plan keeps the parameters ($n) where a custom one has values.
             assert re.search(r"\$\d", json.dumps(plan)), label
-            for node in nodes:
+            for node in _nodes(plan):
                 table = node.get("Relation Name")
                 if table not in KEYED_TABLES or node["Node Type"] == "ModifyTable":
                     continue  # the target of an INSERT or UPDATE, found by the rows below
                 read.add(table)
                 assert node["Node Type"] in _BY_INDEX, (label, table, node["Node Type"])
-        # The check saw the tables the batches look rows up in.
-        assert {"guild_members", "users", "answers", "quiz_sessions"} <= read, read
+        return read
     finally:
         await conn.close()
 
 
+async def test_the_writers_generic_plans_look_rows_up_by_key(sized_database: str) -> None:
+    assert len(WRITER_STATEMENTS) == 6
+    read = await _tables_read_by_key(sized_database, WRITER_STATEMENTS)
+    # The check saw the tables the batches look rows up in.
+    assert {"guild_members", "users", "answers", "quiz_sessions"} <= read, read
+
+
+async def test_a_quiz_ends_generic_plans_look_rows_up_by_key(sized_database: str) -> None:
+    """`QuizService.finish`'s statements (`FINISH_STATEMENTS`; that the list is whole is
+    checked where a finish's statements are counted, `test_round_trips.py`)."""
+    assert len(FINISH_STATEMENTS) == 5
+    read = await _tables_read_by_key(sized_database, FINISH_STATEMENTS)
+    assert {"guild_members", "answers", "quiz_sessions", "member_daily_points"} <= read, read
+
+
 async def test_only_the_writers_pool_forces_generic_plans(database_url: str) -> None:
+    """On every connection: the main pool's are left to the server (`auto`), whose
+    statements include some whose best plan depends on their values (a board's page
+    after a cursor: its custom plan seeks to the cursor in the index)."""
     app = App.create(_settings(), database_url)
     off = App.create(_settings(answer_generic_plans=False), database_url)
     uncached = App.create(_settings(db_statement_cache_size=0), database_url)
