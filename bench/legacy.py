@@ -112,30 +112,57 @@ class LegacyDriver:
             raise LookupError(f"question {question_id} not found")
         return row
 
+    def _register(self, tx: Tx, m: Member) -> None:
+        """Register guild, user and member: look first, insert if missing."""
+        if tx.fetchone("SELECT 1 FROM guilds WHERE guild_id = %s", (m.guild_id,)) is None:
+            tx.execute(
+                "INSERT INTO guilds (guild_id, name) VALUES (%s, %s)",
+                (m.guild_id, f"Guild {m.guild_id}"),
+            )
+        if tx.fetchone("SELECT 1 FROM users WHERE user_id = %s", (m.user_id,)) is None:
+            tx.execute("INSERT INTO users (user_id, name) VALUES (%s, %s)", (m.user_id, m.name))
+        if (
+            tx.fetchone(
+                "SELECT 1 FROM guild_members WHERE guild_id = %s AND user_id = %s",
+                (m.guild_id, m.user_id),
+            )
+            is None
+        ):
+            tx.execute(
+                "INSERT INTO guild_members (guild_id, user_id, display_name) VALUES (%s, %s, %s)",
+                (m.guild_id, m.user_id, m.name),
+            )
+
+    def _timer(self, tx: Tx, guild_id: int) -> int:
+        settings = tx.fetchone("SELECT settings FROM guilds WHERE guild_id = %s", (guild_id,))
+        return int((settings[0] if settings else {}).get("timer", 30))
+
+    def _open(
+        self, tx: Tx, m: Member, channel_id: int, mode: str, chosen: list[int], timer: int
+    ) -> int:
+        """Insert the session; read its first question to show it."""
+        row = tx.fetchone(
+            "INSERT INTO quiz_sessions (guild_id, channel_id, user_id, mode, status, "
+            "difficulty, question_ids, position, time_limit, question_started_at) "
+            "VALUES (%s, %s, %s, %s, 'active', 'mixed', %s, 0, %s, now()) RETURNING id",
+            (m.guild_id, channel_id, m.user_id, mode, chosen, timer),
+        )
+        assert row is not None
+        self._question(tx, chosen[0])
+        return int(row[0])
+
+    def _posted(self, session_id: int) -> None:
+        """The game posts the question, then remembers its message."""
+        with self.db.transaction() as tx:
+            tx.execute(
+                "UPDATE quiz_sessions SET message_id = %s WHERE id = %s",
+                (session_id * 64, session_id),
+            )
+
     async def start(self, m: Member, channel_id: int, mode: str, count: int) -> Shown:
         with self.db.transaction() as tx:
-            # Register guild, user and member: look first, insert if missing.
-            if tx.fetchone("SELECT 1 FROM guilds WHERE guild_id = %s", (m.guild_id,)) is None:
-                tx.execute(
-                    "INSERT INTO guilds (guild_id, name) VALUES (%s, %s)",
-                    (m.guild_id, f"Guild {m.guild_id}"),
-                )
-            if tx.fetchone("SELECT 1 FROM users WHERE user_id = %s", (m.user_id,)) is None:
-                tx.execute("INSERT INTO users (user_id, name) VALUES (%s, %s)", (m.user_id, m.name))
-            if (
-                tx.fetchone(
-                    "SELECT 1 FROM guild_members WHERE guild_id = %s AND user_id = %s",
-                    (m.guild_id, m.user_id),
-                )
-                is None
-            ):
-                tx.execute(
-                    "INSERT INTO guild_members (guild_id, user_id, display_name) "
-                    "VALUES (%s, %s, %s)",
-                    (m.guild_id, m.user_id, m.name),
-                )
-            settings = tx.fetchone("SELECT settings FROM guilds WHERE guild_id = %s", (m.guild_id,))
-            timer = int((settings[0] if settings else {}).get("timer", 30))
+            self._register(tx, m)
+            timer = self._timer(tx, m.guild_id)
             pool = [
                 r[0]
                 for r in tx.fetchall(
@@ -154,20 +181,31 @@ class LegacyDriver:
             }
             fresh = [q for q in pool if q not in seen] or pool
             chosen = fresh[: max(count, 1)] if len(fresh) <= count else _sample(fresh, count)
-            row = tx.fetchone(
-                "INSERT INTO quiz_sessions (guild_id, channel_id, user_id, mode, status, "
-                "difficulty, question_ids, position, time_limit, question_started_at) "
-                "VALUES (%s, %s, %s, %s, 'active', 'mixed', %s, 0, %s, now()) RETURNING id",
-                (m.guild_id, channel_id, m.user_id, mode, chosen, timer),
-            )
-            assert row is not None
-            self._question(tx, chosen[0])
-        # The game posts the question, then remembers its message.
+            session_id = self._open(tx, m, channel_id, mode, chosen, timer)
+        self._posted(session_id)
+        return Shown(session_id, chosen[0], 0)
+
+    async def review(self, m: Member, channel_id: int, count: int) -> Shown | None:
         with self.db.transaction() as tx:
-            tx.execute(
-                "UPDATE quiz_sessions SET message_id = %s WHERE id = %s", (int(row[0]) * 64, row[0])
-            )
-        return Shown(int(row[0]), chosen[0], 0)
+            timer = self._timer(tx, m.guild_id)
+            due = [
+                r[0]
+                for r in tx.fetchall(
+                    "SELECT rc.question_id FROM review_cards rc "
+                    "JOIN questions q ON q.id = rc.question_id "
+                    "WHERE rc.user_id = %s AND rc.due <= now() AND q.enabled "
+                    "AND (q.guild_id IS NULL OR q.guild_id = %s) ORDER BY rc.due LIMIT %s",
+                    (m.user_id, m.guild_id, count),
+                )
+            ]
+            if not due:
+                # The reply says when the next review is due.
+                tx.fetchone("SELECT min(due) FROM review_cards WHERE user_id = %s", (m.user_id,))
+                return None
+            self._register(tx, m)
+            session_id = self._open(tx, m, channel_id, "solo", due, timer)
+        self._posted(session_id)
+        return Shown(session_id, due[0], 0)
 
     async def answer(self, m: Member, session_id: int, question_id: int, given: str) -> Ack | None:
         with self.db.transaction() as tx:

@@ -26,6 +26,7 @@ from quizbot import driver
 from quizbot.app import App
 from quizbot.config import Settings
 from quizbot.db import IdleAwarePing
+from quizbot.errors import NothingDueError
 from quizbot.models import SessionMode
 from quizbot.runtime import tune_garbage_collector
 from quizbot.services.answer_batch import PendingAnswer
@@ -187,6 +188,22 @@ class QuizbotDriver:
             filters=QuizFilters(count=count),
         )
         # The game posts the question, then remembers its message (Game._show).
+        await self._set_message(view.session_id, 0)
+        return Shown(view.session_id, view.question_id, view.position)
+
+    async def review(self, m: Member, channel_id: int, count: int) -> Shown | None:
+        try:
+            view = await self.app.review.start(
+                guild_id=m.guild_id,
+                guild_name=f"Guild {m.guild_id}",
+                channel_id=channel_id,
+                user_id=m.user_id,
+                display_name=m.name,
+                count=count,
+            )
+        except NothingDueError:
+            return None  # the member is told when their next review is due
+        # The game posts the question, then remembers its message, as for any quiz.
         await self._set_message(view.session_id, 0)
         return Shown(view.session_id, view.question_id, view.position)
 

@@ -262,7 +262,7 @@ class Replayer:
                                     if unit.committed is not None:
                                         inv.tx += 2  # BEGIN and COMMIT (or ROLLBACK)
                                     replies = await self._unit(conn, unit)
-                                    if action.name == "start":
+                                    if action.name in ("start", "review"):
                                         self._remember_session(action, unit.statements, replies)
                             finally:
                                 inv.held_s += time.perf_counter() - taken

@@ -174,7 +174,7 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
         )
 
     if qb and legacy:
-        for command in ("answer", "start", "stats", "leaderboard", "leaderboard_week"):
+        for command in ("answer", "start", "review", "stats", "leaderboard", "leaderboard_week"):
             load = common_command_stage(qb, legacy, command)
             sq, sl = stage_at(qb, load or -1), stage_at(legacy, load or -1)
             old, new = _cmd(sl, command, "p95_ms"), _cmd(sq, command, "p95_ms")
@@ -195,7 +195,7 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
                 f"{_fmt(old)} → {_fmt(new)} ms ({_change(red)})",
                 _verdict(None if red is None else red >= 90),
             )
-        for command in ("stats", "leaderboard", "answer", "start", "finish"):
+        for command in ("stats", "leaderboard", "answer", "start", "review", "finish"):
             load = common_command_stage(qb, legacy, command)
             sq, sl = stage_at(qb, load or -1), stage_at(legacy, load or -1)
             old, new = _round_trips(sl, command), _round_trips(sq, command)
@@ -629,7 +629,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         f"{scale['think_ms']} ms ±50 %; {scale['questions_per_quiz']} questions per quiz; half "
         f"of the players in channel quizzes of {scale['burst_size']} members who all answer "
         "each question within a burst window (1 s, or 2× the think time if shorter), the "
-        "other half solo. Latency counts from the click, so time waiting for a blocked event "
+        "other half solo (every third of their quizzes a `/review` of their due questions). "
+        "Latency counts from the click, so time waiting for a blocked event "
         "loop is included. Before the first stage an unrecorded warm-up (up to 3 s at the "
         "first stage's load) fills pools and caches as in a running bot. A variant stops "
         f"ramping when a stage's p95 over all commands exceeds {cfg['give_up_p95_s']} s.",

@@ -39,6 +39,7 @@ CHANNEL_SHARE = 0.5
 CORRECT_RATE = 0.6
 COMMANDS = (
     "start",
+    "review",
     "answer",
     "advance",
     "finish",
@@ -84,6 +85,10 @@ class Driver(Protocol):
     """The commands of one variant; each call is one user event (one unit of work)."""
 
     async def start(self, m: Member, channel_id: int, mode: str, count: int) -> Shown: ...
+
+    async def review(self, m: Member, channel_id: int, count: int) -> Shown | None:
+        """A solo quiz of the member's questions due for review; None when none is due."""
+        ...
 
     async def answer(
         self, m: Member, session_id: int, question_id: int, given: str
@@ -298,18 +303,15 @@ class Stage:
         self.trace.groups.append(trace)
         channel = CHANNEL_BASE + self.stage_index * 1_000_000 + player
         loops = 0
+        count = self.scale.questions_per_quiz
         while not self.stopped():
-            (shown,) = await self._step(
-                trace,
-                [
-                    (
-                        self._think(),
-                        "start",
-                        partial(d.start, m, channel, "solo", self.scale.questions_per_quiz),
-                        None,
-                    )
-                ],
-            )
+            # Every third quiz of a solo player is a review of their due questions.
+            call: Callable[[], Awaitable[Shown | None]]
+            if loops % 3 == 1:
+                name, call = "review", partial(d.review, m, channel, count)
+            else:
+                name, call = "start", partial(d.start, m, channel, "solo", count)
+            (shown,) = await self._step(trace, [(self._think(), name, call, None)])
             if shown is not None:
                 await self._play_quiz(trace, shown, [m], burst=False)
             if self.stopped():

@@ -23,6 +23,11 @@ class InvalidInputError(QuizbotError):
     """Input from a user or a file is malformed; the message says where and why."""
 
 
+class NothingDueError(InvalidInputError):
+    """A review was asked for while none of the member's questions is due; the message
+    says when the next one will be."""
+
+
 class DatabaseUnavailableError(QuizbotError):
     """The database cannot be reached (or the pool is exhausted); try again shortly."""
 

@@ -7,7 +7,7 @@ import datetime as dt
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from quizbot.errors import InvalidInputError
+from quizbot.errors import InvalidInputError, NothingDueError
 from quizbot.models import SessionMode
 from quizbot.repositories import NewSession
 from quizbot.repositories.reviews import ReviewRepository
@@ -76,8 +76,8 @@ class ReviewService:
             The first question.
 
         Raises:
-            InvalidInputError: nothing is due (the message says when something will be),
-                or `count` is out of range.
+            NothingDueError: nothing is due (the message says when something will be).
+            InvalidInputError: `count` is out of range, or quizzes are off in the channel.
             ActiveSessionError: the member already has a quiz running in this channel.
         """
         if not 1 <= count <= MAX_REVIEW_QUESTIONS:
@@ -93,7 +93,7 @@ class ReviewService:
             )
             if not question_ids:
                 _, next_due = await reviews.due_summary(user_id=user_id, guild_id=guild_id, now=now)
-                raise InvalidInputError(_nothing_due(next_due, now))
+                raise NothingDueError(_nothing_due(next_due, now))
         return await self._quiz.open_session(
             NewSession(
                 guild_id=guild_id,

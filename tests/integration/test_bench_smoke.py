@@ -129,7 +129,7 @@ def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]
             assert stage["all"]["count"] > 0
             for command, c in stage["commands"].items():
                 commands.setdefault(command, []).append(c)
-        for command in ("start", "answer", "finish", "stats", "leaderboard"):
+        for command in ("start", "review", "answer", "finish", "stats", "leaderboard"):
             assert command in commands, (name, command)
     qb_stages = by_name["quizbot-traced"]["stages"]
     for stage in [*by_name["quizbot"]["stages"], *qb_stages]:
@@ -162,7 +162,7 @@ def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]
     # The replay runs exactly the statements quizbot issued, each batch once.
     for q, r in zip(qb_stages, by_name["raw"]["stages"], strict=True):
         # (Start and advance include their shares of the message batches.)
-        for command in ("answer", "stats", "start", "advance"):
+        for command in ("answer", "stats", "start", "review", "advance"):
             assert r["commands"][command]["statements_mean"] == pytest.approx(
                 q["commands"][command]["statements_mean"]
             ), command
@@ -170,7 +170,7 @@ def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]
             assert r["batches"][key] == q["batches"][key], key
         # ... and sends them as quizbot did: BEGIN/COMMIT only where quizbot had them
         # (a start is one statement in autocommit, a finish one transaction).
-        for command in ("start", "finish", "stats"):
+        for command in ("start", "review", "finish", "stats"):
             assert r["commands"][command]["tx_mean"] == pytest.approx(
                 q["commands"][command]["tx_mean"]
             ), command
@@ -178,7 +178,7 @@ def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]
     # longer than the commands took.
     for name in ("quizbot", "raw", "legacy"):
         for stage in by_name[name]["stages"]:
-            for command in ("start", "finish"):
+            for command in ("start", "review", "finish"):
                 c = stage["commands"][command]
                 assert 0 < c["held_mean_ms"] <= c["mean_ms"], (name, command)
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 
 from quizbot import models
 from quizbot.cache import QuizCache
-from quizbot.errors import ActiveSessionError, InvalidInputError
+from quizbot.errors import ActiveSessionError, InvalidInputError, NothingDueError
 from quizbot.observability import count_statements
 from quizbot.repositories import AchievementRepository
 from quizbot.services.achievements import catalogue_rows
@@ -129,10 +129,13 @@ async def test_a_repeated_finish_schedules_nothing_again(
 
 async def test_nothing_to_review_says_why(services: tuple[QuizService, ReviewService]) -> None:
     quiz, review = services
-    with pytest.raises(InvalidInputError, match="play a quiz first"):
+    # Its own class (an invalid input to the cog, which shows the message), so that a
+    # caller can tell "nothing due" from a bad request.
+    assert issubclass(NothingDueError, InvalidInputError)
+    with pytest.raises(NothingDueError, match="play a quiz first"):
         await _start_review(review)
     await quiz.finish(await _play(quiz, ["Alpha"]))
-    with pytest.raises(InvalidInputError, match="next review is due in about"):
+    with pytest.raises(NothingDueError, match="next review is due in about"):
         await _start_review(review)
 
 
