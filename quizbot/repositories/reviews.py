@@ -97,13 +97,6 @@ class ReviewRepository(Repository[ReviewCard]):
             )
         )
 
-    async def due_question_ids(
-        self, *, user_id: int, guild_id: int, now: dt.datetime, limit: int
-    ) -> list[int]:
-        """Questions due for a member in a guild, most overdue first."""
-        stmt = self._visible_due(user_id, guild_id, now).order_by(ReviewCard.due).limit(limit)
-        return list((await self.session.scalars(stmt)).all())
-
     async def due_summary(
         self, *, user_id: int, guild_id: int, now: dt.datetime
     ) -> tuple[int, dt.datetime | None]:

@@ -194,19 +194,23 @@ _ANSWERS_OF = text(
 ).columns(*_ANSWER_TYPES)
 
 
-def _start_sql(questions: str, draw_ctes: str = "") -> str:
+def _start_sql(questions: str, draw_ctes: str = "", *, only_if: str | None = None) -> str:
     """A quiz's start in one statement: the guild, user and member rows are created if
-    missing, then the session, whose questions are the SQL expression `questions`.
+    missing, then the session, whose questions are the SQL expression `questions`
+    (with `only_if`, only when that condition holds: no row is returned otherwise).
 
     The foreign keys are checked at the statement's end, so they see the rows the CTEs
     inserted; a conflict with a running quiz undoes it all.
     """
+    row = f"""
+        :guild_id, :channel_id, :user_id, :mode, :topic, :category, :difficulty,
+        {questions}, :time_limit, :question_started_at"""
+    source = f"VALUES ({row})" if only_if is None else f"SELECT {row} WHERE {only_if}"
     return f"""
     WITH {ENSURE_MEMBER_CTES}{draw_ctes}
     INSERT INTO quiz_sessions (guild_id, channel_id, user_id, mode, topic, category,
                                difficulty, question_ids, time_limit, question_started_at)
-    VALUES (:guild_id, :channel_id, :user_id, :mode, :topic, :category, :difficulty,
-            {questions}, :time_limit, :question_started_at)
+    {source}
     RETURNING {_SESSION_COLUMNS}
     """
 
@@ -237,11 +241,32 @@ _START_DRAWING = text(
     _start_sql("ARRAY(SELECT id FROM drawn ORDER BY last NULLS FIRST, ord)", _DRAW_CTES)
 ).columns(*_SESSIONS.c)
 
+# A review's questions taken by its start's statement (`DueReviews`): one round trip
+# where reading the due cards first took two. The cards `ReviewRepository.due_summary`
+# counts as due (the index on (user_id, due) finds them).
+_DUE_CTES = """,
+    due AS (
+        SELECT rc.question_id, rc.due FROM review_cards rc
+        JOIN questions q ON q.id = rc.question_id
+        WHERE rc.user_id = :user_id AND rc.due <= :now AND q.enabled
+          AND (q.guild_id IS NULL OR q.guild_id = :guild_id)
+        ORDER BY rc.due, rc.question_id
+        LIMIT :count
+    )"""
+_START_REVIEW = text(
+    _start_sql(
+        "ARRAY(SELECT question_id FROM due ORDER BY due, question_id)",
+        _DUE_CTES,
+        only_if="EXISTS (SELECT FROM due)",
+    )
+).columns(*_SESSIONS.c)
+
 # A quiz's start, moves, messages and end run on the driver (`QuizService`); the
 # messages on the answer writer's connections in the app (the main pool's without it).
 prime_at_start(
     _START,
     _START_DRAWING,
+    _START_REVIEW,
     _ADVANCE,
     _ADVANCE_REVEALING,
     _REVEALED,
@@ -280,6 +305,16 @@ class QuestionDraw:
 
 
 @dataclass(frozen=True)
+class DueReviews:
+    """A review's questions, taken by its start's statement: the member's cards due by
+    `now` whose questions the guild can ask (the shared bank and its own, enabled),
+    most overdue first, at most `count`. Nothing is started when none is due."""
+
+    count: int
+    now: dt.datetime
+
+
+@dataclass(frozen=True)
 class NewSession:
     """A quiz about to start: where, who, and the questions chosen for it."""
 
@@ -289,7 +324,8 @@ class NewSession:
     user_id: int
     display_name: str
     mode: SessionMode
-    questions: list[int] | QuestionDraw  # the ids, or what the start's statement draws
+    # The ids, or what the start's statement draws or takes.
+    questions: list[int] | QuestionDraw | DueReviews
     time_limit: int
     question_started_at: dt.datetime
     topic: str | None = None
@@ -313,14 +349,16 @@ class SessionRepository(Repository[QuizSession]):
             await self.orm.flush()
         return session_row
 
-    async def start(self, new: NewSession) -> Row[Any]:
+    async def start(self, new: NewSession) -> Row[Any] | None:
         """Insert a running session, creating its guild, user and member if missing.
 
         One statement (atomic on its own, so it may run in autocommit). The questions
-        are the ids `new.questions` names, or, for a `QuestionDraw`, drawn by the statement.
+        are the ids `new.questions` names, or, for a `QuestionDraw`, drawn by the
+        statement, or, for `DueReviews`, the member's due cards taken by it.
 
         Returns:
-            The new session's row.
+            The new session's row; None for `DueReviews` when nothing was due (the
+            member's rows are still created or renamed, as by any command of theirs).
 
         Raises:
             ActiveSessionError: a quiz is already running there (nothing is written).
@@ -345,10 +383,13 @@ class SessionRepository(Repository[QuizSession]):
             statement = _START_DRAWING
             draw = new.questions
             params.update(candidates=draw.candidates, count=draw.count, window=draw.window)
+        elif isinstance(new.questions, DueReviews):
+            statement = _START_REVIEW
+            params.update(count=new.questions.count, now=new.questions.now)
         else:
             params.update(question_ids=new.questions)
         with translate_integrity_errors(dict(_ACTIVE_CONFLICTS)):
-            return (await self.session.execute(statement, params)).one()
+            return (await self.session.execute(statement, params)).one_or_none()
 
     async def active_in_channel(self, *, channel_id: int) -> list[QuizSession]:
         """Running sessions in a channel."""

@@ -11,6 +11,7 @@ from quizbot.errors import InvalidInputError, NothingDueError
 from quizbot.models import SessionMode
 from quizbot.repositories import NewSession
 from quizbot.repositories.reviews import ReviewRepository
+from quizbot.repositories.sessions import DueReviews
 from quizbot.services.quiz import QuestionView, QuizService
 
 REVIEW_TOPIC = "Review"
@@ -86,15 +87,10 @@ class ReviewService:
         settings = await self._quiz.settings.get(guild_id)
         if settings.channels and channel_id not in settings.channels:
             raise InvalidInputError("quizzes are not enabled in this channel")
-        async with self._reads() as session:
-            reviews = ReviewRepository(session=session)
-            question_ids = await reviews.due_question_ids(
-                user_id=user_id, guild_id=guild_id, now=now, limit=count
-            )
-            if not question_ids:
-                _, next_due = await reviews.due_summary(user_id=user_id, guild_id=guild_id, now=now)
-                raise NothingDueError(_nothing_due(next_due, now))
-        return await self._quiz.open_session(
+        # One statement takes the due questions and starts the quiz (it was two: the
+        # due cards were read first). Only when nothing is due is a second one needed,
+        # to say when something will be.
+        view = await self._quiz.open_session(
             NewSession(
                 guild_id=guild_id,
                 guild_name=guild_name,
@@ -102,12 +98,16 @@ class ReviewService:
                 user_id=user_id,
                 display_name=display_name,
                 mode=SessionMode.SOLO,
-                questions=list(question_ids),
+                questions=DueReviews(count=count, now=now),
                 time_limit=settings.timer,
                 question_started_at=now,
                 topic=REVIEW_TOPIC,
             )
         )
+        if view is None:
+            _, next_due = await self.due(guild_id=guild_id, user_id=user_id, now=now)
+            raise NothingDueError(_nothing_due(next_due, now))
+        return view
 
 
 def _nothing_due(next_due: dt.datetime | None, now: dt.datetime) -> str:

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from quizbot import models
@@ -199,3 +199,41 @@ async def test_another_guilds_own_questions_are_not_reviewed_here(
     due_here, _ = await review.due(guild_id=GUILD, user_id=ALICE, now=far)
     due_there, _ = await review.due(guild_id=OTHER_GUILD, user_id=ALICE, now=far)
     assert (due_here, due_there) == (1, 2)
+    # The review's own statement takes the same cards: the private question is the most
+    # overdue of Alice's, but not one this guild can ask.
+    view = await _start_review(review, now=far)
+    row = await session.get(models.QuizSession, view.session_id, populate_existing=True)
+    assert row is not None and private.id not in row.question_ids and len(row.question_ids) == 1
+
+
+async def test_a_review_starts_in_one_statement_and_nothing_due_starts_nothing(
+    services: tuple[QuizService, ReviewService], session: AsyncSession, connection: AsyncConnection
+) -> None:
+    quiz, review = services
+    await quiz.finish(await _play(quiz, ["Alpha", "Beta"]))
+    cards = await _cards(session)
+    await quiz.settings.get(GUILD)  # the guild's settings are cached, as in a running bot
+    before = await _sessions(session)
+    early = cards[0].due - dt.timedelta(seconds=1)
+    with (
+        count_statements(connection) as log,
+        pytest.raises(NothingDueError, match="next review is due"),
+    ):
+        await _start_review(review, now=early)
+    # The start's statement found nothing due and inserted nothing; the reply's
+    # "when" is a second read.
+    assert len(log.statements) == 2
+    assert await _sessions(session) == before
+    with count_statements(connection) as log:
+        view = await _start_review(review, now=cards[-1].due)
+    assert len(log.statements) == 1  # the due cards, the member and the session
+    assert view.total == 2 and await _sessions(session) == before + 1
+
+
+async def _sessions(session: AsyncSession) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(models.QuizSession)
+        .where(models.QuizSession.user_id == ALICE)
+    )
+    return int(count or 0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -594,6 +595,15 @@ async def test_the_hot_units_find_their_statements_prepared(database_url: str) -
             filters=QuizFilters(topic=topic, count=2),
         )
         await app.quiz.advance(solo.session_id, solo.position)
+        # A review of the channel quiz's questions, once they are due.
+        await app.review.start(
+            guild_id=93,
+            guild_name="g",
+            channel_id=932,
+            user_id=931,
+            display_name="a",
+            now=dt.datetime.now(dt.UTC) + dt.timedelta(days=3650),
+        )
         await app.stats.member_stats(guild_id=93, user_id=931)
         for guild_id in (93, None):
             for period in Period:
