@@ -94,7 +94,7 @@ def connect_args(settings: Settings, *, generic_plans: bool = False) -> dict[str
         # (pg_prepared_statements, 2026-12-07); so had the question messages' update on
         # the main pool (2,981 custom, none generic), which the writer now runs too.
         # Their generic plans look rows up by index as the custom ones do
-        # (tests/integration/test_answer_plans.py), and forcing them
+        # (tests/integration/test_generic_plans.py), and forcing them
         # took a batch's flush from 4.9-5.5 to 3.4-4.2 ms at the benchmark's low loads
         # and from 7.7-11.9 to 4.6-8.9 ms at 1,000 players (docs/performance.md). A
         # statement prepared anew at every run (`statements_stay_prepared` false) is

@@ -440,7 +440,7 @@ _BATCH_AWARD = text(
 prime_at_start(_BATCH_CONTEXT_READ, _BATCH_RECORD_GUARDED, pools=(ANSWER_POOL,))
 # The locked path's statements (`_write_locked`), run in ORM sessions on the same
 # connections when the fast path finds rows moved: rare, so not primed, but planned as
-# the others there (`tests/integration/test_answer_plans.py`).
+# the others there (`tests/integration/test_generic_plans.py`).
 LOCKED_PATH_STATEMENTS = (_BATCH_CONTEXT, _BATCH_RECORD)
 # What `award_achievements` runs (for a batch, and at a quiz's end).
 AWARD_STATEMENTS = (_BATCH_AWARD,)

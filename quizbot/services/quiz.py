@@ -459,7 +459,7 @@ class QuizService:
             commit together and return rows, not mapped objects):
             `DriverConnections.transaction` in the app, with generic plans
             (FINISH_GENERIC_PLANS), so each statement `finish` runs must be one whose
-            generic plan is checked (`tests/integration/test_answer_plans.py`).
+            generic plan is checked (`tests/integration/test_generic_plans.py`).
             Default: `sessionmaker`, in a transaction.
         message_statements: autocommit connections for the question messages' batches
             (`set_message`): the app passes the answer writer's, whose connections plan
