@@ -6,9 +6,10 @@ plan describes the old code (its "Critical Issues Identified"):
 1. psycopg2 with a `ThreadedConnectionPool(1, 10)` behind an `AsyncConnectionWrapper`
    whose methods are `async def` but call the blocking driver directly, so every
    query stops the event loop for its whole round trip;
-2. one query per item (the N+1 pattern) for stats, leaderboard names and reveals;
-3. none of the composite indexes (the runner drops `dataset.HOT_INDEXES` on this
-   variant's copy of the database);
+2. one query per item (the N+1 pattern) for stats, leaderboard names, reveals and
+   the review cards a quiz's end schedules;
+3. none of the hot indexes (the runner drops `dataset.HOT_INDEXES` on this variant's
+   copy of the database; the schema's other indexes stay);
 4. a temporary table per batch update;
 5. no cache: every read goes to the database.
 
@@ -361,6 +362,29 @@ class LegacyDriver:
                 (ended[0],),
             )
             tx.execute("DROP TABLE tmp_quiz_updates")
+            # Each answer's review card (spaced repetition), one statement per card, so
+            # that reviews use up due cards as in quizbot (a simple schedule: three
+            # days after a right answer, ten minutes after a wrong one).
+            for user_id, question_id, correct in tx.fetchall(
+                "SELECT user_id, question_id, correct FROM answers WHERE session_id = %s",
+                (session_id,),
+            ):
+                tx.execute(
+                    "INSERT INTO review_cards (user_id, question_id, due, stability, "
+                    "difficulty, reps, lapses, last_review) VALUES (%s, %s, now() + "
+                    "%s * interval '1 day' + interval '10 minutes', %s, 5, 1, %s, now()) "
+                    "ON CONFLICT (user_id, question_id) DO UPDATE SET due = excluded.due, "
+                    "stability = excluded.stability, reps = review_cards.reps + 1, "
+                    "lapses = review_cards.lapses + excluded.lapses, "
+                    "last_review = excluded.last_review",
+                    (
+                        user_id,
+                        question_id,
+                        3 if correct else 0,
+                        4 if correct else 1,
+                        0 if correct else 1,
+                    ),
+                )
 
     async def stats(self, m: Member) -> None:
         g, u = m.guild_id, m.user_id

@@ -142,8 +142,8 @@ async def _transaction(conn: Any, *, generic_plans: bool) -> AsyncIterator[None]
         async with conn.transaction():
             yield
         return
-    await conn.execute(driver.BEGIN_GENERIC_PLANS)
     try:
+        await conn.execute(driver.BEGIN_GENERIC_PLANS)
         yield
     except BaseException:
         if not conn.is_closed():

@@ -417,6 +417,10 @@ class DriverUnit:
             try:
                 await self._connection.control(self._begin)
             except BaseException as error:
+                if fairy.is_valid and self._connection.in_transaction:
+                    # The BEGIN ran but what was sent with it failed: an aborted
+                    # transaction that SQLAlchemy's reset on return would not end.
+                    fairy.invalidate(error if isinstance(error, Exception) else None)
                 await settle_after(greenlet_spawn(fairy.close), breaker, error)
                 raise
         return self._connection

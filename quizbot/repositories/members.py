@@ -160,25 +160,35 @@ ONE_ANSWER_PERIOD_POINTS = add_period_points_sql(
 # taken before the user's, forced by `u` reading `m` (the order of a statement's CTEs
 # is otherwise unspecified), because every other writer takes members before users:
 # the other order could deadlock with an answer batch of the same member.
-ENSURE_MEMBER_CTES = """
+def ensure_member_ctes(only_if: str | None = None) -> str:
+    """`g`, `m` and `u`; parameters :guild_id, :guild_name, :user_id, :display_name.
+    With `only_if` (an SQL condition on earlier CTEs), each writes only when it holds.
+    The foreign keys are checked at the end of the statement, so the order of the
+    inserts does not matter to them."""
+    when = "" if only_if is None else f" AND {only_if}"
+
+    def row(columns: str) -> str:
+        return f"VALUES ({columns})" if only_if is None else f"SELECT {columns} WHERE {only_if}"
+
+    return f"""
     g AS (
-        INSERT INTO guilds (guild_id, name) VALUES (:guild_id, :guild_name)
+        INSERT INTO guilds (guild_id, name) {row(":guild_id, :guild_name")}
         ON CONFLICT (guild_id) DO NOTHING
     ), m AS (
         INSERT INTO guild_members (guild_id, user_id, display_name)
-        VALUES (:guild_id, :user_id, :display_name)
+        {row(":guild_id, :user_id, :display_name")}
         ON CONFLICT (guild_id, user_id) DO UPDATE SET display_name = excluded.display_name
         WHERE guild_members.display_name IS DISTINCT FROM excluded.display_name
         RETURNING 1
     ), u AS (
         INSERT INTO users (user_id, name)
-        SELECT :user_id, :display_name WHERE (SELECT count(*) FROM m) >= 0
+        SELECT :user_id, :display_name WHERE (SELECT count(*) FROM m) >= 0{when}
         ON CONFLICT (user_id) DO UPDATE SET name = excluded.name
         WHERE users.name IS DISTINCT FROM excluded.name
     )"""
-"""`g`, `m` and `u`; parameters :guild_id, :guild_name, :user_id, :display_name. The
-foreign keys are checked at the end of the statement, so the order of the inserts
-does not matter to them."""
+
+
+ENSURE_MEMBER_CTES = ensure_member_ctes()
 _ENSURE_MEMBER = text(f"WITH {ENSURE_MEMBER_CTES} SELECT 1")
 
 

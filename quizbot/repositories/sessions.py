@@ -31,9 +31,9 @@ from quizbot.errors import ActiveSessionError, NotFoundError
 from quizbot.models import Answer, QuizSession, SessionMode, SessionStatus
 from quizbot.repositories.base import Repository, translate_integrity_errors
 from quizbot.repositories.members import (
-    ENSURE_MEMBER_CTES,
     ONE_ANSWER_DAILY_POINTS,
     ONE_ANSWER_PERIOD_POINTS,
+    ensure_member_ctes,
     ensure_member_params,
 )
 
@@ -194,10 +194,13 @@ _ANSWERS_OF = text(
 ).columns(*_ANSWER_TYPES)
 
 
-def _start_sql(questions: str, draw_ctes: str = "", *, only_if: str | None = None) -> str:
+def _start_sql(
+    questions: str, draw_ctes: str = "", *, first_ctes: str = "", only_if: str | None = None
+) -> str:
     """A quiz's start in one statement: the guild, user and member rows are created if
-    missing, then the session, whose questions are the SQL expression `questions`
-    (with `only_if`, only when that condition holds: no row is returned otherwise).
+    missing, then the session, whose questions are the SQL expression `questions`.
+    With `only_if` (a condition on `first_ctes`), nothing is written unless it holds,
+    and no row is returned.
 
     The foreign keys are checked at the statement's end, so they see the rows the CTEs
     inserted; a conflict with a running quiz undoes it all.
@@ -207,7 +210,7 @@ def _start_sql(questions: str, draw_ctes: str = "", *, only_if: str | None = Non
         {questions}, :time_limit, :question_started_at"""
     source = f"VALUES ({row})" if only_if is None else f"SELECT {row} WHERE {only_if}"
     return f"""
-    WITH {ENSURE_MEMBER_CTES}{draw_ctes}
+    WITH {first_ctes}{ensure_member_ctes(only_if)}{draw_ctes}
     INSERT INTO quiz_sessions (guild_id, channel_id, user_id, mode, topic, category,
                                difficulty, question_ids, time_limit, question_started_at)
     {source}
@@ -244,7 +247,8 @@ _START_DRAWING = text(
 # A review's questions taken by its start's statement (`DueReviews`): one round trip
 # where reading the due cards first took two. The cards `ReviewRepository.due_summary`
 # counts as due (the index on (user_id, due) finds them).
-_DUE_CTES = """,
+# Nothing is written when none is due, not even the member's rows.
+_DUE_CTES = """
     due AS (
         SELECT rc.question_id, rc.due FROM review_cards rc
         JOIN questions q ON q.id = rc.question_id
@@ -252,11 +256,11 @@ _DUE_CTES = """,
           AND (q.guild_id IS NULL OR q.guild_id = :guild_id)
         ORDER BY rc.due, rc.question_id
         LIMIT :count
-    )"""
+    ),"""
 _START_REVIEW = text(
     _start_sql(
         "ARRAY(SELECT question_id FROM due ORDER BY due, question_id)",
-        _DUE_CTES,
+        first_ctes=_DUE_CTES,
         only_if="EXISTS (SELECT FROM due)",
     )
 ).columns(*_SESSIONS.c)
@@ -349,20 +353,41 @@ class SessionRepository(Repository[QuizSession]):
             await self.orm.flush()
         return session_row
 
-    async def start(self, new: NewSession) -> Row[Any] | None:
+    async def start(self, new: NewSession) -> Row[Any]:
         """Insert a running session, creating its guild, user and member if missing.
 
         One statement (atomic on its own, so it may run in autocommit). The questions
         are the ids `new.questions` names, or, for a `QuestionDraw`, drawn by the
-        statement, or, for `DueReviews`, the member's due cards taken by it.
+        statement (for `DueReviews`, see `start_review`).
 
         Returns:
-            The new session's row; None for `DueReviews` when nothing was due (the
-            member's rows are still created or renamed, as by any command of theirs).
+            The new session's row.
 
         Raises:
             ActiveSessionError: a quiz is already running there (nothing is written).
         """
+        if isinstance(new.questions, DueReviews):
+            raise TypeError("a review may start nothing: use start_review")
+        row = await self._start(new)
+        if row is None:  # an INSERT ... VALUES returns its row or raises
+            raise RuntimeError("a quiz's start inserted no session")
+        return row
+
+    async def start_review(self, new: NewSession) -> Row[Any] | None:
+        """`start` for `DueReviews`: the statement takes the member's due cards.
+
+        Returns:
+            The new session's row, or None when nothing was due (nothing is written,
+            not even the member's rows).
+
+        Raises:
+            ActiveSessionError: a quiz is already running there (nothing is written).
+        """
+        if not isinstance(new.questions, DueReviews):
+            raise TypeError("start_review takes DueReviews")
+        return await self._start(new)
+
+    async def _start(self, new: NewSession) -> Row[Any] | None:
         params = ensure_member_params(
             guild_id=new.guild_id,
             user_id=new.user_id,

@@ -681,24 +681,34 @@ class QuizService:
             category=filters.category,
             difficulty=filters.difficulty,
         )
-        view = await self.open_session(new)
-        assert view is not None  # drawn questions are never none
-        return view
+        return await self.open_session(new)
 
-    async def open_session(self, new: NewSession) -> QuestionView | None:
-        """Start a quiz of the questions the caller chose (or its statement draws or
-        takes) and present the first.
+    async def open_session(self, new: NewSession) -> QuestionView:
+        """Start a quiz of the questions the caller chose (or its statement draws) and
+        present the first.
 
         One statement: the member is created if missing, and the session inserted.
-
-        Returns:
-            The first question; None when `new.questions` are `DueReviews` and none was due.
 
         Raises:
             ActiveSessionError: a quiz is already running there.
         """
         async with self._statements() as session:
             row = await SessionRepository(session=session).start(new)
+            await self._prefetch_questions(session, row.question_ids)
+        return await self._view(row)
+
+    async def open_review(self, new: NewSession) -> QuestionView | None:
+        """`open_session` for a review (`new.questions` are `DueReviews`): its one
+        statement takes the member's due questions.
+
+        Returns:
+            The first question, or None when none was due (nothing is written).
+
+        Raises:
+            ActiveSessionError: a quiz is already running there.
+        """
+        async with self._statements() as session:
+            row = await SessionRepository(session=session).start_review(new)
             if row is None:
                 return None
             await self._prefetch_questions(session, row.question_ids)

@@ -90,7 +90,7 @@ class ReviewService:
         # One statement takes the due questions and starts the quiz (it was two: the
         # due cards were read first). Only when nothing is due is a second one needed,
         # to say when something will be.
-        view = await self._quiz.open_session(
+        view = await self._quiz.open_review(
             NewSession(
                 guild_id=guild_id,
                 guild_name=guild_name,

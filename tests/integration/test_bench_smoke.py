@@ -159,10 +159,13 @@ def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]
     legacy_stats = [s["commands"]["stats"]["statements_mean"] for s in by_name["legacy"]["stages"]]
     # The N+1 baseline issues several statements per stats call.
     assert min(legacy_stats) >= 6
-    # The replay runs exactly the statements quizbot issued, each batch once.
+    # The replay runs exactly the statements quizbot issued, each batch once. (A review
+    # is a solo player's second quiz: a stage may end before any player gets there, in
+    # quizbot's traced run and so in the replay of it.)
     for q, r in zip(qb_stages, by_name["raw"]["stages"], strict=True):
+        ran = set(q["commands"])
         # (Start and advance include their shares of the message batches.)
-        for command in ("answer", "stats", "start", "review", "advance"):
+        for command in ran & {"answer", "stats", "start", "review", "advance"}:
             assert r["commands"][command]["statements_mean"] == pytest.approx(
                 q["commands"][command]["statements_mean"]
             ), command
@@ -170,7 +173,7 @@ def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]
             assert r["batches"][key] == q["batches"][key], key
         # ... and sends them as quizbot did: BEGIN/COMMIT only where quizbot had them
         # (a start is one statement in autocommit, a finish one transaction).
-        for command in ("start", "review", "finish", "stats"):
+        for command in ran & {"start", "review", "finish", "stats"}:
             assert r["commands"][command]["tx_mean"] == pytest.approx(
                 q["commands"][command]["tx_mean"]
             ), command
@@ -178,7 +181,7 @@ def test_smoke_statement_counts_are_sane(smoke: tuple[int, dict[str, Any], Path]
     # longer than the commands took.
     for name in ("quizbot", "raw", "legacy"):
         for stage in by_name[name]["stages"]:
-            for command in ("start", "review", "finish"):
+            for command in set(stage["commands"]) & {"start", "review", "finish"}:
                 c = stage["commands"][command]
                 assert 0 < c["held_mean_ms"] <= c["mean_ms"], (name, command)
 

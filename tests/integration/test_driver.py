@@ -257,6 +257,54 @@ async def _commit_or_not(on_driver: DriverConnections) -> None:
         assert (await conn.execute(count)).scalar_one() == 1  # rolled back
 
 
+async def test_a_unit_with_generic_plans_sets_them_for_its_transaction_only(
+    database_url: str,
+) -> None:
+    """`transaction(generic_plans=True)`: the server's generic plans inside (sent with
+    the BEGIN), the pool's default after a commit and after a rollback."""
+    engine = create_engine(Settings(_env_file=None), database_url, pool_size=1, autocommit=True)  # type: ignore[call-arg]
+    on_driver = DriverConnections(engine)
+    mode = text("SELECT current_setting('plan_cache_mode')")
+    try:
+        async with on_driver.transaction(generic_plans=True) as conn:
+            assert await conn.scalar(mode) == "force_generic_plan"
+        async with on_driver() as conn:
+            assert await conn.scalar(mode) == "auto"
+        with pytest.raises(RuntimeError, match="undo"):
+            async with on_driver.transaction(generic_plans=True) as conn:
+                assert await conn.scalar(mode) == "force_generic_plan"
+                raise RuntimeError("undo")
+        async with on_driver() as conn:
+            assert not conn.in_transaction
+            assert await conn.scalar(mode) == "auto"
+        with pytest.raises(ValueError, match="not a transaction's beginning"):
+            driver.DriverUnit(on_driver, begin="COMMIT")
+    finally:
+        await engine.dispose()
+
+
+async def test_a_beginning_that_fails_after_its_begin_hands_on_no_aborted_transaction(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The BEGIN and the setting go in one message: if the setting fails, the BEGIN has
+    run and the server holds an aborted transaction. That connection is closed, not
+    returned to the pool, where the next unit would fail on it."""
+    engine = create_engine(Settings(_env_file=None), database_url, pool_size=1, autocommit=True)  # type: ignore[call-arg]
+    on_driver = DriverConnections(engine)
+    monkeypatch.setattr(
+        driver, "BEGIN_GENERIC_PLANS", f"{driver.BEGIN}; SET LOCAL no_such_setting = 1"
+    )
+    try:
+        with pytest.raises(exc.DBAPIError, match="no_such_setting"):
+            async with on_driver.transaction(generic_plans=True):
+                pytest.fail("the unit must not start")
+        async with on_driver() as conn:  # the pool's only connection: a new one
+            assert not conn.in_transaction
+            assert await conn.scalar(text("SELECT 1")) == 1
+    finally:
+        await engine.dispose()
+
+
 async def test_a_failed_commit_fails_the_unit(autocommit: AsyncEngine) -> None:
     """A constraint checked at COMMIT: the unit raises SQLAlchemy's IntegrityError, and
     the connection (its transaction ended by the server) goes back to the pool."""

@@ -230,6 +230,24 @@ async def test_a_review_starts_in_one_statement_and_nothing_due_starts_nothing(
     assert view.total == 2 and await _sessions(session) == before + 1
 
 
+async def test_a_review_with_nothing_due_writes_nothing(
+    services: tuple[QuizService, ReviewService], session: AsyncSession
+) -> None:
+    """Not even the member's rows: someone who never played asks for a review."""
+    _, review = services
+    newcomer = ALICE + 1
+    with pytest.raises(NothingDueError, match="play a quiz first"):
+        await review.start(
+            guild_id=GUILD,
+            guild_name="School",
+            channel_id=CHANNEL,
+            user_id=newcomer,
+            display_name="new",
+        )
+    assert await session.get(models.User, newcomer) is None
+    assert await session.get(models.GuildMember, (GUILD, newcomer)) is None
+
+
 async def _sessions(session: AsyncSession) -> int:
     count = await session.scalar(
         select(func.count())
