@@ -30,7 +30,7 @@ from quizbot.errors import NothingDueError
 from quizbot.models import SessionMode
 from quizbot.runtime import tune_garbage_collector
 from quizbot.services.answer_batch import PendingAnswer
-from quizbot.services.quiz import QuizFilters
+from quizbot.services.quiz import QuestionView, QuizFilters
 from quizbot.services.stats import Period
 
 
@@ -179,31 +179,19 @@ class QuizbotDriver:
 
     async def start(self, m: Member, channel_id: int, mode: str, count: int) -> Shown:
         view = await self.app.quiz.start(
-            guild_id=m.guild_id,
-            guild_name=f"Guild {m.guild_id}",
-            channel_id=channel_id,
-            user_id=m.user_id,
-            display_name=m.name,
-            mode=SessionMode(mode),
-            filters=QuizFilters(count=count),
+            **_where(m, channel_id), mode=SessionMode(mode), filters=QuizFilters(count=count)
         )
-        # The game posts the question, then remembers its message (Game._show).
-        await self._set_message(view.session_id, 0)
-        return Shown(view.session_id, view.question_id, view.position)
+        return await self._posted(view)
 
     async def review(self, m: Member, channel_id: int, count: int) -> Shown | None:
         try:
-            view = await self.app.review.start(
-                guild_id=m.guild_id,
-                guild_name=f"Guild {m.guild_id}",
-                channel_id=channel_id,
-                user_id=m.user_id,
-                display_name=m.name,
-                count=count,
-            )
+            view = await self.app.review.start(**_where(m, channel_id), count=count)
         except NothingDueError:
             return None  # the member is told when their next review is due
-        # The game posts the question, then remembers its message, as for any quiz.
+        return await self._posted(view)
+
+    async def _posted(self, view: QuestionView) -> Shown:
+        # The game posts a quiz's first question, then remembers its message (Game._show).
         await self._set_message(view.session_id, 0)
         return Shown(view.session_id, view.question_id, view.position)
 
@@ -249,3 +237,14 @@ class QuizbotDriver:
             period=Period.WEEK if week else Period.ALL,
             limit=10,
         )
+
+
+def _where(m: Member, channel_id: int) -> dict[str, Any]:
+    """Where a member starts a quiz, and who they are, as the cogs pass it."""
+    return {
+        "guild_id": m.guild_id,
+        "guild_name": f"Guild {m.guild_id}",
+        "channel_id": channel_id,
+        "user_id": m.user_id,
+        "display_name": m.name,
+    }
