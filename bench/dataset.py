@@ -20,7 +20,11 @@ import asyncpg
 
 from bench.config import Scale
 from quizbot.levels import LEVEL_SQL
-from quizbot.models.guild import PERIOD_POINTS_FROM_DAYS_SQL, RANKED_MEMBERS_FROM_MEMBERS_SQL
+from quizbot.models.guild import (
+    PERIOD_POINTS_FROM_DAYS_SQL,
+    POINTS_HISTOGRAM_FROM_MEMBERS_SQL,
+    RANKED_MEMBERS_FROM_MEMBERS_SQL,
+)
 from quizbot.services.achievements import catalogue_rows
 
 GUILD_BASE = 1_000_000
@@ -175,6 +179,7 @@ def _steps(scale: Scale) -> list[tuple[str, str]]:
         ),
         # What the triggers on guild_members keep, which the seed's replica role skips.
         ("board sizes", RANKED_MEMBERS_FROM_MEMBERS_SQL),
+        ("board histograms", POINTS_HISTOGRAM_FROM_MEMBERS_SQL),
         (
             "user totals",
             f"UPDATE users u SET points = a.points, xp = a.xp, level = {level} "
@@ -261,7 +266,8 @@ async def seed(
 
 async def disable_kept_counts(url_args: dict[str, object]) -> None:
     """Switch off quizbot's own triggers on guild_members, which keep each guild's board
-    size (guilds.ranked_members): the legacy copy, as the plan had no such thing.
+    size (guilds.ranked_members) and histogram of points (guild_points_histogram): the
+    legacy copy, as the plan had no such thing.
     (Foreign keys are internal triggers: `USER` leaves them on.)"""
     conn = await asyncpg.connect(**url_args)
     try:

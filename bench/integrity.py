@@ -28,7 +28,8 @@ async def check(
         daily_points: the variant keeps quizbot's per-day roll-up (member_daily_points),
             the members' week and month sums (member_period_points) and the guilds'
             board sizes (guilds.ranked_members, kept by triggers), so they must equal
-            the answers' sums and the members; the legacy design keeps none of them
+            the answers' sums and the members, as must the guilds' histograms of points
+            (guild_points_histogram, kept by triggers too); the legacy design keeps none of them
             (their differences are then reported, not failed).
 
     Returns:
@@ -110,6 +111,11 @@ async def check(
                WHERE g.ranked_members <> (SELECT count(*) FROM guild_members m
                                           WHERE m.guild_id = g.guild_id AND m.points > 0)
               ) AS board_sizes_differ,
+              (SELECT count(*) FROM (
+                 SELECT guild_id, points, count(*) AS members FROM guild_members
+                 WHERE points > 0 GROUP BY guild_id, points) m
+                 FULL JOIN guild_points_histogram h USING (guild_id, points)
+               WHERE m.members IS DISTINCT FROM h.members) AS histograms_differ,
               (SELECT count(*) FROM answers) AS answers_in_database
             """
         )
@@ -127,8 +133,14 @@ async def check(
         if not replay:
             failures.append("session_counts_differ")
         if daily_points:
-            # guilds.ranked_members is kept by quizbot's triggers, which legacy lacks too.
-            failures += ["daily_points_differ", "period_points_differ", "board_sizes_differ"]
+            # guilds.ranked_members and guild_points_histogram are kept by quizbot's
+            # triggers, which legacy lacks too.
+            failures += [
+                "daily_points_differ",
+                "period_points_differ",
+                "board_sizes_differ",
+                "histograms_differ",
+            ]
         result = {k: int(v) for k, v in result.items()}
         result["failures"] = {k: result[k] for k in failures if result.get(k)}
         result["passed"] = not result["failures"]

@@ -4,9 +4,10 @@ The statements are quizbot's own (imported from the services and repositories,
 so they follow whatever the code does today); the same statement runs on the
 variant's database with the hot indexes and on a copy without them. Where quizbot
 replaced a statement rather than indexing it (the period board reads a per-day
-roll-up instead of summing answers), the copy without the indexes runs the
-statement quizbot used before, labelled as such: the comparison is then what the
-new design buys over the old one, not what an index buys the new statement.
+roll-up instead of summing answers; a rank is summed from a kept histogram of
+points instead of counting the members ahead), the copy without the indexes runs
+the statement quizbot used before, labelled as such: the comparison is then what
+the new design buys over the old one, not what an index buys the new statement.
 """
 
 from __future__ import annotations
@@ -52,6 +53,12 @@ _PERIOD_BOARD_FROM_ANSWERS = (
 )
 
 
+# The rank /stats counted before the kept histogram (until 2026-12-07).
+_STATS_COUNTED_RANK = """CASE WHEN gm.user_id IS NULL OR gm.points <= 0 THEN NULL ELSE (
+    SELECT count(*) + 1 FROM guild_members o
+    WHERE o.guild_id = k.guild_id AND o.points > gm.points) END"""
+
+
 def _week_start(now: dt.datetime) -> dt.datetime:
     day = now.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return day - dt.timedelta(days=day.weekday())
@@ -71,6 +78,7 @@ def hot_queries(scale: Scale) -> tuple[list[HotQuery], list[str]]:
     week = _week_start(dt.datetime.now(dt.UTC))
     try:
         from quizbot.services.stats import (
+            _COUNTED_RANK,
             _GUILD_NAME,
             _SOURCES,
             Period,
@@ -95,6 +103,13 @@ def hot_queries(scale: Scale) -> tuple[list[HotQuery], list[str]]:
                 "own rank",
                 _me_sql(_SOURCES[(True, False)]),
                 {"guild_id": guild, "topic": None, "me": middle},
+                before=HotQuery(
+                    "own rank",
+                    _me_sql(_SOURCES[(True, False)]._replace(rank=_COUNTED_RANK)),
+                    {"guild_id": guild, "topic": None, "me": middle},
+                    label="before the histogram: the members ahead counted",
+                ),
+                label="summed from the kept histogram (guild_points_histogram)",
             ),
             HotQuery(
                 "period leaderboard (week)",
@@ -117,10 +132,22 @@ def hot_queries(scale: Scale) -> tuple[list[HotQuery], list[str]]:
     except ImportError as exc:
         notes.append(f"leaderboard statements not found in quizbot.services.stats ({exc})")
     try:
-        from quizbot.repositories.members import _STATS
+        from quizbot.repositories.members import _KEPT_BOARD_SIZE, _STATS, _STATS_SQL
 
+        stats = {"guild_id": guild, "user_id": middle, "recent": 5}
         queries.append(
-            HotQuery("stats", _STATS, {"guild_id": guild, "user_id": middle, "recent": 5})
+            HotQuery(
+                "stats",
+                _STATS,
+                stats,
+                before=HotQuery(
+                    "stats",
+                    text(_STATS_SQL.format(rank=_STATS_COUNTED_RANK, members=_KEPT_BOARD_SIZE)),
+                    stats,
+                    label="before the histogram: the rank counted",
+                ),
+                label="the rank summed from the kept histogram",
+            )
         )
     except ImportError as exc:
         notes.append(f"stats statement not found in quizbot.repositories.members ({exc})")

@@ -587,7 +587,8 @@ def _integrity_and_process(results: dict[str, Any]) -> list[str]:
         "answers of each UTC day and topic (member_daily_points), and points of each week "
         "and month "
         "(member_period_points), equal their answers', and every guild's kept board size "
-        "(guilds.ranked_members) equals its members with points (not for legacy, which "
+        "(guilds.ranked_members) equals its members with points, and its kept histogram "
+        "(guild_points_histogram) its members per number of points (not for legacy, which "
         "keeps none of these).",
         "",
         "## Process: event loop, CPU, memory",
@@ -824,9 +825,11 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                 f"`/leaderboard` for members at the top, middle and bottom of a guild of "
                 f"{own['guild_members']:,} ranked members, with its page already cached: "
                 "the own-rank part; and `/stats` (uncached), which holds the same rank and the "
-                "board's size. *Counted*: quizbot without a mirror (an index-only count of the "
-                "rows ahead; the board's size is kept in `guilds.ranked_members` since "
-                "2026-12-06, counted before). *Mirror*: quizbot with `REDIS_URL` once the "
+                "board's size. *Counted*: quizbot without a mirror (since 2026-12-07 the "
+                "rank is summed from the guild's kept histogram of points, "
+                "`guild_points_histogram`; before, an index-only count of the rows ahead; "
+                "the board's size is kept in `guilds.ranked_members` since 2026-12-06, "
+                "counted before). *Mirror*: quizbot with `REDIS_URL` once the "
                 "guild is mirrored (the member's row by key, then `ZCOUNT`)."
                 + (
                     f" Building the mirror took {own['mirror']['build_s']:.1f} s."

@@ -3,7 +3,13 @@
 from quizbot.models.achievement import Achievement, UserAchievement
 from quizbot.models.base import Base
 from quizbot.models.enums import Difficulty, QuestionKind, SessionMode, SessionStatus
-from quizbot.models.guild import Guild, GuildMember, MemberDailyPoints, MemberPeriodPoints
+from quizbot.models.guild import (
+    Guild,
+    GuildMember,
+    GuildPointsHistogram,
+    MemberDailyPoints,
+    MemberPeriodPoints,
+)
 from quizbot.models.question import Question
 from quizbot.models.quiz import Answer, QuizSession
 from quizbot.models.review import ReviewCard
@@ -16,6 +22,7 @@ __all__ = [
     "Difficulty",
     "Guild",
     "GuildMember",
+    "GuildPointsHistogram",
     "MemberDailyPoints",
     "MemberPeriodPoints",
     "Question",

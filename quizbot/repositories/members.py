@@ -14,7 +14,12 @@ from quizbot.driver import prime_at_start
 from quizbot.errors import NotFoundError
 from quizbot.levels import LEVEL_SQL, level_sql
 from quizbot.models import GuildMember
-from quizbot.models.guild import PERIOD_KINDS, PERIOD_START_SQL, UTC_DAY_SQL
+from quizbot.models.guild import (
+    HISTOGRAM_RANK_SQL,
+    PERIOD_KINDS,
+    PERIOD_START_SQL,
+    UTC_DAY_SQL,
+)
 from quizbot.repositories.base import Repository
 
 
@@ -264,9 +269,9 @@ MEMBER_TOPICS_SQL = (
 
 # Stats in one statement. Every part that may be empty is a scalar sub-select or a
 # LEFT JOIN, so a brand-new member still gets one row (the plan's CROSS JOIN on
-# recent achievements returned none). {rank} and {members} are the member's rank (a
-# count over the guild's board) and the board's size (a kept count); where a rank
-# mirror answers them (quizbot.rank_mirror) they are NULL.
+# recent achievements returned none). {rank} and {members} are the member's rank (from
+# the guild's kept histogram of points) and the board's size (a kept count); where a
+# rank mirror answers them (quizbot.rank_mirror) they are NULL.
 _STATS_SQL = f"""
     SELECT
         gm.user_id IS NOT NULL AS is_member,
@@ -290,17 +295,17 @@ _STATS_SQL = f"""
     LEFT JOIN guild_members gm ON gm.guild_id = k.guild_id AND gm.user_id = k.user_id
     LEFT JOIN users u ON u.user_id = k.user_id
     """
+# Kept by triggers (Guild.ranked_members): counting took 60 ms at 1M members.
+_KEPT_BOARD_SIZE = (
+    "coalesce((SELECT g.ranked_members FROM guilds g WHERE g.guild_id = k.guild_id), 0)"
+)
 _STATS = text(
     _STATS_SQL.format(
         # The same rank and population as the leaderboard's: competition ranking (equal
         # points, equal rank) among the members who have points.
-        rank="""CASE WHEN gm.user_id IS NULL OR gm.points <= 0 THEN NULL ELSE (
-            SELECT count(*) + 1 FROM guild_members o
-            WHERE o.guild_id = k.guild_id AND o.points > gm.points
-        ) END""",
-        # Kept by triggers (Guild.ranked_members): counting took 60 ms at 1M members.
-        members="""coalesce((SELECT g.ranked_members FROM guilds g
-         WHERE g.guild_id = k.guild_id), 0)""",
+        rank=f"""CASE WHEN gm.user_id IS NULL OR gm.points <= 0 THEN NULL ELSE
+            {HISTOGRAM_RANK_SQL.format(guild_id="k.guild_id", points="gm.points")} END""",
+        members=_KEPT_BOARD_SIZE,
     )
 )
 _STATS_UNRANKED = text(
@@ -318,10 +323,7 @@ _PART_MEMBER = text(
     """
 )
 _PART_RANK = text(
-    """
-    SELECT count(*) + 1 FROM guild_members o
-    WHERE o.guild_id = :guild_id AND o.points > :points
-    """
+    "SELECT " + HISTOGRAM_RANK_SQL.format(guild_id=":guild_id", points="CAST(:points AS bigint)")
 )
 _PART_MEMBERS = text(
     "SELECT coalesce(max(ranked_members), 0) FROM guilds WHERE guild_id = :guild_id"

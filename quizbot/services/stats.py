@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from quizbot.cache import SCORES, QuizCache
 from quizbot.driver import prime_at_start
 from quizbot.errors import InvalidInputError
-from quizbot.models.guild import PERIOD_KINDS
+from quizbot.models.guild import HISTOGRAM_RANK_SQL, PERIOD_KINDS
 from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import ExecutorFactory, MemberRepository, MemberStats
 from quizbot.resilience import retry_transient
@@ -104,12 +104,19 @@ def period_start(period: Period, now: dt.datetime) -> dt.datetime | None:
     return None
 
 
+# A member's rank on a board: one plus the board's rows with more points (`b` is the
+# board, `me` the member's row).
+_COUNTED_RANK = "(SELECT count(*) + 1 FROM b WHERE b.points > me.points)"
+
+
 class _Source(NamedTuple):
     """One board's rows: `sql` yields (user_id, points); `name` is a scalar sub-select
-    of a row's display name, with `{row}` standing for the row's alias."""
+    of a row's display name, with `{row}` standing for the row's alias; `rank` is a
+    member's rank, as in `_COUNTED_RANK`."""
 
     sql: str
     name: str
+    rank: str = _COUNTED_RANK
 
 
 _GUILD_NAME = (
@@ -128,7 +135,11 @@ _GLOBAL_NAME = "(SELECT u.name FROM users u WHERE u.user_id = {row}.user_id)"
 _SOURCES: dict[tuple[bool, bool], _Source] = {
     # (guild scope, from the answers' roll-up)
     (True, False): _Source(
-        "SELECT user_id, points FROM guild_members WHERE guild_id = :guild_id", _GUILD_NAME
+        "SELECT user_id, points FROM guild_members WHERE guild_id = :guild_id",
+        _GUILD_NAME,
+        # Summed from the kept histogram: counting the members ahead took 90 ms in the
+        # middle of a million members.
+        HISTOGRAM_RANK_SQL.format(guild_id=":guild_id", points="me.points"),
     ),
     (False, False): _Source("SELECT user_id, points FROM users", _GLOBAL_NAME),
     (True, True): _Source(
@@ -222,8 +233,7 @@ def _me_sql(source: _Source) -> TextClause:
         f"WITH b AS NOT MATERIALIZED ({source.sql}), "
         "me AS (SELECT * FROM b WHERE user_id = :me) "
         f"SELECT me.user_id, coalesce({source.name.format(row='me')}, '') AS name, me.points, "
-        "(SELECT count(*) + 1 FROM b WHERE b.points > me.points) AS rank "
-        "FROM me WHERE me.points > 0"
+        f"{source.rank} AS rank FROM me WHERE me.points > 0"
     )
 
 

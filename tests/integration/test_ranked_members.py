@@ -1,18 +1,24 @@
-"""`guilds.ranked_members`, the size of a guild's board that /stats shows, is kept by
-triggers on guild_members through every kind of write, and filled by its migration."""
+"""`guilds.ranked_members`, the size of a guild's board that /stats shows, and
+`guild_points_histogram`, its members per number of points that ranks are summed from,
+are kept by triggers on guild_members through every kind of write, and filled by their
+migrations."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from quizbot.migrations import downgrade_on, upgrade_on
+from quizbot.models.guild import HISTOGRAM_RANK_SQL
 from tests.database import create_database, drop_database, server_url
 
 BEFORE = "60e57fa0104d"  # the revision before the kept count
 TRIGGERS = "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'guild_members_ranked_%'"
+BEFORE_HISTOGRAM = "d2b7c41e9a05"  # the revision before the kept histogram
+HISTOGRAM_TRIGGERS = "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'guild_members_histogram_%'"
 
 
 async def _kept_and_counted(conn: AsyncConnection) -> list[tuple[int, int, int]]:
@@ -26,13 +32,29 @@ async def _kept_and_counted(conn: AsyncConnection) -> list[tuple[int, int, int]]
     return [(r[0], r[1], r[2]) for r in rows]
 
 
+async def _histograms(conn: AsyncConnection) -> tuple[list[Any], list[Any]]:
+    """The kept histograms' rows, and the members grouped by points."""
+    kept = await conn.execute(
+        text("SELECT guild_id, points, members FROM guild_points_histogram ORDER BY 1, 2")
+    )
+    grouped = await conn.execute(
+        text(
+            "SELECT guild_id, points, count(*) FROM guild_members WHERE points > 0 "
+            "GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+    )
+    return [tuple(r) for r in kept], [tuple(r) for r in grouped]
+
+
 async def _run(conn: AsyncConnection, *statements: str) -> list[tuple[int, int]]:
-    """Run `statements`, check every guild's kept count against a count, and return
-    (guild, kept count) per guild."""
+    """Run `statements`, check every guild's kept count against a count and the kept
+    histograms against the members, and return (guild, kept count) per guild."""
     for statement in statements:
         await conn.execute(text(statement))
     rows = await _kept_and_counted(conn)
     assert all(kept == counted for _, kept, counted in rows), rows
+    kept_histograms, grouped = await _histograms(conn)
+    assert kept_histograms == grouped
     return [(guild, kept) for guild, kept, _ in rows]
 
 
@@ -136,6 +158,122 @@ async def test_the_migration_counts_existing_members_and_is_undone_whole() -> No
                 "WHERE table_name = 'guilds' AND column_name = 'ranked_members'"
             )
             assert (await conn.execute(text(columns))).scalar_one() == 0
+    finally:
+        await engine.dispose()
+        await drop_database(url)
+
+
+async def test_the_histogram_ranks_as_a_count_would(connection: AsyncConnection) -> None:
+    await _run(
+        connection,
+        "INSERT INTO guilds (guild_id, name) VALUES (1, 'a')",
+        "INSERT INTO users (user_id, name) SELECT u, 'u' FROM generate_series(1, 40) u",
+        # Ties and gaps: points 0 to 9, four members each.
+        "INSERT INTO guild_members (guild_id, user_id, display_name, points) "
+        "SELECT 1, u, 'x', u % 10 FROM generate_series(1, 40) u",
+        "UPDATE guild_members SET points = points * 3 WHERE user_id % 3 = 0",
+    )
+    rows = await connection.execute(
+        text(
+            "SELECT m.points, "
+            + HISTOGRAM_RANK_SQL.format(guild_id="1", points="m.points")
+            + ", (SELECT count(*) + 1 FROM guild_members o WHERE o.guild_id = 1 "
+            "AND o.points > m.points) FROM guild_members m WHERE m.guild_id = 1"
+        )
+    )
+    ranks = [(summed, counted) for _points, summed, counted in rows]
+    assert len(ranks) == 40 and all(summed == counted for summed, counted in ranks), ranks
+
+
+async def test_a_histogram_out_of_step_never_fails_a_write(connection: AsyncConnection) -> None:
+    await _run(
+        connection,
+        "INSERT INTO guilds (guild_id, name) VALUES (1, 'a')",
+        "INSERT INTO users (user_id, name) VALUES (1, 'u'), (2, 'v')",
+        "INSERT INTO guild_members (guild_id, user_id, display_name, points) "
+        "VALUES (1, 1, 'x', 5), (1, 2, 'x', 5)",
+    )
+    # A write that skipped the triggers (a bulk load in replica mode, a repair) left
+    # the histogram without the members' row: their moves still succeed.
+    await connection.execute(text("DELETE FROM guild_points_histogram"))
+    await connection.execute(text("UPDATE guild_members SET points = 8 WHERE user_id = 1"))
+    await connection.execute(text("DELETE FROM guild_members WHERE user_id = 2"))
+    kept, _grouped = await _histograms(connection)
+    assert kept == [(1, 8, 1)]  # what was added is kept; nothing below zero stays
+
+
+async def test_concurrent_moves_across_the_same_points_lose_nothing_and_never_deadlock() -> None:
+    url = await create_database(server_url(), prefix="quizbot_ranked")
+    engine = create_async_engine(url, pool_size=8)
+    try:
+        async with engine.begin() as conn:
+            await upgrade_on(conn)
+            await conn.execute(text("INSERT INTO guilds (guild_id, name) VALUES (1, 'g')"))
+            await conn.execute(
+                text(
+                    "INSERT INTO users (user_id, name) SELECT u, 'u' FROM generate_series(1, 64) u"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO guild_members (guild_id, user_id, display_name, points) "
+                    "SELECT 1, u, 'u', 4 + u % 4 FROM generate_series(1, 64) u"
+                )
+            )
+
+        async def move(first: int, up: bool) -> None:
+            # Eight members of every points value per statement, half the statements
+            # moving up through the values and half down, so their rows of the
+            # histogram are met in opposite orders of the members.
+            users = list(range(first, 65, 8))
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "UPDATE guild_members SET points = points + :by "
+                        "WHERE guild_id = 1 AND user_id = ANY(:users)"
+                    ),
+                    {"by": 1 if up else -1, "users": users},
+                )
+                # Held a while: the others queue on the histogram's rows meanwhile.
+                await conn.execute(text("SELECT pg_sleep(0.02)"))
+
+        # Three rounds down from 4..7 leave everyone above zero, so all 64 stay counted.
+        for _round in range(3):
+            await asyncio.gather(*(move(first, first % 2 == 0) for first in range(1, 9)))
+        async with engine.connect() as conn:
+            kept, grouped = await _histograms(conn)
+            assert kept == grouped and sum(n for _g, _p, n in kept) == 64
+    finally:
+        await engine.dispose()
+        await drop_database(url)
+
+
+async def test_the_histogram_migration_fills_it_and_is_undone_whole() -> None:
+    url = await create_database(server_url(), prefix="quizbot_migrations")
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await upgrade_on(conn, BEFORE_HISTOGRAM)
+            for statement in (
+                "INSERT INTO guilds (guild_id, name) VALUES (1, 'a'), (2, 'b')",
+                "INSERT INTO users (user_id, name) SELECT u, 'u' FROM generate_series(1, 4) u",
+                "INSERT INTO guild_members (guild_id, user_id, display_name, points) VALUES "
+                "(1, 1, 'x', 5), (1, 2, 'x', 5), (1, 3, 'x', 0), (2, 4, 'x', 9)",
+            ):
+                await conn.execute(text(statement))
+            await upgrade_on(conn)
+            kept, _grouped = await _histograms(conn)
+            assert kept == [(1, 5, 2), (2, 9, 1)]
+            assert (await conn.execute(text(HISTOGRAM_TRIGGERS))).scalar_one() == 4
+            await _run(conn, "UPDATE guild_members SET points = points + 1 WHERE guild_id = 1")
+            await downgrade_on(conn, BEFORE_HISTOGRAM)
+            assert (await conn.execute(text(HISTOGRAM_TRIGGERS))).scalar_one() == 0
+            functions = (
+                "SELECT count(*) FROM pg_proc WHERE proname = 'guild_points_histogram_moved'"
+            )
+            assert (await conn.execute(text(functions))).scalar_one() == 0
+            tables = "SELECT to_regclass('guild_points_histogram') IS NULL"
+            assert (await conn.execute(text(tables))).scalar_one()
     finally:
         await engine.dispose()
         await drop_database(url)
