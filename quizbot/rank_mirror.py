@@ -4,7 +4,7 @@ A member's rank on a guild's all-time board is 1 + the members with more points.
 PostgreSQL that was an index-only count of the rows ahead: proportional to the rank, so
 36-71 ms in the middle and at the bottom of a million members. Since 2026-12-07 it is
 summed from the guild's kept histogram of points (`GuildPointsHistogram`): one row per
-distinct total above the member, few where totals tie (489 for the benchmark's million
+distinct total above the member, few where totals tie (498 for the benchmark's million
 members), but as many as the members ahead where no two tie. A sorted set answers
 `ZCOUNT` in O(log n), well under a millisecond, however the totals spread.
 

@@ -102,7 +102,7 @@ class GuildPointsHistogram(Base):
     took 90 ms in the middle of a million members and 150 ms at the bottom; summing the
     histogram's rows above a member's points takes one row per distinct total, which is
     never more rows than the count and far fewer where totals tie (the benchmark's large
-    guild: 489 rows for a million members). Triggers on guild_members keep it, as they
+    guild: 498 rows for a million members). Triggers on guild_members keep it, as they
     keep `Guild.ranked_members` (migration 7c2e4f1a9b3d), so no writer of points has to.
     """
 
