@@ -6,10 +6,12 @@ migrations."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from quizbot.migrations import downgrade_on, upgrade_on
 from quizbot.models.guild import HISTOGRAM_RANK_SQL
@@ -19,6 +21,33 @@ BEFORE = "60e57fa0104d"  # the revision before the kept count
 TRIGGERS = "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'guild_members_ranked_%'"
 BEFORE_HISTOGRAM = "d2b7c41e9a05"  # the revision before the kept histogram
 HISTOGRAM_TRIGGERS = "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'guild_members_histogram_%'"
+
+
+@asynccontextmanager
+async def _own_database(prefix: str) -> AsyncIterator[AsyncEngine]:
+    """A database of the test's own: concurrent transactions and migrations cannot run
+    inside the shared fixture's one transaction."""
+    url = await create_database(server_url(), prefix=prefix)
+    engine = create_async_engine(url, pool_size=8)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+        await drop_database(url)
+
+
+async def _upgrade_over_members(conn: AsyncConnection, before: str, members: str) -> None:
+    """Migrate to `before`, add guilds 1 and 2, users 1 to 4 and the members `members`
+    lists as (guild, user, points), then migrate to head."""
+    await upgrade_on(conn, before)
+    for statement in (
+        "INSERT INTO guilds (guild_id, name) VALUES (1, 'a'), (2, 'b')",
+        "INSERT INTO users (user_id, name) SELECT u, 'u' FROM generate_series(1, 4) u",
+        "INSERT INTO guild_members (guild_id, user_id, display_name, points) "
+        f"SELECT g, u, 'x', p FROM (VALUES {members}) AS m(g, u, p)",
+    ):
+        await conn.execute(text(statement))
+    await upgrade_on(conn)
 
 
 async def _kept_and_counted(conn: AsyncConnection) -> list[tuple[int, int, int]]:
@@ -99,9 +128,7 @@ async def test_every_kind_of_write_keeps_the_count(connection: AsyncConnection) 
 
 
 async def test_concurrent_first_points_in_one_guild_lose_no_count() -> None:
-    url = await create_database(server_url(), prefix="quizbot_ranked")
-    engine = create_async_engine(url, pool_size=8)
-    try:
+    async with _own_database("quizbot_ranked") as engine:
         async with engine.begin() as conn:
             await upgrade_on(conn)
             await conn.execute(text("INSERT INTO guilds (guild_id, name) VALUES (1, 'g')"))
@@ -128,39 +155,22 @@ async def test_concurrent_first_points_in_one_guild_lose_no_count() -> None:
         await asyncio.gather(*(first_points(u) for u in range(1, 9)))
         async with engine.connect() as conn:
             assert await _run(conn) == [(1, 8)]
-    finally:
-        await engine.dispose()
-        await drop_database(url)
 
 
 async def test_the_migration_counts_existing_members_and_is_undone_whole() -> None:
-    url = await create_database(server_url(), prefix="quizbot_migrations")
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await upgrade_on(conn, BEFORE)
-            for statement in (
-                "INSERT INTO guilds (guild_id, name) VALUES (1, 'a'), (2, 'b')",
-                "INSERT INTO users (user_id, name) SELECT u, 'u' FROM generate_series(1, 4) u",
-                "INSERT INTO guild_members (guild_id, user_id, display_name, points) VALUES "
-                "(1, 1, 'x', 5), (1, 2, 'x', 0), (1, 3, 'x', 1), (2, 4, 'x', -2)",
-            ):
-                await conn.execute(text(statement))
-            await upgrade_on(conn)
-            assert await _run(conn) == [(1, 2), (2, 0)]
-            assert (await conn.execute(text(TRIGGERS))).scalar_one() == 4
-            await downgrade_on(conn, BEFORE)
-            assert (await conn.execute(text(TRIGGERS))).scalar_one() == 0
-            functions = "SELECT count(*) FROM pg_proc WHERE proname = 'guild_ranked_members_moved'"
-            assert (await conn.execute(text(functions))).scalar_one() == 0
-            columns = (
-                "SELECT count(*) FROM information_schema.columns "
-                "WHERE table_name = 'guilds' AND column_name = 'ranked_members'"
-            )
-            assert (await conn.execute(text(columns))).scalar_one() == 0
-    finally:
-        await engine.dispose()
-        await drop_database(url)
+    async with _own_database("quizbot_migrations") as engine, engine.begin() as conn:
+        await _upgrade_over_members(conn, BEFORE, "(1, 1, 5), (1, 2, 0), (1, 3, 1), (2, 4, -2)")
+        assert await _run(conn) == [(1, 2), (2, 0)]
+        assert (await conn.execute(text(TRIGGERS))).scalar_one() == 4
+        await downgrade_on(conn, BEFORE)
+        assert (await conn.execute(text(TRIGGERS))).scalar_one() == 0
+        functions = "SELECT count(*) FROM pg_proc WHERE proname = 'guild_ranked_members_moved'"
+        assert (await conn.execute(text(functions))).scalar_one() == 0
+        columns = (
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_name = 'guilds' AND column_name = 'ranked_members'"
+        )
+        assert (await conn.execute(text(columns))).scalar_one() == 0
 
 
 async def test_the_histogram_ranks_as_a_count_would(connection: AsyncConnection) -> None:
@@ -203,9 +213,7 @@ async def test_a_histogram_out_of_step_never_fails_a_write(connection: AsyncConn
 
 
 async def test_concurrent_moves_across_the_same_points_lose_nothing_and_never_deadlock() -> None:
-    url = await create_database(server_url(), prefix="quizbot_ranked")
-    engine = create_async_engine(url, pool_size=8)
-    try:
+    async with _own_database("quizbot_ranked") as engine:
         async with engine.begin() as conn:
             await upgrade_on(conn)
             await conn.execute(text("INSERT INTO guilds (guild_id, name) VALUES (1, 'g')"))
@@ -243,37 +251,20 @@ async def test_concurrent_moves_across_the_same_points_lose_nothing_and_never_de
         async with engine.connect() as conn:
             kept, grouped = await _histograms(conn)
             assert kept == grouped and sum(n for _g, _p, n in kept) == 64
-    finally:
-        await engine.dispose()
-        await drop_database(url)
 
 
 async def test_the_histogram_migration_fills_it_and_is_undone_whole() -> None:
-    url = await create_database(server_url(), prefix="quizbot_migrations")
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await upgrade_on(conn, BEFORE_HISTOGRAM)
-            for statement in (
-                "INSERT INTO guilds (guild_id, name) VALUES (1, 'a'), (2, 'b')",
-                "INSERT INTO users (user_id, name) SELECT u, 'u' FROM generate_series(1, 4) u",
-                "INSERT INTO guild_members (guild_id, user_id, display_name, points) VALUES "
-                "(1, 1, 'x', 5), (1, 2, 'x', 5), (1, 3, 'x', 0), (2, 4, 'x', 9)",
-            ):
-                await conn.execute(text(statement))
-            await upgrade_on(conn)
-            kept, _grouped = await _histograms(conn)
-            assert kept == [(1, 5, 2), (2, 9, 1)]
-            assert (await conn.execute(text(HISTOGRAM_TRIGGERS))).scalar_one() == 4
-            await _run(conn, "UPDATE guild_members SET points = points + 1 WHERE guild_id = 1")
-            await downgrade_on(conn, BEFORE_HISTOGRAM)
-            assert (await conn.execute(text(HISTOGRAM_TRIGGERS))).scalar_one() == 0
-            functions = (
-                "SELECT count(*) FROM pg_proc WHERE proname = 'guild_points_histogram_moved'"
-            )
-            assert (await conn.execute(text(functions))).scalar_one() == 0
-            tables = "SELECT to_regclass('guild_points_histogram') IS NULL"
-            assert (await conn.execute(text(tables))).scalar_one()
-    finally:
-        await engine.dispose()
-        await drop_database(url)
+    async with _own_database("quizbot_migrations") as engine, engine.begin() as conn:
+        await _upgrade_over_members(
+            conn, BEFORE_HISTOGRAM, "(1, 1, 5), (1, 2, 5), (1, 3, 0), (2, 4, 9)"
+        )
+        kept, _grouped = await _histograms(conn)
+        assert kept == [(1, 5, 2), (2, 9, 1)]
+        assert (await conn.execute(text(HISTOGRAM_TRIGGERS))).scalar_one() == 4
+        await _run(conn, "UPDATE guild_members SET points = points + 1 WHERE guild_id = 1")
+        await downgrade_on(conn, BEFORE_HISTOGRAM)
+        assert (await conn.execute(text(HISTOGRAM_TRIGGERS))).scalar_one() == 0
+        functions = "SELECT count(*) FROM pg_proc WHERE proname = 'guild_points_histogram_moved'"
+        assert (await conn.execute(text(functions))).scalar_one() == 0
+        tables = "SELECT to_regclass('guild_points_histogram') IS NULL"
+        assert (await conn.execute(text(tables))).scalar_one()
