@@ -53,6 +53,7 @@ ABLATIONS = (
     Ablation("cache", {"cache_enabled": False}),
     Ablation("statement cache", {"db_statement_cache_size": 0}),
     Ablation("answer generic plans", {"answer_generic_plans": False}),
+    Ablation("lifo pool", {"db_pool_lifo": False}),
     Ablation("indexes", {}, drop_indexes=True),
 )
 

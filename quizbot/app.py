@@ -46,7 +46,7 @@ from quizbot.driver import (
 )
 from quizbot.migrations import upgrade
 from quizbot.models import Question
-from quizbot.pool_monitor import PoolMonitor
+from quizbot.pool_monitor import LONGEST_IDLE_FIRST, PoolMonitor
 from quizbot.rank_mirror import RankMirror
 from quizbot.repositories import AchievementRepository
 from quizbot.resilience import BreakerState, CircuitBreaker
@@ -281,8 +281,11 @@ class App:
         after its life, and that command waits for a new server process, then for
         each statement's first run.
 
-        The idle connections are taken in turn, one at a time, and only while a
-        quarter of the pool (at least two connections) stays idle: the commands never
+        The idle connections are taken in turn, longest idle first
+        (`pool_monitor.LONGEST_IDLE_FIRST`: a LIFO pool would otherwise hand out the
+        one just returned each time), one at a time, each put back on top, so one round
+        visits each once and leaves their order as it was; and only while a quarter
+        of the pool (at least two connections) stays idle: the commands never
         wait for one, and with the refresh's own checkout the pool is at most three
         quarters used plus one, below the monitor's default alert (90 %, set by
         DB_POOL_ALERT_UTILISATION). Under heavier load the pool recycles at
@@ -300,6 +303,7 @@ class App:
         reserve = max(2, math.ceil(pool.size() / 4))
         primed = 0
         ahead = RECYCLE_AHEAD_S.set(ahead_s)
+        longest_idle = LONGEST_IDLE_FIRST.set(True)
         try:
             for _ in range(pool.checkedin()):
                 # SQLAlchemy 2.1 takes an idle connection without awaiting: no command
@@ -318,6 +322,7 @@ class App:
                         _report_priming(MAIN_POOL, [skipped])
                         primed += 1
         finally:
+            LONGEST_IDLE_FIRST.reset(longest_idle)
             RECYCLE_AHEAD_S.reset(ahead)
         return primed
 

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # processes × (DB_POOL_SIZE + DB_MAX_OVERFLOW + ANSWER_FLUSHES + 2, the answer writer's
     # connections for question messages) below it, or put PgBouncer in between.
     db_pool_size: int = Field(default=40, ge=1, le=500)
+    # The pool hands out the connection returned last: the few a load needs stay warm
+    # (their server processes' and the driver's caches). First in, first out sends
+    # every read to the connection idle for longest: on the benchmark's data a /stats
+    # took 0.47 ms back to back that way against 0.25 ms (the 2-core VM of 2026-12-07).
+    db_pool_lifo: bool = True
     db_max_overflow: int = Field(default=0, ge=0, le=500)
     db_pool_timeout: float = Field(default=10.0, gt=0)
     db_pool_recycle: int = Field(default=1800, ge=-1)

@@ -150,10 +150,11 @@ def create_engine(
         # Recycling is ours (`StaggeredRecycle`), spread over each connection's life.
         pool_recycle=-1,
         pool_pre_ping=True,
-        # First in, first out (not pool_use_lifo): every connection serves in turn.
-        # Taking the last one returned kept the others cold (before they were primed at
-        # start, `App.open_pools`), and at the benchmark's 1,000-player step answer p99
-        # rose from 44-66 ms to 133-204 ms.
+        # Last in, first out by default (DB_POOL_LIFO): the connections a load needs stay
+        # warm. Before the connections were primed at start (`App.open_pools`), the
+        # spare ones met by a burst were cold and LIFO raised answer p99 at the
+        # benchmark's 1,000-player step from 44-66 ms to 133-204 ms.
+        pool_use_lifo=settings.db_pool_lifo,
         echo=settings.db_echo,
         connect_args=connect_args(settings, generic_plans=generic_plans),
         # The asyncio queue pool, with waits and timeouts counted (quizbot.pool_monitor).

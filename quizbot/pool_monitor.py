@@ -6,6 +6,11 @@ checkout that found no idle connection and no overflow left is a *wait*, and one
 that gave up is a *timeout*. Pool events count checkouts, new connections and
 invalidations. `PoolMonitor.check` compares a window of these against thresholds;
 `PoolMonitor.run` does it periodically and logs a warning when one is passed.
+
+The pool hands out the connection returned last (`DB_POOL_LIFO`, the default), so
+the connections a load needs stay warm and the rest stay idle. Background work that
+must visit the idle ones (`App.refresh_pools`) sets `LONGEST_IDLE_FIRST` to be handed
+the one idle for longest instead.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +26,13 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.util import queue as sqla_queue
 
 log = logging.getLogger(__name__)
+
+# Set while a checkout should take the connection idle for longest rather than the one
+# returned last (what a LIFO pool hands out).
+LONGEST_IDLE_FIRST: ContextVar[bool] = ContextVar("quizbot_longest_idle_first", default=False)
 
 
 @dataclass
@@ -80,6 +91,10 @@ class MonitoredPool(AsyncAdaptedQueuePool):
         return self.size() + max(self._max_overflow, 0)
 
     def _do_get(self) -> ConnectionPoolEntry:
+        if LONGEST_IDLE_FIRST.get() and self._pool.use_lifo:
+            longest_idle = self._take_longest_idle()
+            if longest_idle is not None:
+                return longest_idle
         # Exhausted: nothing idle and no overflow left, so this checkout will block.
         exhausted = (
             self._max_overflow > -1
@@ -99,6 +114,26 @@ class MonitoredPool(AsyncAdaptedQueuePool):
             self.metrics.waiting -= 1
         self.metrics.record_wait(time.perf_counter() - started, timed_out=False)
         return entry
+
+    def _take_longest_idle(self) -> ConnectionPoolEntry | None:
+        """The idle connection at the bottom of the LIFO queue, the others left in their
+        order; None when none is idle.
+
+        Taken out one by one and put back without awaiting anything, so no other
+        checkout or checkin runs in between.
+        """
+        idle: list[ConnectionPoolEntry] = []
+        while True:
+            try:
+                idle.append(self._pool.get(block=False))
+            except sqla_queue.Empty:
+                break
+        if not idle:
+            return None
+        longest = idle.pop()  # the last out of a LIFO queue went in first
+        for entry in reversed(idle):
+            self._pool.put(entry, block=False)
+        return longest
 
 
 @dataclass(frozen=True)

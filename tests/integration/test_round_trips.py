@@ -659,6 +659,56 @@ async def test_the_pool_refresh_replaces_due_connections_and_primes_new_ones(
         await app.close()
 
 
+async def _handed_out(app: App, count: int) -> list[int]:
+    """The server processes of `count` reads made one after the other."""
+    pids = []
+    for _ in range(count):
+        async with app.read_connections() as connection:
+            pids.append(await connection.scalar(text("SELECT pg_backend_pid()")))
+    return pids
+
+
+@pytest.mark.parametrize("lifo", [True, False])
+async def test_the_pool_hands_out_the_connection_returned_last_unless_told_otherwise(
+    database_url: str, lifo: bool
+) -> None:
+    app = _app(database_url, db_pool_size=3, answer_flushes=1, db_pool_lifo=lifo)
+    try:
+        await app.bootstrap(warm=True)  # opens all three
+        pids = await _handed_out(app, 6)
+        # LIFO: one warm connection serves reads one after the other; FIFO: all in turn.
+        assert len(set(pids)) == (1 if lifo else 3)
+    finally:
+        await app.close()
+
+
+async def test_the_pool_refresh_visits_every_idle_connection_and_keeps_their_order(
+    database_url: str,
+) -> None:
+    app = _app(database_url, db_pool_size=4, answer_flushes=1)
+    try:
+        await app.bootstrap(warm=True)
+        async with contextlib.AsyncExitStack() as held:
+            fairies = [
+                await (await held.enter_async_context(app.engine.connect())).get_raw_connection()
+                for _ in range(4)
+            ]
+            # All of them are due before the refresh after next.
+            for fairy in fairies:
+                fairy.info[StaggeredRecycle.DUE] = time.monotonic() + 30
+            old = {fairy.driver_connection.get_server_pid() for fairy in fairies}
+        # Each is taken longest idle first and put back on top: all four are replaced.
+        assert await app.refresh_pools(ahead_s=60) == 4
+        pids = {pid for pid, _primed, _statements in await _pooled(app.engine)}
+        assert len(pids - old) == 4
+        # The order is as it was: the connection returned last is handed out next.
+        last = (await _handed_out(app, 1))[0]
+        assert await app.refresh_pools(ahead_s=60) == 0
+        assert await _handed_out(app, 1) == [last]
+    finally:
+        await app.close()
+
+
 async def test_the_monitor_refreshes_the_pools_on_its_interval(database_url: str) -> None:
     app = App.create(
         Settings(_env_file=None, redis_url=None, db_pool_size=2, db_pool_monitor_interval=0.2),  # type: ignore[call-arg]
