@@ -2,7 +2,8 @@
 
 A member's rank on a guild's all-time board is 1 + the members with more points. In
 PostgreSQL that was an index-only count of the rows ahead: proportional to the rank, so
-36-71 ms in the middle and at the bottom of a million members. Since 2026-12-07 it is
+tens of milliseconds in the middle and at the bottom of a million members (29-150 ms
+p95 on the benchmark's machines). Since 2026-12-07 it is
 summed from the guild's kept histogram of points (`GuildPointsHistogram`): one row per
 distinct total above the member, few where totals tie (498 for the benchmark's million
 members), but as many as the members ahead where no two tie. A sorted set answers

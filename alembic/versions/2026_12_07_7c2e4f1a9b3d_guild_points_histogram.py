@@ -16,8 +16,13 @@ its members, which only a write that skipped the triggers leaves) is created bel
 zero and deleted at once, so such a drift never fails a member's write. There is no
 foreign key to guilds: a guild's removal empties its rows through its members'
 deletion, and a cascade from guilds could run before that and leave the decrements
-no row to find. The triggers' names sort before the `ranked_members` ones, so every
-statement takes the histogram's rows, then the guilds' rows.
+no row to find. The triggers' names sort before the `ranked_members` ones, so an
+INSERT, UPDATE or DELETE takes the histogram's rows, then the guilds' rows. Not so a
+multi-row INSERT ... ON CONFLICT DO UPDATE that both inserts and updates members with
+points: PostgreSQL fires its UPDATE triggers before its INSERT ones, so it takes
+histogram rows, guild rows, then histogram rows again, out of one key order. No
+writer does that: the answer's upsert with points is one member's, and the batch's
+upserts of members carry no points.
 
 The upgrade creates the table and the triggers, then fills the table from the
 members. CREATE TRIGGER locks guild_members against writes until the migration

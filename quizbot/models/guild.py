@@ -121,6 +121,8 @@ class GuildPointsHistogram(Base):
 
 # A rank on a guild's all-time board (competition ranking: 1 + the members with more
 # points), summed from the histogram; {guild_id} and {points} are SQL expressions.
+# Only for points above zero, as every caller guards: the histogram holds members with
+# points only, so it would miss those between zero and a lower total.
 HISTOGRAM_RANK_SQL = (
     "(SELECT coalesce(sum(h.members), 0) + 1 FROM guild_points_histogram h "
     "WHERE h.guild_id = {guild_id} AND h.points > {points})"
