@@ -72,6 +72,7 @@ def pool_settings(settings: Settings) -> dict[str, Any]:
         "max overflow": settings.db_max_overflow,
         "pool timeout (s)": settings.db_pool_timeout,
         "recycle (s)": settings.db_pool_recycle,
+        "hand-out order": "last returned first" if settings.db_pool_lifo else "in turn",
         "statement cache": 0 if settings.db_pgbouncer else settings.db_statement_cache_size,
         "pgbouncer mode": settings.db_pgbouncer,
         "application name": settings.db_application_name,

@@ -34,6 +34,7 @@ async def test_without_the_extension_the_report_says_how_to_enable_it(
     assert (await connection.execute(text("SELECT 1"))).scalar() == 1
     assert report.connections and report.max_connections > 0
     assert report.pool["pool size"] == Settings().db_pool_size
+    assert report.pool["hand-out order"] == "last returned first"  # DB_POOL_LIFO's default
 
     # Created but not preloaded: the view exists, reading it fails; same advice.
     await connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
