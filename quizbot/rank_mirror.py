@@ -3,11 +3,13 @@
 A member's rank on a guild's all-time board is 1 + the members with more points. In
 PostgreSQL that was an index-only count of the rows ahead: proportional to the rank, so
 tens of milliseconds in the middle and at the bottom of a million members (29-150 ms
-p95 on the benchmark's machines). Since 2026-12-07 it is
-summed from the guild's kept histogram of points (`GuildPointsHistogram`): one row per
-distinct total above the member, few where totals tie (498 for the benchmark's million
-members), but as many as the members ahead where no two tie. A sorted set answers
-`ZCOUNT` in O(log n), well under a millisecond, however the totals spread.
+p95 on the benchmark's machines). Since 2026-12-07 it is summed from the guild's kept
+histogram of points (`GuildPointsHistogram`): one row per distinct total above the
+member, few where totals tie (498 for the benchmark's million members), but as many as
+the members ahead where no two tie. A sorted set answers `ZCOUNT` in O(log n), well
+under a millisecond, however the totals spread. The mirror is still started by a
+rank's depth (below), which no longer says what a rank costs in SQL: on the
+benchmark's data the histogram answered faster than the mirror.
 
 Only guilds whose board is large are mirrored (`RANK_MIRROR_MIN_MEMBERS`): when a rank
 counted in SQL comes out at least that deep, the guild's mirror is built in the
