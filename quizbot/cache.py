@@ -16,7 +16,6 @@ start, twenty per guild, each holding a pooled connection).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -80,22 +79,51 @@ def _key_from_args(prefix: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -
     return prefix + ":" + ":".join(parts)
 
 
+class _Load:
+    """One key's load in flight: the callers waiting for it, and its value once loaded."""
+
+    __slots__ = ("landed", "value", "waiters")
+
+    def __init__(self) -> None:
+        self.waiters: list[asyncio.Future[Any]] = []
+        self.value: Any = None
+        self.landed = False  # loaded; the value may still be on its way to the backend
+
+    def settle(self, *, value: Any = None, error: BaseException | None = None) -> None:
+        """Hand the value, or the error, to every caller still waiting."""
+        for waiter in self.waiters:
+            if waiter.done():  # that caller was cancelled
+                continue
+            if error is None:
+                waiter.set_result(value)
+            else:
+                waiter.set_exception(error)
+        self.waiters.clear()
+
+
+class _TakeOver(Exception):
+    """The caller that was loading a key was cancelled: a waiting caller loads it."""
+
+
 class _Memoized(Generic[T]):
     """`fn` memoized in an aiocache backend, one load per key at a time.
 
-    A hit is one `get`. On a miss the load (`fn`, then one `set`) runs as a task of its
-    own and every caller that misses the same key meanwhile waits for that task:
+    A hit is one `get`. On a miss the first caller loads (`fn`, then one `set`) in its
+    own task, and every caller that misses the same key meanwhile waits for it:
 
-    - its result, or its exception (the same exception object for every caller), reaches
-      each of them;
-    - a caller that is cancelled (a timed-out command) leaves the load running, and its
-      result is still stored for the next caller;
-    - the key is free again only once the value is stored.
+    - its value, or its exception (the same exception object for every caller), reaches
+      each of them; the value as soon as it is loaded, before it is stored;
+    - the key is free again only once the value is stored (a caller that comes while it
+      is being stored gets the value without loading);
+    - a waiting caller that is cancelled stops waiting and nothing else; when the
+      loading caller is cancelled (a timed-out command), its load stops with it and the
+      first caller still waiting loads instead.
 
-    The task runs in a copy of the first caller's context (contextvars): the benchmark
-    charges the load's statements to that caller. Failures of the cache itself are
-    logged and read as a miss, as aiocache's `cached` decorator does, so a Redis outage
-    only costs database reads.
+    The load runs in the first caller's task rather than in one of its own: a task
+    costs two more turns of the event loop (its start, and the caller's wake-up at its
+    end), and under load each turn is a wait behind every callback ready to run. Failures
+    of the cache itself are logged and read as a miss, as aiocache's `cached` decorator
+    does, so a Redis outage only costs database reads.
     """
 
     def __init__(
@@ -105,7 +133,7 @@ class _Memoized(Generic[T]):
         self._prefix = prefix
         self._fn = fn
         self._ttl = ttl
-        self._in_flight: dict[str, asyncio.Task[T]] = {}
+        self._in_flight: dict[str, _Load] = {}
 
     async def __call__(self, *args: Any, **kwargs: Any) -> T:
         key = _key_from_args(self._prefix, args, kwargs)
@@ -116,27 +144,41 @@ class _Memoized(Generic[T]):
             value = None
         if value is not None:
             return value
-        task = self._in_flight.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._load(key, args, kwargs))
-            self._in_flight[key] = task
-            task.add_done_callback(functools.partial(self._landed, key))
-        return await asyncio.shield(task)
+        while (load := self._in_flight.get(key)) is not None:
+            if load.landed:
+                loaded: T = load.value
+                return loaded
+            waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+            load.waiters.append(waiter)
+            try:
+                return await waiter
+            except _TakeOver:
+                continue  # its loader was cancelled: load it here, unless another did
+        return await self._load(key, args, kwargs)
 
     async def _load(self, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        value = await self._fn(*args, **kwargs)
-        if value is not None:  # None is never stored: it reads as a miss
+        load = _Load()
+        self._in_flight[key] = load
+        try:
             try:
-                await self._backend.set(key, value, ttl=self._ttl)
-            except Exception:
-                log.exception("could not keep %s in the cache", key)
-        return value
-
-    def _landed(self, key: str, task: asyncio.Task[T]) -> None:
-        if self._in_flight.get(key) is task:
-            del self._in_flight[key]
-        if not task.cancelled():
-            task.exception()  # retrieved, so a load nobody waits for any more is not logged
+                value = await self._fn(*args, **kwargs)
+            except Exception as error:
+                load.settle(error=error)
+                raise
+            except BaseException:
+                load.settle(error=_TakeOver())
+                raise
+            load.value, load.landed = value, True
+            load.settle(value=value)
+            if value is not None:  # None is never stored: it reads as a miss
+                try:
+                    await self._backend.set(key, value, ttl=self._ttl)
+                except Exception:
+                    log.exception("could not keep %s in the cache", key)
+            return value
+        finally:
+            if self._in_flight.get(key) is load:
+                del self._in_flight[key]
 
 
 class QuizCache:
