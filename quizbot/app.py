@@ -136,6 +136,7 @@ class App:
                 cache.redis,
                 sessions,
                 min_members=settings.rank_mirror_min_members,
+                min_totals=settings.rank_mirror_min_totals,
                 ttl_s=settings.rank_mirror_ttl_s,
                 namespace=cache.backend.namespace,
             )

@@ -117,9 +117,11 @@ class Settings(BaseSettings):
     # Off: /stats reads each part with its own query (for comparison and rollout).
     stats_single_statement: bool = True
     # With REDIS_URL: a guild's all-time points are mirrored in a Redis sorted set once a
-    # member ranks this deep, so own ranks there take O(log n) instead of counting the rows
-    # ahead (quizbot.rank_mirror); a mirror is rebuilt after RANK_MIRROR_TTL_S seconds.
+    # member ranks this deep and its points hold RANK_MIRROR_MIN_TOTALS distinct totals,
+    # so own ranks there take O(log n) instead of summing that many rows of its kept
+    # histogram (quizbot.rank_mirror); a mirror is rebuilt after RANK_MIRROR_TTL_S seconds.
     rank_mirror_min_members: int = Field(default=50_000, ge=1)
+    rank_mirror_min_totals: int = Field(default=5_000, ge=1)
     rank_mirror_ttl_s: int = Field(default=3600, ge=60)
     # Global boards of a window (today, this week, this month) or a topic are summed from
     # every guild's days and change with any answer anywhere: they are read again at

@@ -7,14 +7,18 @@ p95 on the benchmark's machines). Since 2026-12-07 it is summed from the guild's
 histogram of points (`GuildPointsHistogram`): one row per distinct total above the
 member, few where totals tie (498 for the benchmark's million members), but as many as
 the members ahead where no two tie. A sorted set answers `ZCOUNT` in O(log n), well
-under a millisecond, however the totals spread. The mirror is still started by a
-rank's depth (below), which no longer says what a rank costs in SQL: on the
-benchmark's data the histogram answered faster than the mirror.
+under a millisecond, however the totals spread.
 
-Only guilds whose board is large are mirrored (`RANK_MIRROR_MIN_MEMBERS`): when a rank
-counted in SQL comes out at least that deep, the guild's mirror is built in the
-background from one snapshot of `guild_members`. Until it is ready, and for every other
-guild, ranks are read in SQL as before. Only with `REDIS_URL` set.
+So a guild is mirrored only where summing its histogram would cost more than asking
+Redis: when a rank read in SQL comes out at least `RANK_MIRROR_MIN_MEMBERS` deep (a
+large board, noticed for free), the guild's distinct totals are counted in the
+background, and only with at least `RANK_MIRROR_MIN_TOTALS` of them is its mirror built
+from one snapshot of `guild_members`. Summing a histogram took 0.4 ms over 1,000 rows,
+1.5 ms over 10,000 and 17 ms over 100,000 (2026-12-07), against 0.6-0.7 ms p95 for the
+mirror's rank in the benchmark; the benchmark's million members hold 498 totals, and
+are not mirrored. A guild found with fewer totals is not counted again for
+`NOT_NEEDED_S`. Until a mirror is ready, and for every other guild, ranks are read in
+SQL. Only with `REDIS_URL` set.
 
 Consistency. PostgreSQL stays the truth; the mirror holds each member's latest points:
 
@@ -51,6 +55,9 @@ BUILD_CHUNK = 10_000
 # How long a guild found not mirrored is taken as such without asking Redis again, and
 # how long after a failed build the next one may start.
 NOT_MIRRORED_S = 30.0
+# How long a guild found with too few distinct totals to need a mirror is not counted
+# again (its histogram grows by new totals only, slowly).
+NOT_NEEDED_S = 600.0
 # A build owns its guild this long (a crashed build frees it then); a build of a million
 # members takes a few seconds.
 BUILD_LEASE_S = 300
@@ -123,6 +130,11 @@ end
 return 0
 """
 
+# The guild's distinct totals (rows of its kept histogram), counted up to :enough.
+_TOTALS = text(
+    "SELECT count(*) FROM (SELECT 1 FROM guild_points_histogram "
+    "WHERE guild_id = :guild_id LIMIT :enough) t"
+)
 _SNAPSHOT = text(
     "SELECT user_id, points FROM guild_members WHERE guild_id = :guild_id AND points > 0"
 )
@@ -138,12 +150,15 @@ class RankMirror:
         *,
         min_members: int,
         ttl_s: int,
+        min_totals: int = 1,
         namespace: str = "quizbot",
     ) -> None:
         """Args:
         redis: a `redis.asyncio.Redis` client.
-        sessionmaker: transactional sessions, for the build's snapshot.
-        min_members: mirror a guild once a member ranks at least this deep.
+        sessionmaker: transactional sessions, for the count of totals and the build's
+            snapshot.
+        min_members: look at a guild once a member ranks at least this deep.
+        min_totals: mirror it if its points hold at least this many distinct totals.
         ttl_s: how long a built mirror lives before it is rebuilt.
         namespace: the keys' prefix (the cache's, so clearing the cache clears them).
         """
@@ -151,6 +166,7 @@ class RankMirror:
         self._redis = redis
         self._sessions = sessionmaker
         self.min_members = min_members
+        self.min_totals = min_totals
         self.ttl_s = ttl_s
         self._update = redis.register_script(_UPDATE)
         self._start = redis.register_script(_START_BUILD)
@@ -159,7 +175,9 @@ class RankMirror:
         self._abandon = redis.register_script(_ABANDON_BUILD)
         self._builds: dict[int, asyncio.Task[bool]] = {}
         self._not_mirrored: dict[int, float] = {}  # guild -> until when (monotonic)
-        self._failed_until: dict[int, float] = {}  # guild -> no new build before (monotonic)
+        # guild -> no new build before (monotonic): after a failed build, or after a
+        # count of totals that found no need
+        self._quiet_until: dict[int, float] = {}
 
     def _zset(self, guild_id: int) -> str:
         return f"{self._prefix}:{guild_id}"
@@ -229,13 +247,16 @@ class RankMirror:
             log.exception("could not update the rank mirrors of guilds %s", sorted(by_guild))
 
     def ranked(self, guild_id: int, rank: int) -> None:
-        """Told of a rank counted in SQL: a deep one starts building the guild's mirror."""
+        """Told of a rank read in SQL: a deep one starts building the guild's mirror if
+        the guild needs one (`build_if_needed`)."""
         if rank < self.min_members or guild_id in self._builds:
             return
-        if self._failed_until.get(guild_id, 0.0) > time.monotonic():
-            return  # the last build failed (Redis away?): not one attempt per request
+        if self._quiet_until.get(guild_id, 0.0) > time.monotonic():
+            # The last build failed (Redis away?), or the guild was found not to need a
+            # mirror: not one attempt per request.
+            return
         task = asyncio.get_running_loop().create_task(
-            self.build(guild_id), name=f"rank-mirror-{guild_id}"
+            self.build_if_needed(guild_id), name=f"rank-mirror-{guild_id}"
         )
         self._builds[guild_id] = task
         task.add_done_callback(lambda t: self._built(guild_id, t))
@@ -243,13 +264,41 @@ class RankMirror:
     def _built(self, guild_id: int, task: asyncio.Task[bool]) -> None:
         self._builds.pop(guild_id, None)
         if not task.cancelled() and task.exception() is not None:
-            now = time.monotonic()
-            if len(self._failed_until) > 10_000:
-                self._failed_until = {g: t for g, t in self._failed_until.items() if t > now}
-            self._failed_until[guild_id] = now + NOT_MIRRORED_S
+            self._quiet(guild_id, NOT_MIRRORED_S)
             log.error(
                 "could not build the rank mirror of guild %s", guild_id, exc_info=task.exception()
             )
+
+    async def needed(self, guild_id: int) -> bool:
+        """Whether the guild's points hold at least `min_totals` distinct totals: where
+        summing the histogram above a member would cost more than asking the mirror."""
+        async with self._sessions() as session:
+            result = await session.execute(
+                _TOTALS, {"guild_id": guild_id, "enough": self.min_totals}
+            )
+            return int(result.scalar_one()) >= self.min_totals
+
+    async def build_if_needed(self, guild_id: int) -> bool:
+        """Build the guild's mirror if it is `needed`; whether a build was done.
+
+        A guild that does not need one is left alone for `NOT_NEEDED_S`.
+        """
+        if not await self.needed(guild_id):
+            log.info(
+                "rank mirror of guild %s: not needed (fewer than %d distinct totals)",
+                guild_id,
+                self.min_totals,
+            )
+            self._quiet(guild_id, NOT_NEEDED_S)
+            return False
+        return await self.build(guild_id)
+
+    def _quiet(self, guild_id: int, seconds: float) -> None:
+        """No build for the guild for `seconds`."""
+        now = time.monotonic()
+        if len(self._quiet_until) > 10_000:
+            self._quiet_until = {g: t for g, t in self._quiet_until.items() if t > now}
+        self._quiet_until[guild_id] = now + seconds
 
     async def build(self, guild_id: int) -> bool:
         """Build the guild's mirror from one snapshot; False when another build owns it."""

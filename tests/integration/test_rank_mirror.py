@@ -118,6 +118,52 @@ async def test_a_deep_counted_rank_builds_the_mirror_in_the_background(
     assert await mirror.rank(guild, 5) == 9
 
 
+async def test_a_guild_with_few_distinct_totals_is_left_to_its_histogram(
+    guild: int,
+    redis_cache: QuizCache,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    connection: AsyncConnection,
+) -> None:
+    # POINTS hold five distinct totals above zero: 80, 50, 30, 10 and 5.
+    def mirror_of(min_totals: int) -> RankMirror:
+        return RankMirror(
+            redis_cache.redis,
+            sessionmaker,
+            min_members=3,
+            min_totals=min_totals,
+            ttl_s=600,
+            namespace=redis_cache.backend.namespace,
+        )
+
+    def counts_totals(sql: str) -> bool:
+        return "SELECT 1 FROM guild_points_histogram" in sql
+
+    sparse = mirror_of(6)
+    try:
+        assert not await sparse.needed(guild)
+        stats = StatsService(sessionmaker, redis_cache, rank_mirror=sparse)
+        with count_statements(connection) as looked:
+            deep = await stats.leaderboard(guild_id=guild, caller_id=FIRST_USER + 8)
+            await sparse.wait_for_builds()
+        assert deep.me is not None and deep.me.rank == 9  # deep enough to look
+        assert sum(map(counts_totals, looked.statements)) == 1
+        assert await redis_cache.redis.get(sparse._state(guild)) is None  # type: ignore[union-attr]
+        # Found not to need a mirror: the next deep rank does not count the totals again.
+        with count_statements(connection) as again:
+            await stats.member_stats(guild_id=guild, user_id=FIRST_USER + 8)
+            await sparse.wait_for_builds()
+        assert again.count == 1 and not any(map(counts_totals, again.statements))
+    finally:
+        await sparse.close()
+    enough = mirror_of(5)
+    try:
+        assert await enough.needed(guild)
+        assert await enough.build_if_needed(guild)
+        assert await enough.rank(guild, 5) == 9
+    finally:
+        await enough.close()
+
+
 async def test_a_reset_drops_the_mirror_and_ranks_are_counted_again(
     guild: int,
     mirror: RankMirror,
