@@ -16,6 +16,7 @@ start, twenty per guild, each holding a pooled connection).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -136,6 +137,15 @@ class _Memoized(Generic[T]):
         self._in_flight: dict[str, _Load] = {}
 
     async def __call__(self, *args: Any, **kwargs: Any) -> T:
+        return await self.load_with(functools.partial(self._fn, *args, **kwargs), *args, **kwargs)
+
+    async def load_with(self, load: Callable[[], Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """As a call with these arguments, but a miss here is loaded by `load`, which
+        returns what `fn` would (a caller that reads more in the same round trip).
+
+        A caller that waits for another's load, or finds the value cached, does not
+        call `load`.
+        """
         key = _key_from_args(self._prefix, args, kwargs)
         try:
             value: T | None = await self._backend.get(key)
@@ -144,24 +154,24 @@ class _Memoized(Generic[T]):
             value = None
         if value is not None:
             return value
-        while (load := self._in_flight.get(key)) is not None:
-            if load.landed:
-                loaded: T = load.value
+        while (pending := self._in_flight.get(key)) is not None:
+            if pending.landed:
+                loaded: T = pending.value
                 return loaded
             waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-            load.waiters.append(waiter)
+            pending.waiters.append(waiter)
             try:
                 return await waiter
             except _TakeOver:
                 continue  # its loader was cancelled: load it here, unless another did
-        return await self._load(key, args, kwargs)
+        return await self._load(key, load)
 
-    async def _load(self, key: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    async def _load(self, key: str, fn: Callable[[], Awaitable[T]]) -> T:
         load = _Load()
         self._in_flight[key] = load
         try:
             try:
-                value = await self._fn(*args, **kwargs)
+                value = await fn()
             except Exception as error:
                 load.settle(error=error)
                 raise
@@ -179,6 +189,23 @@ class _Memoized(Generic[T]):
         finally:
             if self._in_flight.get(key) is load:
                 del self._in_flight[key]
+
+
+class _NotMemoized(Generic[T]):
+    """`fn` called through, with `_Memoized`'s interface (the cache disabled)."""
+
+    def __init__(self, fn: Callable[..., Awaitable[T]]) -> None:
+        self._fn = fn
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> T:
+        return await self._fn(*args, **kwargs)
+
+    async def load_with(self, load: Callable[[], Awaitable[T]], *_args: Any, **_kwargs: Any) -> T:
+        """`load()`: nothing is memoized."""
+        return await load()
+
+
+Memoized = _Memoized[T] | _NotMemoized[T]
 
 
 class QuizCache:
@@ -201,19 +228,17 @@ class QuizCache:
         """Build the cache the settings ask for."""
         return cls(create_cache(settings), enabled=settings.cache_enabled)
 
-    def memoize(
-        self, prefix: str, fn: Callable[..., Awaitable[T]], *, ttl: int
-    ) -> Callable[..., Awaitable[T]]:
+    def memoize(self, prefix: str, fn: Callable[..., Awaitable[T]], *, ttl: int) -> Memoized[T]:
         """Memoize `fn` in the aiocache backend; the key is `prefix` plus the call's
         arguments.
 
         Callers put a generation (see `generation`) among the arguments. `None`
         results are not stored. Concurrent misses of one key in this process share
-        one call of `fn` and one write (`_Memoized`). With the cache disabled, `fn`
-        itself is returned.
+        one call of `fn` and one write (`_Memoized`). With the cache disabled, every
+        call calls `fn`.
         """
         if not self.enabled:
-            return fn
+            return _NotMemoized(fn)
         return _Memoized(self.backend, prefix, fn, ttl)
 
     @property

@@ -212,10 +212,9 @@ MEMBER_POINTS = text(
 )
 
 
-# Built once per source: text() parses its bind parameters with a regex on every call.
-@functools.cache
-def _page_sql(source: _Source) -> TextClause:
-    return text(
+def _page_select(source: _Source) -> str:
+    """A page of the board: (user_id, name, points) after the cursor, best first."""
+    return (
         f"SELECT t.user_id, coalesce({source.name.format(row='t')}, '') AS name, t.points "
         f"FROM (SELECT user_id, points FROM ({source.sql}) b "
         "WHERE points > 0 AND (CAST(:after_points AS bigint) IS NULL "
@@ -225,15 +224,39 @@ def _page_sql(source: _Source) -> TextClause:
     )
 
 
-@functools.cache
-def _me_sql(source: _Source) -> TextClause:
-    return text(
+def _me_select(source: _Source) -> str:
+    """The member's row of the board with their rank: (user_id, name, points, rank)."""
+    return (
         # NOT MATERIALIZED: referenced twice, the CTE would otherwise be computed (copied)
         # in full, and neither the member's key nor the ranked index would be used.
         f"WITH b AS NOT MATERIALIZED ({source.sql}), "
         "me AS (SELECT * FROM b WHERE user_id = :me) "
         f"SELECT me.user_id, coalesce({source.name.format(row='me')}, '') AS name, me.points, "
         f"{source.rank} AS rank FROM me WHERE me.points > 0"
+    )
+
+
+# Built once per source: text() parses its bind parameters with a regex on every call.
+@functools.cache
+def _page_sql(source: _Source) -> TextClause:
+    return text(_page_select(source))
+
+
+@functools.cache
+def _me_sql(source: _Source) -> TextClause:
+    return text(_me_select(source))
+
+
+# A page and the caller's own row in one round trip (a page not in the cache): the
+# page's rows first (`mine` false, no rank), best first, then the caller's row, if
+# they hold points. Each part is referenced once, so the server plans it as alone.
+@functools.cache
+def _page_and_me_sql(source: _Source) -> TextClause:
+    return text(
+        f"WITH page AS ({_page_select(source)}), mine AS ({_me_select(source)}) "
+        "SELECT false AS mine, user_id, name, points, CAST(NULL AS bigint) AS rank FROM page "
+        "UNION ALL SELECT true, user_id, name, points, rank FROM mine "
+        "ORDER BY mine, points DESC, user_id"
     )
 
 
@@ -263,6 +286,7 @@ prime_at_start(
     MEMBER_POINTS,
     *(_page_sql(s) for s in (*_SOURCES.values(), _PERIOD_SOURCE)),
     *(_me_sql(s) for s in (*_SOURCES.values(), _PERIOD_SOURCE)),
+    *(_page_and_me_sql(s) for s in (*_SOURCES.values(), _PERIOD_SOURCE)),
     _row_sql(_GLOBAL_SUMMED),
     _histogram_sql(_GLOBAL_SUMMED),
 )
@@ -287,6 +311,20 @@ class PointsHistogram:
         total = self.at_or_below[-1] if self.at_or_below else 0
         i = bisect.bisect_right(self.points, points)
         return 1 + total - (self.at_or_below[i - 1] if i else 0)
+
+
+def _ranked_page(rows: Sequence[Any], after: Cursor | None) -> tuple[Entry, ...]:
+    """A page's rows (user_id, name, points; best first) as entries with competition
+    ranks, going on from the cursor's."""
+    entries: list[Entry] = []
+    prev_points, prev_rank = (after.points, after.rank) if after else (None, 0)
+    position = after.position if after else 0
+    for r in rows:
+        position += 1
+        rank = prev_rank if r.points == prev_points else position
+        entries.append(Entry(rank, r.user_id, r.name, int(r.points)))
+        prev_points, prev_rank = r.points, rank
+    return tuple(entries)
 
 
 class StatsService:
@@ -409,15 +447,7 @@ class StatsService:
         )
 
         rows = await self._rows(_page_sql(source), params)
-        entries: list[Entry] = []
-        prev_points, prev_rank = (after.points, after.rank) if after else (None, 0)
-        position = after.position if after else 0
-        for r in rows:
-            position += 1
-            rank = prev_rank if r.points == prev_points else position
-            entries.append(Entry(rank, r.user_id, r.name, int(r.points)))
-            prev_points, prev_rank = r.points, rank
-        return tuple(entries)
+        return _ranked_page(rows, after)
 
     async def leaderboard(
         self,
@@ -457,18 +487,21 @@ class StatsService:
             slot = await self._cache.generation(SCORES, guild_id)
             cached_page = self._cached_page
         # One more row than shown tells whether there is a next page.
-        rows = await cached_page(guild_id, period, topic, since, after, limit + 1, slot)
+        page_key = (guild_id, period, topic, since, after, limit + 1, slot)
+        me = None
+        if caller_id is not None and refresh_s:
+            rows = await cached_page(*page_key)
+            (me,) = await self._clocked_me(caller_id, period, topic, since, slot)
+        elif caller_id is not None:
+            rows, me = await self._page_and_my_entry(page_key, caller_id)
+        else:
+            rows = await cached_page(*page_key)
         entries = rows[:limit]
         next_cursor = None
         if len(rows) > limit:
             last = entries[-1]
             position = (after.position if after else 0) + len(entries)
             next_cursor = Cursor(last.points, last.user_id, last.rank, position)
-        me = None
-        if caller_id is not None and refresh_s:
-            (me,) = await self._clocked_me(caller_id, period, topic, since, slot)
-        elif caller_id is not None:
-            me = await self._my_entry(guild_id, caller_id, period, topic, since)
         return LeaderboardPage(entries, next_cursor, me, period, guild_id, topic, refresh_s)
 
     def _refresh_s(self, guild_id: int | None, period: Period, topic: str | None) -> int:
@@ -506,24 +539,76 @@ class StatsService:
         rows = await self._rows(_histogram_sql(source), params)
         return PointsHistogram.of([(r.points, r.members) for r in rows])
 
-    async def _my_entry(
+    async def _page_and_my_entry(
         self,
-        guild_id: int | None,
+        page_key: tuple[
+            int | None, Period, str | None, dt.datetime | None, Cursor | None, int, int
+        ],
         user_id: int,
-        period: Period,
-        topic: str | None,
-        since: dt.datetime | None,
-    ) -> Entry | None:
+    ) -> tuple[tuple[Entry, ...], Entry | None]:
+        """A page of a board read as of the last score change (its `_load_page`
+        arguments) and the caller's entry on it.
+
+        A page found in the cache costs the entry's statement alone. A page to read is
+        read with the entry in one statement (`_page_and_me_sql`), unless the guild's
+        rank mirror answers the entry.
+        """
+        guild_id, period, topic, since, after, rows_wanted, _slot = page_key
         all_time = period is Period.ALL and topic is None
         mirror = self._rank_mirror if guild_id is not None and all_time else None
         if mirror is not None and guild_id is not None and await mirror.ready(guild_id):
+            rows = await self._cached_page(*page_key)
             answered, entry = await self._my_mirrored_entry(mirror, guild_id, user_id)
             if answered:
-                return entry
-        entry = await self._my_counted_entry(guild_id, user_id, period, topic, since)
+                return rows, entry
+            entry = await self._my_counted_entry(guild_id, user_id, period, topic, since)
+        else:
+            read_with_page: list[Entry | None] = []
+
+            async def page_and_entry() -> tuple[Entry, ...]:
+                page, entry = await self._load_page_and_entry(
+                    guild_id, period, topic, since, after, rows_wanted, user_id
+                )
+                read_with_page.append(entry)
+                return page
+
+            # A caller that found the page cached, or waited for another's read of it,
+            # did not read its entry: it reads it alone.
+            rows = await self._cached_page.load_with(page_and_entry, *page_key)
+            if read_with_page:
+                entry = read_with_page[0]
+            else:
+                entry = await self._my_counted_entry(guild_id, user_id, period, topic, since)
         if mirror is not None and guild_id is not None and entry is not None:
-            mirror.ranked(guild_id, entry.rank)  # a deep rank starts building a mirror
-        return entry
+            mirror.ranked(guild_id, entry.rank)  # a deep rank may start building a mirror
+        return rows, entry
+
+    async def _load_page_and_entry(
+        self,
+        guild_id: int | None,
+        period: Period,
+        topic: str | None,
+        since: dt.datetime | None,
+        after: Cursor | None,
+        limit: int,
+        user_id: int,
+    ) -> tuple[tuple[Entry, ...], Entry | None]:
+        """`_load_page` and `_my_counted_entry` in one statement."""
+        source, params = _board(guild_id, period, topic, since)
+        params.update(
+            after_points=after.points if after else None,
+            after_user=after.user_id if after else None,
+            limit=limit,
+            me=user_id,
+        )
+        rows = await self._rows(_page_and_me_sql(source), params)
+        page = [r for r in rows if not r.mine]
+        mine = [r for r in rows if r.mine]
+        entry = None
+        if mine:
+            r = mine[0]
+            entry = Entry(int(r.rank), r.user_id, r.name, int(r.points))
+        return _ranked_page(page, after), entry
 
     async def _my_mirrored_entry(
         self, mirror: RankMirror, guild_id: int, user_id: int

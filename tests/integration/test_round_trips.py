@@ -29,7 +29,9 @@ from quizbot.repositories import QuestionRepository, SessionRepository
 from quizbot.resilience import BreakerState
 from quizbot.services.quiz import FINISH_STATEMENTS, MESSAGE_FLUSHES, QuestionView, QuizFilters
 from quizbot.services.stats import Period
+from tests import factories
 from tests.database import drop_database, migrated_database
+from tests.factories import GuildFactory, GuildMemberFactory, UserFactory
 
 
 def _app(database_url: str, **settings: Any) -> App:
@@ -614,6 +616,33 @@ async def test_the_hot_units_find_their_statements_prepared(database_url: str) -
             assert statements, pool  # the flow above ran on both pools
             assert statements <= primed[pool], pool
     finally:
+        await app.close()
+
+
+async def test_callers_waiting_for_one_page_read_their_own_entries(database_url: str) -> None:
+    # The first caller reads the page with its entry in one statement; the others,
+    # waiting for that page, read their entries alone: each gets its own.
+    app = _app(database_url)
+    try:
+        async with app.sessionmaker() as session, session.begin():
+            factories.use_session(session)
+            guild = GuildFactory(guild_id=96)
+            for i, points in enumerate((50, 80, 50, 10, 0, 30)):
+                user = UserFactory(user_id=9600 + i, points=points)
+                GuildMemberFactory(guild=guild, user=user, points=points)
+        factories.use_session(None)
+        callers = range(9600, 9607)  # 9606 is no member
+        with count_statements(app.engine) as statements:
+            pages = await asyncio.gather(
+                *(app.stats.leaderboard(guild_id=96, caller_id=c, limit=2) for c in callers)
+            )
+        assert [None if p.me is None else p.me.rank for p in pages] == [2, 1, 2, 5, None, 4, None]
+        assert {tuple(p.entries) for p in pages} == {tuple(pages[0].entries)}
+        # One page read (with its caller's entry) and six entries read alone.
+        assert statements.count == 7
+        assert sum("UNION ALL" in sql for sql in statements.statements) == 1
+    finally:
+        factories.use_session(None)
         await app.close()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -89,6 +90,48 @@ async def test_own_rank_wherever_the_caller_stands(
     assert page.me is not None and (page.me.rank, page.me.points) == (3, 50)
     nobody = await stats.leaderboard(guild_id=board, caller_id=1005, limit=2)
     assert nobody.me is None  # no points yet: not on the board
+
+
+async def test_a_page_and_the_callers_entry_are_one_statement_and_as_read_apart(
+    board: int,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    connection: AsyncConnection,
+) -> None:
+    # Without the cache every call reads its page; the page and the entry read apart
+    # (a caller-less page, and the entry of a page found cached) are the reference.
+    uncached = stats_service(sessionmaker, QuizCache(QuizCache.memory_backend(), enabled=False))
+    cached = stats_service(sessionmaker, QuizCache(QuizCache.memory_backend()))
+    boards: list[dict[str, Any]] = [
+        {"guild_id": board},
+        {"guild_id": None},
+        {"guild_id": board, "period": Period.WEEK},
+        {"guild_id": board, "topic": "Nothing"},
+    ]
+    for where in boards:
+        after = None
+        for _page in range(3):
+            for caller in (1001, 1003, 1004, 1005, 999):  # top, middle, last, no points, none
+                with count_statements(connection) as together:
+                    page = await uncached.leaderboard(
+                        **where, caller_id=caller, limit=3, after=after
+                    )
+                assert together.count == 1, where
+                apart = await uncached.leaderboard(**where, limit=3, after=after)
+                await cached.leaderboard(**where, limit=3, after=after)  # now cached
+                with count_statements(connection) as alone:
+                    entry = await cached.leaderboard(
+                        **where, caller_id=caller, limit=3, after=after
+                    )
+                assert alone.count == 1  # the entry: the page came from the cache
+                assert (page.entries, page.next_cursor) == (apart.entries, apart.next_cursor)
+                assert page.me == entry.me, (where, caller)
+            if page.next_cursor is None:
+                break
+            after = page.next_cursor
+    week = await uncached.leaderboard(guild_id=board, caller_id=1003, period=Period.WEEK)
+    assert week.me is None  # no answers this week: nobody has points on that board
+    me = (await uncached.leaderboard(guild_id=board, caller_id=1003, limit=1)).me
+    assert me is not None and (me.rank, me.user_id, me.points) == (3, 1003, 50)
 
 
 async def test_global_board_reads_users(
