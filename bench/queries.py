@@ -83,6 +83,7 @@ def hot_queries(scale: Scale) -> tuple[list[HotQuery], list[str]]:
             _SOURCES,
             Period,
             _me_sql,
+            _page_and_me_sql,
             _page_sql,
             _Source,
             _source_of,
@@ -110,6 +111,18 @@ def hot_queries(scale: Scale) -> tuple[list[HotQuery], list[str]]:
                     label="before the histogram: the members ahead counted",
                 ),
                 label="summed from the kept histogram (guild_points_histogram)",
+            ),
+            HotQuery(
+                "top-10 with own line",
+                _page_and_me_sql(_SOURCES[(True, False)]),
+                {**board, "me": middle},
+                before=HotQuery(
+                    "top-10 with own line",
+                    _page_and_me_sql(_SOURCES[(True, False)]._replace(rank=_COUNTED_RANK)),
+                    {**board, "me": middle},
+                    label="before the histogram: the members ahead counted",
+                ),
+                label="/leaderboard's page and the caller's line in one statement",
             ),
             HotQuery(
                 "period leaderboard (week)",

@@ -191,6 +191,29 @@ def _board(
 _FIRST_DAY = dt.date(1970, 1, 1)
 
 
+# `StatsService._load_page`'s arguments: board, window, cursor, rows, and the version
+# the cache keys the page by.
+_PageKey = tuple[int | None, Period, str | None, dt.datetime | None, Cursor | None, int, int]
+
+
+def _page_board(
+    guild_id: int | None,
+    period: Period,
+    topic: str | None,
+    since: dt.datetime | None,
+    after: Cursor | None,
+    limit: int,
+) -> tuple[_Source, dict[str, Any]]:
+    """`_board`, with the parameters of a page of `limit` rows after `after`."""
+    source, params = _board(guild_id, period, topic, since)
+    params.update(
+        after_points=after.points if after else None,
+        after_user=after.user_id if after else None,
+        limit=limit,
+    )
+    return source, params
+
+
 def first_day(since: dt.datetime | None) -> dt.date:
     """The first day of the roll-up a window covers (`period_start`'s UTC midnight).
 
@@ -439,13 +462,7 @@ class StatsService:
     ) -> tuple[Entry, ...]:
         """`_version` is part of the cache key only: the scores' generation, or the
         refresh slot of a board read on a clock."""
-        source, params = _board(guild_id, period, topic, since)
-        params.update(
-            after_points=after.points if after else None,
-            after_user=after.user_id if after else None,
-            limit=limit,
-        )
-
+        source, params = _page_board(guild_id, period, topic, since, after, limit)
         rows = await self._rows(_page_sql(source), params)
         return _ranked_page(rows, after)
 
@@ -541,9 +558,7 @@ class StatsService:
 
     async def _page_and_my_entry(
         self,
-        page_key: tuple[
-            int | None, Period, str | None, dt.datetime | None, Cursor | None, int, int
-        ],
+        page_key: _PageKey,
         user_id: int,
     ) -> tuple[tuple[Entry, ...], Entry | None]:
         """A page of a board read as of the last score change (its `_load_page`
@@ -553,7 +568,7 @@ class StatsService:
         read with the entry in one statement (`_page_and_me_sql`), unless the guild's
         rank mirror answers the entry.
         """
-        guild_id, period, topic, since, after, rows_wanted, _slot = page_key
+        guild_id, period, topic, since, _after, _rows_wanted, _version = page_key
         all_time = period is Period.ALL and topic is None
         mirror = self._rank_mirror if guild_id is not None and all_time else None
         if mirror is not None and guild_id is not None and await mirror.ready(guild_id):
@@ -566,9 +581,7 @@ class StatsService:
             read_with_page: list[Entry | None] = []
 
             async def page_and_entry() -> tuple[Entry, ...]:
-                page, entry = await self._load_page_and_entry(
-                    guild_id, period, topic, since, after, rows_wanted, user_id
-                )
+                page, entry = await self._load_page_and_entry(page_key, user_id)
                 read_with_page.append(entry)
                 return page
 
@@ -584,23 +597,12 @@ class StatsService:
         return rows, entry
 
     async def _load_page_and_entry(
-        self,
-        guild_id: int | None,
-        period: Period,
-        topic: str | None,
-        since: dt.datetime | None,
-        after: Cursor | None,
-        limit: int,
-        user_id: int,
+        self, page_key: _PageKey, user_id: int
     ) -> tuple[tuple[Entry, ...], Entry | None]:
-        """`_load_page` and `_my_counted_entry` in one statement."""
-        source, params = _board(guild_id, period, topic, since)
-        params.update(
-            after_points=after.points if after else None,
-            after_user=after.user_id if after else None,
-            limit=limit,
-            me=user_id,
-        )
+        """`_load_page(*page_key)` and `_my_counted_entry` in one statement."""
+        guild_id, period, topic, since, after, limit, _version = page_key
+        source, params = _page_board(guild_id, period, topic, since, after, limit)
+        params["me"] = user_id
         rows = await self._rows(_page_and_me_sql(source), params)
         page = [r for r in rows if not r.mine]
         mine = [r for r in rows if r.mine]
