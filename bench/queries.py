@@ -339,6 +339,7 @@ async def own_rank(url: str, scale: Scale, repeats: int, redis_url: str | None) 
             client,
             sessions,
             min_members=1,
+            min_totals=1,
             ttl_s=3600,
             namespace=f"quizbot-bench-{uuid.uuid4().hex[:8]}",
         )

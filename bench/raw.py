@@ -245,6 +245,7 @@ class Replayer:
         due = now + action.delay if action.at is None else max(self._began + action.at, now)
         if due > now:
             await asyncio.sleep(due - now)
+            due = min(due, time.perf_counter())  # ended early by the loop's clock (`click_at`)
         stats = recorder.stats(action.name)
         batch = self._pending[action.batch] if action.batch is not None else None
         with invocation(action.name) as inv:

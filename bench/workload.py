@@ -49,6 +49,20 @@ COMMANDS = (
 )
 
 
+async def click_at(due: float) -> float:
+    """Sleep until `due` (`time.perf_counter()`'s clock) and return the click's time.
+
+    Always yields once, so a driver that never awaits cannot starve the other players.
+    The loop's timers run on its own clock (uvloop's in whole milliseconds), which ends
+    a sleep early by `perf_counter`'s: 717 of 2,000 sleeps of 0.5-10 ms, by up to 1.4 ms
+    (2026-12-07). The click is then when the sleep ended. Before, latency counted from
+    `due`, so a command that began early counted up to that much less than it took
+    (and less than it held a connection, which the smoke test caught).
+    """
+    await asyncio.sleep(max(due - time.perf_counter(), 0.0))
+    return min(due, time.perf_counter())
+
+
 @dataclass(frozen=True)
 class Member:
     """A seeded guild member a simulated player acts as."""
@@ -231,9 +245,7 @@ class Stage:
     async def _act(
         self, delay: float, name: str, fn: Callable[[], Awaitable[T]], session_id: int | None
     ) -> tuple[T | None, Action]:
-        due = time.perf_counter() + delay
-        # Always yield once, so a driver that never awaits cannot starve the other players.
-        await asyncio.sleep(delay if delay > 0 else 0)
+        due = await click_at(time.perf_counter() + delay)
         stats = self.recorder.stats(name)
         result: T | None = None
         with invocation(name, capture=self.capture) as inv:

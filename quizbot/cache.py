@@ -109,16 +109,22 @@ class _TakeOver(Exception):
 class _Memoized(Generic[T]):
     """`fn` memoized in an aiocache backend, one load per key at a time.
 
-    A hit is one `get`. On a miss the first caller loads (`fn`, then one `set`) in its
-    own task, and every caller that misses the same key meanwhile waits for it:
+    A hit is one `get`. On a miss the first caller loads (`fn`, then one `set`) in the
+    caller's own task, and every caller that misses the same key meanwhile waits for it:
 
     - its value, or its exception (the same exception object for every caller), reaches
       each of them; the value as soon as it is loaded, before it is stored;
     - the key is free again only once the value is stored (a caller that comes while it
       is being stored gets the value without loading);
     - a waiting caller that is cancelled stops waiting and nothing else; when the
-      loading caller is cancelled (a timed-out command), its load stops with it and the
-      first caller still waiting loads instead.
+      loading caller is cancelled, its load stops with it and the first caller still
+      waiting loads instead (with its own loader, for `load_with`).
+
+    Nothing in the bot cancels a command mid-read but its shutdown: a statement that
+    times out (`DB_COMMAND_TIMEOUT`) raises an error, which reaches every waiter. Were
+    commands cancelled on a deadline shorter than a load, each waiter would start the
+    load again in turn and none would store it; a load in a task of its own (as here
+    before 2026-12-07) would finish once.
 
     The load runs in the first caller's task rather than in one of its own: a task
     costs two more turns of the event loop (its start, and the caller's wake-up at its
@@ -143,8 +149,8 @@ class _Memoized(Generic[T]):
         """As a call with these arguments, but a miss here is loaded by `load`, which
         returns what `fn` would (a caller that reads more in the same round trip).
 
-        A caller that waits for another's load, or finds the value cached, does not
-        call `load`.
+        A caller that finds the value cached, or gets it from another caller's load,
+        does not call `load`; one that takes a load over from a cancelled loader does.
         """
         key = _key_from_args(self._prefix, args, kwargs)
         try:
@@ -234,8 +240,8 @@ class QuizCache:
 
         Callers put a generation (see `generation`) among the arguments. `None`
         results are not stored. Concurrent misses of one key in this process share
-        one call of `fn` and one write (`_Memoized`). With the cache disabled, every
-        call calls `fn`.
+        one load and one write (`_Memoized`; a load is begun again only when its caller
+        is cancelled). With the cache disabled, every call calls `fn`.
         """
         if not self.enabled:
             return _NotMemoized(fn)

@@ -149,8 +149,8 @@ class RankMirror:
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
         min_members: int,
+        min_totals: int,
         ttl_s: int,
-        min_totals: int = 1,
         namespace: str = "quizbot",
     ) -> None:
         """Args:
@@ -266,7 +266,9 @@ class RankMirror:
         if not task.cancelled() and task.exception() is not None:
             self._quiet(guild_id, NOT_MIRRORED_S)
             log.error(
-                "could not build the rank mirror of guild %s", guild_id, exc_info=task.exception()
+                "could not count the totals of, or build, the rank mirror of guild %s",
+                guild_id,
+                exc_info=task.exception(),
             )
 
     async def needed(self, guild_id: int) -> bool:

@@ -410,7 +410,7 @@ class StatsService:
             # Dropped or expired meanwhile: count after all.
         stats = await self._read_stats(guild_id, user_id, counts=True)
         if mirror is not None and stats.rank is not None:
-            mirror.ranked(guild_id, stats.rank)  # a deep rank starts building a mirror
+            mirror.ranked(guild_id, stats.rank)  # a deep rank may start building a mirror
         return stats
 
     async def _rows(self, statement: TextClause, params: dict[str, Any]) -> Sequence[Row[Any]]:

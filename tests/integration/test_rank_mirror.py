@@ -42,6 +42,7 @@ async def mirror(
         redis_cache.redis,
         sessionmaker,
         min_members=3,
+        min_totals=1,
         ttl_s=600,
         namespace=redis_cache.backend.namespace,
     )
@@ -292,6 +293,7 @@ async def test_a_failed_build_gives_the_guild_back_and_is_not_retried_at_once(
         redis_cache.redis,
         broken,  # type: ignore[arg-type]
         min_members=1,
+        min_totals=1,
         ttl_s=600,
         namespace=redis_cache.backend.namespace,
     )

@@ -621,7 +621,9 @@ async def test_the_hot_units_find_their_statements_prepared(database_url: str) -
 
 async def test_callers_waiting_for_one_page_read_their_own_entries(database_url: str) -> None:
     # The first caller reads the page with its entry in one statement; the others,
-    # waiting for that page, read their entries alone: each gets its own.
+    # waiting for that page, read their entries alone: each gets its own. (On the
+    # memory cache: with Redis, a caller whose cache read came back after the page was
+    # stored would read it from there, and one that missed just before would load.)
     app = _app(database_url)
     try:
         async with app.sessionmaker() as session, session.begin():

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
+from quizbot import models
 from quizbot.cache import SCORES, QuizCache
 from quizbot.errors import InvalidInputError
 from quizbot.models import QuizSession
@@ -20,6 +21,7 @@ from quizbot.services.stats import (
     Period,
     PointsHistogram,
     StatsService,
+    period_start,
 )
 from tests.factories import (
     GuildFactory,
@@ -92,46 +94,68 @@ async def test_own_rank_wherever_the_caller_stands(
     assert nobody.me is None  # no points yet: not on the board
 
 
+# Points of this week's right answers (topic "General") for some members of `board`:
+# ties, and a member whose all-time rank differs from their week's.
+WEEK_POINTS = {1000: 30, 1001: 50, 1002: 30, 1003: 10, 1006: 50, 1007: 20}
+
+
 async def test_a_page_and_the_callers_entry_are_one_statement_and_as_read_apart(
     board: int,
+    session: AsyncSession,
     sessionmaker: async_sessionmaker[AsyncSession],
     connection: AsyncConnection,
 ) -> None:
-    # Without the cache every call reads its page; the page and the entry read apart
-    # (a caller-less page, and the entry of a page found cached) are the reference.
+    now = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)  # a Wednesday
+    guild = await session.get(models.Guild, board)
+    for user_id, points in WEEK_POINTS.items():
+        user = await session.get(models.User, user_id)
+        quiz = QuizSessionFactory(guild=guild, user=user)
+        await _right_answer(session, quiz, points, now - dt.timedelta(hours=1))
+    await session.commit()
+    # Without the cache every call reads its page. The reference: the page read alone
+    # (a call without a caller), and the own line read alone.
     uncached = stats_service(sessionmaker, QuizCache(QuizCache.memory_backend(), enabled=False))
     cached = stats_service(sessionmaker, QuizCache(QuizCache.memory_backend()))
     boards: list[dict[str, Any]] = [
-        {"guild_id": board},
-        {"guild_id": None},
-        {"guild_id": board, "period": Period.WEEK},
-        {"guild_id": board, "topic": "Nothing"},
+        {"guild_id": board},  # the kept histogram's rank
+        {"guild_id": None},  # users
+        {"guild_id": board, "period": Period.WEEK},  # the week's kept sums
+        {"guild_id": board, "period": Period.DAY},  # the days' roll-up
+        {"guild_id": board, "topic": "General"},
+        {"guild_id": None, "period": Period.WEEK},  # every guild's days
+        {"guild_id": None, "topic": "General"},
     ]
+    ranked = 0
     for where in boards:
+        since = period_start(where.get("period", Period.ALL), now)
         after = None
-        for _page in range(3):
+        for _page in range(4):
             for caller in (1001, 1003, 1004, 1005, 999):  # top, middle, last, no points, none
                 with count_statements(connection) as together:
                     page = await uncached.leaderboard(
-                        **where, caller_id=caller, limit=3, after=after
+                        **where, caller_id=caller, limit=2, after=after, now=now
                     )
                 assert together.count == 1, where
-                apart = await uncached.leaderboard(**where, limit=3, after=after)
-                await cached.leaderboard(**where, limit=3, after=after)  # now cached
-                with count_statements(connection) as alone:
-                    entry = await cached.leaderboard(
-                        **where, caller_id=caller, limit=3, after=after
-                    )
-                assert alone.count == 1  # the entry: the page came from the cache
+                apart = await uncached.leaderboard(**where, limit=2, after=after, now=now)
+                alone = await uncached._my_counted_entry(
+                    where["guild_id"], caller, where.get("period", Period.ALL),
+                    where.get("topic"), since,
+                )  # fmt: skip
                 assert (page.entries, page.next_cursor) == (apart.entries, apart.next_cursor)
-                assert page.me == entry.me, (where, caller)
+                assert page.me == alone, (where, caller)
+                ranked += page.me is not None
             if page.next_cursor is None:
                 break
             after = page.next_cursor
-    week = await uncached.leaderboard(guild_id=board, caller_id=1003, period=Period.WEEK)
-    assert week.me is None  # no answers this week: nobody has points on that board
-    me = (await uncached.leaderboard(guild_id=board, caller_id=1003, limit=1)).me
+    assert ranked > 40  # every board has callers on it, on every page
+    # A page found in the cache costs the own line alone.
+    await cached.leaderboard(guild_id=board, limit=2, now=now)
+    with count_statements(connection) as line_alone:
+        me = (await cached.leaderboard(guild_id=board, caller_id=1003, limit=2, now=now)).me
+    assert line_alone.count == 1
     assert me is not None and (me.rank, me.user_id, me.points) == (3, 1003, 50)
+    week = await uncached.leaderboard(guild_id=board, caller_id=1003, period=Period.WEEK, now=now)
+    assert week.me is not None and (week.me.rank, week.me.points) == (6, 10)
 
 
 async def test_global_board_reads_users(
