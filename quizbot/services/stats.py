@@ -350,6 +350,11 @@ def _ranked_page(rows: Sequence[Any], after: Cursor | None) -> tuple[Entry, ...]
     return tuple(entries)
 
 
+def _ranked_entry(row: Any) -> Entry:
+    """A member's row of a board with its rank (user_id, name, points, rank)."""
+    return Entry(int(row.rank), row.user_id, row.name, int(row.points))
+
+
 class StatsService:
     """Reads for /stats and /leaderboard, memoized until the next score change (global
     boards of a window or a topic: until the next refresh, see `global_board_refresh_s`)."""
@@ -506,13 +511,12 @@ class StatsService:
         # One more row than shown tells whether there is a next page.
         page_key = (guild_id, period, topic, since, after, limit + 1, slot)
         me = None
-        if caller_id is not None and refresh_s:
-            rows = await cached_page(*page_key)
-            (me,) = await self._clocked_me(caller_id, period, topic, since, slot)
-        elif caller_id is not None:
+        if caller_id is not None and not refresh_s:
             rows, me = await self._page_and_my_entry(page_key, caller_id)
         else:
             rows = await cached_page(*page_key)
+            if caller_id is not None:
+                (me,) = await self._clocked_me(caller_id, period, topic, since, slot)
         entries = rows[:limit]
         next_cursor = None
         if len(rows) > limit:
@@ -605,12 +609,8 @@ class StatsService:
         params["me"] = user_id
         rows = await self._rows(_page_and_me_sql(source), params)
         page = [r for r in rows if not r.mine]
-        mine = [r for r in rows if r.mine]
-        entry = None
-        if mine:
-            r = mine[0]
-            entry = Entry(int(r.rank), r.user_id, r.name, int(r.points))
-        return _ranked_page(page, after), entry
+        mine = [_ranked_entry(r) for r in rows if r.mine]
+        return _ranked_page(page, after), (mine[0] if mine else None)
 
     async def _my_mirrored_entry(
         self, mirror: RankMirror, guild_id: int, user_id: int
@@ -641,4 +641,4 @@ class StatsService:
         source, params = _board(guild_id, period, topic, since)
         params["me"] = user_id
         row = await self._row(_me_sql(source), params)
-        return None if row is None else Entry(int(row.rank), row.user_id, row.name, int(row.points))
+        return None if row is None else _ranked_entry(row)
