@@ -387,6 +387,28 @@ class Recorder:
         return stats
 
 
+PROBE_LOOPS = 20_000  # about 2 ms of pure Python on the development VMs
+
+
+def speed_probe(runs: int = 5) -> float:
+    """The fastest of `runs` runs of a fixed piece of pure Python, in milliseconds.
+
+    The machine's speed of the moment. The development VMs share their hosts: at equal
+    code, a variant's bot CPU per answer has varied by 30 % between runs of a day, and
+    so has everything measured with it. Taken at each stage's start and end, the probe
+    shows whether a difference between two variants (or runs) came with one in the
+    machine. The fastest run leaves out time the process was not on a core.
+    """
+    best = math.inf
+    for _ in range(runs):
+        began = time.perf_counter()
+        total = 0
+        for i in range(PROBE_LOOPS):
+            total += i * i % 7
+        best = min(best, time.perf_counter() - began)
+    return best * 1000
+
+
 class ProcessMonitor:
     """Event-loop lag and process resources, sampled by a task on the loop itself."""
 
@@ -397,6 +419,7 @@ class ProcessMonitor:
         self._proc = psutil.Process()
         self._cpu0 = 0.0
         self._wall0 = 0.0
+        self._probe0 = 0.0
 
     async def _tick(self) -> None:
         samples = 0
@@ -409,7 +432,8 @@ class ProcessMonitor:
                 self.rss_peak = max(self.rss_peak, self._proc.memory_info().rss)
 
     def start(self) -> None:
-        """Begin a stage: reset the samples and start ticking."""
+        """Begin a stage: probe the machine's speed, reset the samples, start ticking."""
+        self._probe0 = speed_probe()
         self.lags = []
         self.rss_peak = self._proc.memory_info().rss
         times = self._proc.cpu_times()
@@ -418,7 +442,8 @@ class ProcessMonitor:
         self._task = asyncio.get_running_loop().create_task(self._tick())
 
     async def stop(self) -> dict[str, float]:
-        """End a stage; returns lag percentiles (ms), CPU seconds and share, peak RSS (MB)."""
+        """End a stage; returns lag percentiles (ms), CPU seconds and share, peak RSS (MB)
+        and the mean of the speed probes at its start and end (ms)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -427,6 +452,7 @@ class ProcessMonitor:
         wall = time.perf_counter() - self._wall0
         self.rss_peak = max(self.rss_peak, self._proc.memory_info().rss)
         lags = [x * 1000 for x in self.lags]
+        probe = (self._probe0 + speed_probe()) / 2  # after the CPU and wall readings
         return {
             "loop_lag_p50_ms": percentile(lags, 50),
             "loop_lag_p99_ms": percentile(lags, 99),
@@ -434,6 +460,7 @@ class ProcessMonitor:
             "cpu_s": cpu,
             "cpu_share": cpu / wall if wall > 0 else 0.0,
             "rss_peak_mb": self.rss_peak / 1024 / 1024,
+            "probe_ms": probe,
         }
 
 

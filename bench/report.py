@@ -417,6 +417,7 @@ def _process_table(results: dict[str, Any]) -> str:
                     _fmt(p["cpu_s"]),
                     f"{100 * p['cpu_share']:.0f} %",
                     _fmt(p["rss_peak_mb"]),
+                    _probe(p),
                 ]
             )
     return _table(
@@ -431,9 +432,24 @@ def _process_table(results: dict[str, Any]) -> str:
             "CPU s",
             "CPU",
             "RSS peak MB",
+            "speed probe ms",
         ],
         rows,
     )
+
+
+def _probe(process: dict[str, Any]) -> str:
+    # Runs from before 2026-12-07 16:30 have no probe.
+    probe = process.get("probe_ms")
+    return "–" if probe is None else _fmt(probe, 2)
+
+
+def _cpu_per_answer(stage: dict[str, Any]) -> str:
+    """The variant's process CPU over the stage (every command) per answer, in µs."""
+    answers = _cmd(stage, "answer", "count")
+    if not answers:
+        return "–"
+    return _fmt(stage["process"]["cpu_s"] * 1e6 / answers)
 
 
 def _legacy_table(results: dict[str, Any]) -> str | None:
@@ -593,6 +609,10 @@ def _integrity_and_process(results: dict[str, Any]) -> list[str]:
         "",
         "## Process: event loop, CPU, memory",
         "",
+        "The speed probe: the fastest of five runs of a fixed piece of pure Python at the "
+        "stage's start and end, their mean in ms (lower is faster). It shows how fast the "
+        "machine was while the stage ran.",
+        "",
         _process_table(results),
         "",
     ]
@@ -673,6 +693,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                 _fmt(_cmd(f, "answer", "pool_wait_mean_ms"), 2),
                 _fmt(f["process"]["loop_lag_max_ms"]),
                 f"{100 * f['process']['cpu_share']:.0f} %",
+                _cpu_per_answer(f),
+                _probe(f["process"]),
                 str(f["all"]["errors"]),
             ]
         )
@@ -683,7 +705,12 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             "After the ramp, one stage with no think time in which every player is in a "
             "channel quiz of `flood_group` members (a trivia night): all of them answer "
             "each question at once, then the game reveals the answers and moves on, and after each "
-            "quiz one member looks at the stats and the host at the board.",
+            "quiz one member looks at the stats and the host at the board. CPU per answer is "
+            "the variant's process CPU over the stage (every command, the simulated players "
+            "included) divided by its answers; the server's is not in it. The speed probe is "
+            "the fastest of five runs of a fixed piece of pure Python, at the stage's start "
+            "and end (their mean): the machine's speed at the time, lower is faster "
+            "(`bench.metrics.speed_probe`).",
             "",
             _table(
                 [
@@ -697,6 +724,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                     "answer pool wait ms",
                     "loop lag max ms",
                     "CPU",
+                    "CPU µs per answer",
+                    "speed probe ms",
                     "errors",
                 ],
                 flood_rows,

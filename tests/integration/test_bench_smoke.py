@@ -102,6 +102,17 @@ def test_smoke_run_writes_reports(smoke: tuple[int, dict[str, Any], Path]) -> No
     assert " on member_period_points" in indexed and " on answers " not in indexed
     assert " on answers a" in unindexed
     assert results["pgbench"] is not None
+    # Every measured stage carries the machine's speed; the flood table shows it with
+    # the process CPU per answer.
+    for v in results["variants"]:
+        for stage in [*v["stages"], *([v["flood"]] if v.get("flood") else [])]:
+            assert stage["process"]["probe_ms"] > 0, v["name"]
+    flood = markdown.split("## Sustained answer rate: the answer flood")[1].split("\n## ")[0]
+    header = next(line for line in flood.splitlines() if line.startswith("| variant"))
+    assert "| CPU µs per answer | speed probe ms |" in header
+    qb_row = next(line for line in flood.splitlines() if line.startswith("| quizbot |"))
+    cpu_per_answer = qb_row.split("|")[header.split("|").index(" CPU µs per answer ")]
+    assert float(cpu_per_answer.replace(",", "")) > 0
 
 
 def test_smoke_own_rank_from_the_mirror_agrees_with_the_count(
