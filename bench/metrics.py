@@ -21,11 +21,17 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import math
+import os
 import resource
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -387,18 +393,14 @@ class Recorder:
         return stats
 
 
-PROBE_LOOPS = 20_000  # about 2 ms of pure Python on the development VMs
+PROBE_LOOPS = 20_000  # about 1 ms of pure Python on the development VMs
+SAMPLE_EVERY_S = 0.25  # the speed sampler's pause between two probes
 
 
-def speed_probe(runs: int = 5) -> float:
-    """The fastest of `runs` runs of a fixed piece of pure Python, in milliseconds.
-
-    The machine's speed of the moment. The development VMs share their hosts: at equal
-    code, a variant's bot CPU per answer has varied by 30 % between runs of a day, and
-    so has everything measured with it. Taken at each stage's start and end, the probe
-    shows whether a difference between two variants (or runs) came with one in the
-    machine. The fastest run leaves out time the process was not on a core.
-    """
+def speed_probe(runs: int = 3) -> float:
+    """The fastest of `runs` runs of a fixed piece of pure Python, in milliseconds:
+    how fast the core running it was at that moment (the fastest run leaves out time
+    the process was not on a core)."""
     best = math.inf
     for _ in range(runs):
         began = time.perf_counter()
@@ -407,6 +409,60 @@ def speed_probe(runs: int = 5) -> float:
             total += i * i % 7
         best = min(best, time.perf_counter() - began)
     return best * 1000
+
+
+# The sampler's own process: a probe every SAMPLE_EVERY_S seconds, one line each
+# ("<monotonic time> <ms>") appended to the file it is given, until its parent is gone.
+_SAMPLER = f"""
+import os, sys, time
+from bench.metrics import speed_probe
+parent = int(sys.argv[2])
+with open(sys.argv[1], "a", buffering=1) as out:
+    while os.getppid() == parent:
+        out.write(f"{{time.monotonic()}} {{speed_probe()}}\\n")
+        time.sleep({SAMPLE_EVERY_S})
+"""
+
+
+class SpeedSampler:
+    """The machine's speed through a variant's run, probed by a process of its own.
+
+    The development VMs share their hosts, and a core's speed moves within seconds:
+    back to back on an idle VM, the probe took 1.04-1.13 ms on one core and up to
+    2.2 ms on the other, and then the other way round. At equal code the bot's CPU per
+    answer in a flood varied by 30 % between runs, and everything measured with it.
+    A stage's median probe says how fast the machine was while the stage ran. The
+    sampler costs about 1.5 % of a core; it samples whichever core the kernel gives it.
+    """
+
+    def __init__(self) -> None:
+        handle, name = tempfile.mkstemp(prefix="quizbot-speed-", suffix=".txt")
+        os.close(handle)
+        self._path = Path(name)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if self._process is None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _SAMPLER, str(self._path), str(os.getpid())],
+                cwd=Path(__file__).resolve().parent.parent,
+            )
+
+    def median(self, since: float, until: float) -> float | None:
+        """The median probe (ms) taken between two `time.monotonic()` readings."""
+        samples = []
+        for line in self._path.read_text().splitlines():
+            at, _, ms = line.partition(" ")
+            if ms and since <= float(at) <= until:
+                samples.append(float(ms))
+        return statistics.median(samples) if samples else None
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None
+        self._path.unlink(missing_ok=True)
 
 
 class ProcessMonitor:
@@ -419,7 +475,10 @@ class ProcessMonitor:
         self._proc = psutil.Process()
         self._cpu0 = 0.0
         self._wall0 = 0.0
-        self._probe0 = 0.0
+        self._since = 0.0
+        # Started here, before the warm-up: its own start-up is in no stage.
+        self.speed = SpeedSampler()
+        self.speed.start()
 
     async def _tick(self) -> None:
         samples = 0
@@ -432,8 +491,8 @@ class ProcessMonitor:
                 self.rss_peak = max(self.rss_peak, self._proc.memory_info().rss)
 
     def start(self) -> None:
-        """Begin a stage: probe the machine's speed, reset the samples, start ticking."""
-        self._probe0 = speed_probe()
+        """Begin a stage: reset the samples and start ticking."""
+        self._since = time.monotonic()
         self.lags = []
         self.rss_peak = self._proc.memory_info().rss
         times = self._proc.cpu_times()
@@ -443,7 +502,7 @@ class ProcessMonitor:
 
     async def stop(self) -> dict[str, float]:
         """End a stage; returns lag percentiles (ms), CPU seconds and share, peak RSS (MB)
-        and the mean of the speed probes at its start and end (ms)."""
+        and the speed sampler's median probe over the stage (ms)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -452,7 +511,6 @@ class ProcessMonitor:
         wall = time.perf_counter() - self._wall0
         self.rss_peak = max(self.rss_peak, self._proc.memory_info().rss)
         lags = [x * 1000 for x in self.lags]
-        probe = (self._probe0 + speed_probe()) / 2  # after the CPU and wall readings
         return {
             "loop_lag_p50_ms": percentile(lags, 50),
             "loop_lag_p99_ms": percentile(lags, 99),
@@ -460,8 +518,13 @@ class ProcessMonitor:
             "cpu_s": cpu,
             "cpu_share": cpu / wall if wall > 0 else 0.0,
             "rss_peak_mb": self.rss_peak / 1024 / 1024,
-            "probe_ms": probe,
+            # None when the sampler took no probe during the stage.
+            "probe_ms": self.speed.median(self._since, time.monotonic()),
         }
+
+    def close(self) -> None:
+        """Stop the speed sampler (at the variant's end)."""
+        self.speed.close()
 
 
 def process_totals() -> dict[str, float]:

@@ -439,7 +439,7 @@ def _process_table(results: dict[str, Any]) -> str:
 
 
 def _probe(process: dict[str, Any]) -> str:
-    # Runs from before 2026-12-07 16:30 have no probe.
+    # Runs from before 2026-12-07 17:00 have no probe; a stage may have had no sample.
     probe = process.get("probe_ms")
     return "–" if probe is None else _fmt(probe, 2)
 
@@ -609,9 +609,11 @@ def _integrity_and_process(results: dict[str, Any]) -> list[str]:
         "",
         "## Process: event loop, CPU, memory",
         "",
-        "The speed probe: the fastest of five runs of a fixed piece of pure Python at the "
-        "stage's start and end, their mean in ms (lower is faster). It shows how fast the "
-        "machine was while the stage ran.",
+        "The speed probe: the median, over the stage, of a process of its own that times "
+        "a fixed piece of pure Python every quarter of a second (the fastest of three "
+        "runs, in ms; lower is faster; `bench.metrics.SpeedSampler`). It shows how fast "
+        "the machine was while the stage ran: the development VMs share their hosts, and "
+        "at equal code their speed has moved by a factor of up to two within a run.",
         "",
         _process_table(results),
         "",
@@ -707,10 +709,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             "each question at once, then the game reveals the answers and moves on, and after each "
             "quiz one member looks at the stats and the host at the board. CPU per answer is "
             "the variant's process CPU over the stage (every command, the simulated players "
-            "included) divided by its answers; the server's is not in it. The speed probe is "
-            "the fastest of five runs of a fixed piece of pure Python, at the stage's start "
-            "and end (their mean): the machine's speed at the time, lower is faster "
-            "(`bench.metrics.speed_probe`).",
+            "included) divided by its answers; the server's is not in it. The speed probe: "
+            "see the process table above (lower is faster).",
             "",
             _table(
                 [

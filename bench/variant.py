@@ -226,6 +226,7 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
                 )
                 flood = await measured(stage, f"{spec.name}: flood, {spec.flood_players} players")
         finally:
+            monitor.close()
             await driver.close()
     # The legacy design writes answers without quizbot's per-day roll-up.
     check = await integrity.check(asyncpg_args(spec.url), acks, daily_points=spec.kind != "legacy")
@@ -293,6 +294,7 @@ async def _replay(spec: VariantSpec, traces: list[StageTrace]) -> dict[str, Any]
                 else:
                     stages.append(summary)
     finally:
+        monitor.close()
         await pool.close()
         await writer_pool.close()
     # The answers the replay acknowledged: quizbot's acknowledged answers whose replayed
