@@ -60,9 +60,11 @@ def libpq_dsn(url: str) -> str:
 async def create_database(server: str, label: str, template: str | None = None) -> str:
     """Create `quizbot_bench_<label>_<random>` (a copy of `template` if given); returns its URL.
 
-    A copy is made file by file: written to the WAL, each copy of the standard seed
-    (about 130 MB) brought the server's next checkpoint closer, so that one often
-    began during a variant's measured stages (`db_admin.create_database`).
+    A copy is made file by file, at the cost of two checkpoints of a server idle
+    between variants. WAL-logged (PostgreSQL 15's default), each copy of the standard
+    seed put about 130 MB into the WAL and brought the server's next checkpoint
+    closer, so that one often began during a variant's measured stages
+    (`db_admin.create_database`).
     """
     return await db_admin.create_database(
         server,

@@ -412,15 +412,17 @@ def speed_probe(runs: int = 3) -> float:
 
 
 # The sampler's own process: a probe every SAMPLE_EVERY_S seconds, one line each
-# ("<monotonic time> <ms>") appended to the file it is given, until its parent is gone.
+# ("<monotonic time> <ms>") appended to the file it is given, until its parent is gone;
+# then it removes the file (a parent that died never reached `SpeedSampler.close`).
 _SAMPLER = f"""
 import os, sys, time
 from bench.metrics import speed_probe
-parent = int(sys.argv[2])
-with open(sys.argv[1], "a", buffering=1) as out:
+path, parent = sys.argv[1], int(sys.argv[2])
+with open(path, "a", buffering=1) as out:
     while os.getppid() == parent:
         out.write(f"{{time.monotonic()}} {{speed_probe()}}\\n")
         time.sleep({SAMPLE_EVERY_S})
+os.unlink(path)
 """
 
 
@@ -432,7 +434,9 @@ class SpeedSampler:
     2.2 ms on the other, and then the other way round. At equal code the bot's CPU per
     answer in a flood varied by 30 % between runs, and everything measured with it.
     A stage's median probe says how fast the machine was while the stage ran. The
-    sampler costs about 1.5 % of a core; it samples whichever core the kernel gives it.
+    sampler costs about 1.5 % of a core. It runs on whichever core the kernel gives
+    it, so a probe also waits for what else runs there, the benchmark's own load
+    included: an indication of the machine's state, not a measure to scale by.
     """
 
     def __init__(self) -> None:
@@ -451,18 +455,25 @@ class SpeedSampler:
     def median(self, since: float, until: float) -> float | None:
         """The median probe (ms) taken between two `time.monotonic()` readings."""
         samples = []
-        for line in self._path.read_text().splitlines():
+        # The last piece is empty or a line still being written: not a sample.
+        for line in self._path.read_text().split("\n")[:-1]:
             at, _, ms = line.partition(" ")
             if ms and since <= float(at) <= until:
                 samples.append(float(ms))
         return statistics.median(samples) if samples else None
 
     def close(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
-            self._process = None
-        self._path.unlink(missing_ok=True)
+        try:
+            if self._process is not None:
+                self._process.terminate()
+                try:
+                    self._process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                    self._process.wait()
+                self._process = None
+        finally:
+            self._path.unlink(missing_ok=True)
 
 
 class ProcessMonitor:
@@ -500,7 +511,7 @@ class ProcessMonitor:
         self._wall0 = time.perf_counter()
         self._task = asyncio.get_running_loop().create_task(self._tick())
 
-    async def stop(self) -> dict[str, float]:
+    async def stop(self) -> dict[str, float | None]:
         """End a stage; returns lag percentiles (ms), CPU seconds and share, peak RSS (MB)
         and the speed sampler's median probe over the stage (ms)."""
         if self._task is not None:

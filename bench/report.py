@@ -439,7 +439,9 @@ def _process_table(results: dict[str, Any]) -> str:
 
 
 def _probe(process: dict[str, Any]) -> str:
-    # Runs from before 2026-12-07 17:00 have no probe; a stage may have had no sample.
+    # None: a stage without a sample, or a run from before 2026-12-07 16:00. Runs of
+    # 1558c9b (16:04, 16:26) stored under this key the mean of two probes at the
+    # stage's edges instead of the sampler's median.
     probe = process.get("probe_ms")
     return "–" if probe is None else _fmt(probe, 2)
 

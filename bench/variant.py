@@ -62,7 +62,7 @@ def _stage_summary(
     players: int,
     seconds: float,
     recorder: Recorder,
-    process: dict[str, float],
+    process: dict[str, float | None],
     batches: list[BatchRecord] | None = None,
 ) -> dict[str, Any]:
     commands = {name: s.summary(seconds) for name, s in sorted(recorder.commands.items())}
@@ -135,7 +135,7 @@ class _Ticker:
 
 async def _measured(
     work: Coroutine[Any, Any, float], monitor: ProcessMonitor, progress: Coroutine[Any, Any, None]
-) -> tuple[float, dict[str, float]]:
+) -> tuple[float, dict[str, float | None]]:
     """Run one stage's `work` with the process monitor on and its progress bar shown.
 
     Returns the stage's seconds and the process figures (loop lag, CPU, RSS).
