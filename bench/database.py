@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 
+import asyncpg
 from sqlalchemy.engine import make_url
 
+from bench.metrics import ServerCpu, local_postmaster
 from quizbot import db_admin
 from quizbot.config import Settings, normalise_database_url
 from quizbot.db import database_url
@@ -21,6 +23,7 @@ __all__ = [
     "create_database",
     "drop_database",
     "libpq_dsn",
+    "local_server_cpu",
     "resolve_server",
     "with_database",
 ]
@@ -77,3 +80,16 @@ async def create_database(server: str, label: str, template: str | None = None) 
 async def drop_database(url: str) -> None:
     """Drop a database made here, disconnecting whoever is left."""
     await db_admin.drop_database(url)
+
+
+async def local_server_cpu(url: str) -> ServerCpu | None:
+    """A meter of the CPU used by the server holding `url`'s database, when that server
+    runs on this machine; None otherwise (the reports then leave the server's CPU out)."""
+    conn = await asyncpg.connect(**asyncpg_args(url))
+    try:
+        # Checked while the connection is open: its backend is alive to be found.
+        backend = await conn.fetchval("SELECT pg_backend_pid()")
+        postmaster = local_postmaster(backend, str(make_url(url).database))
+    finally:
+        await conn.close()
+    return ServerCpu(postmaster) if postmaster is not None else None

@@ -3,7 +3,8 @@
 - per command: latency (from the moment the simulated player clicked, so time
   spent waiting for a blocked event loop counts), SQL statements, pool wait;
 - per process: event-loop lag (a ticker that measures how late it wakes up),
-  CPU time and resident memory.
+  CPU time and resident memory; and, when PostgreSQL runs on this machine, the CPU
+  time of the server's processes over the same stage.
 
 Statements and pool waits are attributed to the command being run through a
 context variable: asyncio tasks (and SQLAlchemy's greenlets) inherit it, so
@@ -476,10 +477,67 @@ class SpeedSampler:
             self._path.unlink(missing_ok=True)
 
 
-class ProcessMonitor:
-    """Event-loop lag and process resources, sampled by a task on the loop itself."""
+class ServerCpu:
+    """CPU seconds used by a PostgreSQL server on this machine: its postmaster and every
+    process it started (backends, autovacuum, the WAL writer, the checkpointer).
 
-    def __init__(self) -> None:
+    Why: on two shared cores the bot and the server split the machine, so what an
+    answer costs the server bounds the answer rate as much as what it costs the bot.
+    A process that exits (an autovacuum worker, a backend closed mid-stage) is counted
+    through the postmaster's children's totals once the postmaster has reaped it. The
+    reading covers the whole server: it is the variant's own only while nothing else
+    uses the server, as in a benchmark run.
+    """
+
+    def __init__(self, postmaster: int) -> None:
+        self._postmaster = psutil.Process(postmaster)
+
+    def seconds(self) -> float | None:
+        """CPU seconds so far (user and system); None once the server is gone."""
+        try:
+            own = self._postmaster.cpu_times()
+            children = self._postmaster.children()
+        except psutil.Error:
+            return None
+        total: float = own.user + own.system + own.children_user + own.children_system
+        for child in children:
+            try:
+                times = child.cpu_times()
+            except psutil.Error:
+                continue  # exited since the listing: counted once it is reaped
+            total += times.user + times.system
+        return total
+
+
+def local_postmaster(backend_pid: int, database: str) -> int | None:
+    """The postmaster's pid when the backend `backend_pid` (`pg_backend_pid()` of a
+    connection to `database`) is a process of this machine; else None (a server
+    elsewhere, or processes this user cannot see).
+
+    A remote server's backend pid may be some local process's pid: a backend's command
+    line names its database ("postgres: user database host(port) state").
+    """
+    try:
+        backend = psutil.Process(backend_pid)
+        if database not in " ".join(backend.cmdline()):
+            return None
+        parent = backend.parent()
+        if parent is None or parent.name() not in ("postgres", "postmaster"):
+            return None
+        parent.cpu_times()  # readable?
+        pid: int = parent.pid
+    except psutil.Error:
+        return None
+    return pid
+
+
+class ProcessMonitor:
+    """Event-loop lag and process resources, sampled by a task on the loop itself;
+    and the local server's CPU over each stage when `server` is given."""
+
+    def __init__(self, server: ServerCpu | None = None) -> None:
+        self.server = server
+        self._server0: float | None = None
         self.lags: list[float] = []
         self.rss_peak = 0
         self._task: asyncio.Task[None] | None = None
@@ -508,17 +566,25 @@ class ProcessMonitor:
         self.rss_peak = self._proc.memory_info().rss
         times = self._proc.cpu_times()
         self._cpu0 = times.user + times.system
+        self._server0 = self.server.seconds() if self.server is not None else None
         self._wall0 = time.perf_counter()
         self._task = asyncio.get_running_loop().create_task(self._tick())
 
     async def stop(self) -> dict[str, float | None]:
-        """End a stage; returns lag percentiles (ms), CPU seconds and share, peak RSS (MB)
-        and the speed sampler's median probe over the stage (ms)."""
+        """End a stage; returns lag percentiles (ms), CPU seconds and share, the local
+        server's CPU seconds and share, peak RSS (MB) and the speed sampler's median
+        probe over the stage (ms)."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         times = self._proc.cpu_times()
         cpu = times.user + times.system - self._cpu0
+        server_now = self.server.seconds() if self.server is not None else None
+        server = (
+            server_now - self._server0
+            if server_now is not None and self._server0 is not None
+            else None
+        )
         wall = time.perf_counter() - self._wall0
         self.rss_peak = max(self.rss_peak, self._proc.memory_info().rss)
         lags = [x * 1000 for x in self.lags]
@@ -528,6 +594,9 @@ class ProcessMonitor:
             "loop_lag_max_ms": max(lags, default=0.0),
             "cpu_s": cpu,
             "cpu_share": cpu / wall if wall > 0 else 0.0,
+            # The local server's processes over the stage; None when not measured.
+            "server_cpu_s": server,
+            "server_cpu_share": server / wall if server is not None and wall > 0 else None,
             "rss_peak_mb": self.rss_peak / 1024 / 1024,
             # None when the sampler took no probe during the stage.
             "probe_ms": self.speed.median(self._since, time.monotonic()),

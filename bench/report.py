@@ -416,6 +416,7 @@ def _process_table(results: dict[str, Any]) -> str:
                     _fmt(p["loop_lag_max_ms"]),
                     _fmt(p["cpu_s"]),
                     f"{100 * p['cpu_share']:.0f} %",
+                    _server_share(p),
                     _fmt(p["rss_peak_mb"]),
                     _probe(p),
                 ]
@@ -431,11 +432,18 @@ def _process_table(results: dict[str, Any]) -> str:
             "loop lag max ms",
             "CPU s",
             "CPU",
+            "server CPU",
             "RSS peak MB",
             "speed probe ms",
         ],
         rows,
     )
+
+
+def _server_share(process: dict[str, Any]) -> str:
+    # None: a server on another machine, or a run from before 2026-12-07 18:30.
+    share = process.get("server_cpu_share")
+    return "–" if share is None else f"{100 * share:.0f} %"
 
 
 def _probe(process: dict[str, Any]) -> str:
@@ -446,12 +454,35 @@ def _probe(process: dict[str, Any]) -> str:
     return "–" if probe is None else _fmt(probe, 2)
 
 
-def _cpu_per_answer(stage: dict[str, Any]) -> str:
-    """The variant's process CPU over the stage (every command) per answer, in µs."""
+def _per_answer_us(stage: dict[str, Any], key: str) -> float | None:
+    """CPU seconds of the stage under `process[key]` (every command) per answer, in µs."""
     answers = _cmd(stage, "answer", "count")
-    if not answers:
-        return "–"
-    return _fmt(stage["process"]["cpu_s"] * 1e6 / answers)
+    seconds = stage["process"].get(key)
+    if not answers or seconds is None:
+        return None
+    return float(seconds) * 1e6 / answers
+
+
+def cpu_ceiling(flood: dict[str, Any], cpus: int) -> tuple[float, float, float] | None:
+    """A flood's CPU per answer, the variant's process and the server's (µs), and the
+    answers per second `cpus` cores allow at that cost; None without the server's CPU."""
+    bot, server = _per_answer_us(flood, "cpu_s"), _per_answer_us(flood, "server_cpu_s")
+    if bot is None or server is None or bot + server <= 0 or cpus <= 0:
+        return None
+    return bot, server, cpus * 1e6 / (bot + server)
+
+
+def flood_ceiling_line(name: str, flood: dict[str, Any], cpus: int) -> str | None:
+    found = cpu_ceiling(flood, cpus)
+    if found is None:
+        return None
+    bot, server, ceiling = found
+    reached = _cmd(flood, "answer", "throughput") or 0.0
+    return (
+        f"- {name}: {_fmt(bot)} + {_fmt(server)} = {_fmt(bot + server)} µs of CPU per "
+        f"answer; {cpus} cores at that cost allow at most {_fmt(ceiling)} answers/s, and "
+        f"the flood reached {_fmt(reached)} ({100 * reached / ceiling:.0f} %)."
+    )
 
 
 def _legacy_table(results: dict[str, Any]) -> str | None:
@@ -697,7 +728,9 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                 _fmt(_cmd(f, "answer", "pool_wait_mean_ms"), 2),
                 _fmt(f["process"]["loop_lag_max_ms"]),
                 f"{100 * f['process']['cpu_share']:.0f} %",
-                _cpu_per_answer(f),
+                _fmt(_per_answer_us(f, "cpu_s")),
+                _server_share(f["process"]),
+                _fmt(_per_answer_us(f, "server_cpu_s")),
                 _probe(f["process"]),
                 str(f["all"]["errors"]),
             ]
@@ -711,8 +744,9 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             "each question at once, then the game reveals the answers and moves on, and after each "
             "quiz one member looks at the stats and the host at the board. CPU per answer is "
             "the variant's process CPU over the stage (every command, the simulated players "
-            "included) divided by its answers; the server's is not in it. The speed probe: "
-            "see the process table above (lower is faster).",
+            "included) divided by its answers; the server's is its processes' CPU over the "
+            "stage (when it runs on this machine) divided by the same answers. The speed "
+            "probe: see the process table above (lower is faster).",
             "",
             _table(
                 [
@@ -727,6 +761,8 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                     "loop lag max ms",
                     "CPU",
                     "CPU µs per answer",
+                    "server CPU",
+                    "server CPU µs per answer",
                     "speed probe ms",
                     "errors",
                 ],
@@ -734,6 +770,21 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             ),
             "",
         ]
+        cpus = int(results.get("machine", {}).get("cpus") or 0)
+        ceilings = [
+            line
+            for v in results["variants"]
+            if v.get("flood") and (line := flood_ceiling_line(v["name"], v["flood"], cpus))
+        ]
+        if ceilings:
+            out += [
+                "The CPU an answer costs, the variant's process and the server's together, "
+                "bounds the rate the machine's cores can sustain whoever waits for whom "
+                "(other processes' CPU, the speed probe's included, left out):",
+                "",
+                *ceilings,
+                "",
+            ]
     legacy_table = _legacy_table(results)
     if legacy_table:
         out += [

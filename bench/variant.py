@@ -16,7 +16,7 @@ from typing import Any
 
 from bench import integrity
 from bench.config import Scale
-from bench.database import asyncpg_args, libpq_dsn
+from bench.database import asyncpg_args, libpq_dsn, local_server_cpu
 from bench.metrics import (
     BACKGROUND,
     BatchRecord,
@@ -167,7 +167,7 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
         raise ValueError(f"unknown variant kind {spec.kind}")
     await driver.setup()
     BACKGROUND.statements = 0  # start-up work is not the workload's
-    monitor = ProcessMonitor()
+    monitor = ProcessMonitor(await local_server_cpu(spec.url))
     stages: list[dict[str, Any]] = []
     acks: list[Ack] = []
     traces: list[StageTrace] = []
@@ -267,7 +267,7 @@ async def _replay(spec: VariantSpec, traces: list[StageTrace]) -> dict[str, Any]
         ],
     )
     replayer = Replayer(pool, writer_pool)
-    monitor = ProcessMonitor()
+    monitor = ProcessMonitor(await local_server_cpu(spec.url))
     stages: list[dict[str, Any]] = []
     flood: dict[str, Any] | None = None
     try:

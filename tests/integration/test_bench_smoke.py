@@ -109,10 +109,20 @@ def test_smoke_run_writes_reports(smoke: tuple[int, dict[str, Any], Path]) -> No
             assert stage["process"]["probe_ms"] > 0, v["name"]
     flood = markdown.split("## Sustained answer rate: the answer flood")[1].split("\n## ")[0]
     header = next(line for line in flood.splitlines() if line.startswith("| variant"))
-    assert "| CPU µs per answer | speed probe ms |" in header
+    assert (
+        "| CPU µs per answer | server CPU | server CPU µs per answer | speed probe ms |" in header
+    )
     qb_row = next(line for line in flood.splitlines() if line.startswith("| quizbot |"))
-    cpu_per_answer = qb_row.split("|")[header.split("|").index(" CPU µs per answer ")]
+    columns = header.split("|")
+    cpu_per_answer = qb_row.split("|")[columns.index(" CPU µs per answer ")]
     assert float(cpu_per_answer.replace(",", "")) > 0
+    if IN_CI:  # CI's server runs on the same machine, so its CPU is measured
+        server_per_answer = qb_row.split("|")[columns.index(" server CPU µs per answer ")]
+        assert float(server_per_answer.replace(",", "")) > 0
+        for v in results["variants"]:
+            for stage in [*v["stages"], *([v["flood"]] if v.get("flood") else [])]:
+                assert stage["process"]["server_cpu_s"] > 0, v["name"]
+        assert "- quizbot: " in flood and "cores at that cost allow at most" in flood
 
 
 def test_smoke_own_rank_from_the_mirror_agrees_with_the_count(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.report import unsaturated_common_stage
+import pytest
+
+from bench.report import cpu_ceiling, flood_ceiling_line, unsaturated_common_stage
 
 
 def _stage(players: int, worst_p95_ms: float, commands: dict[str, float]) -> dict[str, Any]:
@@ -37,3 +39,23 @@ def test_no_load_when_the_replay_never_served_or_never_ran_the_command() -> None
     served = {"stages": [_stage(10, 90.0, {"stats": 2.0})]}
     assert unsaturated_common_stage(quizbot, served, "answer") is None
     assert unsaturated_common_stage(quizbot, served, "stats") == 10
+
+
+def _flood(answers: int, bot_s: float, server_s: float | None) -> dict[str, Any]:
+    return {
+        "commands": {"answer": {"count": answers, "throughput": answers / 10}},
+        "process": {"cpu_s": bot_s, "server_cpu_s": server_s},
+    }
+
+
+def test_the_cores_bound_the_flood_at_its_cpu_per_answer() -> None:
+    # 40,000 answers on 8 s of the bot's CPU and 12 s of the server's: 200 + 300 µs each,
+    # so two cores sustain at most 2 s / 500 µs = 4,000 answers per second.
+    assert cpu_ceiling(_flood(40_000, 8.0, 12.0), cpus=2) == pytest.approx((200.0, 300.0, 4000.0))
+    markdown_line = flood_ceiling_line("quizbot", _flood(40_000, 8.0, 12.0), 2)
+    assert markdown_line is not None and "at most 4,000 answers/s" in markdown_line
+
+
+def test_no_bound_without_the_servers_cpu_or_answers() -> None:
+    assert cpu_ceiling(_flood(40_000, 8.0, None), cpus=2) is None
+    assert cpu_ceiling(_flood(0, 8.0, 12.0), cpus=2) is None
