@@ -88,8 +88,11 @@ async def local_server_cpu(url: str) -> ServerCpu | None:
     conn = await asyncpg.connect(**asyncpg_args(url))
     try:
         # Checked while the connection is open: its backend is alive to be found.
-        backend = await conn.fetchval("SELECT pg_backend_pid()")
-        postmaster = local_postmaster(backend, str(make_url(url).database))
+        row = await conn.fetchrow(
+            "SELECT pg_backend_pid() AS pid, current_database() AS db, "
+            "extract(epoch FROM pg_postmaster_start_time())::float8 AS started"
+        )
+        postmaster = local_postmaster(row["pid"], row["db"], row["started"])
     finally:
         await conn.close()
     return ServerCpu(postmaster) if postmaster is not None else None

@@ -477,6 +477,13 @@ class SpeedSampler:
             self._path.unlink(missing_ok=True)
 
 
+# Passes over the server's processes before a reading is taken as it is (see seconds()).
+READ_ATTEMPTS = 5
+# How far the local process's start may be from the server's own start time: the two
+# clocks are the same, but psutil derives a start from boot time and clock ticks.
+START_TOLERANCE_S = 2.0
+
+
 class ServerCpu:
     """CPU seconds used by a PostgreSQL server on this machine: its postmaster and every
     process it started (backends, autovacuum, the WAL writer, the checkpointer).
@@ -493,29 +500,45 @@ class ServerCpu:
         self._postmaster = psutil.Process(postmaster)
 
     def seconds(self) -> float | None:
-        """CPU seconds so far (user and system); None once the server is gone."""
-        try:
-            own = self._postmaster.cpu_times()
-            children = self._postmaster.children()
-        except psutil.Error:
-            return None
-        total: float = own.user + own.system + own.children_user + own.children_system
-        for child in children:
+        """CPU seconds so far (user and system); None once the server is gone.
+
+        A child reaped while its brothers are read would be in neither part (gone from
+        the live ones, not yet in the postmaster's totals when those were read), and a
+        stage's figure would be off by that child's whole life: the pass is read again
+        until the reaped totals stay the same through it and every child was read.
+        """
+        estimate: float | None = None
+        for _ in range(READ_ATTEMPTS):
             try:
-                times = child.cpu_times()
+                before = self._postmaster.cpu_times()
+                live, complete = 0.0, True
+                for child in self._postmaster.children():
+                    try:
+                        times = child.cpu_times()
+                    except psutil.Error:
+                        complete = False  # exited since the listing
+                        continue
+                    live += times.user + times.system
+                after = self._postmaster.cpu_times()
             except psutil.Error:
-                continue  # exited since the listing: counted once it is reaped
-            total += times.user + times.system
-        return total
+                return estimate
+            reaped: float = after.children_user + after.children_system
+            estimate = after.user + after.system + reaped + live
+            if complete and reaped == before.children_user + before.children_system:
+                break
+        return estimate
 
 
-def local_postmaster(backend_pid: int, database: str) -> int | None:
-    """The postmaster's pid when the backend `backend_pid` (`pg_backend_pid()` of a
-    connection to `database`) is a process of this machine; else None (a server
-    elsewhere, or processes this user cannot see).
+def local_postmaster(backend_pid: int, database: str, server_started: float) -> int | None:
+    """The postmaster's pid when `backend_pid` (a connection's `pg_backend_pid()`) is a
+    process of this machine; else None (a server elsewhere, or processes this user
+    cannot see).
 
-    A remote server's backend pid may be some local process's pid: a backend's command
-    line names its database ("postgres: user database host(port) state").
+    A remote server's backend pid may be some local process's pid, even a local
+    PostgreSQL's: the process must name the connection's database on its command line
+    ("postgres: [cluster: ]user database host(port) state"), and its parent must have
+    started when the server says it did (`server_started`, seconds since the epoch,
+    from `pg_postmaster_start_time()`).
     """
     try:
         backend = psutil.Process(backend_pid)
@@ -523,6 +546,8 @@ def local_postmaster(backend_pid: int, database: str) -> int | None:
             return None
         parent = backend.parent()
         if parent is None or parent.name() not in ("postgres", "postmaster"):
+            return None
+        if abs(parent.create_time() - server_started) > START_TOLERANCE_S:
             return None
         parent.cpu_times()  # readable?
         pid: int = parent.pid

@@ -441,7 +441,7 @@ def _process_table(results: dict[str, Any]) -> str:
 
 
 def _server_share(process: dict[str, Any]) -> str:
-    # None: a server on another machine, or a run from before 2026-12-07 18:30.
+    # None: a server on another machine, or a run from before 2026-12-07 17:56.
     share = process.get("server_cpu_share")
     return "–" if share is None else f"{100 * share:.0f} %"
 
@@ -467,12 +467,15 @@ def cpu_ceiling(flood: dict[str, Any], cpus: int) -> tuple[float, float, float] 
     """A flood's CPU per answer, the variant's process and the server's (µs), and the
     answers per second `cpus` cores allow at that cost; None without the server's CPU."""
     bot, server = _per_answer_us(flood, "cpu_s"), _per_answer_us(flood, "server_cpu_s")
-    if bot is None or server is None or bot + server <= 0 or cpus <= 0:
+    if bot is None or server is None or bot < 0 or server < 0 or bot + server <= 0:
+        return None
+    if cpus <= 0:
         return None
     return bot, server, cpus * 1e6 / (bot + server)
 
 
 def flood_ceiling_line(name: str, flood: dict[str, Any], cpus: int) -> str | None:
+    """The report's line on what the cores allow at a variant's flood's CPU per answer."""
     found = cpu_ceiling(flood, cpus)
     if found is None:
         return None
@@ -646,7 +649,10 @@ def _integrity_and_process(results: dict[str, Any]) -> list[str]:
         "a fixed piece of pure Python every quarter of a second (the fastest of three "
         "runs, in ms; lower is faster; `bench.metrics.SpeedSampler`). It shows how fast "
         "the machine was while the stage ran: the development VMs share their hosts, and "
-        "at equal code their speed has moved by a factor of up to two within a run.",
+        "at equal code their speed has moved by a factor of up to two within a run. "
+        "CPU is the variant's process over the stage, as a share of one core; server "
+        "CPU is every process of the PostgreSQL server over the same time, when it runs "
+        "on this machine (`bench.metrics.ServerCpu`; – when it runs elsewhere).",
         "",
         _process_table(results),
         "",

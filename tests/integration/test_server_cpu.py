@@ -14,7 +14,7 @@ import pytest
 from bench.database import local_server_cpu
 from bench.metrics import ServerCpu, local_postmaster
 from quizbot import db_admin
-from tests.database import server_url
+from tests.database import create_database, drop_database, server_url
 
 # About a second of one core on the development VMs.
 BURN = "SELECT count(*) FROM generate_series(1, 8000000)"
@@ -64,18 +64,26 @@ async def test_an_exited_backend_stays_counted(meter: ServerCpu) -> None:
     assert gone >= alive - 0.01
 
 
-async def test_only_a_backend_of_the_named_database_leads_to_a_postmaster() -> None:
+async def test_only_a_backend_of_the_named_database_leads_to_its_postmaster() -> None:
     if os.environ.get("QUIZBOT_TEST_DATABASE_URL"):
         pytest.skip("the configured test server may run on another machine")
-    url = server_url()
-    conn = await asyncpg.connect(**db_admin.asyncpg_args(url))
+    # A database of its own: every PostgreSQL process's command line says "postgres".
+    url = await create_database(server_url(), "quizbot_server_cpu")
     try:
-        backend = await conn.fetchval("SELECT pg_backend_pid()")
-        database = db_admin.asyncpg_args(url)["database"]
-        postmaster = local_postmaster(backend, database)
-        assert postmaster is not None and psutil.Process(backend).ppid() == postmaster
-        assert local_postmaster(backend, "quizbot_no_such_database") is None
+        conn = await asyncpg.connect(**db_admin.asyncpg_args(url))
+        try:
+            backend, database, started = await conn.fetchrow(
+                "SELECT pg_backend_pid(), current_database(), "
+                "extract(epoch FROM pg_postmaster_start_time())::float8"
+            )
+            postmaster = local_postmaster(backend, database, started)
+            assert postmaster is not None and psutil.Process(backend).ppid() == postmaster
+            assert local_postmaster(backend, "quizbot_no_such_database", started) is None
+            # A server that started at another time is another server.
+            assert local_postmaster(backend, database, started - 3600) is None
+        finally:
+            await conn.close()
     finally:
-        await conn.close()
+        await drop_database(url)
     # This process is no backend at all.
-    assert local_postmaster(os.getpid(), database) is None
+    assert local_postmaster(os.getpid(), database, started) is None

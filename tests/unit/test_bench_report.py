@@ -59,3 +59,5 @@ def test_the_cores_bound_the_flood_at_its_cpu_per_answer() -> None:
 def test_no_bound_without_the_servers_cpu_or_answers() -> None:
     assert cpu_ceiling(_flood(40_000, 8.0, None), cpus=2) is None
     assert cpu_ceiling(_flood(0, 8.0, 12.0), cpus=2) is None
+    # A reading that went backwards is no cost at all.
+    assert cpu_ceiling(_flood(40_000, 8.0, -0.5), cpus=2) is None
