@@ -467,9 +467,7 @@ def cpu_ceiling(flood: dict[str, Any], cpus: int) -> tuple[float, float, float] 
     """A flood's CPU per answer, the variant's process and the server's (µs), and the
     answers per second `cpus` cores allow at that cost; None without the server's CPU."""
     bot, server = _per_answer_us(flood, "cpu_s"), _per_answer_us(flood, "server_cpu_s")
-    if bot is None or server is None or bot < 0 or server < 0 or bot + server <= 0:
-        return None
-    if cpus <= 0:
+    if bot is None or server is None or min(bot, server) < 0 or bot + server <= 0 or cpus <= 0:
         return None
     return bot, server, cpus * 1e6 / (bot + server)
 
