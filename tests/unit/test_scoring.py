@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Any
 
@@ -340,3 +341,53 @@ def test_settings_must_be_an_object(settings: Any) -> None:
 def test_direct_construction_is_validated_too() -> None:
     with pytest.raises(InvalidInputError, match=r"^scoring\.streak_bonus_cap:"):
         ScoringConfig(streak_bonus_cap=-1)
+
+
+def _reference_points(
+    config: ScoringConfig, difficulty: Difficulty, response_ms: int, limit_s: int, streak: int
+) -> int:
+    """The rule as written in `score_answer`'s docstring, in Fractions."""
+    if config.speed_bonus and limit_s > 0:
+        elapsed = min(max(response_ms, 0), limit_s * 1000)
+        speed = 1 - Fraction(1, 2) * Fraction(elapsed, limit_s * 1000)
+    else:
+        speed = Fraction(1)
+    per = Fraction(repr(config.streak_bonus_per_answer))
+    cap = Fraction(repr(config.streak_bonus_cap))
+    multiplier = 1 + min(per * max(streak - 1, 0), cap)
+    return math.floor(config.base_points[difficulty] * speed * multiplier + Fraction(1, 2))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        DEFAULT,
+        ScoringConfig(base_points={EASY: 5, MEDIUM: 7, HARD: 99_999}),
+        ScoringConfig(streak_bonus_per_answer=0.3, streak_bonus_cap=0.7),
+        ScoringConfig(streak_bonus_per_answer=0.07, streak_bonus_cap=1 / 3),
+        ScoringConfig(streak_bonus_per_answer=1.0, streak_bonus_cap=5.0, speed_bonus=False),
+        ScoringConfig(streak_bonus_per_answer=0.0, streak_bonus_cap=0.0),
+    ],
+)
+def test_points_in_integers_equal_the_rule_in_fractions(config: ScoringConfig) -> None:
+    # score_answer computes in integers for speed; every case here, halves included
+    # (odd base points, limits that do not divide the elapsed time), must match.
+    for difficulty in (EASY, MEDIUM, HARD):
+        for limit_s in (0, 7, 30):
+            for response_ms in (-5, 0, 1, 333, 2_500, 6_999, 7_000, 14_321, 29_999, 40_000):
+                for streak_before in (-1, 0, 1, 2, 4, 9, 60):
+                    result = score(
+                        config,
+                        difficulty=difficulty,
+                        response_ms=response_ms,
+                        time_limit_s=limit_s,
+                        streak_before=streak_before,
+                    )
+                    expected = _reference_points(
+                        config, difficulty, response_ms, limit_s, max(streak_before, 0) + 1
+                    )
+                    assert result.points == expected, (difficulty, limit_s, response_ms)
+                    speed = speed_factor(config, response_ms=response_ms, time_limit_s=limit_s)
+                    streak = streak_multiplier(config, streak=result.streak_after)
+                    assert result.speed_factor == float(speed)
+                    assert result.streak_multiplier == float(streak)
