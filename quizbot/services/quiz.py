@@ -13,7 +13,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Boolean, Date, Integer, Row, String, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -134,9 +134,11 @@ class QuestionView:
         return self.position + 1
 
 
-@dataclass(frozen=True)
-class AnswerOutcome:
-    """What happened to one answer; `recorded` is False for repeats and late clicks."""
+class AnswerOutcome(NamedTuple):
+    """What happened to one answer; `recorded` is False for repeats and late clicks.
+
+    A named tuple (one is made per answer): see `answer_batch.PendingAnswer`.
+    """
 
     recorded: bool
     reason: str | None  # why not recorded: "duplicate", "not_current", "finished"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from quizbot.errors import InvalidInputError
 from quizbot.models.enums import Difficulty
@@ -260,9 +260,11 @@ class ScoringConfig:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class ScoreResult:
-    """What one answer is worth: points, XP, the streak it leaves and the factors applied."""
+class ScoreResult(NamedTuple):
+    """What one answer is worth: points, XP, the streak it leaves and the factors applied.
+
+    A named tuple (one is made per answer): see `answer_batch.PendingAnswer`.
+    """
 
     points: int
     xp: int
