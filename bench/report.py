@@ -454,6 +454,45 @@ def _probe(process: dict[str, Any]) -> str:
     return "–" if probe is None else _fmt(probe, 2)
 
 
+def answer_burst_section(burst: dict[str, Any] | None) -> list[str]:
+    """The report's lines for `bench.burst` (none when it did not run)."""
+    if not burst:
+        return []
+    return [
+        "## An answer burst, measured alone",
+        "",
+        f"The members of one channel quiz, {burst['players']:,} of them, answer its question "
+        "at once through `QuizService.answer`, as the cog calls it (group-committed), "
+        "question after question, with nothing else running in the benchmark's process "
+        "(`bench/burst.py`). CPU is that process's per answer, the simulated players' "
+        "calls included but not the reveals and moves between the bursts; the server's "
+        "work is in the wall time only. The first burst, whose answers create the "
+        "players' rows, is shown apart; the others are medians.",
+        "",
+        _table(
+            [
+                "bursts",
+                "CPU µs per answer",
+                "wall ms per burst",
+                "batches per burst",
+                "first burst: CPU µs per answer",
+                "first burst: wall ms",
+            ],
+            [
+                [
+                    str(burst["bursts"]),
+                    _fmt(burst["cpu_us_per_answer"]),
+                    _fmt(burst["wall_ms_per_burst"]),
+                    _fmt(burst["batches_per_burst"], 2),
+                    _fmt(burst["first_cpu_us_per_answer"]),
+                    _fmt(burst["first_wall_ms"]),
+                ]
+            ],
+        ),
+        "",
+    ]
+
+
 def _per_answer_us(stage: dict[str, Any], key: str) -> float | None:
     """CPU seconds of the stage under `process[key]` (every command) per answer, in µs."""
     answers = _cmd(stage, "answer", "count")
@@ -838,6 +877,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             ),
             "",
         ]
+    out += answer_burst_section(results.get("answer_burst"))
     ab_rows = ablation_rows(results)
     if ab_rows:
         out += [

@@ -23,7 +23,7 @@ import asyncpg
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
-from bench import database, dataset, layers, queries, report
+from bench import burst, database, dataset, layers, queries, report
 from bench.config import BenchConfig
 from bench.raw import QUIZBOT_SESSION_BASE, REPLAY_SESSION_BASE
 from bench.variant import VariantSpec, run_variant
@@ -281,6 +281,18 @@ class Runner:
             )
         return result
 
+    def _answer_burst(self, base: str) -> dict[str, Any]:
+        """`bench.burst` on a clone of its own (it writes answers)."""
+        cfg = self.config
+        players = min(burst.PLAYERS, max(cfg.scale.players))
+        _say(self.console, f"an answer burst of {players} players, measured alone")
+        url = self._clone(base, "burst", drop_indexes=False, session_base=QUIZBOT_SESSION_BASE)
+        try:
+            result: dict[str, Any] = self._loop(burst.measure(url, players=players))
+        finally:
+            self._drop(url)
+        return result
+
     def _hot_queries(self, base: str) -> dict[str, Any]:
         cfg = self.config
         # At the large scale an unindexed run takes 0.1-0.6 s, and a median of 3 runs
@@ -340,6 +352,7 @@ class Runner:
         hot: dict[str, Any] | None = None
         pg: dict[str, Any] | None = None
         statement_layers: list[dict[str, Any]] | None = None
+        answer_burst: dict[str, Any] | None = None
         try:
             with tempfile.TemporaryDirectory(prefix="quizbot-bench-") as tmp:
                 trace = str(Path(tmp) / "quizbot-trace.pickle")
@@ -425,6 +438,8 @@ class Runner:
                         "cProfile of quizbot at the top load (a separate, slower run): "
                         f"`{Path(self._profile(base)).name}`."
                     )
+                if "quizbot" in wanted and not only_queries:
+                    answer_burst = self._answer_burst(base)
                 if "raw" in wanted and not only_queries:
                     _say(self.console, "one statement through each layer")
                     statement_layers = self._loop(layers.measure(base, cfg.scale))
@@ -465,6 +480,7 @@ class Runner:
             "ablations": ablations,
             "hot_queries": hot,
             "statement_layers": statement_layers,
+            "answer_burst": answer_burst,
             "pgbench": pg,
             "notes": self.notes,
         }

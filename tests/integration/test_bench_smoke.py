@@ -224,6 +224,18 @@ def test_smoke_measures_one_statement_through_each_layer(
     assert "## One statement, layer by layer" in (out / "bench-smoke.md").read_text()
 
 
+def test_smoke_measures_an_answer_burst_alone(smoke: tuple[int, dict[str, Any], Path]) -> None:
+    _, results, out = smoke
+    burst = results["answer_burst"]
+    # Every player of the smoke scale's top load, a burst per question after the first.
+    assert burst["players"] == max(SCALES["smoke"].players)
+    assert burst["bursts"] >= 1
+    assert burst["cpu_us_per_answer"] > 0 and burst["wall_ms_per_burst"] > 0
+    # Group-committed: a burst's answers go in a handful of batches, not one each.
+    assert 1 <= burst["batches_per_burst"] < burst["players"] / 2
+    assert "## An answer burst, measured alone" in (out / "bench-smoke.md").read_text()
+
+
 async def test_raw_replay_pool_keeps_the_session_as_quizbot_does() -> None:
     """The raw replay's pool sends no reset query when a connection comes back (quizbot
     sends none, so the replay must not pay one per command) and runs with jit off, as

@@ -1,0 +1,114 @@
+"""What an answer costs the bot's process, measured apart from any load.
+
+The load runs give the CPU per answer of a whole process: the simulated players, the
+other commands and whatever else shared the machine are in it, and the development
+VMs' speed moves by up to half within a run. This measures one thing alone, on an
+otherwise idle process: the members of one channel quiz all answer its question at
+once (a trivia night's burst), through `QuizService.answer` as the cog calls it (the
+question from the cache, the answer checked, group-committed, the outcome returned),
+question after question. Process CPU and wall time of each burst, from the first
+answer's call to the last outcome; the reveal and the move to the next question
+between bursts are not counted.
+
+The first burst creates the players' user and member rows (first answers), so it is
+reported apart; the rest are the steady state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from typing import Any
+
+from bench.quizbot_driver import settings_with
+from bench.workload import CORRECT_RATE
+from quizbot.app import App
+from quizbot.models import SessionMode
+from quizbot.runtime import tune_garbage_collector
+from quizbot.services.quiz import QuizFilters
+
+PLAYERS = 240
+QUESTIONS = 12
+SEED = 42
+# Ids past any seeded guild, channel and member (`bench.dataset` numbers from 1).
+GUILD_ID = 9_000_000_001
+CHANNEL_ID = 9_000_000_002
+FIRST_USER_ID = 9_100_000_000
+
+
+def _wrong(answer: str, choices: tuple[str, ...]) -> str:
+    """Any choice but the right one (or a word no free-text answer accepts)."""
+    return next((c for c in choices if c != answer), "certainly not this")
+
+
+async def measure(url: str, players: int = PLAYERS, questions: int = QUESTIONS) -> dict[str, Any]:
+    """Bursts of `players` simultaneous answers to each of `questions` questions.
+
+    Returns:
+        players, the bursts measured (all but the first), the process CPU per answer
+        (median over the bursts, µs) and the wall time per burst (median, ms), the
+        batches the answers were written in, and the first burst's figures.
+    """
+    settings, _applied, _skipped = settings_with(url, {"db_pool_monitor_interval": 0})
+    app = App.create(settings, url)  # the settings of the benchmark's `quizbot` variant
+    rng = random.Random(SEED)
+    try:
+        await app.bootstrap(seed=False, warm=True)  # as the bot does
+        tune_garbage_collector()
+        view = await app.quiz.start(
+            guild_id=GUILD_ID,
+            guild_name="burst",
+            channel_id=CHANNEL_ID,
+            user_id=FIRST_USER_ID,
+            display_name="host",
+            mode=SessionMode.CHANNEL,
+            filters=QuizFilters(count=questions),
+        )
+        batcher = app.quiz.answer_batcher
+        bursts: list[tuple[float, float, int]] = []  # CPU s, wall s, answers recorded
+        batches_before = batcher.stats.batches if batcher is not None else 0
+
+        async def one(n: int, question_id: int, given: str) -> bool:
+            outcome = await app.quiz.answer(
+                session_id=view.session_id,
+                question_id=question_id,
+                user_id=FIRST_USER_ID + n,
+                display_name=f"player {n}",
+                given=given,
+            )
+            return outcome.recorded
+
+        current: Any = view
+        while current is not None:
+            question = await app.quiz.question(current.question_id)
+            wrong = _wrong(question.answer, current.choices)
+            # Right as often as the workload's players are.
+            givens = [
+                question.answer if rng.random() < CORRECT_RATE else wrong for _ in range(players)
+            ]
+            cpu, wall = time.process_time(), time.perf_counter()
+            recorded = await asyncio.gather(
+                *(one(n, current.question_id, given) for n, given in enumerate(givens))
+            )
+            bursts.append((time.process_time() - cpu, time.perf_counter() - wall, sum(recorded)))
+            _results, current = await app.quiz.reveal_and_advance(
+                view.session_id, current.question_id, current.position
+            )
+        await app.quiz.finish(view.session_id)
+        batches = (batcher.stats.batches if batcher is not None else 0) - batches_before
+    finally:
+        await app.close()
+    if any(n != players for _cpu, _wall, n in bursts):
+        raise RuntimeError(f"a burst recorded fewer than its {players} answers: {bursts}")
+    first, steady = bursts[0], bursts[1:]
+    return {
+        "players": players,
+        "bursts": len(steady),
+        "cpu_us_per_answer": statistics.median(c for c, _w, _n in steady) / players * 1e6,
+        "wall_ms_per_burst": statistics.median(w for _c, w, _n in steady) * 1000,
+        "batches_per_burst": batches / len(bursts),
+        "first_cpu_us_per_answer": first[0] / players * 1e6,
+        "first_wall_ms": first[1] * 1000,
+    }
