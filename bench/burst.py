@@ -11,15 +11,19 @@ answer's call to the last outcome; the reveal and the move to the next question
 between bursts are not counted.
 
 The first burst creates the players' user and member rows (first answers), so it is
-reported apart; the rest are the steady state.
+reported apart; the rest are the steady state. The benchmark runs it in a process of its
+own (`run_in_child`): it tunes the garbage collector as the bot does, which must not
+leak into the benchmark's main process (or a test's).
 """
 
 from __future__ import annotations
 
-import asyncio
+import multiprocessing
 import random
 import statistics
 import time
+from asyncio import TaskGroup
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from bench.quizbot_driver import settings_with
@@ -47,12 +51,18 @@ async def measure(url: str, players: int = PLAYERS, questions: int = QUESTIONS) 
     """Bursts of `players` simultaneous answers to each of `questions` questions.
 
     Returns:
-        players, the bursts measured (all but the first), the process CPU per answer
-        (median over the bursts, µs) and the wall time per burst (median, ms), the
-        batches the answers were written in, and the first burst's figures.
+        players, the bursts measured (all but the first), medians over them of the
+        process CPU per answer (µs), the wall time (ms) and the batches the answers were
+        written in, and the first burst's figures.
+
+    Raises:
+        RuntimeError: a burst recorded fewer answers than it sent, or the quiz had
+            fewer than two questions (nothing left to measure after the first burst).
     """
+    # The `quizbot` variant's settings, without the periodic pool checks (nothing to
+    # watch in a few seconds, and their task would share the measured process).
     settings, _applied, _skipped = settings_with(url, {"db_pool_monitor_interval": 0})
-    app = App.create(settings, url)  # the settings of the benchmark's `quizbot` variant
+    app = App.create(settings, url)
     rng = random.Random(SEED)
     try:
         await app.bootstrap(seed=False, warm=True)  # as the bot does
@@ -67,8 +77,8 @@ async def measure(url: str, players: int = PLAYERS, questions: int = QUESTIONS) 
             filters=QuizFilters(count=questions),
         )
         batcher = app.quiz.answer_batcher
-        bursts: list[tuple[float, float, int]] = []  # CPU s, wall s, answers recorded
-        batches_before = batcher.stats.batches if batcher is not None else 0
+        # CPU s, wall s, answers recorded, batches written
+        bursts: list[tuple[float, float, int, int]] = []
 
         async def one(n: int, question_id: int, given: str) -> bool:
             outcome = await app.quiz.answer(
@@ -88,27 +98,48 @@ async def measure(url: str, players: int = PLAYERS, questions: int = QUESTIONS) 
             givens = [
                 question.answer if rng.random() < CORRECT_RATE else wrong for _ in range(players)
             ]
+            batches = batcher.stats.batches if batcher is not None else 0
             cpu, wall = time.process_time(), time.perf_counter()
-            recorded = await asyncio.gather(
-                *(one(n, current.question_id, given) for n, given in enumerate(givens))
-            )
-            bursts.append((time.process_time() - cpu, time.perf_counter() - wall, sum(recorded)))
+            # A task group: if one answer fails, the others are cancelled and awaited
+            # before the app closes under them.
+            async with TaskGroup() as group:
+                tasks = [
+                    group.create_task(one(n, current.question_id, given))
+                    for n, given in enumerate(givens)
+                ]
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            batches = (batcher.stats.batches if batcher is not None else 0) - batches
+            bursts.append((cpu, wall, sum(t.result() for t in tasks), batches))
             _results, current = await app.quiz.reveal_and_advance(
                 view.session_id, current.question_id, current.position
             )
         await app.quiz.finish(view.session_id)
-        batches = (batcher.stats.batches if batcher is not None else 0) - batches_before
     finally:
         await app.close()
-    if any(n != players for _cpu, _wall, n in bursts):
+    if any(n != players for _cpu, _wall, n, _b in bursts):
         raise RuntimeError(f"a burst recorded fewer than its {players} answers: {bursts}")
+    if len(bursts) < 2:
+        raise RuntimeError("the quiz had one question: no burst after the first to measure")
     first, steady = bursts[0], bursts[1:]
     return {
         "players": players,
         "bursts": len(steady),
-        "cpu_us_per_answer": statistics.median(c for c, _w, _n in steady) / players * 1e6,
-        "wall_ms_per_burst": statistics.median(w for _c, w, _n in steady) * 1000,
-        "batches_per_burst": batches / len(bursts),
+        "cpu_us_per_answer": statistics.median(c for c, _w, _n, _b in steady) / players * 1e6,
+        "wall_ms_per_burst": statistics.median(w for _c, w, _n, _b in steady) * 1000,
+        "batches_per_burst": statistics.median(b for _c, _w, _n, b in steady),
         "first_cpu_us_per_answer": first[0] / players * 1e6,
         "first_wall_ms": first[1] * 1000,
     }
+
+
+def _run(url: str, players: int) -> dict[str, Any]:
+    from quizbot.cli import run_async  # on uvloop, like the bot
+
+    result: dict[str, Any] = run_async(measure(url, players=players))
+    return result
+
+
+def run_in_child(url: str, players: int = PLAYERS) -> dict[str, Any]:
+    """`measure` in a fresh process (see the module docstring)."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as ex:
+        return ex.submit(_run, url, players).result()

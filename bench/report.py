@@ -463,7 +463,7 @@ def answer_burst_section(burst: dict[str, Any] | None) -> list[str]:
         "",
         f"The members of one channel quiz, {burst['players']:,} of them, answer its question "
         "at once through `QuizService.answer`, as the cog calls it (group-committed), "
-        "question after question, with nothing else running in the benchmark's process "
+        "question after question, in a process of its own with nothing else running "
         "(`bench/burst.py`). CPU is that process's per answer, the simulated players' "
         "calls included but not the reveals and moves between the bursts; the server's "
         "work is in the wall time only. The first burst, whose answers create the "

@@ -362,7 +362,7 @@ def score_answer(
         )
     streak_after = max(streak_before, 0) + 1
     # Exact, in integers: the same values as the Fractions `speed_factor` and
-    # `streak_multiplier` return, at a tenth of the CPU (this runs for every answer).
+    # `streak_multiplier` return, at a sixth of the CPU (this runs for every answer).
     speed_n, speed_d = _speed_ratio(config, response_ms, time_limit_s)
     streak_n, streak_d = _streak_ratio(config, streak_after)
     points = _round_half_up_ratio(

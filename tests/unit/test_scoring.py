@@ -343,10 +343,10 @@ def test_direct_construction_is_validated_too() -> None:
         ScoringConfig(streak_bonus_cap=-1)
 
 
-def _reference_points(
-    config: ScoringConfig, difficulty: Difficulty, response_ms: int, limit_s: int, streak: int
-) -> int:
-    """The rule as written in `score_answer`'s docstring, in Fractions."""
+def _reference_factors(
+    config: ScoringConfig, response_ms: int, limit_s: int, streak: int
+) -> tuple[Fraction, Fraction]:
+    """The speed factor and streak multiplier as the docstrings define them, in Fractions."""
     if config.speed_bonus and limit_s > 0:
         elapsed = min(max(response_ms, 0), limit_s * 1000)
         speed = 1 - Fraction(1, 2) * Fraction(elapsed, limit_s * 1000)
@@ -354,7 +354,14 @@ def _reference_points(
         speed = Fraction(1)
     per = Fraction(repr(config.streak_bonus_per_answer))
     cap = Fraction(repr(config.streak_bonus_cap))
-    multiplier = 1 + min(per * max(streak - 1, 0), cap)
+    return speed, 1 + min(per * max(streak - 1, 0), cap)
+
+
+def _reference_points(
+    config: ScoringConfig, difficulty: Difficulty, response_ms: int, limit_s: int, streak: int
+) -> int:
+    """The rule as written in `score_answer`'s docstring, in Fractions."""
+    speed, multiplier = _reference_factors(config, response_ms, limit_s, streak)
     return math.floor(config.base_points[difficulty] * speed * multiplier + Fraction(1, 2))
 
 
@@ -387,7 +394,12 @@ def test_points_in_integers_equal_the_rule_in_fractions(config: ScoringConfig) -
                         config, difficulty, response_ms, limit_s, max(streak_before, 0) + 1
                     )
                     assert result.points == expected, (difficulty, limit_s, response_ms)
-                    speed = speed_factor(config, response_ms=response_ms, time_limit_s=limit_s)
-                    streak = streak_multiplier(config, streak=result.streak_after)
+                    speed, multiplier = _reference_factors(
+                        config, response_ms, limit_s, result.streak_after
+                    )
                     assert result.speed_factor == float(speed)
-                    assert result.streak_multiplier == float(streak)
+                    assert result.streak_multiplier == float(multiplier)
+                    assert (
+                        speed_factor(config, response_ms=response_ms, time_limit_s=limit_s) == speed
+                    )
+                    assert streak_multiplier(config, streak=result.streak_after) == multiplier
