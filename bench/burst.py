@@ -11,19 +11,17 @@ answer's call to the last outcome; the reveal and the move to the next question
 between bursts are not counted.
 
 The first burst creates the players' user and member rows (first answers), so it is
-reported apart; the rest are the steady state. The benchmark runs it in a process of its
-own (`run_in_child`): it tunes the garbage collector as the bot does, which must not
-leak into the benchmark's main process (or a test's).
+reported apart; the rest are the steady state. The benchmark runs it (`run`) in a process
+of its own: it tunes the garbage collector as the bot does, which must not leak into the
+benchmark's main process (or a test's).
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import random
 import statistics
 import time
 from asyncio import TaskGroup
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from bench.quizbot_driver import settings_with
@@ -132,14 +130,9 @@ async def measure(url: str, players: int = PLAYERS, questions: int = QUESTIONS) 
     }
 
 
-def _run(url: str, players: int) -> dict[str, Any]:
-    from quizbot.cli import run_async  # on uvloop, like the bot
+def run(url: str, players: int = PLAYERS) -> dict[str, Any]:
+    """`measure` on uvloop, like the bot (the entry point of the benchmark's child process)."""
+    from quizbot.cli import run_async
 
     result: dict[str, Any] = run_async(measure(url, players=players))
     return result
-
-
-def run_in_child(url: str, players: int = PLAYERS) -> dict[str, Any]:
-    """`measure` in a fresh process (see the module docstring)."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as ex:
-        return ex.submit(_run, url, players).result()

@@ -14,6 +14,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -171,10 +172,11 @@ async def _prepare_clone(
         await conn.close()
 
 
-def _run_child(spec: VariantSpec) -> dict[str, Any]:
-    # A fresh process per variant: its own loop, CPU time and peak RSS.
+def _in_child(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    # A fresh process per variant (and for the burst): its own loop, CPU time, peak RSS
+    # and garbage-collector settings.
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as ex:
-        return ex.submit(run_variant, spec).result()
+        return ex.submit(fn, *args).result()
 
 
 class Runner:
@@ -266,7 +268,7 @@ class Runner:
             flood_players=0 if profile_path else min(cfg.flood_players, max(cfg.scale.players)),
         )
         try:
-            result = _run_child(spec)
+            result = _in_child(run_variant, spec)
         finally:
             self._drop(url)
         top = result["stages"][-1] if result["stages"] else None
@@ -289,7 +291,7 @@ class Runner:
         _say(self.console, f"an answer burst of {players} players, measured alone")
         url = self._clone(base, "burst", drop_indexes=False, session_base=QUIZBOT_SESSION_BASE)
         try:
-            return burst.run_in_child(url, players=players)
+            return _in_child(burst.run, url, players)
         except Exception as error:
             self.notes.append(f"The answer burst (`bench/burst.py`) failed: {error!r}.")
             _say(self.console, f"answer burst failed: {error!r}")

@@ -67,9 +67,6 @@ def _ratio(value: float) -> tuple[int, int]:
     return _exact(value).as_integer_ratio()
 
 
-_HALF = Fraction(1, 2)
-
-
 def round_half_up(value: Fraction) -> int:
     """Round to the nearest integer, halves up.
 
@@ -79,7 +76,7 @@ def round_half_up(value: Fraction) -> int:
     Returns:
         The rounded integer (2.5 -> 3, 2.4999 -> 2).
     """
-    return math.floor(value + _HALF)
+    return _round_half_up_ratio(value.numerator, value.denominator)
 
 
 def _round_half_up_ratio(numerator: int, denominator: int) -> int:
