@@ -85,12 +85,40 @@ async def test_clear_spares_keys_of_other_applications(
         await client.aclose()
 
 
+# Set while no backend read of an `either_cache` is under way (`_track_reads`), by
+# the cache's id.
+_NO_READS: dict[int, asyncio.Event] = {}
+
+
+def _track_reads(cache: QuizCache) -> QuizCache:
+    """Follow the backend's reads in flight, for `_all_waiting`."""
+    in_flight = 0
+    idle = asyncio.Event()
+    idle.set()
+    read = cache.backend.get
+
+    async def tracked(*args: Any, **kwargs: Any) -> Any:
+        nonlocal in_flight
+        in_flight += 1
+        idle.clear()
+        try:
+            return await read(*args, **kwargs)
+        finally:
+            in_flight -= 1
+            if not in_flight:
+                idle.set()
+
+    cache.backend.get = tracked
+    _NO_READS[id(cache)] = idle
+    return cache
+
+
 @pytest.fixture(params=["memory", "redis"])
 def either_cache(request: pytest.FixtureRequest) -> QuizCache:
     if request.param == "memory":
-        return QuizCache(QuizCache.memory_backend())
+        return _track_reads(QuizCache(QuizCache.memory_backend()))
     cache: QuizCache = request.getfixturevalue("redis_cache")
-    return cache
+    return _track_reads(cache)
 
 
 def _count_writes(cache: QuizCache) -> list[str]:
@@ -106,9 +134,16 @@ def _count_writes(cache: QuizCache) -> list[str]:
     return written
 
 
-async def _all_waiting() -> None:
-    # Every caller of a herd has read the cache (a Redis round trip) and joined the load.
+async def _all_waiting(cache: QuizCache) -> None:
+    """Every caller of a herd has read the cache (a Redis round trip) and joined the load.
+
+    A fixed 0.2 s was once too short in CI: the herd's first reads open the Redis
+    pool's connections. So after it, wait (up to 10 s) for the reads still under way,
+    then for what their replies wake up.
+    """
     await asyncio.sleep(0.2)
+    await asyncio.wait_for(_NO_READS[id(cache)].wait(), timeout=10)
+    await asyncio.sleep(0.05)
 
 
 async def test_concurrent_misses_of_one_key_share_one_load_and_one_write(
@@ -125,7 +160,7 @@ async def test_concurrent_misses_of_one_key_share_one_load_and_one_write(
 
     memo = either_cache.memoize("pool", load, ttl=60)
     herd = [asyncio.ensure_future(memo(guild_id)) for guild_id in (7, 7, 7, 8, 7, 8)]
-    await _all_waiting()
+    await _all_waiting(either_cache)
     assert sorted(calls) == [7, 8]  # one load per key, not one per caller
     release.set()
     results = await asyncio.gather(*herd)
@@ -150,7 +185,7 @@ async def test_a_failed_shared_load_reaches_every_caller_and_is_not_kept(
 
     memo = either_cache.memoize("flaky", load, ttl=60)
     herd = [asyncio.ensure_future(memo(3)) for _ in range(4)]
-    await _all_waiting()
+    await _all_waiting(either_cache)
     release.set()
     outcomes = await asyncio.gather(*herd, return_exceptions=True)
     assert all(isinstance(o, ConnectionError) for o in outcomes) and calls == 1
@@ -206,12 +241,12 @@ async def test_a_cancelled_loader_hands_the_load_to_a_waiting_caller(
     await started.wait()  # the first caller's load is under way
     assert calls == [first]
     waiting = [asyncio.ensure_future(memo(1)) for _ in range(3)]
-    await _all_waiting()
+    await _all_waiting(either_cache)
     waiting[0].cancel()  # a waiting caller gives up: nothing else changes
-    await _all_waiting()
+    await _all_waiting(either_cache)
     assert len(calls) == 1
     first.cancel()  # the command that began the load timed out
-    await _all_waiting()
+    await _all_waiting(either_cache)
     # One of those still waiting loads (the first to have asked: with Redis, the order
     # of the replies to their cache reads).
     assert len(calls) == 2 and calls[1] in (waiting[1], waiting[2])
@@ -222,7 +257,7 @@ async def test_a_cancelled_loader_hands_the_load_to_a_waiting_caller(
     # When every caller gave up, nothing is loaded or kept: the next caller loads.
     release.clear()
     gone = [asyncio.ensure_future(memo(5)) for _ in range(3)]
-    await _all_waiting()
+    await _all_waiting(either_cache)
     for caller in gone:
         caller.cancel()
     await asyncio.gather(*gone, return_exceptions=True)
