@@ -8,7 +8,12 @@ once (a trivia night's burst), through `QuizService.answer` as the cog calls it 
 question from the cache, the answer checked, group-committed, the outcome returned),
 question after question. Process CPU and wall time of each burst, from the first
 answer's call to the last outcome; the reveal and the move to the next question
-between bursts are not counted.
+between bursts are not counted. When the database server runs on this machine, also
+its CPU per answer, over all the bursts after the first (the reveals and moves between
+them included: one statement a burst, beside hundreds of answers): with nothing else
+running, what the answers cost the server, where the load runs' figure has every other
+command in it. One reading over the whole span, not one per burst: the operating
+system counts a process's CPU in ticks of 10 ms, a quarter of a burst's.
 
 The first burst creates the players' user and member rows (first answers), so it is
 reported apart; the rest are the steady state. The benchmark runs it (`run`) in a process
@@ -24,6 +29,7 @@ import time
 from asyncio import TaskGroup
 from typing import Any
 
+from bench.database import local_server_cpu
 from bench.quizbot_driver import settings_with
 from bench.workload import CORRECT_RATE
 from quizbot.app import App
@@ -51,7 +57,8 @@ async def measure(url: str, players: int = PLAYERS, questions: int = QUESTIONS) 
     Returns:
         players, the bursts measured (all but the first), medians over them of the
         process CPU per answer (µs), the wall time (ms) and the batches the answers were
-        written in, and the first burst's figures.
+        written in; the server's CPU per answer over them (µs; None when the server runs
+        on another machine); and the first burst's figures.
 
     Raises:
         RuntimeError: a burst recorded fewer answers than it sent, or the quiz had
@@ -60,6 +67,9 @@ async def measure(url: str, players: int = PLAYERS, questions: int = QUESTIONS) 
     # The `quizbot` variant's settings, without the periodic pool checks (nothing to
     # watch in a few seconds, and their task would share the measured process).
     settings, _applied, _skipped = settings_with(url, {"db_pool_monitor_interval": 0})
+    server = await local_server_cpu(url)
+    # The server's CPU seconds when the second burst starts (None until then) and now.
+    server_cpu: list[float | None] = [None, None]
     app = App.create(settings, url)
     rng = random.Random(SEED)
     try:
@@ -97,6 +107,9 @@ async def measure(url: str, players: int = PLAYERS, questions: int = QUESTIONS) 
                 question.answer if rng.random() < CORRECT_RATE else wrong for _ in range(players)
             ]
             batches = batcher.stats.batches if batcher is not None else 0
+            if server is not None and len(bursts) == 1:
+                # Read outside the process's clocks: reading costs this process CPU.
+                server_cpu[0] = server.seconds()
             cpu, wall = time.process_time(), time.perf_counter()
             # A task group: if one answer fails, the others are cancelled and awaited
             # before the app closes under them.
@@ -106,6 +119,8 @@ async def measure(url: str, players: int = PLAYERS, questions: int = QUESTIONS) 
                     for n, given in enumerate(givens)
                 ]
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            if server is not None:
+                server_cpu[1] = server.seconds()
             batches = (batcher.stats.batches if batcher is not None else 0) - batches
             bursts.append((cpu, wall, sum(t.result() for t in tasks), batches))
             _results, current = await app.quiz.reveal_and_advance(
@@ -119,10 +134,16 @@ async def measure(url: str, players: int = PLAYERS, questions: int = QUESTIONS) 
     if len(bursts) < 2:
         raise RuntimeError("the quiz had one question: no burst after the first to measure")
     first, steady = bursts[0], bursts[1:]
+    before, after = server_cpu
     return {
         "players": players,
         "bursts": len(steady),
         "cpu_us_per_answer": statistics.median(c for c, _w, _n, _b in steady) / players * 1e6,
+        "server_cpu_us_per_answer": (
+            (after - before) / (players * len(steady)) * 1e6
+            if before is not None and after is not None
+            else None
+        ),
         "wall_ms_per_burst": statistics.median(w for _c, w, _n, _b in steady) * 1000,
         "batches_per_burst": statistics.median(b for _c, _w, _n, b in steady),
         "first_cpu_us_per_answer": first[0] / players * 1e6,

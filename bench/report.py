@@ -465,14 +465,19 @@ def answer_burst_section(burst: dict[str, Any] | None) -> list[str]:
         "at once through `QuizService.answer`, as the cog calls it (group-committed), "
         "question after question, in a process of its own with nothing else running "
         "(`bench/burst.py`). CPU is that process's per answer, the simulated players' "
-        "calls included but not the reveals and moves between the bursts; the server's "
-        "work is in the wall time only. The first burst, whose answers create the "
-        "players' rows, is shown apart; the others are medians.",
+        "calls included but not the reveals and moves between the bursts. Server CPU is "
+        "every process of the PostgreSQL server, when it runs on this machine (– when it "
+        "runs elsewhere), from the start of the second burst to the end of the last, per "
+        "answer of those bursts (the reveals and moves between them included, one "
+        "statement a burst): with nothing else running, what the answers cost it. The "
+        "first burst, whose answers create the players' rows, is shown apart; the other "
+        "figures are medians over the bursts after it.",
         "",
         _table(
             [
                 "bursts",
                 "CPU µs per answer",
+                "server CPU µs per answer",
                 "wall ms per burst",
                 "batches per burst",
                 "first burst: CPU µs per answer",
@@ -482,6 +487,8 @@ def answer_burst_section(burst: dict[str, Any] | None) -> list[str]:
                 [
                     str(burst["bursts"]),
                     _fmt(burst["cpu_us_per_answer"]),
+                    # .get: runs from before 2026-12-07 21:00 did not measure the server.
+                    _fmt(burst.get("server_cpu_us_per_answer")),
                     _fmt(burst["wall_ms_per_burst"]),
                     _fmt(burst["batches_per_burst"], 2),
                     _fmt(burst["first_cpu_us_per_answer"]),

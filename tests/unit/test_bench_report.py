@@ -1,4 +1,5 @@
-"""The benchmark report's choice of load for the ratio to the raw replay."""
+"""The benchmark report: the load for the ratio to the raw replay, the flood's CPU
+bound, the answer burst's table."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ from typing import Any
 
 import pytest
 
-from bench.report import cpu_ceiling, flood_ceiling_line, unsaturated_common_stage
+from bench.report import (
+    answer_burst_section,
+    cpu_ceiling,
+    flood_ceiling_line,
+    unsaturated_common_stage,
+)
 
 
 def _stage(players: int, worst_p95_ms: float, commands: dict[str, float]) -> dict[str, Any]:
@@ -61,3 +67,36 @@ def test_no_bound_without_the_servers_cpu_or_answers() -> None:
     assert cpu_ceiling(_flood(0, 8.0, 12.0), cpus=2) is None
     # A reading that went backwards is no cost at all.
     assert cpu_ceiling(_flood(40_000, 8.0, -0.5), cpus=2) is None
+
+
+def _burst(**server: float | None) -> dict[str, Any]:
+    return {
+        "players": 240,
+        "bursts": 11,
+        "cpu_us_per_answer": 65.1,
+        "wall_ms_per_burst": 50.1,
+        "batches_per_burst": 1.0,
+        "first_cpu_us_per_answer": 97.9,
+        "first_wall_ms": 91.9,
+        **server,
+    }
+
+
+def _burst_row(lines: list[str]) -> dict[str, str]:
+    table = [line for line in "\n".join(lines).splitlines() if line.startswith("|")]
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    return dict(zip(header, (c.strip() for c in table[2].strip("|").split("|")), strict=True))
+
+
+def test_the_burst_shows_the_servers_cpu_per_answer() -> None:
+    row = _burst_row(answer_burst_section(_burst(server_cpu_us_per_answer=180.44)))
+    assert row["CPU µs per answer"] == "65.1"
+    assert row["server CPU µs per answer"] == "180.4"
+
+
+def test_a_burst_without_the_servers_cpu_shows_a_dash() -> None:
+    # A server on another machine (None), or a run's JSON from before it was measured.
+    for burst in (_burst(server_cpu_us_per_answer=None), _burst()):
+        row = _burst_row(answer_burst_section(burst))
+        assert row["server CPU µs per answer"] == "–"
+    assert answer_burst_section(None) == []
