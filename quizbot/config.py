@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     # size the pool for the load and keep the overflow for spikes.
     # 40: a connection is held for as long as its unit of work waits for the event loop
     # between round trips, and with a busy loop (1,000 players on one process) 20 were
-    # all taken in bursts: starts and moves queued for the pool (docs/performance.md).
+    # all taken in bursts: starts and moves queued for the pool (docs/performance.md as
+    # of 2026-11-30, in the repository's history).
     # Several bot processes share PostgreSQL's max_connections (100 by default): keep
     # processes × (DB_POOL_SIZE + DB_MAX_OVERFLOW + ANSWER_FLUSHES + 2, the answer writer's
     # connections for question messages) below it, or put PgBouncer in between.

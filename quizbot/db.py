@@ -96,7 +96,7 @@ def connect_args(settings: Settings, *, generic_plans: bool = False) -> dict[str
         # Their generic plans look rows up by index as the custom ones do
         # (tests/integration/test_generic_plans.py), and forcing them
         # took a batch's flush from 4.9-5.5 to 3.4-4.2 ms at the benchmark's low loads
-        # and from 7.7-11.9 to 4.6-8.9 ms at 1,000 players (docs/performance.md). A
+        # and from 7.7-11.9 to 4.6-8.9 ms at 1,000 players (docs/performance-history.md). A
         # statement prepared anew at every run (`statements_stay_prepared` false) is
         # planned at every run anyway: there a generic plan would save nothing.
         args["server_settings"]["plan_cache_mode"] = "force_generic_plan"
