@@ -466,12 +466,11 @@ def answer_burst_section(burst: dict[str, Any] | None) -> list[str]:
         "question after question, in a process of its own with nothing else running "
         "(`bench/burst.py`). CPU is that process's per answer, the simulated players' "
         "calls included but not the reveals and moves between the bursts. Server CPU is "
-        "every process of the PostgreSQL server, when it runs on this machine (– when it "
-        "runs elsewhere), from the start of the second burst to the end of the last, per "
-        "answer of those bursts (the reveals and moves between them included, one "
-        "statement a burst): with nothing else running, what the answers cost it. The "
-        "first burst, whose answers create the players' rows, is shown apart; the other "
-        "figures are medians over the bursts after it.",
+        "every process of the PostgreSQL server during the bursts after the first, summed, "
+        "per answer of those bursts (the reveals and moves left out), when the server runs "
+        "on this machine (– when it was not measured): with nothing else running, what the "
+        "answers cost it. The first burst, whose answers create the players' rows, is "
+        "shown apart; the other figures are medians over the bursts after it.",
         "",
         _table(
             [
