@@ -725,6 +725,57 @@ async def test_a_member_deleted_between_the_fast_statements_sends_the_batch_the_
     await quiz.close()
 
 
+@pytest.mark.parametrize("fast", [True, False])
+async def test_first_answers_of_new_users_users_of_another_guild_and_members_in_one_batch(
+    live_two: None,
+    committed: Callable[[], AsyncSession],
+    fast: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Step 1 creates user and member rows only for the members it does not find: one
+    # batch holds a new user, a user who is a member of another guild only, and a
+    # member of this guild on a streak.
+    new, elsewhere, member = PLAYERS[1], PLAYERS[2], PLAYERS[3]
+    async with committed() as s, s.begin():
+        s.add(models.Guild(guild_id=OTHER_GUILD, name="Other"))
+        s.add_all([models.User(user_id=u, name=f"old {u % 1000}") for u in (elsewhere, member)])
+        s.add(models.GuildMember(guild_id=OTHER_GUILD, user_id=elsewhere, display_name="e"))
+        s.add(
+            models.GuildMember(
+                guild_id=GUILD, user_id=member, display_name="m", answer_streak=3, best_streak=3
+            )
+        )
+    try:
+        quiz = _service(committed, batch=3, fast=fast)  # type: ignore[arg-type]
+        view = await _start_live(quiz, CHANNELS[0])
+        outcomes = await asyncio.gather(
+            *(_click(quiz, view, u, "Alpha") for u in (new, elsewhere, member))
+        )
+        assert all(o.recorded for o in outcomes)
+        # Written as one batch, not after its failure one answer at a time.
+        assert "one by one" not in caplog.text
+        # The streak read from the member's row: one more right answer after three.
+        assert [o.streak for o in outcomes] == [1, 1, 4]
+        if fast:  # first answers do not send a batch the locked way
+            assert (quiz._writer.fast_batches, quiz._writer.moved_batches) == (1, 0)
+        async with committed() as s:
+            rows = await _member_rows(s, GUILD)
+            for user, outcome in zip((new, elsewhere, member), outcomes, strict=True):
+                rewards = sum(a.xp_reward for a in outcome.achievements)
+                assert rows[user][:4] == (outcome.points, outcome.xp + rewards, 1, 1)
+            assert (await _member_rows(s, OTHER_GUILD))[elsewhere][2] == 0
+            users = select(models.User.user_id, models.User.name).where(
+                models.User.user_id.in_((new, elsewhere, member))
+            )
+            names = {user: name for user, name in await s.execute(users)}
+            # Step 3 writes every answering user's current name.
+            assert names == {u: f"p{u % 1000}" for u in (new, elsewhere, member)}
+        await quiz.close()
+    finally:
+        async with committed() as s, s.begin():
+            await s.execute(delete(models.Guild).where(models.Guild.guild_id == OTHER_GUILD))
+
+
 async def test_advance_is_one_statement_and_moves_once(
     bank: None, sessionmaker: async_sessionmaker[AsyncSession], connection: AsyncConnection
 ) -> None:
