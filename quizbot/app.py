@@ -59,6 +59,13 @@ from quizbot.services.stats import StatsService
 
 log = logging.getLogger(__name__)
 
+# Connections of the answer writer's pool beyond the flushes its committers may have in
+# flight: the one the pool refresh checks out to replace or prime an idle connection
+# (`App.refresh_pools`). Without it the refresh would have to leave the pool alone, and
+# each writer connection would be replaced at a flush's checkout when due, its batch
+# waiting for a new server process and for its statements' first runs.
+WRITER_SPARE = 1
+
 
 def prepare_database(settings: Settings) -> str:
     """Resolve the database (starting the embedded one if needed) and migrate it.
@@ -114,12 +121,13 @@ class App:
         # in flight): the hot path never queues for the pool behind reads and quiz moves.
         # The question messages' batches share them (one more per write in flight): both
         # writers' statements take their rows as arrays, which these connections plan
-        # once (ANSWER_GENERIC_PLANS, `db.connect_args`).
+        # once (ANSWER_GENERIC_PLANS, `db.connect_args`). Plus WRITER_SPARE for the pool
+        # refresh (`refresh_pools`).
         answer_engine = (
             create_engine(
                 settings,
                 url,
-                pool_size=settings.answer_flushes + MESSAGE_FLUSHES,
+                pool_size=settings.answer_flushes + MESSAGE_FLUSHES + WRITER_SPARE,
                 max_overflow=0,
                 autocommit=True,
                 generic_plans=answer_writer_generic_plans(settings),
@@ -199,7 +207,8 @@ class App:
                     name="answer writer pool",
                     # Every batch in flight holds one of its connections: a full pool
                     # is normal under load. A wait for one is not (the two committers'
-                    # limits of flushes in flight add up to its size).
+                    # limits of flushes in flight and the refresh's spare add up to its
+                    # size).
                     alert_utilisation=None,
                     alert_wait_ms=settings.db_pool_alert_wait_ms,
                 )
@@ -272,59 +281,71 @@ class App:
         return pools
 
     async def refresh_pools(self, ahead_s: float) -> int:
-        """Renew idle connections of the engine's pool in the background; return how
-        many were primed.
+        """Renew idle connections of both pools in the background; return how many were
+        primed.
 
         A connection due for recycling within `ahead_s` (`db.StaggeredRecycle`) is
         replaced now, and a connection that was not primed (that replacement, or one
         the pool reconnected after an error) is primed (`DriverConnections.prime`).
         Otherwise the pool replaces a connection at the checkout of the first command
-        after its life, and that command waits for a new server process, then for
-        each statement's first run.
+        (or answer batch) after its life, and that command waits for a new server
+        process, then for each statement's first run.
 
         The idle connections are taken in turn, longest idle first
         (`pool_monitor.LONGEST_IDLE_FIRST`: a LIFO pool would otherwise hand out the
         one just returned each time), one at a time, each put back on top, so one round
-        visits each once and leaves their order as it was; and only while a quarter
-        of the pool (at least two connections) stays idle: the commands never
-        wait for one, and with the refresh's own checkout the pool is at most three
-        quarters used plus one, below the monitor's default alert (90 %, set by
-        DB_POOL_ALERT_UTILISATION). Under heavier load the pool recycles at
-        checkout, as without this. The answer writer's pool is left alone: its
-        connections number the flushes its committers may have in flight, so a
-        refresh's checkout could make a batch wait; each of them is replaced at a
-        flush's checkout when due (a question message's write pays that about once
-        per connection life, 22-30 minutes). Nothing is done while the circuit
-        breaker is not closed.
+        visits each once and leaves their order as it was.
+
+        - The engine's pool: only while a quarter of it (at least two connections)
+          stays idle: the commands never wait for one, and with the refresh's own
+          checkout the pool is at most three quarters used plus one, below the
+          monitor's default alert (90 %, set by DB_POOL_ALERT_UTILISATION). Under
+          heavier load the pool recycles at checkout, as without this.
+        - The answer writer's pool: its connections number the flushes its committers
+          may have in flight plus `WRITER_SPARE`, so the refresh's one checkout at a
+          time never makes a batch wait, however busy the writers are.
+
+        Nothing is done while the circuit breaker is not closed.
         """
         if self.breaker.state is not BreakerState.CLOSED:
             return 0
-        pool: Any = self.engine.pool
-        statements = statements_at_start(MAIN_POOL) if self.primes_connections else ()
-        reserve = max(2, math.ceil(pool.size() / 4))
         primed = 0
         ahead = RECYCLE_AHEAD_S.set(ahead_s)
         longest_idle = LONGEST_IDLE_FIRST.set(True)
         try:
-            for _ in range(pool.checkedin()):
-                # SQLAlchemy 2.1 takes an idle connection without awaiting: no command
-                # can take one between this check and the checkout.
-                if pool.checkedin() < reserve:
-                    break
-                async with self.engine.connect() as connection:
-                    fairy = await connection.get_raw_connection()
-                    if not statements or fairy.info.get(PRIMED):
-                        continue
-                    try:
-                        skipped = await self.read_connections.prime(connection, statements)
-                    except Exception as error:  # that connection is invalidated
-                        _report_priming(MAIN_POOL, [error])
-                    else:
-                        _report_priming(MAIN_POOL, [skipped])
-                        primed += 1
+            for engine, connections, name in self._pools():
+                size: int = engine.pool.size()  # type: ignore[attr-defined]
+                reserve = max(2, math.ceil(size / 4)) if name == MAIN_POOL else WRITER_SPARE
+                primed += await self._refresh_pool(engine, connections, name, reserve)
         finally:
             LONGEST_IDLE_FIRST.reset(longest_idle)
             RECYCLE_AHEAD_S.reset(ahead)
+        return primed
+
+    async def _refresh_pool(
+        self, engine: AsyncEngine, connections: DriverConnections, name: PoolName, reserve: int
+    ) -> int:
+        """One round of `refresh_pools` over one pool, while `reserve` connections are
+        idle before each checkout; how many it primed."""
+        pool: Any = engine.pool
+        statements = statements_at_start(name) if self.primes_connections else ()
+        primed = 0
+        for _ in range(pool.checkedin()):
+            # SQLAlchemy 2.1 takes an idle connection without awaiting: no command can
+            # take one between this check and the checkout.
+            if pool.checkedin() < reserve:
+                break
+            async with engine.connect() as connection:
+                fairy = await connection.get_raw_connection()
+                if not statements or fairy.info.get(PRIMED):
+                    continue
+                try:
+                    skipped = await connections.prime(connection, statements)
+                except Exception as error:  # that connection is invalidated
+                    _report_priming(name, [error])
+                else:
+                    _report_priming(name, [skipped])
+                    primed += 1
         return primed
 
     async def _refresh_every(self, interval: float) -> None:

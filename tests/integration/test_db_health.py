@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.pool.base import _ConnectionFairy
 
+from quizbot.app import WRITER_SPARE
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
 from quizbot.db import (
@@ -535,8 +536,9 @@ async def test_the_app_wires_flags_breaker_and_monitor(database_url: str) -> Non
         assert defaults.answer_engine is not None
         flushes = Settings().answer_flushes
         assert defaults.quiz.answer_batcher.in_flight == flushes == 2
-        # One connection per answer batch and per question-message batch in flight.
-        writers = flushes + MESSAGE_FLUSHES
+        # One connection per answer batch and per question-message batch in flight, and
+        # the pool refresh's spare.
+        writers = flushes + MESSAGE_FLUSHES + WRITER_SPARE
         assert defaults.answer_engine.sync_engine.pool.size() == writers  # type: ignore[attr-defined]
         assert defaults.quiz._message_statements is defaults.answer_connections
         writer_pool = defaults.answer_engine.sync_engine.pool

@@ -18,7 +18,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from quizbot import driver
-from quizbot.app import App, recycle_ahead_s
+from quizbot.app import WRITER_SPARE, App, recycle_ahead_s
 from quizbot.cache import QuizCache
 from quizbot.config import Settings
 from quizbot.db import StaggeredRecycle
@@ -448,8 +448,9 @@ async def test_the_bootstrap_opens_every_pooled_connection(database_url: str) ->
         assert app.engine.pool.checkedin() == 0  # type: ignore[attr-defined]
         await app.bootstrap(warm=True)
         pools = [app.engine.pool, app.answer_engine.pool]  # type: ignore[union-attr]
-        # The answer writer's: one per answer batch and per message batch in flight.
-        writers = 2 + MESSAGE_FLUSHES
+        # The answer writer's: one per answer batch and per message batch in flight, and
+        # the pool refresh's spare.
+        writers = 2 + MESSAGE_FLUSHES + WRITER_SPARE
         assert [p.checkedin() for p in pools] == [3, writers]  # type: ignore[attr-defined]
         # Every connection out at once was the start-up's doing: no saturation alert.
         assert [m.check() for m in app.pool_monitors] == [[], []]
@@ -518,10 +519,12 @@ async def test_what_the_bootstrap_primes(
         await app.close()
     assert app.primes_connections is primes
     if primes:
-        # One connection of the main pool; the writer's: one answer flush, the messages'.
+        # One connection of the main pool; the writer's: one answer flush, the messages',
+        # the refresh's spare.
         assert primed == [
             driver.statements_at_start(driver.MAIN_POOL),
-            *[driver.statements_at_start(driver.ANSWER_POOL)] * (1 + MESSAGE_FLUSHES),
+            *[driver.statements_at_start(driver.ANSWER_POOL)]
+            * (1 + MESSAGE_FLUSHES + WRITER_SPARE),
         ]
     else:
         assert primed == []
@@ -653,7 +656,7 @@ async def test_the_pool_refresh_replaces_due_connections_and_primes_new_ones(
 ) -> None:
     """A connection due for recycling before the refresh after next is replaced in the
     background and primed; so is one the pool reconnected after an error; the others
-    are left alone."""
+    are left alone. In both pools."""
     app = _app(database_url, db_pool_size=3, answer_flushes=2)
     try:
         await app.bootstrap(warm=True)
@@ -673,19 +676,64 @@ async def test_the_pool_refresh_replaces_due_connections_and_primes_new_ones(
             replaced = due_soon.driver_connection.get_server_pid()
             kept = later.driver_connection.get_server_pid()
             broken.invalidate()  # the pool reconnects it at its next checkout
-        async with app.answer_engine.connect() as answers:  # type: ignore[union-attr]
-            (await answers.get_raw_connection()).invalidate()
-        assert await app.refresh_pools(ahead_s=60) == 2
+        assert app.answer_engine is not None
+        writer_wanted = {
+            app.answer_connections.compiled(s).sql  # type: ignore[union-attr]
+            for s in driver.statements_at_start(driver.ANSWER_POOL)
+        }
+        async with contextlib.AsyncExitStack() as held:
+            writer = app.answer_engine
+            writer_broken, writer_due = [
+                await (await held.enter_async_context(writer.connect())).get_raw_connection()
+                for _ in range(2)
+            ]
+            writer_broken.invalidate()
+            writer_due.info[StaggeredRecycle.DUE] = time.monotonic() + 30
+            writer_replaced = writer_due.driver_connection.get_server_pid()
+        assert await app.refresh_pools(ahead_s=60) == 4
         after = await _pooled(app.engine)
         pids = {pid for pid, _primed, _statements in after}
         assert replaced not in pids and kept in pids and len(pids) == 3
         assert all(primed and wanted <= statements for _pid, primed, statements in after)
+        writers = await _pooled(app.answer_engine)
+        assert writer_replaced not in {pid for pid, _primed, _statements in writers}
+        # answer_flushes=2, the messages' and the spare.
+        assert len({pid for pid, _primed, _statements in writers}) == 2 + MESSAGE_FLUSHES + 1
+        assert all(primed and writer_wanted <= s for _pid, primed, s in writers)
         assert await app.refresh_pools(ahead_s=60) == 0  # nothing left to do
-        # The answer writer's pool is left alone (its connections serve every flush).
-        assert app.answer_engine is not None
-        answers_primed = [primed for _pid, primed, _s in await _pooled(app.answer_engine)]
-        writers = 2 + MESSAGE_FLUSHES  # answer_flushes=2, and the messages'
-        assert sorted(answers_primed) == [False] + [True] * (writers - 1)
+    finally:
+        await app.close()
+
+
+async def test_the_writer_pool_refresh_never_makes_the_flushes_wait(database_url: str) -> None:
+    """While the refresh replaces the writer's connections one by one, as many flushes
+    as the committers may have in flight find a connection at once."""
+    app = _app(database_url, db_pool_size=2, answer_flushes=2)
+    try:
+        await app.bootstrap(warm=True)
+        writer = app.answer_engine
+        assert writer is not None
+        in_flight = 2 + MESSAGE_FLUSHES
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(in_flight + WRITER_SPARE):  # every one of them due
+                connection = await held.enter_async_context(writer.connect())
+                fairy = await connection.get_raw_connection()
+                fairy.info[StaggeredRecycle.DUE] = time.monotonic() + 30
+        metrics = writer.pool.metrics  # type: ignore[attr-defined]
+        refresh = asyncio.ensure_future(app.refresh_pools(ahead_s=60))
+        rounds = 0
+        while not refresh.done():
+            # The flushes' most at once, held together while the refresh goes on.
+            async with contextlib.AsyncExitStack() as held:
+                for _ in range(in_flight):
+                    await held.enter_async_context(writer.connect())
+                await asyncio.sleep(0.005)
+            rounds += 1
+        assert rounds > 0 and metrics.waits == 0
+        # A connection held by a flush waits for a later round (or its own checkout).
+        under_load = await refresh
+        assert under_load >= 1
+        assert under_load + await app.refresh_pools(ahead_s=60) == in_flight + WRITER_SPARE
     finally:
         await app.close()
 
