@@ -151,8 +151,9 @@ def _batch_context_sql(lock: bool) -> str:
     alternated runs): the guild's settings are read with the session, not per answer;
     the user and member rows are inserted only for members the statement did not
     find (a member's user exists: foreign key), so the members a guild already has
-    cost no conflicting insert; and the read-only path does not read the users at
-    all (only the locked path locks them, for step 3).
+    cost no conflicting insert; and the read-only variant does not read the users
+    at all (the locked one locks them for step 3; the fast path's step 3 locks them
+    itself).
     """
     for_update = "FOR NO KEY UPDATE" if lock else ""
     # The users' locks, after the members' (the locked path only: the fast path's
