@@ -168,6 +168,8 @@ def _batch_context_sql(lock: bool) -> str:
         if lock
         else ""
     )
+    # Nothing reads this column: it is what runs `lu` (PostgreSQL never executes a
+    # SELECT CTE that nothing references, so without it the users go unlocked).
     locked = "(SELECT count(*) FROM lu) AS locked," if lock else ""
     return f"""
     WITH v AS (

@@ -776,6 +776,27 @@ async def test_first_answers_of_new_users_users_of_another_guild_and_members_in_
             await s.execute(delete(models.Guild).where(models.Guild.guild_id == OTHER_GUILD))
 
 
+async def test_the_locked_step_1_locks_the_users(
+    live_two: None, committed: Callable[[], AsyncSession]
+) -> None:
+    # Step 1 of the transactional path locks sessions, members and users, in that
+    # order, before anything is written; the users' locks run only because a column
+    # of the statement reads them (a CTE that nothing references never runs).
+    quiz = _service(committed, batch=1)  # type: ignore[arg-type]
+    view = await _start_live(quiz, CHANNELS[0])  # the host has a user row now
+    async with committed() as other:
+        await other.execute(
+            update(models.User).where(models.User.user_id == PLAYERS[0]).values(name="renamed")
+        )
+        click = _click(quiz, view, PLAYERS[0], "Alpha")
+        # Step 1 itself waits (its text names the batch's columns), not the write after it.
+        assert await waits_for_a_lock(committed, "AS v(ord, session_id")
+        await other.commit()
+    outcome = await click
+    assert outcome.recorded
+    await quiz.close()
+
+
 async def test_advance_is_one_statement_and_moves_once(
     bank: None, sessionmaker: async_sessionmaker[AsyncSession], connection: AsyncConnection
 ) -> None:

@@ -698,7 +698,8 @@ async def test_the_pool_refresh_replaces_due_connections_and_primes_new_ones(
         writers = await _pooled(app.answer_engine)
         assert writer_replaced not in {pid for pid, _primed, _statements in writers}
         # answer_flushes=2, the messages' and the spare.
-        assert len({pid for pid, _primed, _statements in writers}) == 2 + MESSAGE_FLUSHES + 1
+        writer_count = 2 + MESSAGE_FLUSHES + WRITER_SPARE
+        assert len({pid for pid, _primed, _statements in writers}) == writer_count
         assert all(primed and writer_wanted <= s for _pid, primed, s in writers)
         assert await app.refresh_pools(ahead_s=60) == 0  # nothing left to do
     finally:
