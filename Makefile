@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run play migrate revision check-migrations seed test test-fast lint format typecheck bench bench-docs clean
+.PHONY: help install run play migrate revision check-migrations seed test test-fast lint format typecheck bench bench-compare bench-docs clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -60,6 +60,9 @@ typecheck: install ## mypy (strict) on the quizbot package
 
 bench: install ## Run the load benchmark: make bench scale=standard (default smoke)
 	$(BIN)/quizbot bench --scale $(or $(scale),smoke)
+
+bench-compare: install ## What a change buys on the answer burst: make bench-compare base=REV [runs=9] (against the working tree)
+	$(BIN)/python -m bench.compare $(or $(base),HEAD) --runs $(or $(runs),9)
 
 bench-docs: install ## Copy bench/results/bench-$(scale).md into docs/performance.md (default standard)
 	$(BIN)/python -m bench.docs $(or $(scale),standard)
