@@ -43,8 +43,12 @@ from quizbot.cli import run_async
 from quizbot.migrations import upgrade
 server, scale = sys.argv[1], sys.argv[2]
 url = run_async(database.create_database(server, f"compare_{scale}_seed"))
-upgrade(url)
-run_async(dataset.seed(database.asyncpg_args(url), SCALES[scale]))
+try:
+    upgrade(url)
+    run_async(dataset.seed(database.asyncpg_args(url), SCALES[scale]))
+except BaseException:
+    run_async(database.drop_database(url))  # nothing left behind
+    raise
 print("RESULT", json.dumps(url))
 """
 _BURST = """
