@@ -60,10 +60,11 @@ from quizbot.services.stats import StatsService
 log = logging.getLogger(__name__)
 
 # Connections of the answer writer's pool beyond the flushes its committers may have in
-# flight: the one the pool refresh checks out to replace or prime an idle connection
-# (`App.refresh_pools`). Without it the refresh would have to leave the pool alone, and
-# each writer connection would be replaced at a flush's checkout when due, its batch
-# waiting for a new server process and for its statements' first runs.
+# flight. The pool refresh (`App.refresh_pools`) holds one connection at a time to
+# replace or prime it, so with one more than the flushes can take, a flush always finds
+# another idle. Without it the refresh would have to leave the pool alone, and each
+# writer connection would be replaced at a flush's checkout when due, its batch waiting
+# for a new server process and for its statements' first runs.
 WRITER_SPARE = 1
 
 
