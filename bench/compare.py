@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.report import fmt, markdown_table
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Run in a version's checkout (its own `bench` and `quizbot` on the path): the seed,
@@ -106,12 +108,10 @@ def summary(runs: dict[str, list[dict[str, Any]]], base: str, new: str) -> dict[
     left out of its median and of the pairs."""
     out: dict[str, Any] = {"runs": len(runs[base]), "medians": {}, "new_lower": {}}
     for name in (base, new):
-        out["medians"][name] = {
-            m: statistics.median(vals)
-            if (vals := [r[m] for r in runs[name] if r.get(m) is not None])
-            else None
-            for m in MEASURES
-        }
+        out["medians"][name] = {}
+        for m in MEASURES:
+            measured = [r[m] for r in runs[name] if r.get(m) is not None]
+            out["medians"][name][m] = statistics.median(measured) if measured else None
     for m in MEASURES:
         pairs = [
             (b[m], n[m])
@@ -150,7 +150,7 @@ def compare(
                 results[side.name].append(result)
                 echo(
                     f"run {i + 1}/{runs} {side.name}: "
-                    + ", ".join(f"{m} {_fmt(result.get(m))}" for m in MEASURES)
+                    + ", ".join(f"{m} {fmt(result.get(m))}" for m in MEASURES)
                 )
     finally:
         for url in seeds.values():
@@ -159,30 +159,18 @@ def compare(
             "summary": summary(results, base.name, new.name)}  # fmt: skip
 
 
-def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f}"
-
-
 def render(report: dict[str, Any], base: str, new: str) -> str:
     """The summary as a Markdown table."""
     s = report["summary"]
-    lines = [
+    lower = s["new_lower"]
+    rows = [[name, *(fmt(s["medians"][name][m]) for m in MEASURES)] for name in (base, new)]
+    rows.append([f"{new} lower in", *(f"{lower[m][0]} of {lower[m][1]}" for m in MEASURES)])
+    headers = ["version", "CPU µs per answer", "server CPU µs per answer", "wall ms per burst"]
+    return (
         f"Answer bursts of {report['players']} players, scale `{report['scale']}`, "
         f"{s['runs']} alternated runs of each version; medians, and the pairs where "
-        f"{new} was lower.",
-        "",
-        "| version | CPU µs per answer | server CPU µs per answer | wall ms per burst |",
-        "|---|---|---|---|",
-    ]
-    for name in (base, new):
-        med = s["medians"][name]
-        lines.append(f"| {name} | " + " | ".join(_fmt(med[m]) for m in MEASURES) + " |")
-    lower = s["new_lower"]
-    lines.append(
-        f"| {new} lower in | " + " | ".join(f"{lower[m][0]} of {lower[m][1]}" for m in MEASURES)
-        + " |"
-    )  # fmt: skip
-    return "\n".join(lines)
+        f"{new} was lower.\n\n" + markdown_table(headers, rows)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,8 @@ HEADLINE_COMMANDS = ("answer", "stats", "leaderboard")
 # -- helpers ------------------------------------------------------------------
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
+def fmt(value: float | None, digits: int = 1) -> str:
+    """A figure for a table: "–" for none, thousands grouped from 1,000 on."""
     if value is None:
         return "–"
     if abs(value) >= 1000:
@@ -40,7 +41,8 @@ def _faster(pct: float) -> str:
     return f"{pct:.1f} % faster" if pct >= 0 else f"{-pct:.1f} % slower"
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table of already formatted cells."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
@@ -136,9 +138,7 @@ def _own_rank_claim(own: dict[str, Any], scale: str) -> tuple[str, str]:
 
     def p95s(kind: str) -> str:
         return ", ".join(
-            f"{label} {_fmt(p[kind]['p95_ms'], 2)} ms"
-            for label, p in positions.items()
-            if kind in p
+            f"{label} {fmt(p[kind]['p95_ms'], 2)} ms" for label, p in positions.items() if kind in p
         )
 
     measured = f"{own['guild_members']:,} ranked members; counted in SQL: {p95s('counted')}"
@@ -192,7 +192,7 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
                 f"p95 `{command}` at {load} players (legacy → quizbot)",
                 "50–70 % lower",
                 "≥ 90 % lower",
-                f"{_fmt(old)} → {_fmt(new)} ms ({_change(red)})",
+                f"{fmt(old)} → {fmt(new)} ms ({_change(red)})",
                 _verdict(None if red is None else red >= 90),
             )
         for command in ("stats", "leaderboard", "answer", "start", "review", "finish"):
@@ -206,7 +206,7 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
                 f"round trips per `{command}` (legacy → quizbot, {load} players)",
                 "80 % fewer",
                 target,
-                f"{_fmt(old, 2)} → {_fmt(new, 2)} ({_change(red).replace('lower', 'fewer')})",
+                f"{fmt(old, 2)} → {fmt(new, 2)} ({_change(red).replace('lower', 'fewer')})",
                 _verdict(fewer) if command == "stats" else "–",
             )
         caps = {}
@@ -245,7 +245,7 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
                 f"hot query `{row['query']}`, {versus} ({hot['scale']} scale)",
                 "90 % faster",
                 "≥ 99 % faster at large scale",
-                f"{_fmt(row['unindexed_ms'], 2)} → {_fmt(row['indexed_ms'], 2)} ms "
+                f"{fmt(row['unindexed_ms'], 2)} → {fmt(row['indexed_ms'], 2)} ms "
                 f"({_faster(row['faster_pct'])}, {row['speedup']:.1f}×)",
                 _verdict(row["faster_pct"] >= 99)
                 if hot["scale"] == "large"
@@ -269,7 +269,7 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
             f"event-loop stall under load ({v['name']})",
             "near-zero freezes",
             "p99 ≤ 10 ms, max ≤ 100 ms" if v["name"] == "quizbot" else "(baseline)",
-            f"worst stage: p99 {_fmt(lag_p99)} ms, max {_fmt(lag_max)} ms",
+            f"worst stage: p99 {fmt(lag_p99)} ms, max {fmt(lag_max)} ms",
             _verdict(ok) if v["name"] == "quizbot" else "–",
         )
     if qb and qb["stages"]:
@@ -277,21 +277,21 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
         if flood is not None:
             thr = _cmd(flood, "answer", "throughput") or 0.0
             others = ", ".join(
-                f"{v['name']} {_fmt(_cmd(v['flood'], 'answer', 'throughput'))}/s"
+                f"{v['name']} {fmt(_cmd(v['flood'], 'answer', 'throughput'))}/s"
                 # The replay clicks on the traced run's clock: no rate of its own.
                 + (" (at most quizbot-traced's, whose clicks it replays)" if v is raw else "")
                 for v in (legacy, raw)
                 if v is not None and v.get("flood")
             )
             measured = (
-                f"{_fmt(thr)}/s ({_fmt(flood['all']['throughput'])} commands/s) with "
+                f"{fmt(thr)}/s ({fmt(flood['all']['throughput'])} commands/s) with "
                 f"{flood['players']} players in channel quizzes, no think time"
                 + (f"; {others}" if others else "")
             )
         else:
             best = max(qb["stages"], key=lambda s: _cmd(s, "answer", "throughput") or 0.0)
             thr = _cmd(best, "answer", "throughput") or 0.0
-            measured = f"{_fmt(thr)}/s at {best['players']} players (think-time load)"
+            measured = f"{fmt(thr)}/s at {best['players']} players (think-time load)"
         add(
             "answers per second, one process",
             "–",
@@ -305,7 +305,7 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
             "answer p99 at 1,000 players",
             "–",
             "≤ 50 ms",
-            "no 1,000-player stage" if p99 is None else f"{_fmt(p99)} ms",
+            "no 1,000-player stage" if p99 is None else f"{fmt(p99)} ms",
             _verdict(None if p99 is None else p99 <= 50),
         )
         stats_p95 = max((_cmd(s, "stats", "p95_ms") or 0.0) for s in qb["stages"])
@@ -319,10 +319,10 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
             "stats: statements and p95",
             "one CTE query",
             "1 statement; p95 ≤ 5 ms at standard",
-            f"{_fmt(_cmd(stats_stage, 'stats', 'statements_mean'), 2)} statements, "
-            f"{_fmt(rt, 2)} round trips (with BEGIN/COMMIT and pre-ping) per call at "
+            f"{fmt(_cmd(stats_stage, 'stats', 'statements_mean'), 2)} statements, "
+            f"{fmt(rt, 2)} round trips (with BEGIN/COMMIT and pre-ping) per call at "
             f"{stats_stage['players']} players; worst-stage p95 "
-            f"{_fmt(stats_p95)} ms ({scale})",
+            f"{fmt(stats_p95)} ms ({scale})",
             _verdict(stats_p95 <= 5 if scale == "standard" else None),
         )
         rss = qb["process_totals"]["peak_rss_mb"]
@@ -330,7 +330,7 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
             "peak RSS of the bot process",
             "–",
             "≤ 200 MB (standard, 1,000 players)",
-            f"{_fmt(rss)} MB ({scale}, up to {qb['stages'][-1]['players']} players)",
+            f"{fmt(rss)} MB ({scale}, up to {qb['stages'][-1]['players']} players)",
             _verdict(rss <= 200 if scale == "standard" else None),
         )
     if qb and raw:
@@ -346,7 +346,7 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
                 "(the largest load the raw replay served with p95 < 500 ms)",
                 "–",
                 "≤ 1.5× raw",
-                f"{_fmt(a, 2)} vs {_fmt(b, 2)} ms ({_fmt(ratio, 2)}×)",
+                f"{fmt(a, 2)} vs {fmt(b, 2)} ms ({fmt(ratio, 2)}×)",
                 _verdict(None if ratio is None else ratio <= 1.5),
             )
     return rows
@@ -365,20 +365,20 @@ def _stage_tables(v: dict[str, Any]) -> str:
                     name,
                     str(c["count"]),
                     str(c["errors"]),
-                    _fmt(c["throughput"]),
-                    _fmt(c["p50_ms"]),
-                    _fmt(c["p95_ms"]),
-                    _fmt(c["p99_ms"]),
-                    _fmt(c["max_ms"]),
-                    _fmt(c["statements_mean"], 2),
-                    _fmt(c.get("tx_mean", 0.0), 2),
-                    _fmt(c.get("pings_mean", 0.0), 2),
-                    _fmt(c["pool_wait_mean_ms"], 2),
-                    _fmt(c["pool_wait_max_ms"], 1),
-                    _fmt(c.get("held_mean_ms", 0.0), 2),
+                    fmt(c["throughput"]),
+                    fmt(c["p50_ms"]),
+                    fmt(c["p95_ms"]),
+                    fmt(c["p99_ms"]),
+                    fmt(c["max_ms"]),
+                    fmt(c["statements_mean"], 2),
+                    fmt(c.get("tx_mean", 0.0), 2),
+                    fmt(c.get("pings_mean", 0.0), 2),
+                    fmt(c["pool_wait_mean_ms"], 2),
+                    fmt(c["pool_wait_max_ms"], 1),
+                    fmt(c.get("held_mean_ms", 0.0), 2),
                 ]
             )
-    return _table(
+    return markdown_table(
         [
             "players",
             "command",
@@ -409,19 +409,19 @@ def _process_table(results: dict[str, Any]) -> str:
                 [
                     v["name"],
                     str(s["players"]),
-                    _fmt(s["seconds"]),
-                    _fmt(s["all"]["throughput"]),
-                    _fmt(s["all"]["p95_ms"]),
-                    _fmt(p["loop_lag_p99_ms"]),
-                    _fmt(p["loop_lag_max_ms"]),
-                    _fmt(p["cpu_s"]),
+                    fmt(s["seconds"]),
+                    fmt(s["all"]["throughput"]),
+                    fmt(s["all"]["p95_ms"]),
+                    fmt(p["loop_lag_p99_ms"]),
+                    fmt(p["loop_lag_max_ms"]),
+                    fmt(p["cpu_s"]),
                     f"{100 * p['cpu_share']:.0f} %",
                     _server_share(p),
-                    _fmt(p["rss_peak_mb"]),
+                    fmt(p["rss_peak_mb"]),
                     _probe(p),
                 ]
             )
-    return _table(
+    return markdown_table(
         [
             "variant",
             "players",
@@ -451,7 +451,7 @@ def _probe(process: dict[str, Any]) -> str:
     # 1558c9b (16:04, 16:26) stored under this key the mean of two probes at the
     # stage's edges instead of the sampler's median.
     probe = process.get("probe_ms")
-    return "–" if probe is None else _fmt(probe, 2)
+    return "–" if probe is None else fmt(probe, 2)
 
 
 def answer_burst_section(burst: dict[str, Any] | None) -> list[str]:
@@ -472,7 +472,7 @@ def answer_burst_section(burst: dict[str, Any] | None) -> list[str]:
         "answers cost it. The first burst, whose answers create the players' rows, is "
         "shown apart; the other figures are medians over the bursts after it.",
         "",
-        _table(
+        markdown_table(
             [
                 "bursts",
                 "CPU µs per answer",
@@ -485,13 +485,13 @@ def answer_burst_section(burst: dict[str, Any] | None) -> list[str]:
             [
                 [
                     str(burst["bursts"]),
-                    _fmt(burst["cpu_us_per_answer"]),
+                    fmt(burst["cpu_us_per_answer"]),
                     # .get: runs from before 2026-12-07 21:00 did not measure the server.
-                    _fmt(burst.get("server_cpu_us_per_answer")),
-                    _fmt(burst["wall_ms_per_burst"]),
-                    _fmt(burst["batches_per_burst"], 2),
-                    _fmt(burst["first_cpu_us_per_answer"]),
-                    _fmt(burst["first_wall_ms"]),
+                    fmt(burst.get("server_cpu_us_per_answer")),
+                    fmt(burst["wall_ms_per_burst"]),
+                    fmt(burst["batches_per_burst"], 2),
+                    fmt(burst["first_cpu_us_per_answer"]),
+                    fmt(burst["first_wall_ms"]),
                 ]
             ],
         ),
@@ -525,9 +525,9 @@ def flood_ceiling_line(name: str, flood: dict[str, Any], cpus: int) -> str | Non
     bot, server, ceiling = found
     reached = _cmd(flood, "answer", "throughput") or 0.0
     return (
-        f"- {name}: {_fmt(bot)} + {_fmt(server)} = {_fmt(bot + server)} µs of CPU per "
-        f"answer; {cpus} cores at that cost allow at most {_fmt(ceiling)} answers/s, and "
-        f"the flood reached {_fmt(reached)} ({100 * reached / ceiling:.0f} %)."
+        f"- {name}: {fmt(bot)} + {fmt(server)} = {fmt(bot + server)} µs of CPU per "
+        f"answer; {cpus} cores at that cost allow at most {fmt(ceiling)} answers/s, and "
+        f"the flood reached {fmt(reached)} ({100 * reached / ceiling:.0f} %)."
     )
 
 
@@ -546,14 +546,14 @@ def _legacy_table(results: dict[str, Any]) -> str | None:
                 [
                     str(s["players"]),
                     command,
-                    _fmt(old),
-                    _fmt(new),
+                    fmt(old),
+                    fmt(new),
                     _change(_reduction(old, new)),
-                    _fmt(_round_trips(s, command), 2),
-                    _fmt(_round_trips(q, command), 2),
+                    fmt(_round_trips(s, command), 2),
+                    fmt(_round_trips(q, command), 2),
                 ]
             )
-    return _table(
+    return markdown_table(
         [
             "players",
             "command",
@@ -581,15 +581,15 @@ def _raw_table(results: dict[str, Any]) -> str | None:
                 [
                     str(s["players"]),
                     command,
-                    _fmt(a50, 2),
-                    _fmt(b50, 2),
-                    _fmt(a50 / b50 if a50 is not None and b50 else None, 2),
-                    _fmt(a95, 2),
-                    _fmt(b95, 2),
-                    _fmt(_cmd(s, command, "statements_mean"), 2),
+                    fmt(a50, 2),
+                    fmt(b50, 2),
+                    fmt(a50 / b50 if a50 is not None and b50 else None, 2),
+                    fmt(a95, 2),
+                    fmt(b95, 2),
+                    fmt(_cmd(s, command, "statements_mean"), 2),
                 ]
             )
-    return _table(
+    return markdown_table(
         [
             "players",
             "command",
@@ -620,9 +620,7 @@ def ablation_rows(results: dict[str, Any]) -> list[list[str]]:
         sq, sv = stage_at(qb, load or -1), stage_at(v, load or -1)
 
         def pair(command: str, key: str, digits: int = 1, sv: Any = sv, sq: Any = sq) -> str:
-            return (
-                f"{_fmt(_cmd(sv, command, key), digits)} / {_fmt(_cmd(sq, command, key), digits)}"
-            )
+            return f"{fmt(_cmd(sv, command, key), digits)} / {fmt(_cmd(sq, command, key), digits)}"
 
         cap_v, open_v = capacity(v)
         lag = max((s["process"]["loop_lag_max_ms"] for s in v["stages"]), default=None)
@@ -636,7 +634,7 @@ def ablation_rows(results: dict[str, Any]) -> list[list[str]]:
                 pair("stats", "p95_ms"),
                 pair("leaderboard", "p95_ms"),
                 pair("stats", "statements_mean", 2),
-                f"{'≥ ' if open_v else ''}{cap_v}; lag max {_fmt(lag)} ms",
+                f"{'≥ ' if open_v else ''}{cap_v}; lag max {fmt(lag)} ms",
             ]
         )
     return rows
@@ -662,7 +660,7 @@ def _integrity_and_process(results: dict[str, Any]) -> list[str]:
             ]
         )
     out.append(
-        _table(
+        markdown_table(
             [
                 "variant",
                 "check",
@@ -710,7 +708,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
     out = [
         f"# quizbot benchmark: scale `{scale['name']}`",
         "",
-        f"Run {results['started']} → {results['finished']} ({_fmt(results['seconds'])} s), "
+        f"Run {results['started']} → {results['finished']} ({fmt(results['seconds'])} s), "
         f"command: `{results['command']}`.",
         "",
         f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gb']:.1f} GiB RAM, "
@@ -727,7 +725,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         f"Dataset: {results['seed']['guilds']} guilds, {results['seed']['members']:,} members, "
         f"{results['seed']['questions']:,} questions, {results['seed']['past_sessions']:,} past "
         f"quizzes, {results['seed']['past_answers']:,} past answers "
-        f"(seeded in {_fmt(results['seed']['seconds'])} s).",
+        f"(seeded in {fmt(results['seed']['seconds'])} s).",
         "",
         f"Load: stages of {', '.join(str(p) for p in scale['players'])} players, "
         f"{scale['stage_seconds']} s each (quizzes under way are finished); think time "
@@ -748,7 +746,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
         out += [f"![p95 latency against concurrent players]({plot_name})", ""]
     out += ["## Claims of the plan and targets of issue 5", ""]
     out.append(
-        _table(
+        markdown_table(
             ["claim", "plan says", "target", "measured", "verdict"],
             [
                 [r["claim"], r["plan"], r["target"], r["measured"], r["verdict"]]
@@ -769,17 +767,17 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             [
                 v["name"],
                 str(f["players"]),
-                _fmt(_cmd(f, "answer", "throughput")),
-                _fmt(f["all"]["throughput"]),
-                _fmt(_cmd(f, "answer", "p50_ms")),
-                _fmt(_cmd(f, "answer", "p95_ms")),
-                _fmt(_cmd(f, "answer", "p99_ms")),
-                _fmt(_cmd(f, "answer", "pool_wait_mean_ms"), 2),
-                _fmt(f["process"]["loop_lag_max_ms"]),
+                fmt(_cmd(f, "answer", "throughput")),
+                fmt(f["all"]["throughput"]),
+                fmt(_cmd(f, "answer", "p50_ms")),
+                fmt(_cmd(f, "answer", "p95_ms")),
+                fmt(_cmd(f, "answer", "p99_ms")),
+                fmt(_cmd(f, "answer", "pool_wait_mean_ms"), 2),
+                fmt(f["process"]["loop_lag_max_ms"]),
                 f"{100 * f['process']['cpu_share']:.0f} %",
-                _fmt(_per_answer_us(f, "cpu_s")),
+                fmt(_per_answer_us(f, "cpu_s")),
                 _server_share(f["process"]),
-                _fmt(_per_answer_us(f, "server_cpu_s")),
+                fmt(_per_answer_us(f, "server_cpu_s")),
                 _probe(f["process"]),
                 str(f["all"]["errors"]),
             ]
@@ -797,7 +795,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             "stage (when it runs on this machine) divided by the same answers. The speed "
             "probe: see the process table above (lower is faster).",
             "",
-            _table(
+            markdown_table(
                 [
                     "variant",
                     "players",
@@ -877,9 +875,9 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             "benchmark's own process (`bench/layers.py`). CPU is the process's CPU time per "
             "call; the database's work is in the wall time only.",
             "",
-            _table(
+            markdown_table(
                 ["layer", "CPU µs per call", "wall µs per call"],
-                [[r["layer"], _fmt(r["cpu_us"]), _fmt(r["wall_us"])] for r in layer_rows],
+                [[r["layer"], fmt(r["cpu_us"]), fmt(r["wall_us"])] for r in layer_rows],
             ),
             "",
         ]
@@ -891,7 +889,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             "",
             "Each cell is *measure off* / *quizbot* at the largest load both ran.",
             "",
-            _table(
+            markdown_table(
                 [
                     "measure switched off",
                     "how",
@@ -911,7 +909,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
     if hot:
         out += [f"## Hot queries, indexed vs unindexed ({hot['scale']} scale)", ""]
         out.append(
-            _table(
+            markdown_table(
                 [
                     "query",
                     "indexed ms (median)",
@@ -923,10 +921,10 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                 [
                     [
                         r["query"],
-                        _fmt(r["indexed_ms"], 2),
-                        _fmt(r["unindexed_ms"], 2),
-                        _fmt(r["indexed_server_ms"], 2),
-                        _fmt(r["unindexed_server_ms"], 2),
+                        fmt(r["indexed_ms"], 2),
+                        fmt(r["unindexed_ms"], 2),
+                        fmt(r["indexed_server_ms"], 2),
+                        fmt(r["unindexed_server_ms"], 2),
                         f"{_faster(r['faster_pct'])} ({r['speedup']:.1f}×)",
                     ]
                     for r in hot["comparison"]
@@ -971,7 +969,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             )
             out += [
                 "",
-                _table(
+                markdown_table(
                     [
                         "position",
                         "rank",
@@ -986,7 +984,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                             label,
                             f"{p['rank']:,}",
                             *(
-                                f"{_fmt(p[k]['median_ms'], 2)} / {_fmt(p[k]['p95_ms'], 2)}"
+                                f"{fmt(p[k]['median_ms'], 2)} / {fmt(p[k]['p95_ms'], 2)}"
                                 if k in p
                                 else "–"
                                 for k in ("counted", "mirrored", "stats_counted", "stats_mirrored")
@@ -1007,13 +1005,13 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
             out.append(f"Skipped: {pg['skipped']}")
         else:
             out.append(
-                _table(
+                markdown_table(
                     ["script", "tps", "latency avg ms", "command"],
                     [
                         [
                             name,
-                            _fmt(r.get("tps")),
-                            _fmt(r.get("latency_avg_ms"), 3),
+                            fmt(r.get("tps")),
+                            fmt(r.get("latency_avg_ms"), 3),
                             f"`{r['command']}`",
                         ]
                         for name, r in pg["runs"].items()
@@ -1161,13 +1159,13 @@ def terminal(results: dict[str, Any], console: Any) -> None:
                 name,
                 str(c["count"]),
                 str(c["errors"]),
-                _fmt(c["throughput"]),
-                _fmt(c["p50_ms"]),
-                _fmt(c["p95_ms"]),
-                _fmt(c["p99_ms"]),
-                _fmt(c["max_ms"]),
-                _fmt(c["statements_mean"], 2),
-                _fmt(c["pool_wait_mean_ms"], 2),
+                fmt(c["throughput"]),
+                fmt(c["p50_ms"]),
+                fmt(c["p95_ms"]),
+                fmt(c["p99_ms"]),
+                fmt(c["max_ms"]),
+                fmt(c["statements_mean"], 2),
+                fmt(c["pool_wait_mean_ms"], 2),
             )
     if results["variants"]:
         console.print(table)

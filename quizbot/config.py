@@ -57,8 +57,9 @@ class Settings(BaseSettings):
     # all taken in bursts: starts and moves queued for the pool (docs/performance.md as
     # of 2026-11-30, in the repository's history).
     # Several bot processes share PostgreSQL's max_connections (100 by default): keep
-    # processes × (DB_POOL_SIZE + DB_MAX_OVERFLOW + ANSWER_FLUSHES + 2, the answer writer's
-    # connections for question messages) below it, or put PgBouncer in between.
+    # processes × (DB_POOL_SIZE + DB_MAX_OVERFLOW + ANSWER_FLUSHES + 3: the answer writer's
+    # connections for question messages and its spare, app.WRITER_SPARE) below it, or put
+    # PgBouncer in between.
     db_pool_size: int = Field(default=40, ge=1, le=500)
     # The pool hands out the connection returned last: the few a load needs stay warm
     # (their server processes' and the driver's caches). First in, first out sends
