@@ -55,6 +55,8 @@ ABLATIONS = (
     Ablation("statement cache", {"db_statement_cache_size": 0}),
     Ablation("answer generic plans", {"answer_generic_plans": False}),
     Ablation("lifo pool", {"db_pool_lifo": False}),
+    # The pool as it was before 2026-12-08: the server's backends then crowd the cores.
+    Ablation("small pool", {"db_pool_size": 40}),
     Ablation("indexes", {}, drop_indexes=True),
 )
 

@@ -52,15 +52,19 @@ class Settings(BaseSettings):
     # again when returned, so under sustained load beyond DB_POOL_SIZE every command
     # pays a new connection (TLS probe, type introspection, statements prepared anew):
     # size the pool for the load and keep the overflow for spikes.
-    # 40: a connection is held for as long as its unit of work waits for the event loop
-    # between round trips, and with a busy loop (1,000 players on one process) 20 were
-    # all taken in bursts: starts and moves queued for the pool (docs/performance.md as
-    # of 2026-11-30, in the repository's history).
+    # 10: enough for the bursts of one process, few enough that the server does not
+    # run dozens of backends at once on the cores the bot's process needs too. On the
+    # 2-core benchmark machine at 1,000 players (quick runs alternated on 2026-12-08,
+    # docs/performance-history.md): with 40, up to 38 backends were busy at once, the
+    # bot's loop lagged 20-22 ms at p99 and answer p99 was 120-160 ms; with 8-12, 6-9
+    # and 36-59 ms, and the flood ran faster at less CPU per answer on both sides; with
+    # 4-6, commands queued for the pool behind quizzes' ends (/stats p95 170-290 ms).
+    # A database server with more cores may take more.
     # Several bot processes share PostgreSQL's max_connections (100 by default): keep
     # processes × (DB_POOL_SIZE + DB_MAX_OVERFLOW + ANSWER_FLUSHES + 3: the answer writer's
     # connections for question messages and its spare, app.WRITER_SPARE) below it, or put
     # PgBouncer in between.
-    db_pool_size: int = Field(default=40, ge=1, le=500)
+    db_pool_size: int = Field(default=10, ge=1, le=500)
     # The pool hands out the connection returned last: the few a load needs stay warm
     # (their server processes' and the driver's caches). First in, first out sends
     # every read to the connection idle for longest: on the benchmark's data a /stats

@@ -258,8 +258,9 @@ class PoolMonitor:
         if limit is not None and capacity and peak / capacity >= limit:
             alerts.append(
                 f"pool utilisation {peak}/{capacity} ({peak / capacity:.0%}) reached the "
-                f"alert threshold of {limit:.0%}: raise DB_POOL_SIZE / "
-                "DB_MAX_OVERFLOW or find what holds connections"
+                f"alert threshold of {limit:.0%}: if checkouts also waited, find what "
+                "holds connections, or raise DB_POOL_SIZE / DB_MAX_OVERFLOW while the "
+                "database server has cores to spare"
             )
         if m.window_waits and m.window_max_wait_seconds * 1000 >= self.alert_wait_ms:
             alerts.append(
