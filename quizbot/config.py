@@ -57,8 +57,8 @@ class Settings(BaseSettings):
     # 2-core benchmark machine at 1,000 players (quick runs alternated on 2026-12-08,
     # docs/performance-history.md): with 40, up to 38 backends were busy at once, the
     # bot's loop lagged 20-22 ms at p99 and answer p99 was 120-160 ms; with 8-12, 6-9
-    # and 36-59 ms, and the flood ran faster at less CPU per answer on both sides; with
-    # 4-6, commands queued for the pool behind quizzes' ends (/stats p95 170-290 ms).
+    # and 36-59 ms; with 4-6, commands queued for the pool behind quizzes' ends
+    # (/stats p95 169-293 ms). The answer flood's rate moved within its noise.
     # A database server with more cores may take more.
     # Several bot processes share PostgreSQL's max_connections (100 by default): keep
     # processes × (DB_POOL_SIZE + DB_MAX_OVERFLOW + ANSWER_FLUSHES + 3: the answer writer's
