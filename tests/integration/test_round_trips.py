@@ -993,3 +993,60 @@ async def test_closing_writes_the_messages_still_queued(database_url: str) -> No
         assert stored == 777
     finally:
         await app.close()
+
+
+@pytest.mark.parametrize("group_commit", [True, False])
+async def test_every_command_needs_one_pooled_connection_at_a_time(
+    database_url: str, group_commit: bool
+) -> None:
+    """A unit of work that took a second connection from the engine's pool while it
+    held one (a cache miss loaded inside its transaction, say) would wait for itself
+    once the pool is small and busy: with DB_POOL_SIZE=10 and ten such units at once,
+    every one of them. On a pool of one, with every cache cold, any such unit times
+    out here instead."""
+    app = _app(
+        database_url,
+        db_pool_size=1,
+        db_max_overflow=0,
+        db_pool_timeout=1.0,
+        answer_group_commit=group_commit,
+    )
+    guild, host, guest = 95 + group_commit, 950, 951
+    try:
+        await app.bootstrap()  # not warm: the question cache and the rest are cold
+        await app.cache.clear()
+        view: QuestionView | None = await app.quiz.start(
+            guild_id=guild,
+            guild_name="g",
+            channel_id=950 + group_commit,
+            user_id=host,
+            display_name="h",
+            mode=SessionMode.CHANNEL,
+            filters=QuizFilters(count=2),
+        )
+        assert view is not None
+        session_id = view.session_id
+        await app.quiz.set_message(session_id, 9_500)
+        while view is not None:
+            for user in (host, guest):
+                await app.quiz.answer(
+                    session_id=session_id,
+                    question_id=view.question_id,
+                    user_id=user,
+                    display_name=str(user),
+                    given=view.choices[0] if view.choices else "x",
+                )
+            await app.quiz.question(view.question_id)
+            _, view = await app.quiz.reveal_and_advance(session_id, view.question_id, view.position)
+        summary = await app.quiz.finish(session_id)
+        assert summary.answered == 4
+        await app.stats.member_stats(guild_id=guild, user_id=guest)
+        for period in Period:
+            await app.stats.leaderboard(guild_id=guild, caller_id=guest, period=period)
+        await app.stats.leaderboard(guild_id=None, caller_id=guest)
+        await app.review.due(guild_id=guild, user_id=guest)
+        await app.guild_settings.update(guild, "g", {"timer": 25})
+        assert app.breaker.consecutive_failures == 0
+        assert app.pool_monitor.status().metrics.timeouts == 0
+    finally:
+        await app.close()
