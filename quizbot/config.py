@@ -52,14 +52,15 @@ class Settings(BaseSettings):
     # again when returned, so under sustained load beyond DB_POOL_SIZE every command
     # pays a new connection (TLS probe, type introspection, statements prepared anew):
     # size the pool for the load and keep the overflow for spikes.
-    # 10: enough for the bursts of one process, few enough that the server does not
-    # run dozens of backends at once on the cores the bot's process needs too. On the
-    # 2-core benchmark machine at 1,000 players (quick runs alternated on 2026-12-08,
-    # docs/performance-history.md): with 40, up to 38 backends were busy at once, the
-    # bot's loop lagged 20-22 ms at p99 and answer p99 was 120-160 ms; with 8-12, 6-9
-    # and 36-59 ms; with 4-6, commands queued for the pool behind quizzes' ends
-    # (/stats p95 169-293 ms). The answer flood's rate moved within its noise.
-    # A database server with more cores may take more.
+    # 10, the trade measured on the 2-core benchmark machine at 1,000 players (16 quick
+    # runs alternated on 2026-12-08, docs/performance-history.md): with 40 the bot's
+    # loop lagged 20-22 ms at p99 and answer p99 was 120-160 ms; with 8-12, 6-9 and
+    # 36-59 ms; with 4-6, /stats and quizzes' ends queued for the pool (/stats p95
+    # 169-293 ms). At 10 a command still waits for the pool at times (up to 51 ms in
+    # the full run of 2026-12-08). Why fewer connections shorten the loop's lag is not
+    # measured apart: fewer of the server's processes running beside the bot's on the
+    # same cores, or fewer units of work interleaving on the bot's loop. A database
+    # server of its own, with cores to spare, may take more.
     # Several bot processes share PostgreSQL's max_connections (100 by default): keep
     # processes × (DB_POOL_SIZE + DB_MAX_OVERFLOW + ANSWER_FLUSHES + 3: the answer writer's
     # connections for question messages and its spare, app.WRITER_SPARE) below it, or put

@@ -995,30 +995,40 @@ async def test_closing_writes_the_messages_still_queued(database_url: str) -> No
         await app.close()
 
 
-@pytest.mark.parametrize("group_commit", [True, False])
+@pytest.mark.parametrize(
+    ("guild", "group_commit", "cache_enabled"),
+    [(197, True, True), (198, False, True), (199, True, False)],
+)
 async def test_every_command_needs_one_pooled_connection_at_a_time(
-    database_url: str, group_commit: bool
+    database_url: str, guild: int, group_commit: bool, cache_enabled: bool
 ) -> None:
     """A unit of work that took a second connection from the engine's pool while it
     held one (a cache miss loaded inside its transaction, say) would wait for itself
     once the pool is small and busy: with DB_POOL_SIZE=10 and ten such units at once,
-    every one of them. On a pool of one, with every cache cold, any such unit times
-    out here instead."""
-    app = _app(
+    every one of them. On a pool of one, any such unit waits here, and times out.
+    With the cache, it starts cold (a new quiz memoises its questions at its start);
+    without it, every read goes to the database, wherever a command makes it."""
+    app = App.create(
+        Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            redis_url=None,
+            db_pool_monitor_interval=0,
+            db_pool_size=1,
+            db_max_overflow=0,
+            db_pool_timeout=1.0,
+            answer_group_commit=group_commit,
+            cache_enabled=cache_enabled,
+        ),
         database_url,
-        db_pool_size=1,
-        db_max_overflow=0,
-        db_pool_timeout=1.0,
-        answer_group_commit=group_commit,
+        QuizCache(QuizCache.memory_backend(), enabled=cache_enabled),
     )
-    guild, host, guest = 95 + group_commit, 950, 951
+    host, guest = guild * 10, guild * 10 + 1
     try:
-        await app.bootstrap()  # not warm: the question cache and the rest are cold
-        await app.cache.clear()
+        await app.bootstrap()  # not warm: no question memoised, no connection opened
         view: QuestionView | None = await app.quiz.start(
             guild_id=guild,
             guild_name="g",
-            channel_id=950 + group_commit,
+            channel_id=guild,
             user_id=host,
             display_name="h",
             mode=SessionMode.CHANNEL,
@@ -1026,7 +1036,7 @@ async def test_every_command_needs_one_pooled_connection_at_a_time(
         )
         assert view is not None
         session_id = view.session_id
-        await app.quiz.set_message(session_id, 9_500)
+        await app.quiz.set_message(session_id, guild)
         while view is not None:
             for user in (host, guest):
                 await app.quiz.answer(
@@ -1046,7 +1056,8 @@ async def test_every_command_needs_one_pooled_connection_at_a_time(
         await app.stats.leaderboard(guild_id=None, caller_id=guest)
         await app.review.due(guild_id=guild, user_id=guest)
         await app.guild_settings.update(guild, "g", {"timer": 25})
+        metrics = app.pool_monitor.status().metrics
+        assert (metrics.waits, metrics.timeouts) == (0, 0)  # one checkout at a time
         assert app.breaker.consecutive_failures == 0
-        assert app.pool_monitor.status().metrics.timeouts == 0
     finally:
         await app.close()
