@@ -38,7 +38,7 @@ def _app(database_url: str, **settings: Any) -> App:
     return App.create(
         Settings(_env_file=None, redis_url=None, db_pool_monitor_interval=0, **settings),  # type: ignore[call-arg]
         database_url,
-        QuizCache(QuizCache.memory_backend()),
+        QuizCache(QuizCache.memory_backend(), enabled=settings.get("cache_enabled", True)),
     )
 
 
@@ -1008,19 +1008,13 @@ async def test_every_command_needs_one_pooled_connection_at_a_time(
     every one of them. On a pool of one, any such unit waits here, and times out.
     With the cache, it starts cold (a new quiz memoises its questions at its start);
     without it, every read goes to the database, wherever a command makes it."""
-    app = App.create(
-        Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            redis_url=None,
-            db_pool_monitor_interval=0,
-            db_pool_size=1,
-            db_max_overflow=0,
-            db_pool_timeout=1.0,
-            answer_group_commit=group_commit,
-            cache_enabled=cache_enabled,
-        ),
+    app = _app(
         database_url,
-        QuizCache(QuizCache.memory_backend(), enabled=cache_enabled),
+        db_pool_size=1,
+        db_max_overflow=0,
+        db_pool_timeout=1.0,
+        answer_group_commit=group_commit,
+        cache_enabled=cache_enabled,
     )
     host, guest = guild * 10, guild * 10 + 1
     try:
