@@ -52,14 +52,15 @@ class Settings(BaseSettings):
     # again when returned, so under sustained load beyond DB_POOL_SIZE every command
     # pays a new connection (TLS probe, type introspection, statements prepared anew):
     # size the pool for the load and keep the overflow for spikes.
-    # 10, the trade measured on the 2-core benchmark machine at 1,000 players (16 quick
-    # runs alternated on 2026-12-08, docs/performance-history.md): with 40 the bot's
-    # loop lagged 20-22 ms at p99 and answer p99 was 120-160 ms; with 8-12, 6-9 and
-    # 36-59 ms; with 4-6, /stats and quizzes' ends queued for the pool (/stats p95
-    # 169-293 ms). At 10 a command still waits for the pool at times (up to 51 ms in
-    # the full run of 2026-12-08). Why fewer connections shorten the loop's lag is not
-    # measured apart: fewer of the server's processes running beside the bot's on the
-    # same cores, or fewer units of work interleaving on the bot's loop. A database
+    # 10, the trade measured on the 2-core benchmark machine at 1,000 players (26 quick
+    # runs alternated on 2026-12-08, docs/performance-history.md; medians): with 40
+    # the bot's loop lagged 19.6 ms at p99 and answer p99 was 122.6 ms; with 10, 7.7
+    # and 52.9 ms. Below 12, /stats and quizzes' ends queue for the pool behind other
+    # quizzes' ends (/stats p95 47 ms with 10, 27 with 12, 44 with 40, 200-287 with
+    # 4-6); in the full run of 2026-12-08, with 10, commands waited up to 51 ms. Why
+    # fewer connections shorten the loop's lag is not measured apart: fewer of the
+    # server's processes running beside the bot's on the same cores, or fewer units of
+    # work interleaving on the bot's loop. A database
     # server of its own, with cores to spare, may take more.
     # Several bot processes share PostgreSQL's max_connections (100 by default): keep
     # processes × (DB_POOL_SIZE + DB_MAX_OVERFLOW + ANSWER_FLUSHES + 3: the answer writer's
