@@ -60,8 +60,8 @@ class Settings(BaseSettings):
     # 4-6); in the full run of 2026-12-08, with 10, commands waited up to 51 ms. Why
     # fewer connections shorten the loop's lag is not measured apart: fewer of the
     # server's processes running beside the bot's on the same cores, or fewer units of
-    # work interleaving on the bot's loop. A database
-    # server of its own, with cores to spare, may take more.
+    # work interleaving on the bot's loop. A database server of its own, with cores to
+    # spare, may take more.
     # Several bot processes share PostgreSQL's max_connections (100 by default): keep
     # processes × (DB_POOL_SIZE + DB_MAX_OVERFLOW + ANSWER_FLUSHES + 3: the answer writer's
     # connections for question messages and its spare, app.WRITER_SPARE) below it, or put
