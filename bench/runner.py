@@ -55,7 +55,7 @@ ABLATIONS = (
     Ablation("statement cache", {"db_statement_cache_size": 0}),
     Ablation("answer generic plans", {"answer_generic_plans": False}),
     Ablation("lifo pool", {"db_pool_lifo": False}),
-    # The pool as it was before 2026-12-08: the server's backends then crowd the cores.
+    # The pool as it was before 2026-12-08 (40): what the smaller default buys.
     Ablation("small pool", {"db_pool_size": 40}),
     Ablation("indexes", {}, drop_indexes=True),
 )
