@@ -355,6 +355,21 @@ def claims(results: dict[str, Any]) -> list[dict[str, str]]:
 # -- markdown ---------------------------------------------------------------------
 
 
+def _command_cells(c: dict[str, Any]) -> list[str]:
+    """A command's count, errors, rate, latencies and statements: the cells the report's
+    per-stage tables and the terminal's summary share."""
+    return [
+        str(c["count"]),
+        str(c["errors"]),
+        fmt(c["throughput"]),
+        fmt(c["p50_ms"]),
+        fmt(c["p95_ms"]),
+        fmt(c["p99_ms"]),
+        fmt(c["max_ms"]),
+        fmt(c["statements_mean"], 2),
+    ]
+
+
 def _stage_tables(v: dict[str, Any]) -> str:
     rows = []
     for s in v["stages"]:
@@ -363,14 +378,7 @@ def _stage_tables(v: dict[str, Any]) -> str:
                 [
                     str(s["players"]),
                     name,
-                    str(c["count"]),
-                    str(c["errors"]),
-                    fmt(c["throughput"]),
-                    fmt(c["p50_ms"]),
-                    fmt(c["p95_ms"]),
-                    fmt(c["p99_ms"]),
-                    fmt(c["max_ms"]),
-                    fmt(c["statements_mean"], 2),
+                    *_command_cells(c),
                     fmt(c.get("tx_mean", 0.0), 2),
                     fmt(c.get("pings_mean", 0.0), 2),
                     fmt(c["pool_wait_mean_ms"], 2),
@@ -1157,14 +1165,7 @@ def terminal(results: dict[str, Any], console: Any) -> None:
                 v["name"],
                 str(s["players"]),
                 name,
-                str(c["count"]),
-                str(c["errors"]),
-                fmt(c["throughput"]),
-                fmt(c["p50_ms"]),
-                fmt(c["p95_ms"]),
-                fmt(c["p99_ms"]),
-                fmt(c["max_ms"]),
-                fmt(c["statements_mean"], 2),
+                *_command_cells(c),
                 fmt(c["pool_wait_mean_ms"], 2),
             )
     if results["variants"]:
