@@ -246,6 +246,7 @@ class Runner:
         note: str = "",
         scale: Any = None,
         profile_path: str | None = None,
+        capacity: bool = False,
     ) -> dict[str, Any]:
         cfg = self.config
         base_id = REPLAY_SESSION_BASE if kind == "raw" else QUIZBOT_SESSION_BASE
@@ -268,12 +269,14 @@ class Runner:
             note=note,
             profile_path=profile_path,
             flood_players=0 if profile_path else min(cfg.flood_players, max(cfg.scale.players)),
+            capacity_players=cfg.scale.capacity_players if capacity else (),
         )
         try:
             result = _in_child(run_variant, spec)
         finally:
             self._drop(url)
-        top = result["stages"][-1] if result["stages"] else None
+        ran = [*result["stages"], *result.get("capacity_stages", [])]
+        top = ran[-1] if ran else None
         status = "[green]integrity ok[/green]"
         if not result["integrity"]["passed"]:
             status = f"[red bold]INTEGRITY FAILED {result['integrity']['failures']}[/red bold]"
@@ -388,6 +391,7 @@ class Runner:
                                 "quizbot",
                                 "quizbot",
                                 note="quizbot's services as the cogs call them, default settings.",
+                                capacity=True,
                             )
                         )
                     if "raw" in wanted and "quizbot" in wanted:
@@ -412,6 +416,7 @@ class Runner:
                                 "called on the event loop, N+1 reads, a temporary table per "
                                 "batch update, no hot indexes, no cache, none of quizbot's "
                                 "triggers.",
+                                capacity=True,
                             )
                         )
                     if ablation and "quizbot" in wanted:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import integrity
-from bench.config import Scale
+from bench.config import P95_LIMIT_MS, Scale
 from bench.database import asyncpg_args, libpq_dsn, local_server_cpu
 from bench.metrics import (
     BACKGROUND,
@@ -56,6 +56,10 @@ class VariantSpec:
     flood_players: int = 0
     # Write a cProfile report (text) of the whole child here (the profiler slows it down).
     profile_path: str | None = None
+    # After the ramp, these loads one after another while every command's p95 stays
+    # under P95_LIMIT_MS (`Scale.capacity_players`; the runner gives them to quizbot and
+    # legacy only).
+    capacity_players: tuple[int, ...] = ()
 
 
 def _stage_summary(
@@ -169,10 +173,12 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
     BACKGROUND.statements = 0  # start-up work is not the workload's
     monitor = ProcessMonitor(await local_server_cpu(spec.url))
     stages: list[dict[str, Any]] = []
+    capacity_stages: list[dict[str, Any]] = []
     acks: list[Ack] = []
     traces: list[StageTrace] = []
     capture = spec.kind == "quizbot" and spec.trace_path is not None
     gave_up: int | None = None
+    totals: dict[str, float] | None = None
     warmup: dict[str, Any] | None = None
     flood: dict[str, Any] | None = None
 
@@ -225,6 +231,20 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
                     flood=True,
                 )
                 flood = await measured(stage, f"{spec.name}: flood, {spec.flood_players} players")
+            # The process's peak memory at the scale's loads (the RSS target's), before
+            # the capacity stages grow it.
+            totals = process_totals()
+            first = len(spec.scale.players)
+            for index, players in enumerate(spec.capacity_players, start=first):
+                ran = [*stages, *capacity_stages]
+                if gave_up is not None or ran[-1]["all"]["worst_command_p95_ms"] >= P95_LIMIT_MS:
+                    break  # its capacity is known: a larger load would only queue
+                stage = Stage(driver, spec.scale, players, index, seed=spec.seed, capture=capture)
+                capacity_stages.append(
+                    await measured(stage, f"{spec.name}: {players} players (capacity)")
+                )
+                if capacity_stages[-1]["all"]["p95_ms"] > spec.give_up_p95_s * 1000:
+                    gave_up = players
         finally:
             monitor.close()
             await driver.close()
@@ -232,10 +252,12 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
     check = await integrity.check(asyncpg_args(spec.url), acks, daily_points=spec.kind != "legacy")
     return {
         "stages": stages,
+        "capacity_stages": capacity_stages,
         "integrity": check,
         "gave_up_at": gave_up,
         "warmup": warmup,
         "flood": flood,
+        "process_totals": totals,
         "_traces": traces if capture else None,
         **extra,
     }
@@ -321,7 +343,8 @@ async def _main(spec: VariantSpec, traces: list[StageTrace] | None) -> dict[str,
         kind=spec.kind,
         note=spec.note,
         overrides={k: repr(v) for k, v in spec.overrides.items()},
-        process_totals=process_totals(),
+        # What `_drive` took before its capacity stages, or the whole run's.
+        process_totals=result.get("process_totals") or process_totals(),
         background_statements=BACKGROUND.statements,
     )
     return result

@@ -329,7 +329,9 @@ class Stage:
             if self.stopped():
                 break
             await self._step(trace, [(self._think(), "stats", partial(d.stats, m), None)])
-            week = loops % 3 == 2
+            # A third of the boards are this week's, spread over the players: a stage is
+            # one or two loops long, so a third loop would never come.
+            week = (player + loops) % 3 == 2
             name = "leaderboard_week" if week else "leaderboard"
             await self._step(trace, [(self._think(), name, partial(d.leaderboard, m, week), None)])
             loops += 1

@@ -408,7 +408,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         help="comma-separated subset of quizbot,raw,legacy,pgbench (default: all)",
     )
     bench_p.add_argument(
-        "--players", help="concurrency stages, e.g. 10,100,1000 (default: scale's)"
+        "--players",
+        help="concurrency stages, e.g. 10,100,1000 (default: scale's, then its capacity "
+        "stages; given, exactly these)",
     )
     bench_p.add_argument("--duration", type=float, help="seconds per stage (default: scale's)")
     bench_p.add_argument("--think-ms", type=float, help="mean think time (default: scale's)")

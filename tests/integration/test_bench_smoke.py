@@ -20,7 +20,7 @@ pytest.importorskip("psutil")
 pytest.importorskip("matplotlib")
 
 from bench import runner
-from bench.config import SCALES, BenchConfig
+from bench.config import P95_LIMIT_MS, SCALES, BenchConfig
 from tests.database import IN_CI, server_url
 
 REDIS_URL = os.environ.get("QUIZBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -72,6 +72,30 @@ def test_smoke_run_passes_integrity(smoke: tuple[int, dict[str, Any], Path]) -> 
     for name in ("quizbot-traced", "quizbot", "raw"):
         assert by_name[name]["integrity"]["daily_points_differ"] == 0, name
     assert by_name["legacy"]["integrity"]["daily_points_differ"] > 0
+
+
+def test_smoke_capacity_stages_follow_the_ramp_while_under_the_limit(
+    smoke: tuple[int, dict[str, Any], Path],
+) -> None:
+    _, results, out = smoke
+    loads = SCALES["smoke"].capacity_players
+    assert loads
+    markdown = (out / "bench-smoke.md").read_text()
+    for v in results["variants"]:
+        past = v.get("capacity_stages") or []
+        if v["name"] not in ("quizbot", "legacy"):
+            assert not past, v["name"]
+            continue
+        # A stage past the ramp runs only while the stage before it served its load.
+        ran = [*v["stages"], *past]
+        for before, stage in zip(ran[len(v["stages"]) - 1 :], past, strict=False):
+            assert before["all"]["worst_command_p95_ms"] < P95_LIMIT_MS, v["name"]
+            assert stage["all"]["count"] > 0 and stage["process"]["probe_ms"] > 0
+        assert [s["players"] for s in past] == list(loads[: len(past)])
+        if len(past) < len(loads):  # stopped: the last stage run was over the limit
+            assert ran[-1]["all"]["worst_command_p95_ms"] >= P95_LIMIT_MS, v["name"]
+        for stage in past:
+            assert f"| {v['name']} | {stage['players']} (capacity) |" in markdown
 
 
 def test_smoke_run_writes_reports(smoke: tuple[int, dict[str, Any], Path]) -> None:
