@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import integrity
-from bench.config import P95_LIMIT_MS, Scale
+from bench.config import Scale, served
 from bench.database import asyncpg_args, libpq_dsn, local_server_cpu
 from bench.metrics import (
     BACKGROUND,
@@ -178,7 +178,7 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
     traces: list[StageTrace] = []
     capture = spec.kind == "quizbot" and spec.trace_path is not None
     gave_up: int | None = None
-    totals: dict[str, float] | None = None
+    scale_totals: dict[str, float] | None = None
     warmup: dict[str, Any] | None = None
     flood: dict[str, Any] | None = None
 
@@ -190,7 +190,7 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
             ticker.follow(label, spec.scale.stage_seconds, lambda: stage.done_commands),
         )
         acks.extend(stage.acks)
-        if capture:
+        if stage.capture:
             traces.append(stage.trace)
         return _stage_summary(stage.players, seconds, stage.recorder, process, stage.batches)
 
@@ -231,15 +231,15 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
                     flood=True,
                 )
                 flood = await measured(stage, f"{spec.name}: flood, {spec.flood_players} players")
-            # The process's peak memory at the scale's loads (the RSS target's), before
-            # the capacity stages grow it.
-            totals = process_totals()
+            # The process's CPU and peak memory at the scale's loads (the RSS target's),
+            # before the capacity stages grow them.
+            scale_totals = process_totals()
             first = len(spec.scale.players)
             for index, players in enumerate(spec.capacity_players, start=first):
-                ran = [*stages, *capacity_stages]
-                if gave_up is not None or ran[-1]["all"]["worst_command_p95_ms"] >= P95_LIMIT_MS:
+                if gave_up is not None or not served([*stages, *capacity_stages][-1]):
                     break  # its capacity is known: a larger load would only queue
-                stage = Stage(driver, spec.scale, players, index, seed=spec.seed, capture=capture)
+                # Never traced: the raw replay knows ramp, warm-up and flood stages only.
+                stage = Stage(driver, spec.scale, players, index, seed=spec.seed, capture=False)
                 capacity_stages.append(
                     await measured(stage, f"{spec.name}: {players} players (capacity)")
                 )
@@ -257,7 +257,7 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
         "gave_up_at": gave_up,
         "warmup": warmup,
         "flood": flood,
-        "process_totals": totals,
+        "scale_totals": scale_totals,
         "_traces": traces if capture else None,
         **extra,
     }
@@ -343,8 +343,7 @@ async def _main(spec: VariantSpec, traces: list[StageTrace] | None) -> dict[str,
         kind=spec.kind,
         note=spec.note,
         overrides={k: repr(v) for k, v in spec.overrides.items()},
-        # What `_drive` took before its capacity stages, or the whole run's.
-        process_totals=result.get("process_totals") or process_totals(),
+        process_totals=process_totals(),
         background_statements=BACKGROUND.statements,
     )
     return result

@@ -3,10 +3,12 @@ bound, the answer burst's table."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
+from bench.config import SCALES, BenchConfig, served
 from bench.report import (
     answer_burst_section,
     capacity,
@@ -22,7 +24,14 @@ def _stage(players: int, worst_p95_ms: float, commands: dict[str, float]) -> dic
         "players": players,
         "all": {"worst_command_p95_ms": worst_p95_ms},
         "commands": {
-            name: {"count": 1, "p50_ms": p95 / 2, "p95_ms": p95, "statements_mean": 1.0}
+            name: {
+                "count": 1,
+                "p50_ms": p95 / 2,
+                "p95_ms": p95,
+                "p99_ms": p95,
+                "throughput": 1.0,
+                "statements_mean": 1.0,
+            }
             for name, p95 in commands.items()
         },
     }
@@ -52,7 +61,7 @@ def test_no_load_when_the_replay_never_served_or_never_ran_the_command() -> None
 
 def test_the_capacity_reads_the_stages_past_the_ramp() -> None:
     ramp = [_stage(n, 20.0, {"answer": 9.0}) for n in (10, 100)]
-    # Still under the limit at the ramp's top: only a lower bound.
+    # Still served at the ramp's top: only a lower bound.
     assert capacity({"stages": ramp}) == (100, True)
     past = [_stage(300, 90.0, {"answer": 40.0}), _stage(1000, 800.0, {"answer": 700.0})]
     assert capacity({"stages": ramp, "capacity_stages": past}) == (300, False)
@@ -63,40 +72,76 @@ def test_the_capacity_reads_the_stages_past_the_ramp() -> None:
     )
 
 
-def _variant(name: str, stages: list[dict[str, Any]], past: list[dict[str, Any]]) -> Any:
-    for s in [*stages, *past]:
+def test_a_stage_with_failed_commands_is_not_served() -> None:
+    # Failed commands are left out of the latencies: fast figures, yet not served.
+    failing = _stage(300, 90.0, {"answer": 40.0})
+    failing["all"]["errors"] = 3
+    assert not served(failing)
+    assert served(_stage(300, 90.0, {"answer": 40.0}))
+    ramp = [_stage(n, 20.0, {"answer": 9.0}) for n in (10, 100)]
+    assert capacity({"stages": ramp, "capacity_stages": [failing]}) == (100, False)
+
+
+def _variant(name: str, stages: list[dict[str, Any]], past: list[dict[str, Any]]) -> dict[str, Any]:
+    for s in stages:
         s["process"] = {"loop_lag_max_ms": 2.0, "loop_lag_p99_ms": 1.0}
+    # The stages past the ramp stall the loop far past the target.
+    for s in past:
+        s["process"] = {"loop_lag_max_ms": 900.0, "loop_lag_p99_ms": 300.0}
     return {
         "name": name,
         "stages": stages,
         "capacity_stages": past,
-        "process_totals": {"peak_rss_mb": 100.0},
+        "scale_totals": {"peak_rss_mb": 150.0},
+        "process_totals": {"peak_rss_mb": 260.0},
     }
 
 
 def test_the_ten_fold_claim_is_decided_by_the_capacity_stages_and_nothing_else_reads_them() -> None:
-    ramp = [_stage(n, 20.0, {"stats": 3.0}) for n in (10, 100, 300)]
-    legacy_ramp = [_stage(10, 90.0, {"stats": 60.0}), _stage(100, 700.0, {"stats": 650.0})]
-    # At 1,000 players (past the ramp) quizbot's stats took 9 ms: the worst-stage figure
-    # of the stats target is the ramp's (3 ms), the capacity is 1,000, 100x legacy's 10.
+    ramp = [_stage(n, 20.0, {"stats": 3.0, "answer": 8.0}) for n in (10, 100, 300)]
+    legacy_ramp = [
+        _stage(10, 90.0, {"stats": 60.0, "answer": 80.0}),
+        _stage(100, 700.0, {"stats": 650.0, "answer": 700.0}),
+    ]
+    # At 1,000 players (past the ramp) quizbot's stats took 9 ms, its answers 60 ms at
+    # p99 and its loop stalled: the targets read the ramp's stages, the capacity is
+    # 1,000, 100x legacy's 10.
+    past = [_stage(1000, 200.0, {"stats": 9.0, "answer": 60.0})]
     results: dict[str, Any] = {
-        "config": {"scale": {"name": "standard"}},
-        "variants": [
-            _variant("quizbot", ramp, [_stage(1000, 200.0, {"stats": 9.0})]),
-            _variant("legacy", legacy_ramp, []),
-        ],
+        "config": {"scale": {"name": "standard", "capacity_players": (1000,)}},
+        "variants": [_variant("quizbot", ramp, past), _variant("legacy", legacy_ramp, [])],
     }
     rows = {r["claim"]: r for r in claims(results)}
-    served = rows["concurrent players served with p95 < 500 ms"]
-    assert served["measured"] == "legacy: 10, quizbot: ≥ 1000; ratio ≥ 100.0×"
-    assert served["verdict"].startswith("**met**")
+    capacity_row = rows["concurrent players served with p95 < 500 ms"]
+    assert capacity_row["measured"] == "legacy: 10, quizbot: ≥ 1000; ratio ≥ 100.0×"
+    assert capacity_row["verdict"].startswith("**met**")
     stats = rows["stats: statements and p95"]
     assert "worst-stage p95 3.0 ms" in stats["measured"] and "at 300 players" in stats["measured"]
-    assert "up to 300 players" in rows["peak RSS of the bot process"]["measured"]
+    assert rows["answer p99 at 1,000 players"]["measured"] == "no 1,000-player stage"
+    stall = rows["event-loop stall under load (quizbot)"]
+    assert stall["measured"] == "worst stage: p99 1.0 ms, max 2.0 ms"
+    assert stall["verdict"].startswith("**met**")
+    rss = rows["peak RSS of the bot process"]["measured"]
+    assert rss.startswith("150.0 MB") and "up to 300 players" in rss
+    # Legacy's comparisons stay at the loads both ramps ran.
+    assert "p95 `stats` at 100 players (legacy → quizbot)" in rows
     # Without the stage past the ramp, 30x: met as well, from the ramp alone.
     results["variants"][0]["capacity_stages"] = []
     rows = {r["claim"]: r for r in claims(results)}
     assert rows["concurrent players served with p95 < 500 ms"]["measured"].endswith("30.0×")
+
+
+def test_players_given_on_the_command_line_drop_the_capacity_stages() -> None:
+    config = BenchConfig(scale=SCALES["standard"])
+    assert config.scale.capacity_players
+    assert config.with_overrides(players=(10, 100)).scale.capacity_players == ()
+    kept = config.with_overrides(duration=3.0, think_ms=200.0).scale
+    assert kept.capacity_players == SCALES["standard"].capacity_players
+
+
+def test_capacity_stages_must_rise_past_the_ramp() -> None:
+    with pytest.raises(ValueError, match="must rise past the ramp"):
+        dataclasses.replace(SCALES["standard"], capacity_players=(500,))
 
 
 def _flood(answers: int, bot_s: float, server_s: float | None) -> dict[str, Any]:
