@@ -1113,8 +1113,13 @@ def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    # More variants than the default cycle's ten colours: one colour each from a
+    # larger map, and the ablations dashed, so no two lines look alike.
+    tab20 = plt.get_cmap("tab20")
+    # tab20 pairs a strong colour with a pale one: the strong ten first.
+    colours = [tab20(k) for k in (*range(0, tab20.N, 2), *range(1, tab20.N, 2))]
     for ax, (title, key) in zip(axes, (("all commands", None), ("answer", "answer")), strict=True):
-        for v in results["variants"]:
+        for i, v in enumerate(results["variants"]):
             xs, ys = [], []
             for _, s in labelled_stages(v):
                 value = s["all"]["p95_ms"] if key is None else _cmd(s, key, "p95_ms")
@@ -1122,7 +1127,17 @@ def plot(results: dict[str, Any], path: Path) -> None:
                     xs.append(s["players"])
                     ys.append(value)
             if xs:
-                ax.plot(xs, ys, marker="o", label=v["name"])
+                ablation = v["name"].startswith("quizbot-no-")
+                ax.plot(
+                    xs,
+                    ys,
+                    marker="o",
+                    markersize=3 if ablation else 5,
+                    linestyle="--" if ablation else "-",
+                    linewidth=1 if ablation else 2,
+                    color=colours[i % len(colours)],
+                    label=v["name"],
+                )
         ax.axhline(P95_LIMIT_MS, color="grey", linestyle="--", linewidth=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
