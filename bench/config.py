@@ -41,10 +41,10 @@ class Scale:
     burst_size: int = 20
     # Players per channel quiz in the answer flood (every player in one, no think time).
     flood_group: int = 50
-    # Loads past the ramp that quizbot and legacy go on to while every command's p95
-    # stays under P95_LIMIT_MS: where the ramp ends below their limits, the capacity
-    # claim is only a lower bound. On a fast machine legacy serves 300 players, so
-    # deciding ">= 10x legacy" takes 3,000. The other variants stop at the ramp.
+    # Loads past the ramp that quizbot and legacy go on to while the last stage was
+    # `served`: where the ramp ends below their limits, the capacity claim is only a
+    # lower bound. Legacy served 300 players on a fast machine (2026-12-08 01:28), so
+    # deciding ">= 10x legacy" can take 3,000. The other variants stop at the ramp.
     capacity_players: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:

@@ -81,9 +81,9 @@ def common_command_stage(a: dict[str, Any], b: dict[str, Any], command: str) -> 
 
 
 def unsaturated_common_stage(a: dict[str, Any], b: dict[str, Any], command: str) -> int | None:
-    """The largest load at which both variants completed `command` and `b` served every
-    command with p95 under P95_LIMIT_MS: past that, a baseline's times are its own queue,
-    not its statements'."""
+    """The largest load at which both variants completed `command` and `b` served its
+    load (`served`: every command's p95 under P95_LIMIT_MS, none failed): past that, a
+    baseline's times are its own queue, not its statements'."""
     loads = {s["players"] for s in b["stages"] if served(s)}
     both = _loads_with(a, command) & _loads_with(b, command) & loads
     return max(both) if both else None

@@ -56,9 +56,8 @@ class VariantSpec:
     flood_players: int = 0
     # Write a cProfile report (text) of the whole child here (the profiler slows it down).
     profile_path: str | None = None
-    # After the ramp, these loads one after another while every command's p95 stays
-    # under P95_LIMIT_MS (`Scale.capacity_players`; the runner gives them to quizbot and
-    # legacy only).
+    # After the flood, these loads one after another while the last stage was `served`
+    # (`Scale.capacity_players`; the runner gives them to quizbot and legacy only).
     capacity_players: tuple[int, ...] = ()
 
 
