@@ -89,14 +89,18 @@ def unsaturated_common_stage(a: dict[str, Any], b: dict[str, Any], command: str)
     return max(both) if both else None
 
 
-def labelled_stages(v: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The ramp's stages, then the capacity stages past it (quizbot and legacy only),
-    each with its load as the tables show it.
+def all_stages(v: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ramp's stages, then the capacity stages past it (quizbot and legacy only).
 
     Everything measured "at a load" or "in the worst stage" reads the ramp's stages
     alone (`v["stages"]`), so the targets are judged at the scale's loads; the
     capacity, the plot and the per-stage tables read these.
     """
+    return [*v["stages"], *v.get("capacity_stages", [])]
+
+
+def labelled_stages(v: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """`all_stages(v)`, each with its load as the tables show it."""
     return [(str(s["players"]), s) for s in v["stages"]] + [
         (f"{s['players']} (capacity)", s) for s in v.get("capacity_stages", [])
     ]
@@ -105,7 +109,7 @@ def labelled_stages(v: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 def capacity(v: dict[str, Any]) -> tuple[int | None, bool]:
     """Largest players served (every command's p95 under 500 ms, none failed); True when
     it is the top stage run (the real limit may be higher)."""
-    stages = [s for _, s in labelled_stages(v)]
+    stages = all_stages(v)
     ok = [s["players"] for s in stages if served(s)]
     if not ok:
         return None, False
@@ -1085,8 +1089,7 @@ def markdown(results: dict[str, Any], plot_name: str | None) -> str:
                 "",
             ]
         kinds: dict[str, int] = {}
-        stages = [s for _, s in labelled_stages(v)]
-        for s in [*stages, *([v["flood"]] if v.get("flood") else [])]:
+        for s in [*all_stages(v), *([v["flood"]] if v.get("flood") else [])]:
             for c in s["commands"].values():
                 for kind, n in c.get("error_kinds", {}).items():
                     kinds[kind] = kinds.get(kind, 0) + n
@@ -1118,16 +1121,17 @@ def plot(results: dict[str, Any], path: Path) -> None:
     tab20 = plt.get_cmap("tab20")
     # tab20 pairs a strong colour with a pale one: the strong ten first.
     colours = [tab20(k) for k in (*range(0, tab20.N, 2), *range(1, tab20.N, 2))]
+    ablations = {ab["variant"] for ab in results.get("ablations", [])}
     for ax, (title, key) in zip(axes, (("all commands", None), ("answer", "answer")), strict=True):
         for i, v in enumerate(results["variants"]):
             xs, ys = [], []
-            for _, s in labelled_stages(v):
+            for s in all_stages(v):
                 value = s["all"]["p95_ms"] if key is None else _cmd(s, key, "p95_ms")
                 if value is not None:
                     xs.append(s["players"])
                     ys.append(value)
             if xs:
-                ablation = v["name"].startswith("quizbot-no-")
+                ablation = v["name"] in ablations
                 ax.plot(
                     xs,
                     ys,

@@ -275,7 +275,7 @@ class Runner:
             result = _in_child(run_variant, spec)
         finally:
             self._drop(url)
-        ran = [*result["stages"], *result.get("capacity_stages", [])]
+        ran = report.all_stages(result)
         top = ran[-1] if ran else None
         status = "[green]integrity ok[/green]"
         if not result["integrity"]["passed"]:

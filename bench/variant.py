@@ -181,6 +181,10 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
     warmup: dict[str, Any] | None = None
     flood: dict[str, Any] | None = None
 
+    def too_slow(summary: dict[str, Any]) -> bool:
+        """Past the give-up limit: the variant stops ramping."""
+        return bool(summary["all"]["p95_ms"] > spec.give_up_p95_s * 1000)
+
     async def measured(stage: Stage, label: str) -> dict[str, Any]:
         """Run one recorded stage with its progress bar; keep its acks and trace."""
         seconds, process = await _measured(
@@ -216,7 +220,7 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
                 typed: Driver = driver
                 stage = Stage(typed, spec.scale, players, index, seed=spec.seed, capture=capture)
                 stages.append(await measured(stage, f"{spec.name}: {players} players"))
-                if stages[-1]["all"]["p95_ms"] > spec.give_up_p95_s * 1000:
+                if too_slow(stages[-1]):
                     gave_up = players
                     break
             if spec.flood_players:
@@ -235,14 +239,15 @@ async def _drive(spec: VariantSpec) -> dict[str, Any]:
             scale_totals = process_totals()
             first = len(spec.scale.players)
             for index, players in enumerate(spec.capacity_players, start=first):
-                if gave_up is not None or not served([*stages, *capacity_stages][-1]):
+                last = capacity_stages[-1] if capacity_stages else stages[-1]
+                if gave_up is not None or not served(last):
                     break  # its capacity is known: a larger load would only queue
                 # Never traced: the raw replay knows ramp, warm-up and flood stages only.
                 stage = Stage(driver, spec.scale, players, index, seed=spec.seed, capture=False)
                 capacity_stages.append(
                     await measured(stage, f"{spec.name}: {players} players (capacity)")
                 )
-                if capacity_stages[-1]["all"]["p95_ms"] > spec.give_up_p95_s * 1000:
+                if too_slow(capacity_stages[-1]):
                     gave_up = players
         finally:
             monitor.close()
