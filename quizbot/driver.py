@@ -11,7 +11,8 @@ microsecond there is a wait for every coroutine behind it.
 
 - the connection still comes from the engine's pool (`Engine.raw_connection`): the
   same size, timeouts, pre-ping, monitoring (`quizbot.pool_monitor`), events and
-  asyncpg settings (statement cache, PgBouncer mode);
+  asyncpg settings (statement cache, PgBouncer mode); the pool's synchronous checkout
+  and return run on reused greenlets (`quizbot.greenlets`), not a new one per call;
 - the statement is still a SQLAlchemy `text()` or Core construct, compiled by the
   engine's dialect, once per statement object, into the SQL SQLAlchemy would send
   (`$n` placeholders, bind casts), with its bind and result processors (enums, arrays);
@@ -52,8 +53,8 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.selectable import ReturnsRows, TextualSelect
-from sqlalchemy.util import greenlet_spawn
 
+from quizbot import greenlets
 from quizbot.resilience import CircuitBreaker, settle, settle_after
 
 log = logging.getLogger(__name__)
@@ -408,7 +409,7 @@ class DriverUnit:
         if breaker is not None:
             breaker.before()
         try:
-            fairy = await greenlet_spawn(self._factory.sync_engine.raw_connection)
+            fairy = await greenlets.run(self._factory.sync_engine.raw_connection)
         except BaseException as error:
             settle(breaker, error)  # raises for a connection failure
             raise
@@ -421,7 +422,7 @@ class DriverUnit:
                     # The BEGIN ran but what was sent with it failed: an aborted
                     # transaction that SQLAlchemy's reset on return would not end.
                     fairy.invalidate(error if isinstance(error, Exception) else None)
-                await settle_after(greenlet_spawn(fairy.close), breaker, error)
+                await settle_after(greenlets.run(fairy.close), breaker, error)
                 raise
         return self._connection
 
@@ -450,7 +451,7 @@ class DriverUnit:
             # SQLAlchemy's reset on return does not know of a transaction begun here:
             # never hand on a connection that is still in one.
             fairy.invalidate()
-        await settle_after(greenlet_spawn(fairy.close), self._factory.breaker, outcome)
+        await settle_after(greenlets.run(fairy.close), self._factory.breaker, outcome)
         if outcome is not value:
             assert outcome is not None
             raise outcome

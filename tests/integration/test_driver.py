@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import String, bindparam, column, event, exc, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from quizbot import driver
+from quizbot import driver, greenlets
 from quizbot.config import Settings
 from quizbot.db import create_engine
 from quizbot.db_admin import asyncpg_args
@@ -158,6 +158,31 @@ async def test_a_statement_cancelled_midway_does_not_return_its_connection(
     assert len(invalidated) == 1  # closed, not returned as it was
     async with on_driver() as conn:
         assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+
+
+async def test_units_waiting_for_the_pool_are_served_on_reused_greenlets(
+    autocommit: AsyncEngine,
+) -> None:
+    """Six units on a pool of two: four checkouts wait in the pool's queue (each on a
+    greenlet of its own, `quizbot.greenlets`) and all are served; afterwards a unit's
+    checkout and return make no new greenlet."""
+    on_driver = DriverConnections(autocommit)
+
+    async def backend() -> int:
+        async with on_driver() as conn:
+            pid: int = (
+                await conn.execute(text("SELECT pg_backend_pid() FROM pg_sleep(0.05)"))
+            ).scalar_one()
+            return pid
+
+    pids = await asyncio.gather(*(backend() for _ in range(6)))
+    assert len(set(pids)) == 2
+    pool: Any = autocommit.sync_engine.pool
+    assert pool.checkedout() == 0
+    idle = greenlets.idle_workers()
+    assert idle >= 1
+    await backend()
+    assert greenlets.idle_workers() == idle
 
 
 async def test_what_the_driver_cannot_run_is_refused(autocommit: AsyncEngine) -> None:
