@@ -12,7 +12,9 @@ machine: process CPU time and wall time per call through
 - quizbot's hot path now: `App.read_connections` (`quizbot.driver`: circuit breaker,
   the pool's raw checkout, the statement compiled once and run by asyncpg);
 - asyncpg on a connection checked out of the same pool through `engine.connect()`;
-- a bare asyncpg connection (what the raw replay pays per statement).
+- asyncpg's own pool: acquire, the statement, release (what the raw replay pays per
+  command: `bench.raw.create_pool`, without a reset query);
+- a bare asyncpg connection (the statement alone).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ import asyncpg
 from bench.config import Scale
 from bench.database import asyncpg_args
 from bench.dataset import guild_of, user_of
+from bench.raw import create_pool
 from quizbot.app import App
 from quizbot.config import Settings
+from quizbot.db import connect_args
 from quizbot.resilience import GuardedConnections
 from quizbot.services.stats import MEMBER_POINTS
 
@@ -61,6 +65,12 @@ async def measure(url: str, scale: Scale, calls: int = CALLS) -> list[dict[str, 
     params = {"guild_id": guild_of(1, scale), "me": user_of(1)}  # seeded member 1
 
     bare = await asyncpg.connect(**asyncpg_args(url))
+    replay_pool = await create_pool(
+        asyncpg_args(url),
+        min_size=1,
+        max_size=1,
+        server_settings=connect_args(app.settings)["server_settings"],
+    )
 
     async def orm_session() -> Any:
         async with app.read_sessionmaker() as session:
@@ -83,6 +93,10 @@ async def measure(url: str, scale: Scale, calls: int = CALLS) -> list[dict[str, 
                 _DRIVER_SQL, params["guild_id"], params["me"]
             )
 
+    async def replay_pool_driver() -> Any:
+        async with replay_pool.acquire() as conn:
+            return await conn.fetch(_DRIVER_SQL, params["guild_id"], params["me"])
+
     async def bare_driver() -> Any:
         return await bare.fetch(_DRIVER_SQL, params["guild_id"], params["me"])
 
@@ -91,7 +105,8 @@ async def measure(url: str, scale: Scale, calls: int = CALLS) -> list[dict[str, 
         ("guarded Core AsyncConnection, autocommit", core_connection),
         ("quizbot's hot path (quizbot.driver over the pool)", driver_path),
         ("asyncpg on a connection from the same pool", pooled_driver),
-        ("asyncpg, bare connection (the raw replay)", bare_driver),
+        ("asyncpg's own pool: acquire, statement, release (the raw replay)", replay_pool_driver),
+        ("asyncpg, bare connection (the statement alone)", bare_driver),
     ]
     try:
         if len(await orm_session()) != 1:
@@ -100,5 +115,6 @@ async def measure(url: str, scale: Scale, calls: int = CALLS) -> list[dict[str, 
             {"layer": name, "calls": calls, **await _per_call(call, calls)} for name, call in layers
         ]
     finally:
+        await replay_pool.close()
         await bare.close()
         await app.close()

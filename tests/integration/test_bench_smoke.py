@@ -243,6 +243,7 @@ def test_smoke_measures_one_statement_through_each_layer(
         "guarded",
         "quizbot's",
         "asyncpg",
+        "asyncpg's",
         "asyncpg",
     ]
     for r in rows:
