@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from greenlet import getcurrent
 from sqlalchemy import String, bindparam, column, event, exc, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -163,26 +164,28 @@ async def test_a_statement_cancelled_midway_does_not_return_its_connection(
 async def test_units_waiting_for_the_pool_are_served_on_reused_greenlets(
     autocommit: AsyncEngine,
 ) -> None:
-    """Six units on a pool of two: four checkouts wait in the pool's queue (each on a
-    greenlet of its own, `quizbot.greenlets`) and all are served; afterwards a unit's
-    checkout and return make no new greenlet."""
+    """Six units on a pool of two: four checkouts wait in the pool's queue, each on a
+    greenlet of its own (`quizbot.greenlets`), and all are served; the next unit's
+    checkout runs on one of those greenlets again."""
     on_driver = DriverConnections(autocommit)
+    checked_out_on: list[Any] = []
+    event.listen(autocommit.sync_engine, "checkout", lambda *_: checked_out_on.append(getcurrent()))
 
     async def backend() -> int:
         async with on_driver() as conn:
-            pid: int = (
-                await conn.execute(text("SELECT pg_backend_pid() FROM pg_sleep(0.05)"))
-            ).scalar_one()
+            statement = text("SELECT pg_backend_pid() FROM pg_sleep(0.05)")
+            pid: int = (await conn.execute(statement)).scalar_one()
             return pid
 
     pids = await asyncio.gather(*(backend() for _ in range(6)))
     assert len(set(pids)) == 2
     pool: Any = autocommit.sync_engine.pool
     assert pool.checkedout() == 0
-    idle = greenlets.idle_workers()
-    assert idle >= 1
+    assert len(checked_out_on) == 6
+    assert all(isinstance(g, greenlets._Worker) for g in checked_out_on)
+    assert len({id(g) for g in checked_out_on}) >= 4  # the waiting ones, at once
     await backend()
-    assert greenlets.idle_workers() == idle
+    assert any(checked_out_on[-1] is g for g in checked_out_on[:-1])
 
 
 async def test_what_the_driver_cannot_run_is_refused(autocommit: AsyncEngine) -> None:
